@@ -1,0 +1,45 @@
+# Every target creates .venv and installs the project on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+TENANT ?=
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help migrate report test test-fast bench serve-cognito stop-cognito demo lint clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+	@echo "  Variables: TENANT=<name> (one tenant), ARGS='...' (extra CLI options)"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+migrate: $(STAMP) ## Migrate every tenant (or TENANT=x) into the target pool; local Cognito by default
+	$(PY) -m pipeline migrate $(if $(TENANT),--tenant $(TENANT)) $(ARGS)
+
+report: $(STAMP) ## Data-quality report and would-be import files, touching no import job (TENANT=x for one)
+	$(PY) -m pipeline report $(if $(TENANT),--tenant $(TENANT)) $(ARGS)
+
+test: $(STAMP) ## Run the whole test suite (needs PostgreSQL and MariaDB running)
+	$(PY) -m pytest -n 2 $(ARGS)
+
+bench: $(STAMP) ## Run the benchmarks and print their ratios
+	$(PY) -m bench $(ARGS)
+
+serve-cognito: $(STAMP) ## Run the local Cognito import service on 127.0.0.1 (PORT=9229)
+	$(PY) -m pipeline serve-cognito --port $${PORT:-9229} $(ARGS)
+
+demo: $(STAMP) ## (Re)generate the embedded demo legacy database
+	$(PY) -m pipeline demo $(ARGS)
+
+lint: $(STAMP) ## ruff
+	$(VENV)/bin/ruff check pipeline tests bench
+
+clean: ## Remove generated runs and demo data (keeps .venv)
+	rm -rf runs var .pytest_cache
