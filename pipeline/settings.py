@@ -1,0 +1,85 @@
+"""Where the data comes from and where it goes, read once from the environment into frozen objects.
+
+Real AWS is reached only when ``COGNITO_TARGET=aws`` is set explicitly; with the default (``local``)
+every client is pointed at the local Cognito import service with dummy credentials.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LOCAL_ACCOUNT_ID = "123456789012"
+LOCAL_LOGS_ROLE_ARN = f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/service-role/Cognito-UserImport-Role"
+DEFAULT_LOCAL_PORT = 9229
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """The Cognito side: the local service (default) or real AWS."""
+
+    kind: str = "local"                      # "local" | "aws"
+    region: str = "us-east-1"
+    endpoint_url: str | None = None          # local only; None = start/attach the local service
+    user_pool_id: str | None = None          # aws: the pool, unless a tenant's mapping names one
+    logs_role_arn: str = LOCAL_LOGS_ROLE_ARN
+
+    @property
+    def is_aws(self) -> bool:
+        return self.kind == "aws"
+
+
+@dataclass(frozen=True)
+class Settings:
+    source_url: str
+    mappings_dir: Path
+    sql_dir: Path
+    runs_dir: Path
+    target: TargetSettings = field(default_factory=TargetSettings)
+
+    @property
+    def demo_db(self) -> Path:
+        return self.runs_dir.parent / "var" / "demo-legacy.sqlite"
+
+
+def load_settings(env: dict[str, str] | None = None, root: Path = PROJECT_ROOT) -> Settings:
+    """Read settings from ``env`` (default ``os.environ``); report every problem at once."""
+    env = dict(os.environ if env is None else env)
+    problems: list[str] = []
+    kind = env.get("COGNITO_TARGET", "local").strip().lower() or "local"
+    if kind not in ("local", "aws"):
+        problems.append(f"COGNITO_TARGET={kind!r}: write 'local' (the default) or 'aws'")
+    region = env.get("COGNITO_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
+    if kind == "aws":
+        if not region:
+            problems.append("COGNITO_TARGET=aws needs a region: set COGNITO_REGION (or AWS_REGION)")
+        if not env.get("COGNITO_LOGS_ROLE_ARN"):
+            problems.append("COGNITO_TARGET=aws needs COGNITO_LOGS_ROLE_ARN: the role Cognito uses to write "
+                            "the import log (import-rules fact 40)")
+        if env.get("COGNITO_ENDPOINT_URL"):
+            problems.append("COGNITO_ENDPOINT_URL is for the local service; unset it with COGNITO_TARGET=aws")
+    if problems:
+        raise ConfigError("The environment does not describe a usable target:", problems)
+    target = TargetSettings(
+        kind=kind,
+        region=region or "us-east-1",
+        endpoint_url=env.get("COGNITO_ENDPOINT_URL") if kind == "local" else None,
+        user_pool_id=env.get("COGNITO_USER_POOL_ID") or None,
+        logs_role_arn=env.get("COGNITO_LOGS_ROLE_ARN", LOCAL_LOGS_ROLE_ARN) if kind == "aws"
+        else LOCAL_LOGS_ROLE_ARN,
+    )
+    runs_dir = Path(env.get("MIGRATE_RUNS_DIR", root / "runs"))
+    settings = Settings(
+        source_url=env.get("LEGACY_DB_URL", ""),
+        mappings_dir=Path(env.get("MIGRATE_MAPPINGS_DIR", root / "mappings")),
+        sql_dir=Path(env.get("MIGRATE_SQL_DIR", root / "sql")),
+        runs_dir=runs_dir,
+        target=target,
+    )
+    if not settings.source_url:
+        settings = Settings(**{**settings.__dict__, "source_url": f"sqlite:///{settings.demo_db}"})
+    return settings
