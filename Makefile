@@ -8,7 +8,7 @@ TENANT ?=
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help migrate report test test-fast bench serve-cognito stop-cognito demo lint clean
+.PHONY: help migrate report test bench serve-cognito stop-cognito demo lint clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ bench: $(STAMP) ## Run the benchmarks and print their ratios
 
 serve-cognito: $(STAMP) ## Run the local Cognito import service on 127.0.0.1 (PORT=9229)
 	$(PY) -m pipeline serve-cognito --port $${PORT:-9229} $(ARGS)
+
+stop-cognito: $(STAMP) ## Stop the local Cognito service that make migrate started
+	$(PY) -m pipeline stop-cognito
 
 demo: $(STAMP) ## (Re)generate the embedded demo legacy database
 	$(PY) -m pipeline demo $(ARGS)

@@ -1,0 +1,231 @@
+"""The command line: the only place that prints and chooses exit codes.
+
+Exit codes: 0 done; 2 a user mistake (config, mapping, source, pool); 3 the rejection gate stopped the
+run; 4 another run holds the lock; 5 the accounting does not add up; 6 a job or the load failed.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from pipeline.errors import MigrationError
+from pipeline.settings import DEFAULT_LOCAL_PORT, Settings, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Move legacy users into Amazon Cognito user pools through CSV import jobs.")
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+TenantOpt = Annotated[list[str] | None, typer.Option("--tenant", "-t", help="Tenant to run (repeatable); default: all")]
+
+
+class _Bars:
+    """Rich progress bars fed by the runner's Progress protocol (rows per tenant and stage)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._tasks: dict[tuple[str, str], int] = {}
+
+    def rows(self, tenant: str, stage: str, n: int) -> None:
+        key = (tenant, stage)
+        if key not in self._tasks:
+            self._tasks[key] = self._progress.add_task(f"{tenant}: {stage}", total=None)
+        self._progress.advance(self._tasks[key], n)
+
+    def note(self, tenant: str, message: str) -> None:
+        self._progress.console.print(f"[dim]{tenant}:[/] {message}")
+
+
+@contextmanager
+def _progress():
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as progress:
+        yield _Bars(progress)
+
+
+def _tenants(settings: Settings, chosen: list[str] | None) -> list[str]:
+    from pipeline.mapping import list_tenants
+
+    known = list_tenants(settings.mappings_dir)
+    if not chosen:
+        if not known:
+            raise MigrationError(f"No tenant files in {settings.mappings_dir / 'tenants'}: add one per tenant "
+                                 "(see mappings/README.md).")
+        return known
+    unknown = [t for t in chosen if t not in known]
+    if unknown:
+        raise MigrationError(f"Unknown tenant(s) {', '.join(unknown)}: expected one of {', '.join(known)} "
+                             f"(files in {settings.mappings_dir / 'tenants'}).")
+    return chosen
+
+
+def _prepare_source(settings: Settings) -> None:
+    """With nothing configured, the source is the embedded demo database: build it on first use."""
+    if settings.source_url == f"sqlite:///{settings.demo_db}" and not settings.demo_db.exists():
+        from pipeline.demo import create_sqlite_demo
+
+        err.print(f"Building the embedded demo database at {settings.demo_db}")
+        create_sqlite_demo(settings.demo_db)
+
+
+def _target(settings: Settings, yes: bool):
+    from pipeline import localservice
+    from pipeline.cognito import CognitoTarget
+
+    if settings.target.is_aws:
+        err.print("[bold red]" + "!" * 72)
+        err.print(f"[bold red]  REAL AWS: region {settings.target.region}. Import jobs will create users in "
+                  "real pools.")
+        err.print("[bold red]" + "!" * 72)
+        if not yes:
+            raise MigrationError("Refusing to write to real AWS without --yes (or ARGS=--yes with make).")
+        return CognitoTarget.from_settings(settings.target)
+    endpoint = settings.target.endpoint_url or localservice.ensure_running(
+        settings.runs_dir.parent / "var", port=int(_env("LOCAL_COGNITO_PORT", str(DEFAULT_LOCAL_PORT))))
+    err.print(f"Target: local Cognito import service at {endpoint}")
+    return CognitoTarget.from_settings(settings.target, endpoint_url=endpoint)
+
+
+def _env(name: str, default: str) -> str:
+    import os
+
+    return os.environ.get(name, default)
+
+
+@app.command()
+def report(tenant: TenantOpt = None,
+           contract_snapshot: Annotated[Path | None, typer.Option(
+               help="Plan offline against a saved pool snapshot (see save-contract)")] = None) -> None:
+    """Data-quality report and would-be import files per tenant; touches no import job."""
+    from pipeline.report import render_terminal
+    from pipeline.runner import plan_tenant
+
+    settings = load_settings()
+    tenants = _tenants(settings, tenant)
+    _prepare_source(settings)
+    target = None if contract_snapshot else _target(settings, yes=True)
+    with _progress() as bars:
+        for name in tenants:
+            plan = plan_tenant(settings, name, target=target, contract_snapshot=contract_snapshot, progress=bars)
+            out.print(render_terminal(plan.report))
+            out.print(f"report: {plan.report_paths.get('html')}  (json: {plan.report_paths.get('json')})\n")
+
+
+@app.command("save-contract")
+def save_contract(tenant: Annotated[str, typer.Option("--tenant", "-t")],
+                  path: Annotated[Path, typer.Option("--out", help="Where to write the snapshot JSON")]) -> None:
+    """Save the tenant pool's GetCSVHeader + DescribeUserPool for offline planning."""
+    from pipeline.mapping import load_mapping
+    from pipeline.runner import read_contract, resolve_pool
+
+    settings = load_settings()
+    _tenants(settings, [tenant])
+    target = _target(settings, yes=True)
+    pool_id = resolve_pool(target, load_mapping(settings.mappings_dir, tenant), settings)
+    read_contract(target, pool_id, None).to_snapshot(path)
+    out.print(f"saved the contract of pool {pool_id} to {path}")
+
+
+@app.command()
+def migrate(tenant: TenantOpt = None,
+            dry_run: Annotated[bool, typer.Option(help="Stop after the files and the plan")] = False,
+            keep_files: Annotated[bool, typer.Option(help="Keep chunk CSVs after their job is harvested")] = False,
+            on_failed_job: Annotated[str, typer.Option(help="stop | continue")] = "stop",
+            yes: Annotated[bool, typer.Option("--yes", help="Confirm a run against real AWS")] = False) -> None:
+    """Plan, import and reconcile every tenant (or --tenant); the local Cognito service by default."""
+    from pipeline.ledger import Ledger
+    from pipeline.load import LoadPolicy
+    from pipeline.runner import migrate_tenant
+
+    if on_failed_job not in ("stop", "continue"):
+        raise MigrationError(f"--on-failed-job {on_failed_job!r}: write 'stop' or 'continue'.")
+    settings = load_settings()
+    tenants = _tenants(settings, tenant)
+    _prepare_source(settings)
+    target = _target(settings, yes=yes)
+    policy = LoadPolicy(on_failed_job=on_failed_job, keep_files=keep_files)
+    settings.runs_dir.mkdir(parents=True, exist_ok=True)
+    failed_accounting = []
+    with Ledger.open(settings.runs_dir / "ledger.sqlite", lock_key=target.account_key) as ledger, \
+            _progress() as bars:
+        for name in tenants:
+            result = migrate_tenant(settings, name, target=target, ledger=ledger, policy=policy,
+                                    dry_run=dry_run, progress=bars)
+            _print_result(result)
+            if result.accounting is not None and not result.accounting.ok:
+                failed_accounting.append(name)
+    if failed_accounting:
+        raise MigrationError(f"The accounting does not add up for {', '.join(failed_accounting)}; see the "
+                             "run reports above.")
+
+
+def _print_result(result) -> None:
+    plan = result.plan
+    out.print(f"[bold]{plan.tenant}[/]  pool {plan.pool_id}")
+    acc = result.accounting
+    if acc is None:
+        out.print(f"  dry run: {plan.source_rows} source rows, {len(plan.rejected_ids)} rejected, "
+                  f"{sum(c.rows for c in plan.chunks)} in {len(plan.chunks)} import file(s); nothing imported")
+    else:
+        mark = "[green]OK[/]" if acc.ok else "[red]DOES NOT ADD UP[/]"
+        out.print(f"  source {acc.source_rows} = imported {acc.imported} + skipped {acc.skipped} + "
+                  f"rejected {acc.rejected} + failed {acc.failed}   {mark}")
+        if result.sub_mapping:
+            out.print(f"  legacy id -> sub: {result.sub_mapping}")
+    out.print(f"  report: {result.report_paths.get('html')}  (json: {result.report_paths.get('json')})")
+
+
+@app.command("serve-cognito")
+def serve_cognito(host: str = "127.0.0.1", port: int = DEFAULT_LOCAL_PORT) -> None:
+    """Run the local Cognito import service in the foreground."""
+    from pipeline.localcognito import serve
+
+    serve(host, port)
+
+
+@app.command("stop-cognito")
+def stop_cognito() -> None:
+    """Stop the local Cognito service that `make migrate` started in the background."""
+    from pipeline import localservice
+
+    settings = load_settings()
+    stopped = localservice.stop(settings.runs_dir.parent / "var")
+    out.print("stopped the local Cognito service" if stopped else "no local Cognito service was recorded")
+
+
+@app.command()
+def demo(rows_per_tenant: int = 400) -> None:
+    """(Re)build the embedded demo legacy database."""
+    from pipeline.demo import create_sqlite_demo
+
+    settings = load_settings()
+    settings.demo_db.unlink(missing_ok=True)
+    create_sqlite_demo(settings.demo_db, n_per_tenant=rows_per_tenant)
+    out.print(f"demo database: {settings.demo_db}")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except MigrationError as exc:
+        err.print(f"error ({exc.phase}): {exc}", markup=False, style="bold red")
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("interrupted; rerun the same command to continue where it stopped")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

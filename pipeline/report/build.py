@@ -1,0 +1,104 @@
+"""The report as a plain dict: the stable JSON contract (docs/report-format.md) that HTML and terminal render.
+
+Pure functions: no I/O, no clock (the caller passes ``generated_at``).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import PurePath
+from typing import Any
+
+from pipeline.report.stats import QualityStats
+
+SCHEMA_VERSION = 1
+
+_JOB_KEYS = ("job_id", "chunk", "status", "imported", "skipped", "failed", "completion_message")
+
+
+def build_plan_report(*, tenant: str, run_id: str, stats: QualityStats, contract_fingerprint: str,
+                      pool: Mapping[str, Any], mapping_digest: str, mapping: Mapping[str, Any],
+                      reject_threshold: float, chunks: list[Mapping[str, Any]],
+                      files: Mapping[str, Any], generated_at: str) -> dict[str, Any]:
+    """Assemble the data-quality report of one tenant's plan (before anything reaches Cognito)."""
+    by_rule = [
+        {"column": column, "reason": reason, "rows": rule.rows,
+         "examples": list(rule.examples), "details": list(rule.details)}
+        for (column, reason), rule in stats.rules.items()
+    ]
+    by_rule.sort(key=lambda r: (-r["rows"], r["column"], r["reason"]))
+    by_reason = [{"reason": reason, "rows": rows} for reason, rows in stats.reasons.items()]
+    by_reason.sort(key=lambda r: (-r["rows"], r["reason"]))
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tenant": tenant,
+        "run_id": run_id,
+        "generated_at": generated_at,
+        "counts": {
+            "source_rows": stats.source_rows,
+            "valid": stats.valid_rows,
+            "rejected": stats.rejected_rows,
+            "imported": None,
+            "skipped": None,
+            "failed": None,
+        },
+        "plan_accounting_ok": stats.unaccounted == 0,
+        "reject_lines": stats.reject_lines,
+        "max_examples": stats.max_examples,
+        "by_rule": by_rule,
+        "by_reason": by_reason,
+        "gate": gate(stats.rejected_rows, stats.source_rows, reject_threshold),
+        "contract_fingerprint": contract_fingerprint,
+        "pool": _jsonable(pool),
+        "mapping_digest": mapping_digest,
+        "mapping": _jsonable(mapping),
+        "chunks": [_jsonable(c) for c in chunks],
+        "files": _jsonable(files),
+        "load": None,
+    }
+
+
+def gate(rejected: int, source_rows: int, reject_threshold: float) -> dict[str, Any]:
+    """Pass when the share of rejected source rows is at most the threshold (the boundary passes).
+
+    Compared exactly in decimal, so 20 rejected of 100 passes a 0.2 threshold whatever float says.
+    """
+    threshold = Decimal(str(reject_threshold))
+    passed = Decimal(rejected) <= threshold * Decimal(source_rows)
+    rate = rejected / source_rows if source_rows else 0.0
+    return {"reject_threshold": reject_threshold, "reject_rate": round(rate, 6), "passed": passed}
+
+
+def add_load_outcomes(report: Mapping[str, Any], outcomes: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``report`` with the import outcomes of ``make migrate`` joined in."""
+    out = copy.deepcopy(dict(report))
+    imported, skipped, failed = (int(outcomes.get(k, 0)) for k in ("imported", "skipped", "failed"))
+    out["counts"].update(imported=imported, skipped=skipped, failed=failed)
+    by_message = [{"message": str(m), "rows": int(n)}
+                  for m, n in dict(outcomes.get("failed_by_message") or {}).items()]
+    by_message.sort(key=lambda r: (-r["rows"], r["message"]))
+    out["load"] = {
+        "jobs": [{k: _jsonable(job.get(k)) for k in _JOB_KEYS} for job in outcomes.get("jobs") or []],
+        "failed_by_message": by_message,
+        "accounting_ok": bool(outcomes.get("accounting_ok", False)),
+        "unaccounted": out["counts"]["valid"] - imported - skipped - failed,
+    }
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types only: paths become strings, tuples lists, numpy scalars Python numbers."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(value, key=str) if isinstance(value, (set, frozenset)) else value
+        return [_jsonable(v) for v in items]
+    if isinstance(value, PurePath):
+        return str(value)
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if hasattr(value, "item"):  # numpy / pandas scalar
+        return _jsonable(value.item())
+    return str(value)

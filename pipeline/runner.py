@@ -1,0 +1,225 @@
+"""Compose the stages into the two things users run: a plan (report) and a migrate.
+
+``plan_tenant``: extract -> map -> validate -> stage -> whole-tenant duplicates -> chunk files ->
+report. It never touches an import job. ``migrate_tenant``: a plan, the gate, then load, reconcile and
+the full run report. Stages hand over files on disk (``runs/<tenant>/<plan id>/``), so a crashed run
+resumes from the ledger and the chunk files' sha256, not from memory.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline import chunk as chunking
+from pipeline.cognito import CognitoTarget
+from pipeline.contract import PoolContract
+from pipeline.db import open_source
+from pipeline.errors import ConfigError, ContractError, ValidationGateError
+from pipeline.extract import stream_partitions
+from pipeline.ledger import Ledger
+from pipeline.load import LoadPolicy, run_load
+from pipeline.mapping import TenantMapping, apply_mapping, check_header, check_source_columns, load_mapping
+from pipeline.reasons import REJECT_COLUMNS
+from pipeline.reconcile import Accounting, reconcile, write_sub_mapping
+from pipeline.report import QualityStats, add_load_outcomes, build_plan_report, write_reports
+from pipeline.settings import Settings
+from pipeline.validate import TenantValidator
+
+
+class Progress(Protocol):
+    """What the runner reports while it works; the CLI draws progress bars from it."""
+
+    def rows(self, tenant: str, stage: str, n: int) -> None: ...
+    def note(self, tenant: str, message: str) -> None: ...
+
+
+class _Silent:
+    def rows(self, tenant: str, stage: str, n: int) -> None:
+        pass
+
+    def note(self, tenant: str, message: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    tenant: str
+    run_dir: Path
+    pool_id: str
+    contract: PoolContract
+    report: dict[str, Any]
+    chunks: list[Any]
+    source_rows: int
+    rejected_ids: frozenset[str]
+    report_paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def gate_passed(self) -> bool:
+        return bool(self.report["gate"]["passed"])
+
+
+@dataclass(frozen=True)
+class MigrateResult:
+    plan: PlanResult
+    accounting: Accounting | None
+    report_paths: dict[str, Path]
+    sub_mapping: Path | None
+
+
+def resolve_pool(target: CognitoTarget, mapping: TenantMapping, settings: Settings) -> str:
+    """The tenant's pool id: named in its mapping or the environment on AWS; found or created locally."""
+    if settings.target.is_aws:
+        pool_id = mapping.pool.get("user_pool_id") or settings.target.user_pool_id
+        if not pool_id:
+            raise ConfigError(f"No pool for tenant {mapping.tenant} on AWS: set pool.user_pool_id in its "
+                              "mapping file or COGNITO_USER_POOL_ID.", tenant=mapping.tenant)
+        return str(pool_id)
+    local = mapping.pool.get("local")
+    if not local:
+        raise ConfigError(f"Tenant {mapping.tenant} has no pool.local definition for the local Cognito "
+                          "service: add the CreateUserPool parameters under pool.local in its mapping file.",
+                          tenant=mapping.tenant)
+    return target.find_or_create_local_pool(dict(local))
+
+
+def read_contract(target: CognitoTarget | None, pool_id: str, snapshot: Path | None) -> PoolContract:
+    if snapshot is not None:
+        return PoolContract.from_snapshot(snapshot)
+    assert target is not None
+    return PoolContract.from_responses(target.get_csv_header(pool_id), target.describe_user_pool(pool_id))
+
+
+def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None,
+                contract_snapshot: Path | None = None, progress: Progress | None = None,
+                run_id: str | None = None) -> PlanResult:
+    """Everything up to the import files and the data-quality report, touching no import job."""
+    progress = progress or _Silent()
+    mapping = load_mapping(settings.mappings_dir, tenant)
+    if contract_snapshot is not None:
+        contract = read_contract(None, "", contract_snapshot)
+        pool_id = contract.user_pool_id
+    else:
+        assert target is not None
+        pool_id = resolve_pool(target, mapping, settings)
+        contract = read_contract(target, pool_id, None)
+    problems = contract.problems()
+    if problems:
+        raise ContractError(f"Pool {pool_id} cannot take an import: " + "; ".join(problems), tenant=tenant)
+    check_header(mapping, list(contract.csv_header))
+
+    run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    run_dir = settings.runs_dir / tenant / run_id
+    staging = run_dir / "staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    contract.to_snapshot(run_dir / "contract.json")
+    rejects_path = run_dir / "rejects.csv"
+    _write_rejects(rejects_path, pd.DataFrame(columns=REJECT_COLUMNS), header=True)
+
+    validator = TenantValidator(contract, mapping.duplicates)
+    stats = QualityStats()
+    source_rows = 0
+    rejected: set[str] = set()
+    checked_columns = False
+    with open_source(settings.source_url) as source:
+        parts = stream_partitions(source, settings.sql_dir / mapping.sql_file, mapping.params,
+                                  mapping.partition_rows)
+        for index, frame in enumerate(parts):
+            if not checked_columns:
+                check_source_columns(mapping, list(frame.columns))
+                checked_columns = True
+            mapped = apply_mapping(mapping, frame)
+            checked = validator.validate(mapped.frame)
+            rejects = pd.concat([mapped.rejects, checked.rejects], ignore_index=True)
+            _write_rejects(rejects_path, rejects)
+            rejected.update(rejects["legacy_id"].astype(str))
+            stats.add_partition(len(frame), len(checked.valid), rejects)
+            pq.write_table(pa.Table.from_pandas(checked.valid, preserve_index=False),
+                           staging / f"part-{index:05d}.parquet")
+            source_rows += len(frame)
+            progress.rows(tenant, "validated", len(frame))
+
+    duplicates = validator.duplicate_rejects()
+    _write_rejects(rejects_path, duplicates)
+    stats.remove_valid(duplicates)
+    losers = frozenset(duplicates["legacy_id"].astype(str))
+    rejected.update(losers)
+
+    chunks = chunking.write_chunks(_staged(staging, losers), list(contract.csv_header), run_dir / "chunks",
+                                   chunk_rows=mapping.chunk_rows, canary_rows=mapping.canary_rows)
+    shutil.rmtree(staging)
+    report = build_plan_report(
+        tenant=tenant, run_id=run_id, stats=stats, contract_fingerprint=contract.fingerprint,
+        pool=_pool_summary(contract), mapping_digest=mapping.digest, mapping=mapping.as_dict(),
+        reject_threshold=mapping.reject_threshold,
+        chunks=[{"name": c.name, "rows": c.rows, "bytes": c.bytes, "sha256": c.sha256} for c in chunks],
+        files={"rejects": str(rejects_path), "chunks_dir": str(run_dir / "chunks")},
+        generated_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    paths = write_reports(report, run_dir)
+    (run_dir / "plan.json").write_text(json.dumps(
+        {"tenant": tenant, "run_id": run_id, "pool_id": pool_id, "fingerprint": contract.fingerprint,
+         "mapping_digest": mapping.digest, "source_rows": source_rows, "rejected": len(rejected),
+         "chunks": report["chunks"]}, indent=2))
+    return PlanResult(tenant=tenant, run_dir=run_dir, pool_id=pool_id, contract=contract, report=report,
+                      chunks=chunks, source_rows=source_rows, rejected_ids=frozenset(rejected),
+                      report_paths=paths)
+
+
+def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledger: Ledger,
+                   policy: LoadPolicy, dry_run: bool = False, progress: Progress | None = None) -> MigrateResult:
+    """A plan, the rejection gate, then one import job per chunk, reconciliation and the run report."""
+    plan = plan_tenant(settings, tenant, target=target, progress=progress)
+    if not plan.gate_passed:
+        gate = plan.report["gate"]
+        raise ValidationGateError(
+            f"{gate['reject_rate']:.1%} of {tenant}'s rows were rejected, over the threshold of "
+            f"{gate['reject_threshold']:.1%}. Read {plan.report_paths.get('html')} and fix the data or the "
+            "mapping, or raise report.reject_threshold in the tenant's mapping file.", tenant=tenant)
+    if dry_run:
+        return MigrateResult(plan=plan, accounting=None, report_paths=plan.report_paths, sub_mapping=None)
+    result = run_load(target, ledger, tenant, plan.pool_id, plan.chunks, policy, progress=progress)
+    accounting = reconcile(ledger, tenant, plan.source_rows, plan.rejected_ids)
+    sub_path = plan.run_dir / "legacy-id-to-sub.csv"
+    write_sub_mapping(ledger, tenant, sub_path)
+    report = add_load_outcomes(plan.report, outcomes=_outcomes(result, accounting))
+    paths = write_reports(report, plan.run_dir)
+    return MigrateResult(plan=plan, accounting=accounting, report_paths=paths, sub_mapping=sub_path)
+
+
+def _outcomes(result: Any, accounting: Accounting) -> dict[str, Any]:
+    return {
+        "imported": accounting.imported, "skipped": accounting.skipped, "failed": accounting.failed,
+        "rejected": accounting.rejected, "source_rows": accounting.source_rows,
+        "failed_by_message": dict(accounting.failed_by_message),
+        "jobs": [dict(j) for j in getattr(result, "jobs", [])],
+        "accounting_ok": accounting.ok,
+    }
+
+
+def _pool_summary(contract: PoolContract) -> dict[str, Any]:
+    return {"id": contract.user_pool_id, "name": contract.pool_name, "header": list(contract.csv_header),
+            "auto_verified": sorted(contract.auto_verified), "alias_attributes": sorted(contract.alias_attributes),
+            "username_attributes": sorted(contract.username_attributes), "mfa": contract.mfa,
+            "case_sensitive": contract.case_sensitive}
+
+
+def _write_rejects(path: Path, rejects: pd.DataFrame, header: bool = False) -> None:
+    rejects.reindex(columns=REJECT_COLUMNS).to_csv(path, mode="w" if header else "a", header=header,
+                                                   index=False)
+
+
+def _staged(staging: Path, losers: frozenset[str]) -> Iterator[pd.DataFrame]:
+    for part in sorted(staging.glob("part-*.parquet")):
+        frame = pq.read_table(part).to_pandas()
+        if losers:
+            frame = frame[~frame["_legacy_id"].astype(str).isin(losers)]
+        yield frame
