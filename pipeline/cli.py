@@ -114,7 +114,7 @@ def report(tenant: TenantOpt = None,
     with _progress() as bars:
         for name in tenants:
             plan = plan_tenant(settings, name, target=target, contract_snapshot=contract_snapshot, progress=bars)
-            out.print(render_terminal(plan.report))
+            out.print(render_terminal(plan.report), markup=False)
             out.print(f"report: {plan.report_paths.get('html')}  (json: {plan.report_paths.get('json')})\n")
 
 

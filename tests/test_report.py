@@ -1,0 +1,369 @@
+"""The report stage: counts, the JSON contract, the self-contained HTML page and the terminal summary."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.masking import mask_email, mask_phone
+from pipeline.reasons import REJECT_COLUMNS, Reason
+from pipeline.report import (
+    SCHEMA_VERSION,
+    QualityStats,
+    add_load_outcomes,
+    build_plan_report,
+    render_html,
+    render_terminal,
+    write_reports,
+)
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+def rejects(*lines: tuple[str, str, str, str, str]) -> pd.DataFrame:
+    """Reject lines as (legacy_id, reason, column, masked_value, detail) for tenant ``acme``."""
+    frame = pd.DataFrame(
+        [(lid, "acme", reason, column, value, detail) for lid, reason, column, value, detail in lines],
+        columns=REJECT_COLUMNS,
+    )
+    return frame.astype("string[pyarrow]")
+
+
+def plan_report(stats: QualityStats, threshold: float = 0.2, **overrides: object) -> dict:
+    args: dict = dict(
+        tenant="acme", run_id="20250101T000000Z-abc123", stats=stats,
+        contract_fingerprint="sha256:f1f2f3", mapping_digest="sha256:d1d2d3",
+        pool={"id": "eu-west-1_AbCdEf", "name": "acme-users", "header": ["cognito:username", "email"],
+              "auto_verified": ["email"], "username_attributes": [], "alias_attributes": ["email"],
+              "mfa": "OFF", "case_sensitive": False},
+        mapping={"tenant": "acme", "columns": {"email": {"from": "email_address"}}},
+        reject_threshold=threshold,
+        chunks=[{"name": "chunk-00001.csv", "rows": 7, "bytes": 1234}],
+        files={"rejects": Path("runs/acme/p1/rejects.csv"), "chunks_dir": Path("runs/acme/p1/chunks")},
+        generated_at="2025-01-01T00:00:00+00:00",
+    )
+    args.update(overrides)
+    return build_plan_report(**args)
+
+
+def sample_stats() -> QualityStats:
+    """10 source rows: row 1 breaks two rules, row 2 one, then row 3 turns out a duplicate."""
+    stats = QualityStats(max_examples=2)
+    stats.add_partition(6, 4, rejects(
+        ("1", Reason.INVALID_EMAIL, "email", mask_email("bad@@x.org"), "not an email address"),
+        ("1", Reason.INVALID_PHONE, "phone_number", mask_phone("+4412345"), "not E.164"),
+        ("2", Reason.INVALID_EMAIL, "email", mask_email("worse@@y.net"), "not an email address"),
+    ))
+    stats.add_partition(4, 4, rejects())
+    stats.remove_valid(rejects(
+        ("3", Reason.DUPLICATE_EMAIL, "email", mask_email("dup@z.com"), "same email as 2 other rows"),
+        ("3", Reason.DUPLICATE_USERNAME, "cognito:username", "d***", "same username as 1 other row"),
+    ))
+    return stats
+
+
+OUTCOMES = {
+    "imported": 5, "skipped": 1, "failed": 1,
+    "failed_by_message": {"InvalidParameterException: bad phone": 1},
+    "jobs": [{"job_id": "import-abc", "chunk": "chunk-00001.csv", "status": "Succeeded",
+              "imported": 5, "skipped": 1, "failed": 1, "completion_message": "done"}],
+    "accounting_ok": True,
+}
+
+
+# --- QualityStats -------------------------------------------------------------------------------
+
+def test_a_row_breaking_two_rules_counts_once_as_rejected_but_under_both_rules() -> None:
+    stats = QualityStats()
+    stats.add_partition(5, 3, rejects(
+        ("1", Reason.INVALID_EMAIL, "email", "a***", ""),
+        ("1", Reason.INVALID_PHONE, "phone_number", "***", ""),
+        ("2", Reason.INVALID_EMAIL, "email", "b***", ""),
+    ))
+    assert (stats.source_rows, stats.valid_rows, stats.rejected_rows) == (5, 3, 2)
+    assert stats.reject_lines == 3
+    assert stats.rules[("email", "invalid_email")].rows == 2
+    assert stats.rules[("phone_number", "invalid_phone")].rows == 1
+    assert stats.reasons == {"invalid_email": 2, "invalid_phone": 1}
+    assert stats.unaccounted == 0
+
+
+def test_one_rule_broken_twice_by_a_row_counts_that_row_once() -> None:
+    stats = QualityStats()
+    stats.add_partition(2, 1, rejects(
+        ("1", Reason.INVALID_EMAIL, "email", "a***", ""),
+        ("1", Reason.INVALID_EMAIL, "custom:backup_email", "b***", ""),
+    ))
+    assert stats.rejected_rows == 1
+    assert stats.reasons == {"invalid_email": 1}
+    assert stats.rules[("email", "invalid_email")].rows == 1
+    assert stats.rules[("custom:backup_email", "invalid_email")].rows == 1
+
+
+def test_counts_add_up_across_partitions() -> None:
+    stats = QualityStats()
+    stats.add_partition(3, 2, rejects(("1", Reason.INVALID_EMAIL, "email", "a***", "")))
+    stats.add_partition(3, 2, rejects(("9", Reason.INVALID_EMAIL, "email", "z***", "")))
+    assert (stats.source_rows, stats.valid_rows, stats.rejected_rows) == (6, 4, 2)
+    assert stats.rules[("email", "invalid_email")].rows == 2
+
+
+def test_remove_valid_moves_rows_from_valid_to_rejected_and_counts_their_rules() -> None:
+    stats = sample_stats()
+    assert (stats.source_rows, stats.valid_rows, stats.rejected_rows) == (10, 7, 3)
+    assert stats.rules[("email", "duplicate_email")].rows == 1
+    assert stats.rules[("cognito:username", "duplicate_username")].rows == 1
+    assert stats.unaccounted == 0
+
+
+def test_remove_valid_refuses_to_reject_more_rows_than_are_valid() -> None:
+    stats = QualityStats()
+    stats.add_partition(1, 1, rejects())
+    with pytest.raises(ValueError, match="only 1 are valid"):
+        stats.remove_valid(rejects(("1", Reason.DUPLICATE_EMAIL, "email", "a***", ""),
+                                   ("2", Reason.DUPLICATE_EMAIL, "email", "b***", "")))
+
+
+def test_a_rejects_frame_without_the_reject_columns_is_refused() -> None:
+    with pytest.raises(ValueError, match="lacks the columns"):
+        QualityStats().add_partition(1, 0, pd.DataFrame({"legacy_id": ["1"]}))
+
+
+def test_lines_without_a_legacy_id_count_one_row_each() -> None:
+    frame = rejects(("x", Reason.FILTERED, "", "", ""), ("y", Reason.FILTERED, "", "", ""))
+    frame["legacy_id"] = pd.array([None, None], dtype="string[pyarrow]")
+    stats = QualityStats()
+    stats.add_partition(2, 0, frame)
+    assert stats.rejected_rows == 2
+
+
+def test_examples_are_distinct_bounded_and_never_empty() -> None:
+    stats = QualityStats(max_examples=3)
+    lines = [(str(i), Reason.INVALID_EMAIL, "email", f"{chr(97 + i % 5)}***@x***.com", "d")
+             for i in range(50)]
+    lines.append(("99", Reason.INVALID_EMAIL, "email", "", "d"))
+    stats.add_partition(100, 49, rejects(*lines))
+    stats.add_partition(10, 9, rejects(("200", Reason.INVALID_EMAIL, "email", "q***@x***.com", "d")))
+    rule = stats.rules[("email", "invalid_email")]
+    assert rule.rows == 52
+    assert rule.examples == ["a***@x***.com", "b***@x***.com", "c***@x***.com"]
+    assert rule.details == ["d"]
+
+
+def test_an_unmasked_value_is_masked_before_it_becomes_an_example() -> None:
+    stats = QualityStats()
+    stats.add_partition(3, 0, rejects(
+        ("1", Reason.INVALID_EMAIL, "email", "jane.doe@example.com", ""),
+        ("2", Reason.INVALID_PHONE, "phone_number", "+441234567890", ""),
+        ("3", Reason.STRING_LENGTH, "name", "Jane Doe", ""),
+    ))
+    assert stats.rules[("email", "invalid_email")].examples == ["j***@e***.com"]
+    assert stats.rules[("phone_number", "invalid_phone")].examples == ["+44***90"]
+    assert stats.rules[("name", "string_length")].examples == ["J***"]
+
+
+# --- the JSON contract --------------------------------------------------------------------------
+
+def test_plan_report_json_content() -> None:
+    report = plan_report(sample_stats())
+    assert report["schema_version"] == SCHEMA_VERSION
+    assert (report["tenant"], report["run_id"]) == ("acme", "20250101T000000Z-abc123")
+    assert report["generated_at"] == "2025-01-01T00:00:00+00:00"
+    assert report["counts"] == {"source_rows": 10, "valid": 7, "rejected": 3,
+                                "imported": None, "skipped": None, "failed": None}
+    assert report["plan_accounting_ok"] is True
+    assert report["reject_lines"] == 5
+    assert [(r["column"], r["reason"], r["rows"]) for r in report["by_rule"]] == [
+        ("email", "invalid_email", 2),
+        ("cognito:username", "duplicate_username", 1),
+        ("email", "duplicate_email", 1),
+        ("phone_number", "invalid_phone", 1),
+    ]
+    email_rule = report["by_rule"][0]
+    assert email_rule["examples"] == [mask_email("bad@@x.org"), mask_email("worse@@y.net")]
+    assert email_rule["details"] == ["not an email address"]
+    assert report["by_reason"] == [
+        {"reason": "invalid_email", "rows": 2}, {"reason": "duplicate_email", "rows": 1},
+        {"reason": "duplicate_username", "rows": 1}, {"reason": "invalid_phone", "rows": 1},
+    ]
+    assert report["gate"] == {"reject_threshold": 0.2, "reject_rate": 0.3, "passed": False}
+    assert report["contract_fingerprint"] == "sha256:f1f2f3"
+    assert report["mapping_digest"] == "sha256:d1d2d3"
+    assert report["mapping"]["columns"]["email"] == {"from": "email_address"}
+    assert report["pool"]["id"] == "eu-west-1_AbCdEf"
+    assert report["chunks"] == [{"name": "chunk-00001.csv", "rows": 7, "bytes": 1234}]
+    assert report["files"] == {"rejects": "runs/acme/p1/rejects.csv", "chunks_dir": "runs/acme/p1/chunks"}
+    assert report["load"] is None
+    json.dumps(report)  # plain JSON types only
+
+
+def test_no_raw_value_reaches_the_json() -> None:
+    report = plan_report(sample_stats())
+    text = json.dumps(report)
+    for raw in ("bad@@x.org", "worse@@y.net", "dup@z.com", "+4412345"):
+        assert raw not in text
+
+
+@pytest.mark.parametrize(("rejected", "threshold", "passed"), [
+    (20, 0.2, True), (21, 0.2, False), (7, 0.07, True), (8, 0.07, False), (0, 0.0, True), (1, 0.0, False),
+])
+def test_gate_passes_at_the_threshold_and_fails_just_over_it(rejected: int, threshold: float,
+                                                             passed: bool) -> None:
+    stats = QualityStats()
+    lines = [(str(i), Reason.INVALID_EMAIL, "email", "a***", "") for i in range(rejected)]
+    stats.add_partition(100, 100 - rejected, rejects(*lines))
+    gate = plan_report(stats, threshold=threshold)["gate"]
+    assert gate == {"reject_threshold": threshold, "reject_rate": rejected / 100, "passed": passed}
+
+
+def test_gate_of_an_empty_tenant_passes() -> None:
+    gate = plan_report(QualityStats())["gate"]
+    assert gate == {"reject_threshold": 0.2, "reject_rate": 0.0, "passed": True}
+
+
+def test_add_load_outcomes_adds_the_import_section_without_changing_the_plan_report() -> None:
+    plan = plan_report(sample_stats())
+    run = add_load_outcomes(plan, OUTCOMES)
+    assert plan["load"] is None and plan["counts"]["imported"] is None
+    assert run["counts"] == {"source_rows": 10, "valid": 7, "rejected": 3,
+                             "imported": 5, "skipped": 1, "failed": 1}
+    assert run["load"] == {
+        "jobs": OUTCOMES["jobs"],
+        "failed_by_message": [{"message": "InvalidParameterException: bad phone", "rows": 1}],
+        "accounting_ok": True,
+        "unaccounted": 0,
+    }
+    assert run["by_rule"] == plan["by_rule"] and run["gate"] == plan["gate"]
+
+
+def test_write_reports_writes_json_and_html(tmp_path: Path) -> None:
+    report = add_load_outcomes(plan_report(sample_stats()), OUTCOMES)
+    paths = write_reports(report, tmp_path / "runs" / "acme" / "p1")
+    assert set(paths) == {"json", "html"}
+    assert paths["json"].name == "report.json" and paths["html"].name == "report.html"
+    assert json.loads(paths["json"].read_text(encoding="utf-8")) == report
+    assert paths["html"].read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert sorted(p.name for p in paths["json"].parent.iterdir()) == ["report.html", "report.json"]
+
+
+# --- HTML ----------------------------------------------------------------------------------------
+
+def test_html_has_the_summary_the_failure_tables_and_charts() -> None:
+    html = render_html(plan_report(sample_stats()))
+    assert "<svg" in html and "<rect" in html
+    assert "Gate failed" in html
+    assert "sha256:f1f2f3" in html and "sha256:d1d2d3" in html
+    assert 'id="rejections"' in html and "<table>" in html
+    for cell in ("invalid_email", "duplicate_username", "phone_number", mask_email("bad@@x.org"),
+                 "not an email address"):
+        assert cell in html
+    assert 'id="import"' not in html
+
+
+def test_html_shows_the_import_outcome_once_loaded() -> None:
+    html = render_html(add_load_outcomes(plan_report(sample_stats()), OUTCOMES))
+    assert 'id="import"' in html
+    for cell in ("import-abc", "chunk-00001.csv", "Succeeded", "InvalidParameterException: bad phone",
+                 "Accounting OK"):
+        assert cell in html
+
+
+def test_html_escapes_hostile_values() -> None:
+    stats = QualityStats()
+    stats.add_partition(2, 0, rejects(
+        ("1", Reason.STRING_LENGTH, f"custom:{HOSTILE}", "<***", HOSTILE),
+        ("2", Reason.INVALID_EMAIL, "email", "x***", '"><img src=x onerror=alert(1)>'),
+    ))
+    outcomes = dict(OUTCOMES, failed_by_message={HOSTILE: 1},
+                    jobs=[dict(OUTCOMES["jobs"][0], completion_message=HOSTILE)])
+    html = render_html(add_load_outcomes(plan_report(stats, tenant=HOSTILE), outcomes))
+    assert HOSTILE not in html
+    assert "<img" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script" not in html.lower()
+
+
+def test_html_is_self_contained() -> None:
+    html = render_html(add_load_outcomes(plan_report(sample_stats()), OUTCOMES))
+    assert "http://" not in html and "https://" not in html
+    assert "<script" not in html.lower() and "<link" not in html.lower()
+    for attr in re.findall(r'(?:src|href)\s*=\s*["\']?([^"\'\s>]*)', html, flags=re.I):
+        assert attr.startswith("#") or attr.startswith("data:"), attr
+    assert "@import" not in html and "url(" not in html
+
+
+def test_html_of_a_clean_tenant_says_nothing_was_rejected() -> None:
+    stats = QualityStats()
+    stats.add_partition(3, 3, rejects())
+    html = render_html(plan_report(stats, chunks=[], files={}))
+    assert "No row was rejected." in html and "Gate passed" in html
+
+
+# --- terminal ------------------------------------------------------------------------------------
+
+def test_terminal_summary_has_counts_top_rules_the_gate_and_files() -> None:
+    text = render_terminal(plan_report(sample_stats()))
+    assert "acme" in text
+    assert re.search(r"Source rows 10\s+valid 7\s+rejected 3", text)
+    assert "Gate FAILED" in text and "30.00%" in text and "20.00%" in text
+    assert "invalid_email" in text and mask_email("bad@@x.org") in text
+    assert "runs/acme/p1/rejects.csv" in text
+    assert "\x1b[" not in text  # no terminal escapes: fine in a pipe or a log file
+
+
+def test_terminal_summary_after_load_shows_the_outcomes() -> None:
+    text = render_terminal(add_load_outcomes(plan_report(sample_stats()), OUTCOMES))
+    assert re.search(r"Imported 5\s+skipped 1\s+failed 1\s+accounting OK", text)
+    assert "InvalidParameterException: bad phone" in text
+
+
+def test_terminal_does_not_interpret_markup_in_values() -> None:
+    stats = QualityStats()
+    stats.add_partition(1, 0, rejects(("1", Reason.STRING_LENGTH, "[bold]name[/bold]", "[***", "")))
+    text = render_terminal(plan_report(stats))
+    assert "[bold]name[/bold]" in text
+
+
+# --- a sample to look at -------------------------------------------------------------------------
+
+def test_render_a_sample_report(tmp_path: Path) -> None:
+    """Writes /tmp/sample-report.html (a realistic run) so a person can open and look at it."""
+    stats = QualityStats(max_examples=5)
+    rules = [(Reason.INVALID_EMAIL, "email", "j***@e***.com", "not a valid email address", 412),
+             (Reason.INVALID_PHONE, "phone_number", "+44***90", "cannot be read as E.164", 230),
+             (Reason.MISSING_REQUIRED, "email", "", "the pool requires email", 121),
+             (Reason.DUPLICATE_EMAIL, "email", "a***@g***.com", "same email as another row", 64),
+             (Reason.VERIFIED_WITHOUT_VALUE, "email_verified", "t***", "email_verified without email", 40),
+             (Reason.SOFT_DELETED, "", "", "deleted_at is set", 310),
+             (Reason.STRING_LENGTH, "custom:department", "R***", "longer than 64 characters", 12)]
+    lines, lid = [], 0
+    for reason, column, value, detail, n in rules:
+        for i in range(n):
+            varied = value[:-2] + f"{i % 89 + 10}" if column.startswith("phone") else (
+                chr(97 + (i * 7) % 26) + value[1:] if value else value)
+            lines.append((str(lid), reason, column, varied, detail))
+            lid += 1
+    stats.add_partition(25_000, 25_000 - lid, rejects(*lines))
+    chunks = [{"name": f"chunk-{i:05d}.csv", "rows": 5_000, "bytes": 1_850_000, "sha256": f"{i:x}" * 64}
+              for i in range(1, 5)]
+    chunks.append({"name": "chunk-00005.csv", "rows": 25_000 - lid - 20_000, "bytes": 1_400_000,
+                   "sha256": "e" * 64})
+    report = plan_report(stats, threshold=0.1, chunks=chunks)
+    valid = report["counts"]["valid"]
+    report = add_load_outcomes(report, {
+        "imported": valid - 57, "skipped": 40, "failed": 17,
+        "failed_by_message": {"InvalidParameterException: phone_number format": 12,
+                              "UsernameExistsException: alias already in use": 5},
+        "jobs": [{"job_id": f"import-{i:04x}abcd", "chunk": c["name"], "status": "Succeeded",
+                  "imported": c["rows"] - (57 if i == 5 else 0), "skipped": 40 if i == 5 else 0,
+                  "failed": 17 if i == 5 else 0, "completion_message": "Import Job Completed Successfully."}
+                 for i, c in enumerate(chunks, start=1)],
+        "accounting_ok": True,
+    })
+    paths = write_reports(report, tmp_path)
+    Path("/tmp/sample-report.html").write_text(paths["html"].read_text(encoding="utf-8"), encoding="utf-8")
+    Path("/tmp/sample-report.txt").write_text(render_terminal(report), encoding="utf-8")
