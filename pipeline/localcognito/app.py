@@ -1,0 +1,193 @@
+"""The WSGI middleware in front of moto's server app, and the state it serves.
+
+Requests are routed by what they are, never by patching moto:
+- ``X-Amz-Target: AWSCognitoIdentityProviderService.<Op>`` for the six import operations -> ``operations``;
+- a PUT to ``/aws-cognito-idp-user-import-local/...`` (the pre-signed upload URL) -> the job's upload;
+- ``/_localcognito/{health,config,reset-faults}`` -> the control endpoints;
+- everything else (CreateUserPool, ListUsers, logs, s3, ...) -> moto, unchanged, except that a
+  CreateUserPool body gets its standard schema completed (``header.complete_schema``).
+Fault injection applies to every cognito-idp operation, moto's included. moto's cognito-idp requests
+run under the service lock, which import workers also take for each batch of rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from io import BytesIO
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+from pipeline.localcognito import upload
+from pipeline.localcognito.config import Faults, ServiceConfig, apply_settings
+from pipeline.localcognito.errors import InternalError, ServiceError, TooManyRequests
+from pipeline.localcognito.header import complete_schema
+from pipeline.localcognito.jobs import Job, JobStore
+from pipeline.localcognito.operations import OPERATIONS, Context, ImportOperations
+from pipeline.localcognito.processing import ImportWorker
+
+TARGET_PREFIX = "AWSCognitoIdentityProviderService."
+_SCOPE = re.compile(r"Credential=[^/]+/[0-9]+/([^/]+)/")
+StartResponse = Callable[..., Any]
+
+
+class Service:
+    """Config, faults, jobs and workers of one running service."""
+
+    def __init__(self, config: ServiceConfig | None = None) -> None:
+        self.config = config or ServiceConfig()
+        self.faults = Faults()
+        self.lock = threading.RLock()
+        self.store = JobStore(self.config)
+        self.operations = ImportOperations(self.store, self.config, self.faults, self._start_worker)
+
+    def _start_worker(self, job: Job) -> None:
+        ImportWorker(job, self.store, self.config, self.faults, self.lock).start()
+
+    def configure(self, **values: Any) -> None:
+        apply_settings(self.config, self.faults, values)
+
+    def settings(self) -> dict[str, Any]:
+        f = self.faults
+        c = self.config
+        return {"url_ttl_seconds": c.url_ttl_seconds, "job_ttl_seconds": c.job_ttl_seconds,
+                "users_per_second": self.config.users_per_second,
+                "max_jobs_per_pool": self.config.max_jobs_per_pool,
+                "throttle_rate": f.throttle_rate, "throttle_operations": sorted(f.throttle_operations),
+                "internal_error_rate": f.internal_error_rate,
+                "internal_error_operations": sorted(f.internal_error_operations),
+                "fail_next_jobs": f.fail_next_jobs}
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    data = environ["wsgi.input"].read(length) if length else b""
+    if not length and environ.get("wsgi.input_terminated"):
+        data = environ["wsgi.input"].read()
+    environ["wsgi.input"], environ["CONTENT_LENGTH"] = BytesIO(data), str(len(data))
+    return data
+
+
+def _respond(start: StartResponse, status: int, body: bytes, content_type: str,
+             extra: list[tuple[str, str]] | None = None) -> list[bytes]:
+    reason = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found",
+              405: "Method Not Allowed", 500: "Internal Server Error"}[status]
+    headers = [("Content-Type", content_type), ("Content-Length", str(len(body))),
+               ("x-amzn-RequestId", str(uuid.uuid4()))] + (extra or [])
+    start(f"{status} {reason}", headers)
+    return [body]
+
+
+def _json_error(start: StartResponse, err: ServiceError) -> list[bytes]:
+    return _respond(start, err.status, err.body(), "application/x-amz-json-1.1",
+                    [("x-amzn-ErrorType", err.code)])
+
+
+class LocalCognitoApp:
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.moto = DomainDispatcherApplication(create_backend_app)
+
+    def __call__(self, environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_localcognito/"):
+            return self._control(environ, start, path.removeprefix("/_localcognito/"))
+        if path.startswith(f"/{upload.BUCKET}/"):
+            return self._upload(environ, start, path)
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith(TARGET_PREFIX):
+            return self.moto(environ, start)
+        op = target.removeprefix(TARGET_PREFIX)
+        fault = self.service.faults.check(op)
+        if fault == "internal":
+            return _json_error(start, InternalError("An internal error occurred (injected fault)."))
+        if fault == "throttle":
+            return _json_error(start, TooManyRequests("Rate exceeded"))
+        body = _read_body(environ)
+        if op in OPERATIONS:
+            return self._operation(environ, start, op, body)
+        if op == "CreateUserPool":
+            body = self._complete_schema(environ, body)
+        with self.service.lock:
+            return list(self.moto(environ, start))
+
+    def _operation(self, environ: dict[str, Any], start: StartResponse, op: str,
+                   body: bytes) -> list[bytes]:
+        scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        ctx = Context(region=scope.group(1) if scope else "us-east-1",
+                      base_url=f"http://{environ.get('HTTP_HOST', 'localhost')}")
+        try:
+            params = json.loads(body or b"{}")
+            result = self.service.operations.handle(op, params, ctx)
+        except ServiceError as err:
+            return _json_error(start, err)
+        except json.JSONDecodeError:
+            return _json_error(start, ServiceError("The request body is not JSON."))
+        return _respond(start, 200, json.dumps(result).encode(), "application/x-amz-json-1.1")
+
+    @staticmethod
+    def _complete_schema(environ: dict[str, Any], body: bytes) -> bytes:
+        try:
+            params = json.loads(body or b"{}")
+        except json.JSONDecodeError:
+            return body
+        params["Schema"] = complete_schema(params.get("Schema"))
+        data = json.dumps(params).encode()
+        environ["wsgi.input"], environ["CONTENT_LENGTH"] = BytesIO(data), str(len(data))
+        return data
+
+    def _upload(self, environ: dict[str, Any], start: StartResponse, path: str) -> list[bytes]:
+        """The pre-signed PUT (fact 25); S3-style XML 403 for everything it refuses."""
+        def deny(code: str, message: str) -> list[bytes]:
+            return _respond(start, 403, upload.s3_error(code, message), "application/xml")
+
+        query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+        method = environ.get("REQUEST_METHOD", "GET")
+        if not upload.check_signature(method, unquote(path), query):
+            return deny("SignatureDoesNotMatch", upload.MSG_SIGNATURE)
+        parts = unquote(path).split("/")          # "", bucket, account, pool, job
+        job = self._find_job(parts[3], parts[4]) if len(parts) == 5 else None
+        if job is None:
+            return deny("AccessDenied", "Access Denied")
+        if time.time() >= job.url_expires_at:
+            return deny("AccessDenied", "Request has expired")
+        if environ.get("HTTP_X_AMZ_SERVER_SIDE_ENCRYPTION") != "aws:kms":
+            return deny("SignatureDoesNotMatch", upload.MSG_SIGNATURE)
+        data = _read_body(environ)
+        with self.service.store.lock:
+            if job.status != "Created":
+                return deny("AccessDenied", "Access Denied")
+            job.upload = data
+        etag = f'"{hashlib.md5(data).hexdigest()}"'
+        return _respond(start, 200, b"", "application/xml", [("ETag", etag)])
+
+    def _find_job(self, pool_id: str, job_id: str) -> Job | None:
+        region = pool_id.split("_", 1)[0]
+        try:
+            return self.service.store.get(region, pool_id, job_id)
+        except ServiceError:
+            return None
+
+    def _control(self, environ: dict[str, Any], start: StartResponse, what: str) -> list[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            if what == "health" and method == "GET":
+                out = {"status": "ok", "settings": self.service.settings()}
+            elif what == "config" and method == "POST":
+                self.service.configure(**json.loads(_read_body(environ) or b"{}"))
+                out = {"status": "ok", "settings": self.service.settings()}
+            elif what == "reset-faults" and method == "POST":
+                self.service.faults.reset()
+                out = {"status": "ok", "settings": self.service.settings()}
+            else:
+                return _respond(start, 404, b'{"error": "unknown control endpoint"}', "application/json")
+        except (ValueError, TypeError) as exc:
+            return _respond(start, 400, json.dumps({"error": str(exc)}).encode(), "application/json")
+        return _respond(start, 200, json.dumps(out).encode(), "application/json")

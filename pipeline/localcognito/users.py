@@ -1,0 +1,68 @@
+"""Who is already in the pool, and how an imported user is created in moto's backend.
+
+``PoolIndex`` is built once per job from ``pool.users`` (so users made through moto's own API count)
+and kept up to date as the job creates users: every uniqueness check is a set lookup, never a scan.
+Users are ``CognitoIdpUser`` objects put straight into ``pool.users``, which is what moto's ListUsers
+and AdminGetUser read; the caller holds the service lock that also guards moto's cognito-idp requests.
+"""
+
+from __future__ import annotations
+
+from moto.cognitoidp.models import CognitoIdpUser, CognitoIdpUserPool, UserStatus
+
+from pipeline.localcognito.rules import USERNAME, VERIFIED, PoolRules
+
+MSG_EXISTS = "The user already exists."                                   # fact 19
+
+
+class PoolIndex:
+    def __init__(self, pool: CognitoIdpUserPool, rules: PoolRules) -> None:
+        self.pool, self.rules = pool, rules
+        self.usernames: set[str] = set()
+        self.sign_in: dict[str, set[str]] = {a: set() for a in rules.username_attributes}
+        self.verified: dict[str, set[str]] = {a: set() for a in VERIFIED if a in rules.aliases}
+        self.preferred: set[str] | None = set() if "preferred_username" in rules.aliases else None
+        for user in list(pool.users.values()):
+            self._add(user.username, user.attribute_lookup)
+
+    def _key(self, attr: str, value: str) -> str:
+        return self.rules.fold(value) if attr in ("email", "preferred_username") else value
+
+    def _add(self, username: str, attrs: dict[str, str]) -> None:
+        self.usernames.add(self.rules.fold(username))
+        for attr, values in self.sign_in.items():
+            if attrs.get(attr):
+                values.add(self._key(attr, attrs[attr]))
+        for attr, values in self.verified.items():
+            if attrs.get(attr) and attrs.get(VERIFIED[attr]) == "true":
+                values.add(self._key(attr, attrs[attr]))
+        if self.preferred is not None and attrs.get("preferred_username"):
+            self.preferred.add(self.rules.fold(attrs["preferred_username"]))
+
+    def conflict(self, row: dict[str, str], attrs: dict[str, str]) -> tuple[str, str] | None:
+        """("SKIPPED"|"FAILED", message) when the row collides with a user already in the pool (U5)."""
+        username = row[USERNAME]
+        if self.rules.username_attributes:                                # fact 16
+            for attr, values in self.sign_in.items():
+                if attrs.get(attr) and self._key(attr, attrs[attr]) in values:
+                    if attrs[attr] == username:
+                        return "SKIPPED", MSG_EXISTS
+                    return "FAILED", f"The {attr} value is already used by another user."
+        elif self.rules.fold(username) in self.usernames:                 # facts 19, 46
+            return "SKIPPED", MSG_EXISTS
+        for attr, values in self.verified.items():                        # fact 17
+            if attrs.get(VERIFIED[attr]) == "true" and self._key(attr, attrs[attr]) in values:
+                return "FAILED", f"The verified {attr} value is already used by another user."
+        if self.preferred is not None and attrs.get("preferred_username"):
+            if self.rules.fold(attrs["preferred_username"]) in self.preferred:
+                return "FAILED", "The preferred_username value is already used by another user."
+        return None
+
+    def create(self, row: dict[str, str], attrs: dict[str, str]) -> CognitoIdpUser:
+        """A RESET_REQUIRED, enabled user with a fresh sub (fact 20); Username = sub in fact-16 pools."""
+        username = None if self.rules.username_attributes else row[USERNAME]
+        user = CognitoIdpUser(self.pool.id, username, None, UserStatus.RESET_REQUIRED,
+                              [{"Name": k, "Value": v} for k, v in attrs.items()])
+        self.pool.users[user.username] = user
+        self._add(user.username, attrs)
+        return user
