@@ -1,0 +1,303 @@
+"""Write the valid users of a tenant into Cognito import files (import-rules facts 6 and 12).
+
+Each file holds exactly the pool's CSV header, in header order, written in Cognito's dialect
+(``pipeline.csvdialect``): no quotes, ``\\,`` for a comma, UTF-8 without BOM, ``\\n`` line ends. A file
+never exceeds 500,000 users, 100 MB or ``chunk_rows``. Beside each ``chunk-NNNNN.csv`` a
+``chunk-NNNNN.keys.csv`` (``line,legacy_id,tenant,username``) maps the data row number that Cognito
+logs (first data row = 1, decision U6) back to the source key.
+
+Lines are built column-wise with pandas string concatenation, so a million rows take seconds. Files
+are written under a temporary name with mode 0600 and renamed into place, so a crash never leaves a
+half-written chunk behind a final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.csvdialect import MAX_FILE_BYTES, MAX_FILE_USERS, MAX_ROW_CHARS, SEPARATOR, escape_series
+from pipeline.errors import MigrationError
+
+KEY_COLUMNS = ["line", "legacy_id", "tenant", "username"]
+USERNAME_COLUMN = "cognito:username"
+
+
+class ChunkError(MigrationError):
+    """A row cannot be written in Cognito's dialect: validation should have rejected it."""
+
+    phase = "chunk"
+
+
+@dataclass(frozen=True)
+class ChunkInfo:
+    """One import file as written: what the load stage needs to run and to resume it."""
+
+    name: str
+    csv_path: Path
+    keys_path: Path
+    rows: int
+    bytes: int
+    sha256: str
+    canary: bool = False
+
+
+def write_chunks(
+    frames: Iterable[pd.DataFrame],
+    header: list[str],
+    out_dir: Path,
+    chunk_rows: int = 500_000,
+    canary_rows: int = 0,
+    max_bytes: int = MAX_FILE_BYTES,
+) -> list[ChunkInfo]:
+    """Write ``frames`` (the valid partition) into import files; return them in import order.
+
+    The first ``canary_rows`` users (if any) go to a small first file, so that a systematic problem shows
+    on a few users before the big files run.
+    """
+    if not header:
+        raise ChunkError("The pool's CSV header is empty; read the contract again (GetCSVHeader).")
+    chunk_rows = min(int(chunk_rows), MAX_FILE_USERS)
+    if chunk_rows < 1:
+        raise ChunkError(f"chunk_rows={chunk_rows}: write a positive number of users per file.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    header_line = (SEPARATOR.join(header) + "\n").encode("utf-8")
+    if len(header_line) >= max_bytes:
+        raise ChunkError(f"max_bytes={max_bytes} leaves no room for a single user after the header.")
+    writer = _Writer(out_dir, header_line, max_bytes)
+    remaining_canary = max(0, int(canary_rows))
+    for frame in frames:
+        if frame.empty:
+            continue
+        lines, keys = _encode(frame, header)
+        nbytes = (
+            np.asarray(pc.binary_length(pa.array(lines.array)).to_numpy(zero_copy_only=False), dtype=np.int64)
+            + 1
+        )
+        start = 0
+        while start < len(lines):
+            if remaining_canary:
+                cap = min(remaining_canary, chunk_rows)
+                writer.ensure_open(canary=True)
+            else:
+                if writer.is_canary:
+                    writer.close()
+                cap = chunk_rows
+                writer.ensure_open(canary=False)
+            room_rows = cap - writer.rows
+            room_bytes = max_bytes - writer.bytes
+            cum = np.cumsum(nbytes[start : start + room_rows])
+            n = int(np.searchsorted(cum, room_bytes, side="right"))
+            if n == 0:
+                if writer.rows == 0:
+                    raise ChunkError(
+                        f"The row of legacy id {keys['legacy_id'].iloc[start]} does not fit in a "
+                        f"file of max_bytes={max_bytes}."
+                    )
+                writer.close()
+                continue
+            writer.write(lines.iloc[start : start + n], keys.iloc[start : start + n])
+            start += n
+            if remaining_canary:
+                remaining_canary -= n
+                if remaining_canary == 0:
+                    writer.close()
+            elif writer.rows >= cap:
+                writer.close()
+    writer.close()
+    return writer.chunks
+
+
+def _encode(frame: pd.DataFrame, header: list[str]) -> tuple[pd.Series, pd.DataFrame]:
+    """The CSV lines (without line end) and the key columns of one frame, column-wise."""
+    missing = [c for c in header if c not in frame.columns]
+    if missing:
+        raise ChunkError(
+            f"The valid partition lacks header column(s) {missing}; the validator must emit every "
+            "column of the pool's CSV header."
+        )
+    line: pd.Series | None = None
+    for column in header:
+        values = escape_series(frame[column]).astype("string[pyarrow]")
+        if values.str.contains(r"[\r\n]", regex=True).any():
+            raise ChunkError(
+                f"Column {column} holds a line break, which Cognito's CSV cannot carry; the "
+                "validator should have rejected the row (uncarriable_value)."
+            )
+        line = values if line is None else line + SEPARATOR + values
+    assert line is not None
+    line = line.reset_index(drop=True)
+    too_long = line.str.len() > MAX_ROW_CHARS
+    if too_long.any():
+        raise ChunkError(
+            f"{int(too_long.sum())} row(s) exceed {MAX_ROW_CHARS} characters; the validator "
+            "should have rejected them (row_too_long)."
+        )
+    keys = pd.DataFrame(
+        {
+            "legacy_id": frame["_legacy_id"].astype("string").fillna("").reset_index(drop=True),
+            "tenant": frame["_tenant"].astype("string").fillna("").reset_index(drop=True),
+            "username": frame[USERNAME_COLUMN].astype("string").fillna("").str.strip().reset_index(drop=True),
+        }
+    )
+    return line, keys
+
+
+def _open_private(path: Path):  # noqa: ANN202 - a binary file object
+    """A new file readable by its owner only, created with that mode (never widened, then narrowed)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    return os.fdopen(fd, "wb")
+
+
+class _Writer:
+    """The file being filled: counts its rows and bytes, hashes what it writes."""
+
+    def __init__(self, out_dir: Path, header_line: bytes, max_bytes: int) -> None:
+        self.out_dir = out_dir
+        self.header_line = header_line
+        self.max_bytes = max_bytes
+        self.chunks: list[ChunkInfo] = []
+        self._csv = None
+        self._keys = None
+        self.rows = 0
+        self.bytes = 0
+        self.is_canary = False
+
+    def ensure_open(self, canary: bool) -> None:
+        if self._csv is not None:
+            return
+        number = len(self.chunks) + 1
+        self.name = f"chunk-{number:05d}"
+        self.csv_path = self.out_dir / f"{self.name}.csv"
+        self.keys_path = self.out_dir / f"{self.name}.keys.csv"
+        self._tmp_csv = self.csv_path.with_suffix(".csv.tmp")
+        self._tmp_keys = self.keys_path.with_suffix(".csv.tmp")
+        self._csv = _open_private(self._tmp_csv)
+        self._keys = _open_private(self._tmp_keys)
+        self._hash = hashlib.sha256()
+        self._put(self.header_line)
+        self._keys.write((",".join(KEY_COLUMNS) + "\n").encode("utf-8"))
+        self.rows = 0
+        self.is_canary = canary
+
+    def _put(self, data: bytes) -> None:
+        assert self._csv is not None
+        self._csv.write(data)
+        self._hash.update(data)
+        self.bytes += len(data)
+
+    def write(self, lines: pd.Series, keys: pd.DataFrame) -> None:
+        assert self._keys is not None
+        self._put(("\n".join(lines.tolist()) + "\n").encode("utf-8"))
+        block = keys.copy()
+        block.insert(0, "line", np.arange(self.rows + 1, self.rows + 1 + len(block), dtype=np.int64))
+        self._keys.write(block.to_csv(index=False, header=False, lineterminator="\n").encode("utf-8"))
+        self.rows += len(lines)
+
+    def close(self) -> None:
+        if self._csv is None or self._keys is None:
+            return
+        for handle in (self._csv, self._keys):
+            handle.flush()
+            os.fsync(handle.fileno())
+            handle.close()
+        os.replace(self._tmp_csv, self.csv_path)
+        os.replace(self._tmp_keys, self.keys_path)
+        self.chunks.append(
+            ChunkInfo(
+                name=self.name,
+                csv_path=self.csv_path,
+                keys_path=self.keys_path,
+                rows=self.rows,
+                bytes=self.bytes,
+                sha256=self._hash.hexdigest(),
+                canary=self.is_canary,
+            )
+        )
+        self._csv = self._keys = None
+        self.rows = 0
+        self.bytes = 0
+        self.is_canary = False
+
+
+def read_keys(keys_path: Path) -> pd.DataFrame:
+    """A keys file back as a frame: ``line`` as int64, the rest as strings exactly as written."""
+    frame = pd.read_csv(
+        keys_path,
+        dtype={"legacy_id": "string", "tenant": "string", "username": "string"},
+        keep_default_na=False,
+        na_filter=False,
+    )
+    frame["line"] = frame["line"].astype("int64")
+    return frame
+
+
+_PLACEHOLDER = "\ue000"
+
+
+def read_chunk(csv_path: Path) -> pd.DataFrame:
+    """An import file back as a frame of trimmed strings (header as columns), read the way Cognito does."""
+    text = csv_path.read_text(encoding="utf-8")
+    first, _, body = text.partition("\n")
+    header = first.split(SEPARATOR)
+    lines = body.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    if not lines:
+        return pd.DataFrame({c: pd.Series([], dtype="string[pyarrow]") for c in header})
+    if _PLACEHOLDER in body:
+        raise ChunkError(f"{csv_path.name} holds the private-use character U+E000; it cannot be read back.")
+    series = pd.Series(lines, dtype="string[pyarrow]").str.replace("\\,", _PLACEHOLDER, regex=False)
+    parts = series.str.split(SEPARATOR, expand=True, regex=False)
+    if parts.shape[1] != len(header):
+        raise ChunkError(
+            f"{csv_path.name}: rows have {parts.shape[1]} values for {len(header)} header columns."
+        )
+    parts.columns = header
+    for column in header:
+        parts[column] = parts[column].fillna("").str.replace(_PLACEHOLDER, ",", regex=False).str.strip()
+    return parts.reset_index(drop=True)
+
+
+NOT_COMPARED = frozenset({USERNAME_COLUMN, "cognito:mfa_enabled", "password_hash"})
+
+
+def compared_attributes(header: list[str]) -> list[str]:
+    """The header columns that become user attributes and can be compared with the pool."""
+    return [c for c in header if c not in NOT_COMPARED]
+
+
+def canonical_attributes(
+    values: pd.DataFrame, attrs: list[str], expected: pd.DataFrame | None = None
+) -> pd.Series:
+    """Per row, ``\x1fname=value`` of every non-empty attribute (those non-empty in ``expected``, if given).
+
+    The same string built from an import file and from the pool's copy of the user means the pool holds
+    what the file said; booleans compare case-insensitively (U3).
+    """
+    out = pd.Series([""] * len(values), dtype="string")
+    ref = values if expected is None else expected
+    for column in attrs:
+        value = values[column].astype("string").fillna("").str.strip().reset_index(drop=True)
+        if column.endswith("_verified"):
+            value = value.str.lower()
+        keep = ref[column].astype("string").fillna("").str.strip().reset_index(drop=True).ne("")
+        out = out + ("\x1f" + column + "=" + value).where(keep, "")
+    return out
+
+
+def attrs_digest(canonical: pd.Series) -> pd.Series:
+    """A stable 64-bit digest (hex) of each canonical attribute string, kept in the ledger."""
+    if len(canonical) == 0:
+        return pd.Series([], dtype="string")
+    hashed = pd.util.hash_pandas_object(canonical.astype(str).reset_index(drop=True), index=False)
+    return hashed.map("{:016x}".format).astype("string")

@@ -1,0 +1,440 @@
+"""The Cognito adapter: the only module that imports boto3.
+
+Local target: every client points at the local import service with dummy credentials, whatever AWS
+variables or profiles the environment holds, so real AWS cannot be reached by accident. AWS target:
+the normal credential chain and region.
+
+Retries are ours, not botocore's (its retries are switched off): throttling, internal errors, 5xx and
+connection errors are retried with exponential backoff and full jitter, a bounded number of times;
+a final failure becomes a ``LoadError`` (or ``TransientLoadError``) naming the operation. A pre-signed
+URL never appears in a message: its ``X-Amz-*`` parameters are masked.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.exceptions
+import botocore.session
+import pandas as pd
+from botocore.config import Config
+
+from pipeline.errors import ConfigError, LoadError, TransientLoadError
+from pipeline.settings import LOCAL_LOGS_ROLE_ARN, TargetSettings
+
+RETRYABLE_CODES = frozenset(
+    {
+        "TooManyRequestsException",
+        "InternalErrorException",
+        "ThrottlingException",
+        "ServiceUnavailable",
+        "RequestLimitExceeded",
+    }
+)
+_AMZ_PARAM = re.compile(r"((?:X-Amz-|x-amz-)[A-Za-z-]+=)[^&\s]*")
+
+
+def mask_url(url: str) -> str:
+    """A URL safe for a message: every ``X-Amz-*`` query parameter's value replaced by ``***``."""
+    return _AMZ_PARAM.sub(r"\1***", url)
+
+
+class CognitoCallError(LoadError):
+    """Cognito refused a call for a reason retrying does not fix; ``code`` is its error code."""
+
+    def __init__(self, message: str, *, code: str = "", operation: str = "", **ids: str | None) -> None:
+        super().__init__(message, **ids)
+        self.code = code
+        self.operation = operation
+
+
+class PreconditionNotMet(CognitoCallError):
+    """PreconditionNotMetException: e.g. no file uploaded, another job active, job not startable."""
+
+
+class ResourceNotFound(CognitoCallError):
+    """ResourceNotFoundException / UserNotFoundException."""
+
+
+class UrlExpired(LoadError):
+    """The job's pre-signed upload URL has expired; only a new job can take the file (fact 25)."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter: sleep ``uniform(0, min(cap, base * 2**attempt))``."""
+
+    max_attempts: int = 8
+    base_seconds: float = 0.25
+    cap_seconds: float = 20.0
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+    jitter: Callable[[], float] = field(default=random.random, compare=False)
+
+    def delay(self, attempt: int) -> float:
+        return self.jitter() * min(self.cap_seconds, self.base_seconds * (2**attempt))
+
+
+def _client_config() -> Config:
+    return Config(
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        connect_timeout=10,
+        read_timeout=60,
+        user_agent_extra="cognito-migrate",
+    )
+
+
+class CognitoTarget:
+    """One Cognito endpoint (local service or an AWS region) with the calls the pipeline needs."""
+
+    def __init__(
+        self,
+        *,
+        idp: Any,
+        logs: Any,
+        kind: str,
+        region: str,
+        endpoint_url: str | None,
+        retry: RetryPolicy | None = None,
+        sts: Any = None,
+        logs_role_arn: str = LOCAL_LOGS_ROLE_ARN,
+    ) -> None:
+        self._idp = idp
+        self._logs = logs
+        self._sts = sts
+        self.kind = kind
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self.logs_role_arn = logs_role_arn
+        self.retry = retry or RetryPolicy()
+        self._account_key: str | None = None
+        proxies = {} if kind == "local" else None
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies))
+        self.calls: dict[str, int] = {}  # operation -> attempts made (for tests and the report)
+
+    @property
+    def is_local(self) -> bool:
+        return self.kind == "local"
+
+    @classmethod
+    def from_settings(
+        cls, target: TargetSettings, endpoint_url: str | None = None, retry: RetryPolicy | None = None
+    ) -> CognitoTarget:
+        if target.is_aws:
+            if endpoint_url:
+                raise ConfigError("An endpoint URL is for the local service; the AWS target takes none.")
+            session = boto3.session.Session(region_name=target.region)
+            cfg = _client_config()
+            return cls(
+                idp=session.client("cognito-idp", config=cfg),
+                logs=session.client("logs", config=cfg),
+                sts=session.client("sts", config=cfg),
+                kind="aws",
+                region=target.region,
+                endpoint_url=None,
+                retry=retry,
+                logs_role_arn=target.logs_role_arn,
+            )
+        url = endpoint_url or target.endpoint_url
+        if not url:
+            raise ConfigError(
+                "The local target needs the local service's endpoint URL (start it with "
+                "`make serve-cognito`, or set COGNITO_ENDPOINT_URL)."
+            )
+        session = _isolated_session(target.region)
+        cfg = _client_config().merge(Config(proxies={}))
+        return cls(
+            idp=session.client("cognito-idp", endpoint_url=url, config=cfg),
+            logs=session.client("logs", endpoint_url=url, config=cfg),
+            kind="local",
+            region=target.region,
+            endpoint_url=url,
+            retry=retry,
+            logs_role_arn=target.logs_role_arn,
+        )
+
+    @property
+    def account_key(self) -> str:
+        """What the run lock is keyed on: one import job at a time per account and region (fact 27)."""
+        if self._account_key is None:
+            if self.is_local:
+                self._account_key = f"local:{self.endpoint_url}:{self.region}"
+            else:
+                ident = self._call("GetCallerIdentity", self._sts.get_caller_identity)
+                self._account_key = f"aws:{ident['Account']}:{self.region}"
+        return self._account_key
+
+    # ---- the retry policy -------------------------------------------------------------------------
+
+    def _call(self, operation: str, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
+        last = ""
+        for attempt in range(self.retry.max_attempts):
+            self.calls[operation] = self.calls.get(operation, 0) + 1
+            try:
+                return fn(**kwargs)
+            except botocore.exceptions.ClientError as exc:
+                err = exc.response.get("Error", {})
+                code = str(err.get("Code", ""))
+                message = str(err.get("Message", ""))
+                status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+                if code in RETRYABLE_CODES or status >= 500:
+                    last = f"{code or status}: {message}"
+                else:
+                    raise _refusal(operation, code, message) from None
+            except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:
+                last = type(exc).__name__
+            if attempt + 1 < self.retry.max_attempts:
+                self.retry.sleep(self.retry.delay(attempt))
+        raise TransientLoadError(
+            f"{operation} still failing after {self.retry.max_attempts} attempts ({last}); "
+            "Cognito is throttling or unavailable: rerun later, the ledger resumes the run."
+        )
+
+    # ---- pools and the contract -------------------------------------------------------------------
+
+    def get_csv_header(self, pool_id: str) -> list[str]:
+        return list(self._call("GetCSVHeader", self._idp.get_csv_header, UserPoolId=pool_id)["CSVHeader"])
+
+    def describe_user_pool(self, pool_id: str) -> dict[str, Any]:
+        return dict(
+            self._call("DescribeUserPool", self._idp.describe_user_pool, UserPoolId=pool_id)["UserPool"]
+        )
+
+    def find_or_create_local_pool(self, params: dict[str, Any]) -> str:
+        """The id of the local pool named ``params['PoolName']``, created with ``params`` if absent."""
+        if not self.is_local:
+            raise ConfigError("Pools are only created on the local service; on AWS name an existing pool.")
+        name = params.get("PoolName")
+        if not name:
+            raise ConfigError("pool.local needs a PoolName (the CreateUserPool parameters).")
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"MaxResults": 60}
+            if token:
+                kwargs["NextToken"] = token
+            page = self._call("ListUserPools", self._idp.list_user_pools, **kwargs)
+            for pool in page.get("UserPools", []):
+                if pool.get("Name") == name:
+                    return str(pool["Id"])
+            token = page.get("NextToken")
+            if not token:
+                break
+        return str(self._call("CreateUserPool", self._idp.create_user_pool, **params)["UserPool"]["Id"])
+
+    # ---- import jobs ------------------------------------------------------------------------------
+
+    def create_import_job(self, pool_id: str, job_name: str, role_arn: str) -> dict[str, Any]:
+        return dict(
+            self._call(
+                "CreateUserImportJob",
+                self._idp.create_user_import_job,
+                UserPoolId=pool_id,
+                JobName=job_name,
+                CloudWatchLogsRoleArn=role_arn,
+            )["UserImportJob"]
+        )
+
+    def start_import_job(self, pool_id: str, job_id: str) -> dict[str, Any]:
+        return dict(
+            self._call(
+                "StartUserImportJob", self._idp.start_user_import_job, UserPoolId=pool_id, JobId=job_id
+            )["UserImportJob"]
+        )
+
+    def describe_import_job(self, pool_id: str, job_id: str) -> dict[str, Any]:
+        return dict(
+            self._call(
+                "DescribeUserImportJob", self._idp.describe_user_import_job, UserPoolId=pool_id, JobId=job_id
+            )["UserImportJob"]
+        )
+
+    def stop_import_job(self, pool_id: str, job_id: str) -> dict[str, Any]:
+        return dict(
+            self._call("StopUserImportJob", self._idp.stop_user_import_job, UserPoolId=pool_id, JobId=job_id)[
+                "UserImportJob"
+            ]
+        )
+
+    def list_import_jobs(self, pool_id: str) -> list[dict[str, Any]]:
+        """Every import job of the pool, newest first (fact 31)."""
+        jobs: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"UserPoolId": pool_id, "MaxResults": 60}
+            if token:
+                kwargs["PaginationToken"] = token
+            page = self._call("ListUserImportJobs", self._idp.list_user_import_jobs, **kwargs)
+            jobs.extend(dict(j) for j in page.get("UserImportJobs", []))
+            new = page.get("PaginationToken")
+            if not new or new == token:
+                return jobs
+            token = new
+
+    def upload(self, presigned_url: str, path: Path) -> None:
+        """PUT the file to the job's pre-signed URL with the KMS header it was signed for (fact 25)."""
+        size = path.stat().st_size
+        last = ""
+        for attempt in range(self.retry.max_attempts):
+            self.calls["Upload"] = self.calls.get("Upload", 0) + 1
+            try:
+                with open(path, "rb") as body:
+                    request = urllib.request.Request(
+                        presigned_url,
+                        data=body,
+                        method="PUT",
+                        headers={"x-amz-server-side-encryption": "aws:kms", "Content-Length": str(size)},
+                    )
+                    with self._opener.open(request, timeout=300) as resp:
+                        resp.read()
+                        return
+            except urllib.error.HTTPError as exc:
+                text = exc.read().decode("utf-8", "replace") if exc.fp else ""
+                if exc.code == 403 and "expired" in text.lower():
+                    raise UrlExpired(
+                        f"The upload URL of {path.name} has expired; a new import job is needed "
+                        f"({mask_url(presigned_url)})."
+                    ) from None
+                if exc.code < 500:
+                    code = re.search(r"<Code>([^<]+)</Code>", text)
+                    raise LoadError(
+                        f"Uploading {path.name} was refused: HTTP {exc.code} "
+                        f"{code.group(1) if code else ''} ({mask_url(presigned_url)})."
+                    ) from None
+                last = f"HTTP {exc.code}"
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError) as exc:
+                last = type(exc).__name__
+            if attempt + 1 < self.retry.max_attempts:
+                self.retry.sleep(self.retry.delay(attempt))
+        raise TransientLoadError(
+            f"Uploading {path.name} still failing after {self.retry.max_attempts} attempts "
+            f"({last}); rerun later ({mask_url(presigned_url)})."
+        )
+
+    def job_log_events(self, pool_id: str, pool_name: str, job_id: str, job_name: str) -> list[str] | None:
+        """The messages of a job's log stream in order (fact 33), or None if the stream does not exist."""
+        group = f"/aws/cognito/userpools/{pool_id}/{pool_name}"
+        stream = f"{job_id}/{job_name}"
+        messages: list[str] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"logGroupName": group, "logStreamName": stream, "startFromHead": True}
+            if token:
+                kwargs["nextToken"] = token
+            try:
+                page = self._call("GetLogEvents", self._logs.get_log_events, **kwargs)
+            except ResourceNotFound:
+                return None if not messages else messages
+            messages.extend(str(e.get("message", "")) for e in page.get("events", []))
+            new = page.get("nextForwardToken")
+            if not new or new == token:
+                return messages
+            token = new
+
+    # ---- users ------------------------------------------------------------------------------------
+
+    def list_users(
+        self, pool_id: str, filter: str | None = None, attributes: list[str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Every user of the pool (or those matching ``filter``), 60 per call."""
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"UserPoolId": pool_id, "Limit": 60}
+            if filter:
+                kwargs["Filter"] = filter
+            if attributes is not None:
+                kwargs["AttributesToGet"] = attributes
+            if token:
+                kwargs["PaginationToken"] = token
+            page = self._call("ListUsers", self._idp.list_users, **kwargs)
+            yield from page.get("Users", [])
+            token = page.get("PaginationToken")
+            if not token:
+                return
+
+    def admin_get_user(self, pool_id: str, username: str) -> dict[str, Any] | None:
+        """The user, in ListUsers' shape (``Attributes``), or None if the pool has no such user."""
+        try:
+            user = self._call("AdminGetUser", self._idp.admin_get_user, UserPoolId=pool_id, Username=username)
+        except ResourceNotFound:
+            return None
+        user = dict(user)
+        user.pop("ResponseMetadata", None)
+        user["Attributes"] = user.pop("UserAttributes", [])
+        return user
+
+
+def _refusal(operation: str, code: str, message: str) -> CognitoCallError:
+    text = f"{operation} refused: {code}: {message}"
+    if code == "PreconditionNotMetException":
+        return PreconditionNotMet(text, code=code, operation=operation)
+    if code in ("ResourceNotFoundException", "UserNotFoundException"):
+        return ResourceNotFound(text, code=code, operation=operation)
+    return CognitoCallError(text, code=code, operation=operation)
+
+
+def _isolated_session(region: str) -> boto3.session.Session:
+    """A session that reads no AWS config, profile or credential from the environment or disk."""
+    # Each variable gets no environment name and no config-file name: AWS_PROFILE, AWS_CONFIG_FILE and
+    # ~/.aws are not read at all.
+    core = botocore.session.Session(
+        session_vars={
+            "profile": (None, None, None, None),
+            "config_file": (None, None, "/dev/null", None),
+            "credentials_file": (None, None, "/dev/null", None),
+        }
+    )
+    return boto3.session.Session(
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        aws_session_token=None,
+        region_name=region,
+        botocore_session=core,
+    )
+
+
+def user_key(user: dict[str, Any], key_attribute: str | None = None) -> str | None:
+    """What the import file calls this user: its Username, or its email/phone in fact-16 pools."""
+    if "_key" in user:
+        return str(user["_key"])
+    if key_attribute:
+        for attr in user.get("Attributes", []):
+            if attr.get("Name") == key_attribute:
+                return str(attr.get("Value"))
+        return None
+    return user.get("Username")
+
+
+def users_frame(
+    users: list[dict[str, Any]], attrs: list[str], key_attribute: str | None = None
+) -> pd.DataFrame:
+    """Users (ListUsers shape) as a frame indexed by the file's username: sub, status, created, ``attrs``."""
+    rows = []
+    for user in users:
+        values = {a["Name"]: a.get("Value", "") for a in user.get("Attributes", [])}
+        created = user.get("UserCreateDate")
+        rows.append(
+            {
+                "username": user_key(user, key_attribute),
+                "sub": values.get("sub"),
+                "status": user.get("UserStatus"),
+                "created": created.timestamp() if hasattr(created, "timestamp") else float(created or 0),
+                **{a: values.get(a, "") for a in attrs},
+            }
+        )
+    frame = pd.DataFrame(rows, columns=["username", "sub", "status", "created", *attrs])
+    return frame.drop_duplicates("username").set_index("username")
+
+
+def key_attribute_of(pool: dict[str, Any]) -> str | None:
+    """In pools whose username is the email or phone (fact 16), Cognito's Username is a UUID and the
+    import file's ``cognito:username`` is found in that attribute."""
+    names = list(pool.get("UsernameAttributes") or [])
+    return str(names[0]) if len(names) == 1 else None

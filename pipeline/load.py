@@ -1,0 +1,731 @@
+"""Run one Cognito import job per chunk: create, upload, start, poll, harvest (facts 22-36).
+
+* One job is active per account (fact 27): chunks and tenants queue; a start refused because another
+  job runs is retried after a wait. While a job runs, the next chunk's job is created and its file
+  uploaded in a background thread, so no time is lost between jobs; a prepared job that got too old
+  (URL lifetime, job expiry) or whose URL expired before the upload is replaced by a new job.
+* Every step is committed to the ledger before the next side effect. On start the ledger and
+  ListUserImportJobs (our job names) decide what to do with earlier jobs: adopt a running one, harvest
+  a finished one, start a Created one whose file was uploaded; a chunk already harvested is never
+  imported again, and no second job is started for a chunk whose job is running or done.
+* Harvest maps each ``[SUCCEEDED|SKIPPED|FAILED] Line Number N - msg`` log line to row N of the keys
+  file (first data row = 1, U6), then confirms against the pool: imported users must exist with the
+  expected status and attributes (their ``sub`` is recorded); users without a log line are settled by
+  looking them up.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from pipeline.chunk import (
+    ChunkInfo,
+    attrs_digest,
+    canonical_attributes,
+    compared_attributes,
+    read_chunk,
+    read_keys,
+)
+from pipeline.cognito import (
+    CognitoTarget,
+    PreconditionNotMet,
+    UrlExpired,
+    key_attribute_of,
+    user_key,
+    users_frame,
+)
+from pipeline.errors import LoadError
+from pipeline.ledger import Ledger
+from pipeline.reasons import Outcome
+
+TERMINAL = frozenset({"Succeeded", "Failed", "Stopped", "Expired"})
+RUNNING = frozenset({"Pending", "InProgress", "Stopping"})
+LOG_LINE = r"^\[(SUCCEEDED|SKIPPED|FAILED)\] Line Number (\d+) - (.*)$"
+_LOG_OUTCOME = {
+    "SUCCEEDED": Outcome.IMPORTED.value,
+    "SKIPPED": Outcome.SKIPPED.value,
+    "FAILED": Outcome.FAILED.value,
+}
+MSG_NOT_IN_POOL = "The log reported success but the user is not in the pool."
+
+
+@dataclass(frozen=True)
+class LoadPolicy:
+    """How the load stage behaves; the defaults suit AWS, tests shorten the waits."""
+
+    on_failed_job: str = "stop"  # "stop" | "continue"
+    keep_files: bool = False  # keep chunk CSVs after harvest
+    poll_initial_seconds: float = 1.0
+    poll_max_seconds: float = 15.0
+    active_wait_seconds: float = 10.0  # another job is running in the account: wait this long
+    active_wait_timeout_seconds: float = 12 * 3600
+    url_ttl_seconds: float = 14 * 60  # a pre-signed URL lives 15 min (fact 25); keep a margin
+    job_ttl_seconds: float = 20 * 3600  # a Created job expires after 24-48 h (fact 22)
+    max_jobs_per_chunk: int = 5  # new jobs for one chunk (expired URL, lost upload, expired job)
+    verify: bool = True  # confirm users against the pool at harvest
+    expected_status: tuple[str, ...] = ("RESET_REQUIRED",)
+    fetch_one_by_one_below: int = 0  # 0 = choose by pool size; else AdminGetUser under this count
+    sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.on_failed_job not in ("stop", "continue"):
+            raise ValueError(f"on_failed_job={self.on_failed_job!r}: write 'stop' or 'continue'")
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    name: str
+    sha256: str
+    rows: int
+    canary: bool
+    job_id: str | None
+    status: str  # final job status, or "done-before"
+    imported: int = 0
+    skipped: int = 0
+    failed: int = 0
+    completion_message: str | None = None
+    failure_reasons: tuple[tuple[str, int], ...] = ()
+    unconfirmed: int = 0  # imported per log, but the pool disagrees on status/attributes
+    unlogged: int = 0  # users with no log line, settled by looking at the pool
+    resumed: str = ""  # "", "adopted", "harvested", "started-created"
+    jobs_created: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "chunk": self.name,
+            "sha256": self.sha256,
+            "rows": self.rows,
+            "canary": self.canary,
+            "job_id": self.job_id,
+            "status": self.status,
+            "imported": self.imported,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "completion_message": self.completion_message,
+            "failure_reasons": dict(self.failure_reasons),
+            "unconfirmed": self.unconfirmed,
+            "unlogged": self.unlogged,
+            "resumed": self.resumed,
+            "jobs_created": self.jobs_created,
+        }
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    run_id: str
+    tenant: str
+    pool_id: str
+    chunks: tuple[ChunkResult, ...]
+    stopped: bool = False
+    stop_reason: str | None = None
+
+    @property
+    def jobs(self) -> list[dict[str, Any]]:
+        return [c.as_dict() for c in self.chunks]
+
+    @property
+    def jobs_created(self) -> int:
+        return sum(c.jobs_created for c in self.chunks)
+
+    @property
+    def imported(self) -> int:
+        return sum(c.imported for c in self.chunks)
+
+    @property
+    def skipped(self) -> int:
+        return sum(c.skipped for c in self.chunks)
+
+    @property
+    def failed(self) -> int:
+        return sum(c.failed for c in self.chunks)
+
+    @property
+    def ok(self) -> bool:
+        return not self.stopped and all(c.status in ("Succeeded", "done-before") for c in self.chunks)
+
+
+def job_name(tenant: str, chunk: ChunkInfo) -> str:
+    """``<tenant>-<chunk>-<sha8>``, within JobName's pattern ``[\\w\\s+=,.@-]+`` and 128 characters."""
+    safe = re.sub(r"[^\w+=,.@-]", "-", tenant)[:100]
+    return f"{safe}-{chunk.name}-{chunk.sha256[:8]}"
+
+
+def run_load(
+    target: CognitoTarget,
+    ledger: Ledger,
+    tenant: str,
+    pool_id: str,
+    chunks: list[ChunkInfo],
+    policy: LoadPolicy,
+    progress: Any = None,
+) -> LoadResult:
+    """Import ``chunks`` into ``pool_id``, one job at a time, resuming whatever an earlier run left."""
+    with ledger.locked(target.account_key):
+        return _Loader(target, ledger, tenant, pool_id, policy, progress).run(list(chunks))
+
+
+class _Loader:
+    def __init__(
+        self,
+        target: CognitoTarget,
+        ledger: Ledger,
+        tenant: str,
+        pool_id: str,
+        policy: LoadPolicy,
+        progress: Any,
+    ) -> None:
+        self.target = target
+        self.ledger = ledger
+        self.tenant = tenant
+        self.pool_id = pool_id
+        self.policy = policy
+        self.progress = progress
+        self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
+        self.created: dict[str, int] = {}  # chunk sha -> jobs created in this run
+        self._created_lock = threading.Lock()
+
+    # ---- reporting --------------------------------------------------------------------------------
+
+    def _event(self, kind: str, message: str, **info: Any) -> None:
+        if self.progress is None:
+            return
+        if hasattr(self.progress, "event"):
+            self.progress.event(kind, tenant=self.tenant, message=message, **info)
+        if hasattr(self.progress, "note"):
+            self.progress.note(self.tenant, message)
+
+    # ---- the run ----------------------------------------------------------------------------------
+
+    def run(self, chunks: list[ChunkInfo]) -> LoadResult:
+        self.ledger.start_run(
+            self.run_id, self.tenant, self.target.account_key, self.target.region, self.pool_id
+        )
+        pool = self.target.describe_user_pool(self.pool_id)
+        self.pool_name = str(pool.get("Name", ""))
+        self.pool_size = int(pool.get("EstimatedNumberOfUsers", 0) or 0)
+        self.key_attribute = key_attribute_of(pool)
+        results: list[ChunkResult] = []
+        pending: list[ChunkInfo] = []
+        for chunk in chunks:
+            self.ledger.plan_chunk(
+                self.tenant,
+                self.pool_id,
+                chunk.name,
+                chunk.sha256,
+                chunk.rows,
+                self.run_id,
+                header=_header_of(chunk),
+            )
+            if self.ledger.chunk_done(self.tenant, self.pool_id, chunk.sha256):
+                results.append(
+                    ChunkResult(
+                        chunk.name,
+                        chunk.sha256,
+                        chunk.rows,
+                        chunk.canary,
+                        self.ledger.chunk(self.tenant, self.pool_id, chunk.sha256)["job_id"],
+                        "done-before",
+                    )
+                )
+                self._event(
+                    "chunk_done_before",
+                    f"{chunk.name} was imported by an earlier run; skipping it.",
+                    chunk=chunk.name,
+                )
+            else:
+                pending.append(chunk)
+        plans = self._resume_plans(pending) if pending else {}
+        stop_reason: str | None = None
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-next")
+        prepared: dict[str, Future[dict[str, Any]]] = {}
+        try:
+            for index, chunk in enumerate(pending):
+                action, job = plans.get(chunk.sha256, ("new", None))
+                jobs_done: list[dict[str, Any]] = []
+                if action == "harvest":
+                    final = job
+                else:
+                    if action == "adopt":
+                        running = job
+                        self._event(
+                            "job_adopted",
+                            f"{chunk.name}: adopting job {job['JobId']} "
+                            f"({job['Status']}) left running by an earlier run.",
+                            chunk=chunk.name,
+                            job_id=job["JobId"],
+                        )
+                    else:
+                        if action == "start" and job is not None:
+                            ready = job
+                        elif chunk.sha256 in prepared:
+                            ready = prepared.pop(chunk.sha256).result()
+                        else:
+                            ready = self._prepare(chunk)
+                        running = self._start(chunk, ready)
+                    nxt = self._next_new(pending, plans, index)
+                    if nxt is not None and not chunk.canary and nxt.sha256 not in prepared:
+                        prepared[nxt.sha256] = executor.submit(self._prepare, nxt)
+                    final = self._poll(chunk, running)
+                jobs_done = self._terminal_jobs(chunk, final)
+                result = self._harvest(
+                    chunk,
+                    jobs_done,
+                    final,
+                    resumed=""
+                    if action == "new"
+                    else {"adopt": "adopted", "harvest": "harvested", "start": "started-created"}[action],
+                )
+                results.append(result)
+                stop_reason = self._should_stop(chunk, result)
+                if stop_reason:
+                    self._event("run_stopped", stop_reason, chunk=chunk.name, job_id=result.job_id)
+                    break
+        finally:
+            for future in prepared.values():
+                try:
+                    future.result()
+                except Exception:  # noqa: BLE001 - the run is ending; the ledger knows the job's state
+                    pass
+            executor.shutdown(wait=True)
+            status = "stopped" if stop_reason else "finished"
+            self.ledger.finish_run(self.run_id, status)
+        return LoadResult(
+            self.run_id,
+            self.tenant,
+            self.pool_id,
+            tuple(results),
+            stopped=bool(stop_reason),
+            stop_reason=stop_reason,
+        )
+
+    def _should_stop(self, chunk: ChunkInfo, result: ChunkResult) -> str | None:
+        reasons = (
+            "; ".join(f"{n} x {m}" for m, n in result.failure_reasons[:5]) or "no per-user reasons logged"
+        )
+        if chunk.canary and (result.status != "Succeeded" or result.failed):
+            return (
+                f"The canary {chunk.name} (job {result.job_id}) ended {result.status} with {result.failed} "
+                f"failed user(s): {reasons}. The big files were not imported; fix the data or mapping."
+            )
+        if result.status in ("Failed", "Stopped", "Expired") and self.policy.on_failed_job == "stop":
+            return (
+                f"{chunk.name}: job {result.job_id} ended {result.status} ({result.completion_message}); "
+                f"{reasons}. Stopping (on_failed_job=stop)."
+            )
+        return None
+
+    @staticmethod
+    def _next_new(
+        pending: list[ChunkInfo], plans: dict[str, tuple[str, Any]], index: int
+    ) -> ChunkInfo | None:
+        for chunk in pending[index + 1 :]:
+            if plans.get(chunk.sha256, ("new", None))[0] == "new":
+                return chunk
+            return None  # the next chunk resumes an earlier job; nothing to prepare
+        return None
+
+    # ---- resume -----------------------------------------------------------------------------------
+
+    def _resume_plans(self, pending: list[ChunkInfo]) -> dict[str, tuple[str, Any]]:
+        """For each pending chunk: ("adopt"|"harvest"|"start", job) from earlier jobs, else ("new", None)."""
+        by_name: dict[str, list[dict[str, Any]]] = {}
+        names = {job_name(self.tenant, c): c for c in pending}
+        for job in self.target.list_import_jobs(self.pool_id):
+            if job.get("JobName") in names:
+                by_name.setdefault(str(job["JobName"]), []).append(job)
+        plans: dict[str, tuple[str, Any]] = {}
+        for name, chunk in names.items():
+            known = {r.job_id: r for r in self.ledger.jobs(self.tenant, chunk.sha256)}
+            remote = {str(j["JobId"]): j for j in by_name.get(name, [])}
+            for job_id in set(known) - set(remote):
+                try:
+                    remote[job_id] = self.target.describe_import_job(self.pool_id, job_id)
+                except LoadError:
+                    continue
+            for job in remote.values():
+                self.ledger.record_job(job, tenant=self.tenant, chunk=chunk.name, chunk_sha256=chunk.sha256)
+            newest_first = sorted(remote.values(), key=lambda j: _epoch(j.get("CreationDate")), reverse=True)
+            plan: tuple[str, Any] = ("new", None)
+            for job in newest_first:
+                status = job.get("Status")
+                if status in RUNNING:
+                    plan = ("adopt", job)
+                    break
+                if status in ("Succeeded", "Failed"):
+                    plan = ("harvest", job)
+                    break
+                if status == "Created":
+                    record = self.ledger.job(str(job["JobId"]))
+                    age = time.time() - _epoch(job.get("CreationDate"))
+                    if record is not None and record.uploaded and age < self.policy.job_ttl_seconds:
+                        plan = ("start", job)
+                        break
+            plans[chunk.sha256] = plan
+        return plans
+
+    # ---- one job ----------------------------------------------------------------------------------
+
+    def _prepare(self, chunk: ChunkInfo) -> dict[str, Any]:
+        """Create a job for the chunk and upload its file; a new job whenever the URL has expired."""
+        for _ in range(self.policy.max_jobs_per_chunk):
+            job = self.target.create_import_job(
+                self.pool_id, job_name(self.tenant, chunk), self.target.logs_role_arn
+            )
+            deadline = time.monotonic() + self.policy.url_ttl_seconds
+            job_id = str(job["JobId"])
+            url = str(job.pop("PreSignedUrl", ""))
+            with self._created_lock:
+                self.created[chunk.sha256] = self.created.get(chunk.sha256, 0) + 1
+            self.ledger.record_job(
+                job, tenant=self.tenant, chunk=chunk.name, chunk_sha256=chunk.sha256, run_id=self.run_id
+            )
+            self.ledger.set_chunk_state(self.tenant, self.pool_id, chunk.sha256, "job_created", job_id)
+            self._event(
+                "job_created", f"{chunk.name}: created job {job_id}.", chunk=chunk.name, job_id=job_id
+            )
+            if time.monotonic() > deadline:
+                self._event(
+                    "url_expired",
+                    f"{chunk.name}: the upload URL of job {job_id} is too old; creating a new job.",
+                    chunk=chunk.name,
+                    job_id=job_id,
+                )
+                continue
+            try:
+                self.target.upload(url, chunk.csv_path)
+            except UrlExpired:
+                self._event(
+                    "url_expired",
+                    f"{chunk.name}: the upload URL of job {job_id} expired; creating a new job.",
+                    chunk=chunk.name,
+                    job_id=job_id,
+                )
+                continue
+            self.ledger.mark_uploaded(job_id)
+            self.ledger.set_chunk_state(self.tenant, self.pool_id, chunk.sha256, "uploaded", job_id)
+            job["_prepared_at"] = time.monotonic()
+            return job
+        raise LoadError(
+            f"{chunk.name}: could not upload the file in {self.policy.max_jobs_per_chunk} jobs; "
+            "the upload URLs kept expiring (is the connection very slow?).",
+            tenant=self.tenant,
+            chunk=chunk.name,
+        )
+
+    def _start(self, chunk: ChunkInfo, job: dict[str, Any]) -> dict[str, Any]:
+        """Start the job; wait while another job of the account runs; replace a job that got too old."""
+        waited_since = time.monotonic()
+        replaced = 0
+        while True:
+            job_id = str(job["JobId"])
+            age = time.time() - _epoch(job.get("CreationDate"))
+            if age > self.policy.job_ttl_seconds:
+                job, replaced = self._replace(chunk, job, "is too old to start", replaced)
+                continue
+            try:
+                started = self.target.start_import_job(self.pool_id, job_id)
+            except PreconditionNotMet as exc:
+                current = self.target.describe_import_job(self.pool_id, job_id)
+                status = current.get("Status")
+                if status in RUNNING or status in ("Succeeded", "Failed", "Stopped"):
+                    started = current  # an earlier attempt of ours did start it
+                elif status == "Expired" or "uploaded" in exc.message:
+                    job, replaced = self._replace(chunk, job, f"cannot be started ({status})", replaced)
+                    continue
+                else:
+                    if time.monotonic() - waited_since > self.policy.active_wait_timeout_seconds:
+                        raise LoadError(
+                            f"{chunk.name}: another import job has kept the account busy for "
+                            f"{self.policy.active_wait_timeout_seconds:.0f} s; job {job_id} was "
+                            "not started. Rerun later; the ledger resumes.",
+                            tenant=self.tenant,
+                            chunk=chunk.name,
+                            job_id=job_id,
+                        ) from None
+                    self._event(
+                        "waiting",
+                        f"{chunk.name}: another import job is running in this account; "
+                        "waiting to start job " + job_id,
+                        chunk=chunk.name,
+                        job_id=job_id,
+                    )
+                    self.policy.sleep(self.policy.active_wait_seconds)
+                    continue
+            self.ledger.record_job(
+                started, tenant=self.tenant, chunk=chunk.name, chunk_sha256=chunk.sha256, run_id=self.run_id
+            )
+            self.ledger.set_chunk_state(self.tenant, self.pool_id, chunk.sha256, "started", job_id)
+            self._event(
+                "job_started", f"{chunk.name}: started job {job_id}.", chunk=chunk.name, job_id=job_id
+            )
+            return started
+
+    def _replace(
+        self, chunk: ChunkInfo, job: dict[str, Any], why: str, replaced: int
+    ) -> tuple[dict[str, Any], int]:
+        if replaced >= self.policy.max_jobs_per_chunk:
+            raise LoadError(
+                f"{chunk.name}: replaced its job {replaced} times and job {job['JobId']} still {why}.",
+                tenant=self.tenant,
+                chunk=chunk.name,
+                job_id=str(job["JobId"]),
+            )
+        self._event(
+            "job_replaced",
+            f"{chunk.name}: job {job['JobId']} {why}; creating a new job.",
+            chunk=chunk.name,
+            job_id=str(job["JobId"]),
+        )
+        return self._prepare(chunk), replaced + 1
+
+    def _poll(self, chunk: ChunkInfo, job: dict[str, Any]) -> dict[str, Any]:
+        job_id = str(job["JobId"])
+        delay = self.policy.poll_initial_seconds
+        seen: tuple[Any, ...] | None = None
+        while True:
+            current = self.target.describe_import_job(self.pool_id, job_id)
+            state = (
+                current.get("Status"),
+                current.get("ImportedUsers"),
+                current.get("SkippedUsers"),
+                current.get("FailedUsers"),
+            )
+            if state != seen:
+                self.ledger.record_job(
+                    current, tenant=self.tenant, chunk=chunk.name, chunk_sha256=chunk.sha256
+                )
+                self._event(
+                    "job_status",
+                    f"{chunk.name}: job {job_id} {state[0]} (imported {state[1]}, "
+                    f"skipped {state[2]}, failed {state[3]}).",
+                    chunk=chunk.name,
+                    job_id=job_id,
+                    status=state[0],
+                )
+                seen = state
+            if current.get("Status") in TERMINAL:
+                self.ledger.set_chunk_state(self.tenant, self.pool_id, chunk.sha256, "finished", job_id)
+                return current
+            self.policy.sleep(delay)
+            delay = min(delay * 1.5, self.policy.poll_max_seconds)
+
+    def _terminal_jobs(self, chunk: ChunkInfo, final: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every job of this chunk that ran (oldest first): their logs together settle each user."""
+        jobs = []
+        for record in self.ledger.jobs(self.tenant, chunk.sha256):
+            if record.job_id == final["JobId"]:
+                continue
+            if record.status in ("Succeeded", "Failed", "Stopped"):
+                jobs.append({"JobId": record.job_id, "JobName": record.job_name, "Status": record.status})
+        return [*jobs, final]
+
+    # ---- harvest ----------------------------------------------------------------------------------
+
+    def _harvest(
+        self, chunk: ChunkInfo, jobs: list[dict[str, Any]], final: dict[str, Any], resumed: str
+    ) -> ChunkResult:
+        if not chunk.keys_path.exists() or not chunk.csv_path.exists():
+            raise LoadError(
+                f"{chunk.name}: its files are gone ({chunk.csv_path.parent}); they are needed to "
+                "map the job's log to users. Plan again and rerun.",
+                tenant=self.tenant,
+                chunk=chunk.name,
+                job_id=str(final["JobId"]),
+            )
+        keys = read_keys(chunk.keys_path)
+        logged = self._read_logs(jobs)
+        merged = keys.merge(logged, on="line", how="left")
+        unmatched = int((~logged["line"].isin(keys["line"])).sum()) if len(logged) else 0
+        if unmatched:
+            self._event(
+                "log_unmatched",
+                f"{chunk.name}: {unmatched} log line(s) name a row the file does not have.",
+                chunk=chunk.name,
+            )
+        final_id = str(final["JobId"])
+        merged["job_id"] = merged["job_id"].fillna(final_id)
+        expected = read_chunk(chunk.csv_path)
+        merged, digests = self._confirm(merged, expected, final)
+        merged["attrs_digest"] = digests
+        self.ledger.record_outcomes(self.tenant, self.pool_id, merged)
+        imported = int(merged["outcome"].eq(Outcome.IMPORTED.value).sum())
+        skipped = int(merged["outcome"].eq(Outcome.SKIPPED.value).sum())
+        failed_rows = merged[merged["outcome"].eq(Outcome.FAILED.value)]
+        reasons = tuple((str(m), int(n)) for m, n in failed_rows["message"].value_counts().items())
+        unconfirmed = int((merged["outcome"].eq(Outcome.IMPORTED.value) & merged["confirmed"].eq(0)).sum())
+        status = str(final.get("Status"))
+        if status in ("Succeeded", "Failed"):
+            state = "verified" if self.policy.verify and unconfirmed == 0 else "harvested"
+            self.ledger.set_chunk_state(self.tenant, self.pool_id, chunk.sha256, state, final_id)
+            if not self.policy.keep_files:
+                chunk.csv_path.unlink(missing_ok=True)
+                chunk.keys_path.unlink(missing_ok=True)
+        if hasattr(self.progress, "rows"):
+            self.progress.rows(self.tenant, "imported", imported)
+        self._event(
+            "chunk_harvested",
+            f"{chunk.name}: job {final_id} {status}: imported {imported}, skipped "
+            f"{skipped}, failed {len(failed_rows)}.",
+            chunk=chunk.name,
+            job_id=final_id,
+        )
+        return ChunkResult(
+            chunk.name,
+            chunk.sha256,
+            chunk.rows,
+            chunk.canary,
+            final_id,
+            status,
+            imported,
+            skipped,
+            len(failed_rows),
+            final.get("CompletionMessage"),
+            reasons,
+            unconfirmed,
+            int(merged["_unlogged"].sum()),
+            resumed,
+            self.created.get(chunk.sha256, 0),
+        )
+
+    def _read_logs(self, jobs: list[dict[str, Any]]) -> pd.DataFrame:
+        """One row per logged line number: outcome, message, job_id. A success in any job wins."""
+        frames = []
+        for order, job in enumerate(jobs):
+            messages = self.target.job_log_events(
+                self.pool_id, self.pool_name, str(job["JobId"]), str(job.get("JobName", ""))
+            )
+            if not messages:
+                continue
+            parsed = pd.Series(messages, dtype="string").str.extract(LOG_LINE).dropna()
+            parsed.columns = ["kind", "line", "message"]
+            parsed["line"] = parsed["line"].astype("int64")
+            parsed["order"] = order
+            parsed["job_id"] = str(job["JobId"])
+            frames.append(parsed)
+        if not frames:
+            return pd.DataFrame(
+                {
+                    "line": pd.Series([], dtype="int64"),
+                    "outcome": pd.Series([], dtype="string"),
+                    "message": pd.Series([], dtype="string"),
+                    "job_id": pd.Series([], dtype="string"),
+                }
+            )
+        logged = pd.concat(frames, ignore_index=True)
+        logged["won"] = logged["kind"].eq("SUCCEEDED").astype(int)
+        logged = logged.sort_values(["line", "won", "order"], kind="stable").drop_duplicates(
+            "line", keep="last"
+        )
+        logged["outcome"] = logged["kind"].map(_LOG_OUTCOME)
+        return logged[["line", "outcome", "message", "job_id"]].astype(
+            {"outcome": "string", "message": "string", "job_id": "string"}
+        )
+
+    def _confirm(
+        self, merged: pd.DataFrame, expected: pd.DataFrame, final: dict[str, Any]
+    ) -> tuple[pd.DataFrame, pd.Series]:
+        """Settle users without a log line and confirm imported users against the pool."""
+        merged = merged.copy()
+        merged["_unlogged"] = merged["outcome"].isna()
+        attrs = compared_attributes(list(expected.columns))
+        canon = canonical_attributes(expected, attrs)
+        digests = attrs_digest(canon)
+        check = merged["outcome"].isna() | merged["outcome"].isin(
+            [Outcome.IMPORTED.value, Outcome.SKIPPED.value]
+        )
+        merged["confirmed"] = 0
+        merged["sub"] = pd.Series([None] * len(merged), dtype="object")
+        if not (self.policy.verify or merged["_unlogged"].any()):
+            return merged, digests
+        wanted = merged.loc[check, "username"].tolist()
+        pool = self._fetch_users(wanted, attrs)
+        exists = merged["username"].isin(pool.index)
+        merged["sub"] = merged["username"].map(pool["sub"]).where(exists, None) if len(pool) else None
+        pool_canon = (
+            canonical_attributes(pool.reindex(merged["username"]).reset_index(drop=True), attrs, expected)
+            if len(pool)
+            else pd.Series([""] * len(merged))
+        )
+        status = merged["username"].map(pool["status"]) if len(pool) else pd.Series([None] * len(merged))
+        attrs_ok = exists & pool_canon.eq(canon).fillna(False)
+        status_ok = status.isin(list(self.policy.expected_status))
+        # users the log does not mention: the pool decides (created by this job, or there before it)
+        unlogged = merged["_unlogged"]
+        start = _epoch(final.get("StartDate")) - 0.001 if final.get("StartDate") else 0.0  # ms precision
+        created = merged["username"].map(pool["created"]) if len(pool) else pd.Series([0.0] * len(merged))
+        new_user = exists & created.fillna(0).ge(start)
+        merged.loc[unlogged & new_user, ["outcome", "message"]] = [
+            Outcome.IMPORTED.value,
+            "No log line; the user was created by the job.",
+        ]
+        merged.loc[unlogged & exists & ~new_user, ["outcome", "message"]] = [
+            Outcome.SKIPPED.value,
+            "No log line; the user already existed.",
+        ]
+        gone = (
+            f"No log line and the user is not in the pool (job {final.get('Status')}: "
+            f"{final.get('CompletionMessage') or 'no message'})."
+        )
+        merged.loc[unlogged & ~exists, ["outcome", "message"]] = [Outcome.FAILED.value, gone]
+        # imported users must be in the pool with the expected status and attributes
+        imported = merged["outcome"].eq(Outcome.IMPORTED.value).fillna(False)
+        merged.loc[imported & ~exists, ["outcome", "message"]] = [Outcome.FAILED.value, MSG_NOT_IN_POOL]
+        imported = imported & exists
+        skipped = merged["outcome"].eq(Outcome.SKIPPED.value).fillna(False)
+        merged["confirmed"] = ((imported & attrs_ok & status_ok) | (skipped & exists)).astype(int)
+        bad = imported & ~(attrs_ok & status_ok)
+        if bad.any():
+            self._event(
+                "unconfirmed",
+                f"{int(bad.sum())} imported user(s) differ in the pool from their import "
+                "file (status or attributes).",
+                job_id=str(final["JobId"]),
+            )
+        return merged, digests
+
+    def _fetch_users(self, usernames: list[str], attrs: list[str]) -> pd.DataFrame:
+        """username -> sub, status, created (epoch), and every attribute in ``attrs``."""
+        if not usernames:
+            return pd.DataFrame(columns=["sub", "status", "created", *attrs])
+        one_by_one = (
+            len(usernames) < self.policy.fetch_one_by_one_below
+            if self.policy.fetch_one_by_one_below
+            else len(usernames) <= max(self.pool_size, 1) / 60
+        )
+        wanted = set(usernames)
+        records = []
+        if one_by_one:
+            for name in usernames:
+                user = self.target.admin_get_user(self.pool_id, name)
+                if user is not None:
+                    records.append({**user, "_key": name})
+        else:
+            records = [
+                u for u in self.target.list_users(self.pool_id) if user_key(u, self.key_attribute) in wanted
+            ]
+        return users_frame(records, attrs, self.key_attribute)
+
+
+def _epoch(value: Any) -> float:
+    if value is None or value == "":
+        return 0.0
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    return float(value)
+
+
+def _header_of(chunk: ChunkInfo) -> list[str] | None:
+    try:
+        with open(chunk.csv_path, encoding="utf-8") as handle:
+            return handle.readline().rstrip("\n").split(",")
+    except OSError:
+        return None

@@ -1,0 +1,184 @@
+"""Every source user in exactly one outcome, confirmed against the pool.
+
+``source_rows = imported + skipped + rejected + failed``, and no user in two outcomes (a rejected id
+must not also have a load outcome). With a target, every imported user is looked up in the pool
+(ListUsers, paged and rate-limited, or AdminGetUser when few): it must exist, have the expected status
+(RESET_REQUIRED, fact 20), the ``sub`` recorded at harvest and the attributes of its import row (the
+digest kept in the ledger). ``write_sub_mapping`` gives the application team ``legacy_id,username,sub``
+to rewrite its foreign keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.chunk import attrs_digest, canonical_attributes, compared_attributes
+from pipeline.cognito import key_attribute_of, users_frame
+from pipeline.ledger import Ledger
+from pipeline.reasons import Outcome
+
+
+@dataclass(frozen=True)
+class Accounting:
+    tenant: str
+    source_rows: int
+    imported: int
+    skipped: int
+    rejected: int
+    failed: int
+    missing: int = 0  # source users without any outcome (e.g. a run stopped early)
+    double_counted: int = 0  # rejected ids that also carry a load outcome
+    failed_by_message: tuple[tuple[str, int], ...] = ()
+    checked: int = 0  # imported users looked up in the pool
+    unconfirmed: int = 0  # of those: absent, wrong status, other sub or other attributes
+    unconfirmed_by_problem: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def accounted(self) -> int:
+        return self.imported + self.skipped + self.rejected + self.failed
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.source_rows == self.accounted
+            and self.missing == 0
+            and self.double_counted == 0
+            and self.unconfirmed == 0
+        )
+
+
+def reconcile(
+    ledger: Ledger,
+    tenant: str,
+    source_rows: int,
+    rejected_ids: Iterable[str] | pd.Series,
+    *,
+    pool_id: str | None = None,
+    target: Any = None,
+    expected_status: tuple[str, ...] = ("RESET_REQUIRED",),
+    pages_per_second: float = 4.0,
+) -> Accounting:
+    """Add up the tenant's outcomes; with ``target`` (a CognitoTarget), confirm imported users in the pool."""
+    outcomes = ledger.outcomes(tenant, pool_id)
+    rejected = pd.Index(pd.Series(list(rejected_ids), dtype="string").astype(str).unique())
+    loaded_ids = pd.Index(outcomes["legacy_id"].astype(str))
+    double = int(loaded_ids.isin(rejected).sum())
+    counts = outcomes["outcome"].value_counts()
+    imported = int(counts.get(Outcome.IMPORTED.value, 0))
+    skipped = int(counts.get(Outcome.SKIPPED.value, 0))
+    failed = int(counts.get(Outcome.FAILED.value, 0))
+    accounted = imported + skipped + failed + len(rejected) - double
+    failed_msgs = (
+        outcomes.loc[outcomes["outcome"].eq(Outcome.FAILED.value), "message"].fillna("").value_counts()
+    )
+    checked = unconfirmed = 0
+    problems: dict[str, int] = {}
+    if target is not None and imported:
+        checked, unconfirmed, problems = _confirm(
+            ledger, target, tenant, outcomes, expected_status, pages_per_second
+        )
+    return Accounting(
+        tenant=tenant,
+        source_rows=int(source_rows),
+        imported=imported,
+        skipped=skipped,
+        rejected=len(rejected),
+        failed=failed,
+        missing=max(0, int(source_rows) - accounted),
+        double_counted=double,
+        failed_by_message=tuple((str(m), int(n)) for m, n in failed_msgs.items()),
+        checked=checked,
+        unconfirmed=unconfirmed,
+        unconfirmed_by_problem=tuple(sorted(problems.items())),
+    )
+
+
+def _confirm(
+    ledger: Ledger,
+    target: Any,
+    tenant: str,
+    outcomes: pd.DataFrame,
+    expected_status: tuple[str, ...],
+    pages_per_second: float,
+) -> tuple[int, int, dict[str, int]]:
+    """Look up every imported user in its pool; return (checked, unconfirmed users, problem -> users)."""
+    problems: dict[str, int] = {}
+    checked = unconfirmed = 0
+    imported = outcomes[outcomes["outcome"].eq(Outcome.IMPORTED.value)]
+    headers = {c["pool_id"]: json.loads(c["header"]) for c in ledger.chunks(tenant) if c.get("header")}
+    for pool_id, group in imported.groupby("pool_id"):
+        header = headers.get(pool_id) or []
+        attrs = compared_attributes(header)
+        pool = target.describe_user_pool(pool_id)
+        key_attribute = key_attribute_of(pool)
+        wanted = set(group["username"].astype(str))
+        users = []
+        if len(wanted) * 60 < int(pool.get("EstimatedNumberOfUsers", 0) or 0):
+            for name in wanted:
+                user = target.admin_get_user(pool_id, name)
+                if user is not None:
+                    users.append({**user, "_key": name})
+        else:
+            interval = 1.0 / pages_per_second if pages_per_second > 0 else 0.0
+            last = 0.0
+            for n, user in enumerate(target.list_users(pool_id)):
+                if n % 60 == 0 and interval:  # one page: stay under the per-pool rate
+                    wait = last + interval - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
+                    last = time.monotonic()
+                users.append(user)
+        frame = users_frame(users, attrs, key_attribute)
+        names = group["username"].astype(str)
+        exists = names.isin(frame.index)
+        found = frame.reindex(names)
+        status_ok = found["status"].isin(list(expected_status)).to_numpy()
+        sub_ok = (group["sub"].isna() | group["sub"].eq(found["sub"].to_numpy())).to_numpy()
+        digest = (
+            attrs_digest(canonical_attributes(found[attrs].reset_index(drop=True).fillna(""), attrs))
+            if attrs
+            else pd.Series([None] * len(group))
+        )
+        attrs_ok = group["attrs_digest"].isna().to_numpy() | (
+            group["attrs_digest"].to_numpy() == digest.to_numpy()
+        )
+        exists = exists.to_numpy()
+        for label, bad in (
+            ("not in the pool", ~exists),
+            ("status is not " + "/".join(expected_status), exists & ~status_ok),
+            ("sub differs from the one recorded", exists & ~sub_ok),
+            ("attributes differ from the import file", exists & ~attrs_ok),
+        ):
+            if bad.any():
+                problems[label] = problems.get(label, 0) + int(bad.sum())
+        bad_any = ~exists | ~status_ok | ~sub_ok | ~attrs_ok
+        checked += len(group)
+        unconfirmed += int(bad_any.sum())
+        confirm = group[["legacy_id"]].copy()
+        confirm["confirmed"] = (~bad_any).astype(int)
+        confirm["sub"] = found["sub"].to_numpy()
+        ledger.confirm_outcomes(tenant, str(pool_id), confirm)
+    return checked, unconfirmed, problems
+
+
+def write_sub_mapping(ledger: Ledger, tenant: str, path: Path, pool_id: str | None = None) -> int:
+    """Write ``legacy_id,username,sub`` (mode 0600) for imported and skipped users; return the row count."""
+    outcomes = ledger.outcomes(tenant, pool_id)
+    keep = outcomes["outcome"].isin([Outcome.IMPORTED.value, Outcome.SKIPPED.value]) & outcomes["sub"].notna()
+    frame = outcomes.loc[keep, ["legacy_id", "username", "sub"]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        frame.to_csv(handle, index=False, lineterminator="\n")
+    os.replace(tmp, path)
+    return len(frame)

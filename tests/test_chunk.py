@@ -1,0 +1,99 @@
+"""The import-file writer: Cognito's dialect, the limits, the canary, keys files, modes and digests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.chunk import ChunkError, read_chunk, read_keys, write_chunks
+from tests.loadfixtures import valid_frame
+
+HEADER = ["name", "email", "email_verified", "custom:tenant_id", "cognito:mfa_enabled", "cognito:username"]
+
+
+def test_dialect_header_escaping_and_encoding(tmp_path: Path) -> None:
+    frame = valid_frame(3)
+    frame.loc[1, "name"] = 'Ann "Nan" O\'Hara, Jr., Zoë'
+    chunks = write_chunks([frame], HEADER, tmp_path)
+    assert len(chunks) == 1
+    raw = chunks[0].csv_path.read_bytes()
+    assert not raw.startswith(b"\xef\xbb\xbf")
+    assert b"\r" not in raw and raw.endswith(b"\n")
+    lines = raw.decode("utf-8").split("\n")
+    assert lines[0] == ",".join(HEADER)
+    assert lines[1] == "Doe\\, User 0,user0@example.com,true,acme,false,user0"
+    assert lines[2].startswith('Ann "Nan" O\'Hara\\, Jr.\\, Zoë,user1@example.com,')
+    assert len(lines) == 5 and lines[-1] == ""
+    back = read_chunk(chunks[0].csv_path)
+    assert back.loc[1, "name"] == 'Ann "Nan" O\'Hara, Jr., Zoë'
+    assert list(back.columns) == HEADER
+
+
+def test_only_header_columns_in_header_order(tmp_path: Path) -> None:
+    frame = valid_frame(2)[list(reversed(valid_frame(2).columns))]
+    frame["extra"] = "x"
+    chunk = write_chunks([frame], HEADER, tmp_path)[0]
+    assert chunk.csv_path.read_text().split("\n")[0] == ",".join(HEADER)
+    assert read_chunk(chunk.csv_path).shape == (2, len(HEADER))
+
+
+def test_missing_column_and_line_break_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ChunkError, match="lacks header column"):
+        write_chunks([valid_frame(2).drop(columns=["email"])], HEADER, tmp_path)
+    frame = valid_frame(2)
+    frame.loc[0, "name"] = "two\nlines"
+    with pytest.raises(ChunkError, match="line break"):
+        write_chunks([frame], HEADER, tmp_path / "b")
+
+
+def test_row_and_byte_limits_split_files(tmp_path: Path) -> None:
+    frames = [valid_frame(4), valid_frame(3, start=4)]
+    chunks = write_chunks(frames, HEADER, tmp_path / "rows", chunk_rows=3)
+    assert [c.rows for c in chunks] == [3, 3, 1]
+    assert [c.name for c in chunks] == ["chunk-00001", "chunk-00002", "chunk-00003"]
+    line_bytes = len(b"Doe\\, User 0,user0@example.com,true,acme,false,user0\n")
+    header_bytes = len((",".join(HEADER) + "\n").encode())
+    limit = header_bytes + 2 * line_bytes + 5  # room for two rows (ids 0-9 have equal length)
+    chunks = write_chunks([valid_frame(7)], HEADER, tmp_path / "bytes", max_bytes=limit)
+    assert [c.rows for c in chunks] == [2, 2, 2, 1]
+    for c in chunks:
+        assert c.bytes == c.csv_path.stat().st_size <= limit
+    with pytest.raises(ChunkError, match="does not fit"):
+        write_chunks([valid_frame(1)], HEADER, tmp_path / "tiny", max_bytes=header_bytes + 10)
+
+
+def test_canary_first_then_full_chunks(tmp_path: Path) -> None:
+    chunks = write_chunks(
+        [valid_frame(3), valid_frame(6, start=3)], HEADER, tmp_path, chunk_rows=4, canary_rows=2
+    )
+    assert [(c.rows, c.canary) for c in chunks] == [(2, True), (4, False), (3, False)]
+    keys = [read_keys(c.keys_path) for c in chunks]
+    assert list(pd.concat(keys)["legacy_id"]) == [f"L{i}" for i in range(9)]
+
+
+def test_keys_mode_and_digest(tmp_path: Path) -> None:
+    old = os.umask(0)
+    try:
+        chunks = write_chunks([valid_frame(5)], HEADER, tmp_path, chunk_rows=3)
+    finally:
+        os.umask(old)
+    for c in chunks:
+        for path in (c.csv_path, c.keys_path):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert c.sha256 == hashlib.sha256(c.csv_path.read_bytes()).hexdigest()
+    assert not list(tmp_path.glob("*.tmp"))
+    second = read_keys(chunks[1].keys_path)
+    assert list(second.columns) == ["line", "legacy_id", "tenant", "username"]
+    assert list(second["line"]) == [1, 2]  # U6: first data row of each file is line 1
+    rows = read_chunk(chunks[1].csv_path)
+    assert list(rows["cognito:username"]) == list(second["username"]) == ["user3", "user4"]
+    assert list(second["legacy_id"]) == ["L3", "L4"] and set(second["tenant"]) == {"acme"}
+
+
+def test_empty_input_writes_nothing(tmp_path: Path) -> None:
+    assert write_chunks([valid_frame(0)], HEADER, tmp_path) == []

@@ -1,0 +1,171 @@
+"""The Cognito adapter: isolation of the local target, our retry policy, errors, upload and logs."""
+
+from __future__ import annotations
+
+import urllib.parse
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.cognito import (
+    CognitoTarget,
+    PreconditionNotMet,
+    ResourceNotFound,
+    RetryPolicy,
+    UrlExpired,
+    mask_url,
+)
+from pipeline.errors import ConfigError, LoadError, TransientLoadError
+from pipeline.settings import TargetSettings
+from tests import loadfixtures as fx
+from tests.loadfixtures import make_chunks, make_target, new_pool
+
+service = fx.service  # fixture (no conftest.py: see loadfixtures)
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+@pytest.fixture
+def target(service: Any) -> CognitoTarget:
+    service.reset_faults()
+    service.configure(url_ttl_seconds=900)
+    yield make_target(service)
+    service.reset_faults()
+    service.configure(url_ttl_seconds=900)
+
+
+def test_local_target_ignores_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_PROFILE", "does-not-exist")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREALLOOKINGKEY00")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "real-secret")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://cognito-idp.us-east-1.amazonaws.com")
+    target = CognitoTarget.from_settings(TargetSettings(), endpoint_url="http://127.0.0.1:1")
+    for client in (target._idp, target._logs):
+        assert client.meta.endpoint_url == "http://127.0.0.1:1"
+        creds = client._request_signer._credentials
+        assert (creds.access_key, creds.secret_key) == ("testing", "testing")
+        assert client.meta.config.retries["total_max_attempts"] == 1  # the retry policy is ours
+    assert target.account_key == "local:http://127.0.0.1:1:us-east-1"
+
+
+def test_configuration_mistakes() -> None:
+    with pytest.raises(ConfigError, match="endpoint"):
+        CognitoTarget.from_settings(TargetSettings())
+    with pytest.raises(ConfigError, match="local service"):
+        CognitoTarget.from_settings(TargetSettings(kind="aws"), endpoint_url="http://127.0.0.1:1")
+    aws = CognitoTarget.from_settings(TargetSettings(kind="aws", region="eu-west-1"))
+    assert aws._idp.meta.region_name == "eu-west-1" and "amazonaws.com" in aws._idp.meta.endpoint_url
+    with pytest.raises(ConfigError, match="only created on the local service"):
+        aws.find_or_create_local_pool({"PoolName": "x"})
+
+
+def test_pool_is_found_or_created_once(target: CognitoTarget) -> None:
+    first = target.find_or_create_local_pool(
+        {"PoolName": "adapter-pool", "AutoVerifiedAttributes": ["email"]}
+    )
+    assert target.find_or_create_local_pool({"PoolName": "adapter-pool"}) == first
+    assert target.get_csv_header(first)[-1] == "cognito:username"
+    assert target.describe_user_pool(first)["Name"] == "adapter-pool"
+
+
+def test_throttling_is_retried_with_backoff(service: Any, target: CognitoTarget) -> None:
+    pool_id, _ = new_pool(target)
+    sleeps = Sleeps()
+    target.retry = RetryPolicy(
+        max_attempts=4, base_seconds=0.5, cap_seconds=1.0, sleep=sleeps, jitter=lambda: 1.0
+    )
+    service.configure(throttle_rate=0.5, throttle_operations={"GetCSVHeader"})
+    target.calls.clear()
+    for _ in range(4):
+        assert target.get_csv_header(pool_id)
+    # the service throttles every second call: ok, (throttled, ok) x 3
+    assert target.calls["GetCSVHeader"] == 7 and sleeps.calls == [0.5, 0.5, 0.5]
+    service.configure(throttle_rate=1.0, throttle_operations={"ListUserImportJobs"})
+    sleeps.calls.clear()
+    with pytest.raises(TransientLoadError, match="ListUserImportJobs still failing after 4 attempts"):
+        target.list_import_jobs(pool_id)
+    assert sleeps.calls == [0.5, 1.0, 1.0]  # capped exponential, full jitter = 1
+    service.configure(throttle_rate=0.0, internal_error_rate=0.5, internal_error_operations={"GetCSVHeader"})
+    target.calls.clear()
+    assert target.get_csv_header(pool_id) and target.get_csv_header(pool_id)
+    assert target.calls["GetCSVHeader"] == 3  # the 500 was retried
+
+
+def test_connection_errors_are_retried_then_wrapped() -> None:
+    sleeps = Sleeps()
+    target = CognitoTarget.from_settings(
+        TargetSettings(),
+        endpoint_url="http://127.0.0.1:9",
+        retry=RetryPolicy(max_attempts=3, sleep=sleeps, jitter=lambda: 0.0),
+    )
+    with pytest.raises(TransientLoadError, match="GetCSVHeader still failing after 3 attempts"):
+        target.get_csv_header("us-east-1_x")
+    assert len(sleeps.calls) == 2
+
+
+def test_refusals_are_not_retried(target: CognitoTarget, tmp_path: Path) -> None:
+    pool_id, header = new_pool(target)
+    with pytest.raises(ResourceNotFound) as err:
+        target.describe_import_job(pool_id, "import-doesnotexist")
+    assert err.value.operation == "DescribeUserImportJob" and target.calls["DescribeUserImportJob"] == 1
+    job = target.create_import_job(pool_id, "adapter-test", target.logs_role_arn)
+    with pytest.raises(PreconditionNotMet, match="No csv file was uploaded"):
+        target.start_import_job(pool_id, job["JobId"])
+    assert isinstance(err.value, LoadError) and target.calls["StartUserImportJob"] == 1
+    assert target.admin_get_user(pool_id, "nobody") is None
+
+
+def test_upload_start_and_log(target: CognitoTarget, tmp_path: Path) -> None:
+    pool_id, header = new_pool(target)
+    chunk = make_chunks(tmp_path, header, 3, chunk_rows=10)[0]
+    job = target.create_import_job(pool_id, "adapter-upload", target.logs_role_arn)
+    target.upload(job["PreSignedUrl"], chunk.csv_path)
+    target.start_import_job(pool_id, job["JobId"])
+    import time
+
+    for _ in range(100):
+        final = target.describe_import_job(pool_id, job["JobId"])
+        if final["Status"] == "Succeeded":
+            break
+        time.sleep(0.05)
+    assert final["ImportedUsers"] == 3
+    name = target.describe_user_pool(pool_id)["Name"]
+    lines = target.job_log_events(pool_id, name, job["JobId"], "adapter-upload")
+    assert lines == [f"[SUCCEEDED] Line Number {n} - The import succeeded." for n in (1, 2, 3)]
+    assert target.job_log_events(pool_id, name, "import-none", "x") is None
+    users = list(target.list_users(pool_id))
+    assert sorted(u["Username"] for u in users) == ["user0", "user1", "user2"]
+    user = target.admin_get_user(pool_id, "user1")
+    assert user is not None and user["UserStatus"] == "RESET_REQUIRED"
+    assert {a["Name"] for a in user["Attributes"]} >= {"sub", "email", "custom:tenant_id"}
+
+
+def test_expired_url_is_recognised_and_masked(service: Any, target: CognitoTarget, tmp_path: Path) -> None:
+    pool_id, header = new_pool(target)
+    chunk = make_chunks(tmp_path, header, 1, chunk_rows=10)[0]
+    service.configure(url_ttl_seconds=1)
+    job = target.create_import_job(pool_id, "adapter-expired", target.logs_role_arn)
+    import time
+
+    time.sleep(2.1)
+    with pytest.raises(UrlExpired) as err:
+        target.upload(job["PreSignedUrl"], chunk.csv_path)
+    signature = urllib.parse.parse_qs(urllib.parse.urlparse(job["PreSignedUrl"]).query)["X-Amz-Signature"][0]
+    assert signature not in str(err.value) and "X-Amz-Signature=***" in str(err.value)
+
+
+def test_mask_url() -> None:
+    url = (
+        "https://bucket.s3.amazonaws.com/1/p/import-x?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AK%2F1"
+        "&X-Amz-Security-Token=tok&X-Amz-Signature=abc123&other=1"
+    )
+    masked = mask_url(url)
+    assert "abc123" not in masked and "AK%2F1" not in masked and "tok" not in masked
+    assert masked.endswith("X-Amz-Signature=***&other=1")

@@ -1,0 +1,151 @@
+"""The run ledger: the account lock (across processes, kill -9 safe) and state that survives reopening."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.errors import RunLockedError
+from pipeline.ledger import Ledger
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "local:http://127.0.0.1:9229:us-east-1"
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from pipeline.ledger import Ledger
+led = Ledger.open(Path(sys.argv[1]), lock_key=sys.argv[2])
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+TRY = """
+import sys
+from pathlib import Path
+from pipeline.errors import RunLockedError
+from pipeline.ledger import Ledger
+try:
+    Ledger.open(Path(sys.argv[1]), lock_key=sys.argv[2]).close()
+except RunLockedError as exc:
+    print("refused:", exc)
+    sys.exit(4)
+print("acquired")
+"""
+
+
+def _holder(path: Path) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path), KEY], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_second_holder_is_refused_naming_the_pid(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    proc = _holder(path)
+    try:
+        with pytest.raises(RunLockedError, match=f"pid {proc.pid}"):
+            Ledger.open(path, lock_key=KEY)
+        other = subprocess.run(
+            [sys.executable, "-c", TRY, str(path), KEY], cwd=ROOT, capture_output=True, text=True, timeout=60
+        )
+        assert other.returncode == 4 and f"pid {proc.pid}" in other.stdout
+        with Ledger.open(path, lock_key="local:http://127.0.0.1:1:us-east-1"):
+            pass  # another account/endpoint is not blocked
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_lock_is_released_when_the_holder_is_killed(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    proc = _holder(path)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with Ledger.open(path, lock_key=KEY) as led:
+        led.acquire_lock(KEY)  # re-entrant inside one ledger
+        led.release_lock(KEY)
+        with pytest.raises(RunLockedError):
+            Ledger.open(path, lock_key=KEY)
+    time.sleep(0)
+    with Ledger.open(path, lock_key=KEY):
+        pass
+
+
+def test_state_survives_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite"
+    with Ledger.open(path) as led:
+        led.start_run("r1", "acme", KEY, "us-east-1", "pool_1")
+        led.plan_chunk(
+            "acme", "pool_1", "chunk-00001", "a" * 64, 3, "r1", header=["email", "cognito:username"]
+        )
+        led.record_job(
+            {
+                "JobId": "import-abc",
+                "JobName": "acme-chunk-00001-aaaaaaaa",
+                "UserPoolId": "pool_1",
+                "Status": "Created",
+                "CreationDate": 1_700_000_000.5,
+            },
+            tenant="acme",
+            chunk="chunk-00001",
+            chunk_sha256="a" * 64,
+            run_id="r1",
+        )
+        led.mark_uploaded("import-abc")
+        led.set_chunk_state("acme", "pool_1", "a" * 64, "uploaded", "import-abc")
+        led.record_outcomes(
+            "acme",
+            "pool_1",
+            pd.DataFrame(
+                {
+                    "legacy_id": ["1", "2", "3"],
+                    "outcome": ["imported", "skipped", "failed"],
+                    "message": ["The import succeeded.", "The user already exists.", "bad"],
+                    "job_id": ["import-abc"] * 3,
+                    "line": [1, 2, 3],
+                    "username": ["u1", "u2", "u3"],
+                }
+            ),
+        )
+        led.finish_run("r1", "crashed")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    with Ledger.open(path) as led:
+        chunk = led.chunk("acme", "pool_1", "a" * 64)
+        assert chunk is not None and chunk["state"] == "uploaded" and chunk["job_id"] == "import-abc"
+        job = led.job("import-abc")
+        assert (
+            job is not None and job.uploaded and job.status == "Created" and job.created_at == 1_700_000_000.5
+        )
+        assert not led.chunk_done("acme", "pool_1", "a" * 64)
+        assert [r["status"] for r in led.runs("acme")] == ["crashed"]
+        out = led.outcomes("acme")
+        assert list(out["outcome"]) == ["imported", "skipped", "failed"] and list(out["line"]) == [1, 2, 3]
+        # a later job reporting an imported user as skipped does not undo the import
+        led.record_outcomes(
+            "acme",
+            "pool_1",
+            pd.DataFrame(
+                {
+                    "legacy_id": ["1", "3"],
+                    "outcome": ["skipped", "imported"],
+                    "message": ["The user already exists.", "The import succeeded."],
+                    "job_id": ["import-def"] * 2,
+                    "line": [1, 3],
+                    "username": ["u1", "u3"],
+                }
+            ),
+        )
+        out = led.outcomes("acme").set_index("legacy_id")
+        assert out.loc["1", "outcome"] == "imported" and out.loc["1", "job_id"] == "import-abc"
+        assert out.loc["3", "outcome"] == "imported" and len(out) == 3

@@ -1,0 +1,291 @@
+"""The job runner against the local Cognito service (in-process), with faults injected in the service."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.cognito import CognitoTarget
+from pipeline.ledger import Ledger
+from pipeline.load import job_name, run_load
+from tests import loadfixtures as fx
+from tests.loadfixtures import Recorder, fast_policy, make_chunks, make_target, new_pool, pool_usernames
+
+service, ledger = fx.service, fx.ledger  # fixtures (no conftest.py: see loadfixtures)
+
+MSG_INTERNAL = "An internal error occurred while importing the user."
+
+
+@pytest.fixture
+def target(service: Any) -> CognitoTarget:
+    service.reset_faults()
+    service.configure(url_ttl_seconds=900, users_per_second=None)
+    yield make_target(service)
+    service.reset_faults()
+    service.configure(url_ttl_seconds=900, users_per_second=None)
+
+
+def _no_duplicates(target: CognitoTarget, pool_id: str, expected: int) -> None:
+    names = pool_usernames(target, pool_id)
+    assert len(names) == len(set(names)) == expected
+
+
+def test_three_chunks_exact_counts_and_outcomes(
+    target: CognitoTarget, ledger: Ledger, tmp_path: Path
+) -> None:
+    pool_id, header = new_pool(target)
+    chunks = make_chunks(tmp_path / "c", header, 25, chunk_rows=10)
+    result = run_load(target, ledger, "acme", pool_id, chunks, fast_policy())
+    assert [(c.status, c.imported, c.skipped, c.failed, c.unconfirmed) for c in result.chunks] == [
+        ("Succeeded", 10, 0, 0, 0),
+        ("Succeeded", 10, 0, 0, 0),
+        ("Succeeded", 5, 0, 0, 0),
+    ]
+    assert result.ok and result.jobs_created == 3 and (result.imported, result.failed) == (25, 0)
+    jobs = target.list_import_jobs(pool_id)
+    assert len(jobs) == 3 and {j["Status"] for j in jobs} == {"Succeeded"}
+    assert [
+        (j["ImportedUsers"], j["SkippedUsers"], j["FailedUsers"])
+        for j in sorted(jobs, key=lambda j: j["JobName"])
+    ] == [(10, 0, 0), (10, 0, 0), (5, 0, 0)]
+    out = ledger.outcomes("acme").set_index("legacy_id")
+    assert len(out) == 25 and set(out["outcome"]) == {"imported"} and out["confirmed"].eq(1).all()
+    assert out.loc["L13", "line"] == 4 and out.loc["L13", "username"] == "user13"
+    assert out["sub"].notna().all() and out["sub"].is_unique
+    assert all(c["state"] == "verified" for c in ledger.chunks("acme"))
+    assert not any(c.csv_path.exists() or c.keys_path.exists() for c in chunks)  # deleted after harvest
+    _no_duplicates(target, pool_id, 25)
+
+
+def test_rerun_after_success_creates_no_jobs_and_no_users(
+    target: CognitoTarget, ledger: Ledger, tmp_path: Path
+) -> None:
+    pool_id, header = new_pool(target)
+    chunks = make_chunks(tmp_path / "c", header, 12, chunk_rows=6)
+    policy = fast_policy(keep_files=True)
+    run_load(target, ledger, "acme", pool_id, chunks, policy)
+    again = run_load(target, ledger, "acme", pool_id, chunks, policy)
+    assert [c.status for c in again.chunks] == ["done-before", "done-before"] and again.jobs_created == 0
+    assert len(target.list_import_jobs(pool_id)) == 2
+    _no_duplicates(target, pool_id, 12)
+
+
+def test_existing_users_are_skipped(target: CognitoTarget, ledger: Ledger, tmp_path: Path) -> None:
+    pool_id, header = new_pool(target)
+    run_load(
+        target, ledger, "acme", pool_id, make_chunks(tmp_path / "a", header, 10, chunk_rows=10), fast_policy()
+    )
+    # a new plan (other users in the file, so another sha256) overlapping users 5..9
+    later = make_chunks(tmp_path / "b", header, 10, chunk_rows=10, start=5)
+    result = run_load(target, ledger, "acme", pool_id, later, fast_policy())
+    (chunk,) = result.chunks
+    assert (chunk.status, chunk.imported, chunk.skipped, chunk.failed) == ("Succeeded", 5, 5, 0)
+    out = ledger.outcomes("acme").set_index("legacy_id")
+    # L5-L9 were imported by our first run: that outcome stands, the second job's "skipped" does not undo it
+    assert Counter(out["outcome"]) == {"imported": 15}
+    assert (
+        out.loc["L7", "outcome"] == "imported" and out.loc["L7", "job_id"] != chunk.job_id
+    )  # first import kept
+    assert out.loc["L12", "outcome"] == "imported"
+    _no_duplicates(target, pool_id, 15)
+
+
+def test_existing_users_of_another_tool_are_skipped_with_the_message(
+    target: CognitoTarget, ledger: Ledger, tmp_path: Path
+) -> None:
+    pool_id, header = new_pool(target)
+    target._idp.admin_create_user(UserPoolId=pool_id, Username="user1", MessageAction="SUPPRESS")
+    result = run_load(
+        target, ledger, "acme", pool_id, make_chunks(tmp_path / "a", header, 4, chunk_rows=10), fast_policy()
+    )
+    (chunk,) = result.chunks
+    assert (chunk.imported, chunk.skipped, chunk.failed) == (3, 1, 0)
+    out = ledger.outcomes("acme").set_index("legacy_id")
+    assert out.loc["L1", "outcome"] == "skipped" and out.loc["L1", "message"] == "The user already exists."
+    assert out.loc["L1", "sub"] is not None
+    _no_duplicates(target, pool_id, 4)
+
+
+def test_throttling_and_internal_errors_are_retried(
+    service: Any, target: CognitoTarget, ledger: Ledger, tmp_path: Path
+) -> None:
+    pool_id, header = new_pool(target)
+    chunks = make_chunks(tmp_path / "c", header, 9, chunk_rows=3)
+    service.configure(
+        throttle_rate=0.5,
+        throttle_operations={"DescribeUserImportJob", "CreateUserImportJob", "StartUserImportJob"},
+        internal_error_rate=0.34,
+        internal_error_operations={"DescribeUserImportJob"},
+    )
+    result = run_load(target, ledger, "acme", pool_id, chunks, fast_policy())
+    assert result.ok and result.imported == 9 and result.jobs_created == 3
+    assert target.calls["CreateUserImportJob"] >= 5  # every second call was throttled
+    assert len(target.list_import_jobs(pool_id)) == 3
+    _no_duplicates(target, pool_id, 9)
+
+
+@pytest.mark.parametrize("on_failed", ["stop", "continue"])
+def test_failed_job_is_reported_with_its_reasons(
+    service: Any, target: CognitoTarget, ledger: Ledger, tmp_path: Path, on_failed: str
+) -> None:
+    pool_id, header = new_pool(target)
+    chunks = make_chunks(tmp_path / "c", header, 8, chunk_rows=4)
+    service.configure(fail_next_jobs=1)
+    result = run_load(target, ledger, "acme", pool_id, chunks, fast_policy(on_failed_job=on_failed))
+    first = result.chunks[0]
+    assert (first.status, first.imported, first.failed) == ("Failed", 0, 4)
+    assert first.failure_reasons == ((MSG_INTERNAL, 4),)
+    out = ledger.outcomes("acme").set_index("legacy_id")
+    assert list(out.loc[["L0", "L1", "L2", "L3"], "message"]) == [MSG_INTERNAL] * 4
+    if on_failed == "stop":
+        assert (
+            result.stopped and "Failed" in (result.stop_reason or "") and MSG_INTERNAL in result.stop_reason
+        )
+        assert len(result.chunks) == 1
+        assert len(target.list_import_jobs(pool_id)) == 2  # the next file was prepared, never started
+        assert [j["Status"] for j in target.list_import_jobs(pool_id)] == ["Created", "Failed"]
+        _no_duplicates(target, pool_id, 0)
+        # the rerun starts the prepared job instead of creating another one, and skips the failed chunk
+        service.reset_faults()
+        again = run_load(target, ledger, "acme", pool_id, chunks, fast_policy())
+        assert [c.status for c in again.chunks] == ["done-before", "Succeeded"]
+        assert again.chunks[1].resumed == "started-created" and again.jobs_created == 0
+        _no_duplicates(target, pool_id, 4)
+    else:
+        assert not result.stopped and [c.status for c in result.chunks] == ["Failed", "Succeeded"]
+        assert result.imported == 4 and result.failed == 4
+        _no_duplicates(target, pool_id, 4)
+
+
+def test_failed_canary_stops_before_the_big_files(
+    service: Any, target: CognitoTarget, ledger: Ledger, tmp_path: Path
+) -> None:
+    pool_id, header = new_pool(target)
+    chunks = make_chunks(tmp_path / "c", header, 12, chunk_rows=5, canary_rows=2)
+    assert [c.canary for c in chunks] == [True, False, False]
+    service.configure(fail_next_jobs=1)
+    result = run_load(target, ledger, "acme", pool_id, chunks, fast_policy(on_failed_job="continue"))
+    assert result.stopped and "canary" in (result.stop_reason or "") and len(result.chunks) == 1
+    assert len(target.list_import_jobs(pool_id)) == 1  # nothing prepared behind a canary
+    _no_duplicates(target, pool_id, 0)
+
+
+def test_expired_upload_url_gets_a_new_job(
+    service: Any, target: CognitoTarget, ledger: Ledger, tmp_path: Path
+) -> None:
+    pool_id, header = new_pool(target)
+    chunks = make_chunks(tmp_path / "c", header, 6, chunk_rows=6)
+    service.configure(url_ttl_seconds=1)
+    fired: list[str] = []
+
+    def slow_network(info: dict[str, Any]) -> None:
+        if not fired:
+            fired.append(info["job_id"])
+            time.sleep(2.2)  # the URL (X-Amz-Expires=0) is now stale
+            service.configure(url_ttl_seconds=900)
+
+    rec = Recorder({"job_created": slow_network})
+    result = run_load(target, ledger, "acme", pool_id, chunks, fast_policy(), progress=rec)
+    assert "url_expired" in rec.kinds()
+    (chunk,) = result.chunks
+    assert chunk.jobs_created == 2 and chunk.job_id != fired[0] and chunk.imported == 6
+    statuses = {j["JobId"]: j["Status"] for j in target.list_import_jobs(pool_id)}
+    assert statuses == {fired[0]: "Created", chunk.job_id: "Succeeded"}
+    _no_duplicates(target, pool_id, 6)
+
+
+def _crash_after_start(target: CognitoTarget, ledger: Ledger, pool_id: str, chunk: Any, record: bool) -> str:
+    """What a run killed right after StartUserImportJob leaves behind."""
+    job = target.create_import_job(pool_id, job_name("acme", chunk), target.logs_role_arn)
+    if record:
+        ledger.plan_chunk("acme", pool_id, chunk.name, chunk.sha256, chunk.rows, "dead-run")
+        ledger.record_job(job, tenant="acme", chunk=chunk.name, chunk_sha256=chunk.sha256)
+    target.upload(job["PreSignedUrl"], chunk.csv_path)
+    target.start_import_job(pool_id, job["JobId"])
+    if record:
+        ledger.mark_uploaded(job["JobId"])
+        ledger.set_chunk_state("acme", pool_id, chunk.sha256, "started", job["JobId"])
+    return str(job["JobId"])
+
+
+@pytest.mark.parametrize("ledger_knows", [True, False])
+def test_resume_adopts_the_running_job(
+    service: Any, target: CognitoTarget, ledger: Ledger, tmp_path: Path, ledger_knows: bool
+) -> None:
+    pool_id, header = new_pool(target)
+    chunks = make_chunks(tmp_path / "c", header, 30, chunk_rows=20)
+    service.configure(users_per_second=40)  # the first job runs for ~0.5 s
+    running = _crash_after_start(target, ledger, pool_id, chunks[0], record=ledger_knows)
+    assert target.describe_import_job(pool_id, running)["Status"] in ("Pending", "InProgress")
+    result = run_load(target, ledger, "acme", pool_id, chunks, fast_policy())
+    first, second = result.chunks
+    assert (first.job_id, first.resumed, first.jobs_created, first.imported) == (running, "adopted", 0, 20)
+    assert (second.resumed, second.jobs_created, second.imported) == ("", 1, 10)
+    assert len(target.list_import_jobs(pool_id)) == 2
+    assert len(ledger.outcomes("acme")) == 30
+    _no_duplicates(target, pool_id, 30)
+
+
+def test_waits_while_another_job_runs_in_the_account(
+    service: Any, target: CognitoTarget, ledger: Ledger, tmp_path: Path
+) -> None:
+    other_pool, other_header = new_pool(target)
+    other = make_chunks(tmp_path / "o", other_header, 30, chunk_rows=30, tenant="other")[0]
+    service.configure(users_per_second=20)  # the other job runs for ~1.5 s
+    job = target.create_import_job(other_pool, "someone-else", target.logs_role_arn)
+    target.upload(job["PreSignedUrl"], other.csv_path)
+    target.start_import_job(other_pool, job["JobId"])
+    pool_id, header = new_pool(target)
+    rec = Recorder()
+    result = run_load(
+        target,
+        ledger,
+        "acme",
+        pool_id,
+        make_chunks(tmp_path / "c", header, 3, chunk_rows=3),
+        fast_policy(),
+        progress=rec,
+    )
+    assert "waiting" in rec.kinds() and result.ok and result.imported == 3
+    assert target.describe_import_job(other_pool, job["JobId"])["Status"] == "Succeeded"
+
+
+def test_users_missing_from_the_log_are_settled_by_the_pool(
+    target: CognitoTarget, ledger: Ledger, tmp_path: Path
+) -> None:
+    pool_id, header = new_pool(target)
+    target._idp.admin_create_user(UserPoolId=pool_id, Username="user0", MessageAction="SUPPRESS")
+    pool_name = target.describe_user_pool(pool_id)["Name"]
+
+    def lose_the_log(info: dict[str, Any]) -> None:  # as if every PutLogEvents had been rejected
+        if info.get("status") in ("Succeeded", "Failed"):
+            job = target.describe_import_job(pool_id, info["job_id"])
+            target._logs.delete_log_stream(
+                logGroupName=f"/aws/cognito/userpools/{pool_id}/{pool_name}",
+                logStreamName=f"{job['JobId']}/{job['JobName']}",
+            )
+
+    result = run_load(
+        target,
+        ledger,
+        "acme",
+        pool_id,
+        make_chunks(tmp_path / "c", header, 4, chunk_rows=4),
+        fast_policy(),
+        progress=Recorder({"job_status": lose_the_log}),
+    )
+    (chunk,) = result.chunks
+    assert (chunk.unlogged, chunk.imported, chunk.skipped, chunk.failed) == (4, 3, 1, 0)
+    out = ledger.outcomes("acme").set_index("legacy_id")
+    assert (
+        out.loc["L0", "outcome"] == "skipped"
+        and out.loc["L0", "message"] == "No log line; the user already existed."
+    )
+    assert (
+        list(out.loc[["L1", "L2", "L3"], "message"]) == ["No log line; the user was created by the job."] * 3
+    )
+    _no_duplicates(target, pool_id, 4)

@@ -1,0 +1,80 @@
+"""Reconciliation: the accounting adds up, imported users are confirmed in the pool, the sub mapping."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.ledger import Ledger
+from pipeline.load import run_load
+from pipeline.reconcile import reconcile, write_sub_mapping
+from tests import loadfixtures as fx
+from tests.loadfixtures import fast_policy, make_chunks, make_target, new_pool
+
+service, ledger = fx.service, fx.ledger  # fixtures (no conftest.py: see loadfixtures)
+
+
+def _outcomes(led: Ledger, rows: list[tuple[str, str, str]]) -> None:
+    led.record_outcomes("acme", "pool_1", pd.DataFrame(rows, columns=["legacy_id", "outcome", "message"]))
+
+
+def test_accounting_adds_up(ledger: Ledger) -> None:
+    _outcomes(
+        ledger,
+        [
+            ("1", "imported", "ok"),
+            ("2", "skipped", "The user already exists."),
+            ("3", "failed", "bad phone"),
+            ("4", "failed", "bad phone"),
+            ("5", "failed", "other"),
+        ],
+    )
+    acc = reconcile(ledger, "acme", 7, {"6", "7"})
+    assert (acc.imported, acc.skipped, acc.failed, acc.rejected, acc.source_rows) == (1, 1, 3, 2, 7)
+    assert acc.ok and acc.missing == 0 and acc.double_counted == 0
+    assert dict(acc.failed_by_message) == {"bad phone": 2, "other": 1}
+    assert reconcile(ledger, "other-tenant", 0, set()).ok
+
+
+def test_missing_and_double_counted_users_fail_the_accounting(ledger: Ledger) -> None:
+    _outcomes(ledger, [("1", "imported", "ok"), ("2", "failed", "bad")])
+    short = reconcile(ledger, "acme", 4, pd.Series(["3"]))
+    assert not short.ok and short.missing == 1 and short.accounted == 3
+    double = reconcile(ledger, "acme", 3, {"2", "3"})
+    assert not double.ok and double.double_counted == 1
+
+
+def test_confirmed_against_the_pool_and_sub_mapping(service: Any, ledger: Ledger, tmp_path: Path) -> None:
+    service.reset_faults()
+    target = make_target(service)
+    pool_id, header = new_pool(target)
+    chunks = make_chunks(tmp_path / "c", header, 8, chunk_rows=4)
+    run_load(target, ledger, "acme", pool_id, chunks, fast_policy())
+    acc = reconcile(ledger, "acme", 9, {"L99"}, target=target)
+    assert acc.ok and (acc.imported, acc.rejected, acc.checked, acc.unconfirmed) == (8, 1, 8, 0)
+
+    path = tmp_path / "out" / "legacy-id-to-sub.csv"
+    assert write_sub_mapping(ledger, "acme", path) == 8
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    mapping = pd.read_csv(path, dtype=str)
+    assert list(mapping.columns) == ["legacy_id", "username", "sub"]
+    subs = {
+        u["Username"]: {a["Name"]: a["Value"] for a in u["Attributes"]}["sub"]
+        for u in target.list_users(pool_id)
+    }
+    assert dict(zip(mapping["username"], mapping["sub"], strict=True)) == subs
+
+    # the pool drifts: one user changed, one deleted -> the accounting no longer holds
+    target._idp.admin_update_user_attributes(
+        UserPoolId=pool_id, Username="user2", UserAttributes=[{"Name": "name", "Value": "Someone Else"}]
+    )
+    target._idp.admin_delete_user(UserPoolId=pool_id, Username="user5")
+    drift = reconcile(ledger, "acme", 9, {"L99"}, target=target)
+    assert not drift.ok and drift.unconfirmed == 2
+    assert dict(drift.unconfirmed_by_problem) == {
+        "attributes differ from the import file": 1,
+        "not in the pool": 1,
+    }
