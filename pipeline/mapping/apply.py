@@ -1,0 +1,145 @@
+"""Map one source partition to Cognito columns, applying the row policies.
+
+Every input row ends up in exactly one place: ``MappedPartition.frame`` (to be validated) or
+``MappedPartition.rejects`` (excluded by a policy, one line per policy broken, with its Reason and a
+masked value). Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from pipeline.csvdialect import uncarriable
+from pipeline.mapping import transforms as tf
+from pipeline.mapping.spec import USERNAME, AttributeRule, Step, TenantMapping, check_source_columns
+from pipeline.masking import mask_series
+from pipeline.reasons import REJECT_COLUMNS, Reason
+
+STRING = tf.STRING
+_LINE_BREAK = f"{tf.SPACES[:-1]}*[\r\n]+{tf.SPACES[:-1]}*"     # a line break and the spaces around it
+
+_DETAIL = {
+    Reason.SOFT_DELETED: "soft-deleted in the legacy system ({column} is set); "
+                         "policies.soft_deleted.action: import would migrate it",
+    Reason.DISABLED: "inactive account ({column} is not one of {values}); "
+                     "policies.disabled.action: import would migrate it",
+    Reason.UNCARRIABLE_VALUE: "contains a line break or ends with a backslash, which Cognito's CSV "
+                              "cannot carry; policies.newlines: replace would turn line breaks into spaces",
+}
+
+
+@dataclass(frozen=True)
+class MappedPartition:
+    frame: pd.DataFrame      # USERNAME, attributes, _legacy_id, _tenant; string[pyarrow], NA = no value
+    rejects: pd.DataFrame    # REJECT_COLUMNS, rows excluded by a mapping policy
+
+
+def apply_mapping(m: TenantMapping, frame: pd.DataFrame) -> MappedPartition:
+    """Map ``frame`` (a source partition) for tenant ``m``; raises MappingError if columns are missing."""
+    check_source_columns(m, list(frame.columns))
+    frame = frame.reset_index(drop=True)
+    legacy = tf.as_string(frame[m.primary_key])
+    rejects: list[pd.DataFrame] = []
+    excluded = pd.Series(False, index=frame.index)
+
+    if m.soft_deleted is not None and m.soft_deleted.action == "reject":
+        col = tf.trim(frame[m.soft_deleted.column])
+        hit = (col.notna() & col.ne("")).fillna(False)
+        detail = _DETAIL[Reason.SOFT_DELETED].format(column=m.soft_deleted.column)
+        rejects.append(_lines(m, legacy, hit, Reason.SOFT_DELETED, m.soft_deleted.column, col, detail))
+        excluded |= hit
+    if m.disabled is not None and m.disabled.action == "reject":
+        col = tf.trim(frame[m.disabled.column])
+        hit = ~col.isin(m.disabled.active_values).fillna(False)
+        detail = _DETAIL[Reason.DISABLED].format(column=m.disabled.column,
+                                                 values=list(m.disabled.active_values))
+        rejects.append(_lines(m, legacy, hit, Reason.DISABLED, m.disabled.column, col, detail))
+        excluded |= hit
+
+    kept = frame[~excluded.to_numpy()]
+    kept_legacy = legacy[~excluded.to_numpy()]
+    out = _map_columns(m, kept, kept_legacy)
+
+    if m.newlines == "replace":
+        for name in out.columns:
+            out[name] = out[name].str.replace(_LINE_BREAK, " ", regex=True).str.strip()
+    else:
+        bad = pd.Series(False, index=out.index)
+        for name in out.columns:
+            hit = uncarriable(out[name]).to_numpy(dtype=bool)
+            if hit.any():
+                hits = pd.Series(hit, index=out.index)
+                rejects.append(_lines(m, kept_legacy, hits, Reason.UNCARRIABLE_VALUE, name, out[name],
+                                      _DETAIL[Reason.UNCARRIABLE_VALUE]))
+                bad |= hits
+        out, kept_legacy = out[~bad.to_numpy()], kept_legacy[~bad.to_numpy()]
+
+    for name in out.columns:
+        out[name] = tf.blank_to_na(out[name])
+    out["_legacy_id"] = kept_legacy.to_numpy()
+    out["_tenant"] = pd.Series(m.tenant, index=out.index, dtype=STRING)
+    out = out.astype(STRING).reset_index(drop=True)
+    rejected = (pd.concat(rejects, ignore_index=True) if rejects
+                else pd.DataFrame({c: pd.Series(dtype=STRING) for c in REJECT_COLUMNS}))
+    return MappedPartition(frame=out, rejects=rejected)
+
+
+def _map_columns(m: TenantMapping, frame: pd.DataFrame, legacy: pd.Series) -> pd.DataFrame:
+    values: dict[str, pd.Series] = {}
+    for rule in m.attributes:
+        values[rule.target] = _rule(m, rule, frame)
+    values = {USERNAME: _username(m, frame, legacy, values), **values}
+    return pd.DataFrame(values, index=frame.index)
+
+
+def _rule(m: TenantMapping, rule: AttributeRule, frame: pd.DataFrame) -> pd.Series:
+    if rule.source is not None:
+        base = frame[rule.source]
+    elif rule.template is not None:
+        base = _template(m, rule.template, frame)
+    else:
+        base = tf.constant(rule.constant or "", frame.index)
+    return _steps(base, rule.steps)
+
+
+def _username(m: TenantMapping, frame: pd.DataFrame, legacy: pd.Series,
+              mapped: dict[str, pd.Series]) -> pd.Series:
+    u = m.username
+    if u.strategy == "column":
+        base = frame[u.column]
+    elif u.strategy == "template":
+        base = _template(m, u.template or "", frame)
+    elif u.strategy == "email":
+        base = mapped["email"]
+    elif u.strategy == "phone":
+        base = mapped["phone_number"]
+    else:
+        base = legacy
+    return _steps(base, u.steps)
+
+
+def _template(m: TenantMapping, template: str, frame: pd.DataFrame) -> pd.Series:
+    columns = {name: (tf.constant(m.tenant, frame.index) if name == "tenant" else frame[name])
+               for name in tf.template_fields(template)}
+    return tf.render_template(template, columns, frame.index)
+
+
+def _steps(values: pd.Series, steps: tuple[Step, ...]) -> pd.Series:
+    return tf.run_steps(values, [(s.name, s.kwargs) for s in steps])
+
+
+def _lines(m: TenantMapping, legacy: pd.Series, hit: pd.Series, reason: Reason, column: str,
+           values: pd.Series, detail: str) -> pd.DataFrame:
+    """Reject lines (REJECT_COLUMNS) for the rows where ``hit`` is true."""
+    mask = hit.to_numpy(dtype=bool)
+    n = int(mask.sum())
+    return pd.DataFrame({
+        "legacy_id": legacy[mask].to_numpy(),
+        "tenant": [m.tenant] * n,
+        "reason": [str(reason)] * n,
+        "column": [column] * n,
+        "masked_value": mask_series(column, values[mask]).to_numpy(),
+        "detail": [detail] * n,
+    }, columns=REJECT_COLUMNS).astype(STRING)

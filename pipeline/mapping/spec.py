@@ -1,0 +1,124 @@
+"""Load a tenant's mapping (``mappings/default.yaml`` + ``mappings/tenants/<tenant>.yaml``) into frozen
+objects, checking everything before a row flows and reporting every problem at once.
+
+Each problem names the file, the key path (and line), and what to write instead, e.g.
+``mappings/tenants/acme-jp.yaml: attributes.phone_numbr (line 7): unknown Cognito attribute
+'phone_numbr'; did you mean 'phone_number'?``. The YAML format is documented in mappings/README.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from pipeline.errors import MappingError
+from pipeline.mapping._yaml import Origins, Path_, deep_merge, load_file, plain, record_origins
+from pipeline.mapping.checker import STANDARD_ATTRIBUTES, Checker
+from pipeline.mapping.model import (
+    META_COLUMNS,
+    USERNAME,
+    AttributeRule,
+    DuplicatesPolicy,
+    RowPolicy,
+    Step,
+    TenantMapping,
+    UsernameRule,
+)
+from pipeline.mapping.model import suggest as _suggest
+from pipeline.mapping.transforms import template_fields
+
+__all__ = [
+    "META_COLUMNS", "STANDARD_ATTRIBUTES", "USERNAME", "AttributeRule", "DuplicatesPolicy", "RowPolicy",
+    "Step", "TenantMapping", "UsernameRule", "check_header", "check_source_columns", "list_tenants",
+    "load_mapping", "source_column_refs",
+]
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+def list_tenants(mappings_dir: Path) -> list[str]:
+    """Tenants with a mapping file, sorted."""
+    return sorted(p.stem for p in (Path(mappings_dir) / "tenants").glob("*.yaml"))
+
+
+def load_mapping(mappings_dir: Path, tenant: str) -> TenantMapping:
+    """Read, merge and check a tenant's mapping; raise ``MappingError`` listing every problem."""
+    mappings_dir = Path(mappings_dir)
+    base = mappings_dir.name
+    default_label, tenant_label = f"{base}/default.yaml", f"{base}/tenants/{tenant}.yaml"
+    tenant_path = mappings_dir / "tenants" / f"{tenant}.yaml"
+    if not tenant_path.is_file():
+        known = list_tenants(mappings_dir)
+        raise MappingError(f"No mapping for tenant '{tenant}':", [
+            f"{tenant_label}: missing tenant file; create it, or choose one of: "
+            f"{', '.join(known) or '(none yet)'}{_suggest(tenant, known)}"], tenant=tenant)
+    default = load_file(mappings_dir / "default.yaml", default_label)
+    override = load_file(tenant_path, tenant_label)
+    problems = default.problems + override.problems
+    for loaded in (default, override):
+        if loaded.data is not None and not isinstance(loaded.data, dict) and not loaded.problems:
+            problems.append(f"{loaded.label}: the file must hold a mapping of keys "
+                            f"(source:, attributes:, ...)")
+            loaded.data = None
+    if default.fatal or override.fatal:
+        raise MappingError(f"The mapping of tenant '{tenant}' cannot be read:", problems, tenant=tenant)
+    origins = Origins()
+    record_origins(default.data or {}, default_label, origins)
+    record_origins(override.data or {}, tenant_label, origins)
+    merged = plain(deep_merge(default.data or {}, override.data or {}))
+    checker = Checker(merged, origins, tenant, tenant_label)
+    mapping = checker.build(files=(default_label, tenant_label))
+    problems += checker.problems
+    if problems:
+        raise MappingError(f"The mapping of tenant '{tenant}' has {len(problems)} problem(s):", problems,
+                           tenant=tenant)
+    assert mapping is not None
+    return mapping
+
+
+# ------------------------------------------------------------------------------------------ the checks
+
+def check_source_columns(m: TenantMapping, columns: Iterable[str]) -> None:
+    """Every source column the mapping reads must be among ``columns`` (the query's result)."""
+    have = list(columns)
+    problems = []
+    for path, column in source_column_refs(m):
+        if column not in have:
+            problems.append(f"{m.where(path)}: source column '{column}' is not in the result of "
+                            f"{m.sql_file}; fix the name or add the column to the query"
+                            f"{_suggest(column, have)} (the query returns: {', '.join(have)})")
+    if problems:
+        raise MappingError(f"The mapping of tenant '{m.tenant}' reads columns the query does not return:",
+                           problems, tenant=m.tenant)
+
+
+def source_column_refs(m: TenantMapping) -> list[tuple[Path_, str]]:
+    """(key path, source column) for every column the mapping reads."""
+    refs: list[tuple[Path_, str]] = [(("source", "primary_key"), m.primary_key)]
+    u = m.username
+    if u.column:
+        refs.append((("username", "column"), u.column))
+    if u.template:
+        refs += [(("username", "template"), c) for c in template_fields(u.template) if c != "tenant"]
+    for r in m.attributes:
+        key = "from" if r.source is not None else "template"
+        refs += [(("attributes", r.target, key), c) for c in r.columns]
+    for name, pol in (("soft_deleted", m.soft_deleted), ("disabled", m.disabled)):
+        if pol is not None:
+            refs.append((("policies", name, "column"), pol.column))
+    return refs
+
+
+def check_header(m: TenantMapping, csv_header: list[str]) -> None:
+    """Every column the mapping produces must be in the pool's CSV header (GetCSVHeader)."""
+    problems = []
+    for target in m.targets:
+        if target not in csv_header:
+            path: Path_ = ("username",) if target == USERNAME else ("attributes", target)
+            hint = " add it to the pool's schema (pool.local.Schema) or remove the rule" \
+                if target.startswith("custom:") else " remove the rule"
+            problems.append(f"{m.where(path)}: unknown attribute for this pool: its CSV header has no "
+                            f"column '{target}'{_suggest(target, csv_header)};{hint}")
+    if problems:
+        raise MappingError(f"The mapping of tenant '{m.tenant}' does not fit its pool:", problems,
+                           tenant=m.tenant)

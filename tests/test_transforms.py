@@ -1,0 +1,176 @@
+"""Vectorised transforms: passing and failing inputs, NA handling, and agreement with libphonenumber."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pipeline.mapping import transforms as tf
+from pipeline.mapping.phones import to_e164_per_row
+
+NA = pd.NA
+
+
+def S(values: list[object]) -> pd.Series:
+    return pd.Series(values, dtype="string[pyarrow]")
+
+
+def out(series: pd.Series) -> list[object]:
+    assert series.dtype == "string[pyarrow]"
+    return [NA if v is NA else v for v in series.tolist()]
+
+
+# ---------------------------------------------------------------------------------------------- phone
+
+@pytest.mark.parametrize(("region", "raw", "e164"), [
+    ("JP", "090-1234-5678", "+819012345678"),
+    ("JP", "03-1234-5678", "+81312345678"),
+    ("JP", "0120-123-456", "+81120123456"),
+    ("JP", " 090 1234 5678 ", "+819012345678"),
+    ("JP", "０９０－１２３４－５６７８", "+819012345678"),          # full-width digits (NFKC)
+    ("JP", "＋８１ ９０ １２３４ ５６７８", "+819012345678"),
+    ("JP", "+81 90-1234-5678", "+819012345678"),
+    ("JP", "+81 (0)90-1234-5678", "+819012345678"),               # bracketed trunk prefix
+    ("JP", "+81 090-1234-5678", "+819012345678"),                 # trunk 0 repeated after +81
+    ("JP", "010-81-90-1234-5678", "+819012345678"),               # Japan's international prefix
+    ("JP", "0081 90 1234 5678", "+819012345678"),
+    ("US", "(415) 555-0100", "+14155550100"),
+    ("US", "415.555.0100", "+14155550100"),
+    ("US", "1-415-555-0100", "+14155550100"),
+    ("US", "+1 415 555 0100", "+14155550100"),
+    ("US", "011 81 90 1234 5678", "+819012345678"),               # NANP international prefix
+    ("CA", "(604) 555-0199", "+16045550199"),
+    ("DE", "030 1234567", "+49301234567"),
+    ("DE", "0171 1234567", "+491711234567"),
+    ("DE", "030/1234567", "+49301234567"),
+    ("DE", "+49 (0)30 1234567", "+49301234567"),
+    ("DE", "0049 30 1234567", "+49301234567"),
+    ("GB", "020 7946 0018", "+442079460018"),
+    ("FR", "06 12 34 56 78", "+33612345678"),
+    ("DE", "+819012345678", "+819012345678"),                     # E.164 passes through
+    ("US", "+44 20 7946 0018", "+442079460018"),
+    ("JP", "+39 06 6982 1234", "+390669821234"),                  # no rule for +39: libphonenumber
+    ("IT", "06 6982 1234", "+390669821234"),                      # no rule for IT: libphonenumber
+])
+def test_phone_normalises(region: str, raw: str, e164: str) -> None:
+    assert out(tf.phone(S([raw]), region)) == [e164]
+
+
+@pytest.mark.parametrize(("region", "raw"), [
+    ("JP", "n/a"),
+    ("JP", "12"),
+    ("JP", "090-CALL-NOWW"),         # letters are never read as keypad digits
+    ("US", "1-800-FLOWERS"),
+    ("US", "415-555-0100 ext 12"),
+    ("JP", "090-1234-5678#"),
+    ("US", "555-0100"),              # a local number without area code
+    ("US", "(415) 555-01000"),       # too long for NANP
+    ("JP", "+81 90 1234"),           # known country code, too short
+    ("DE", "1234567"),               # no trunk prefix, no area code
+    ("JP", "+"),
+    ("JP", "--"),
+])
+def test_phone_leaves_what_it_cannot_normalise(region: str, raw: str) -> None:
+    assert out(tf.phone(S([raw]), region)) == [raw.strip()]
+
+
+def test_phone_keeps_na_and_blanks_as_no_value_and_trims_the_rest() -> None:
+    assert out(tf.phone(S([None, "", "   ", "  n/a  "]), "JP")) == [NA, NA, NA, "n/a"]
+
+
+def test_phone_keeps_the_index_even_when_labels_repeat() -> None:
+    values = pd.Series(["090-1234-5678", "n/a", "03-1234-5678"], index=[7, 7, 3], dtype="string[pyarrow]")
+    result = tf.phone(values, "JP")
+    assert list(result.index) == [7, 7, 3]
+    assert out(result) == ["+819012345678", "n/a", "+81312345678"]
+
+
+def test_phone_agrees_with_libphonenumber_on_valid_numbers() -> None:
+    cases = {"JP": ["090-1234-5678", "03-1234-5678", "06-6123-4567", "+81 80 1111 2222"],
+             "US": ["(415) 555-0100", "212-555-0123", "+1 650 253 0000"],
+             "DE": ["030 1234567", "089 12345678", "0171 1234567"],
+             "GB": ["020 7946 0018", "0161 496 0000"],
+             "FR": ["01 23 45 67 89", "06 12 34 56 78"]}
+    for region, values in cases.items():
+        assert out(tf.phone(S(values), region)) == out(to_e164_per_row(S(values), region)), region
+
+
+# -------------------------------------------------------------------------------------------- boolean
+
+def test_boolean_reads_every_legacy_encoding() -> None:
+    raw = ["t", "f", "1", "0", "yes", "no", "Y", "N", "TRUE", "False", " y ", "On", "off", "T", "F"]
+    assert out(tf.boolean(S(raw))) == ["true", "false", "true", "false", "true", "false", "true", "false",
+                                       "true", "false", "true", "true", "false", "true", "false"]
+
+
+@pytest.mark.parametrize(("default", "expected"), [(None, NA), (False, "false"), (True, "true")])
+def test_boolean_null_and_blank_take_the_default(default: bool | None, expected: object) -> None:
+    assert out(tf.boolean(S([None, "", "  "]), default=default)) == [expected] * 3
+
+
+def test_boolean_leaves_unknown_encodings_for_validation() -> None:
+    assert out(tf.boolean(S(["maybe", " 2 ", "NULL", "yes please"]), default=False)) == \
+        ["maybe", "2", "NULL", "yes please"]
+
+
+# ----------------------------------------------------------------------------------------------- date
+
+def test_date_writes_mm_dd_yyyy() -> None:
+    raw = ["1985-02-01", "1985-2-1", "2000-02-29", " 1999-12-31 ", "1985-02-01 00:00:00+09",
+           "1985-02-01T10:00:00", "0001-01-01"]
+    assert out(tf.date(S(raw))) == ["02/01/1985", "02/01/1985", "02/29/2000", "12/31/1999", "02/01/1985",
+                                    "02/01/1985", "01/01/0001"]
+
+
+def test_date_leaves_impossible_and_ambiguous_values() -> None:
+    raw = ["1900-02-29", "1985-13-01", "1985-02-30", "1985-00-10", "01/02/1985", "soon", "19850201"]
+    assert out(tf.date(S(raw))) == raw
+    assert out(tf.date(S([None, ""]))) == [NA, ""]
+
+
+# ---------------------------------------------------------------------------------------------- epoch
+
+def test_epoch_converts_timestamps_to_seconds() -> None:
+    raw = ["2021-03-04 05:06:07", "2021-03-04 05:06:07+00", "2021-03-04 14:06:07+09:00",
+           "2021-03-04T05:06:07Z", "1970-01-01", "1614834367", "March 4 2021 05:06:07"]
+    assert out(tf.epoch(S(raw))) == ["1614834367"] * 4 + ["0", "1614834367", "1614834367"]
+
+
+def test_epoch_leaves_what_it_cannot_parse() -> None:
+    assert out(tf.epoch(S(["garbage", None, "", " 2021-13-45 "]))) == ["garbage", NA, "", "2021-13-45"]
+
+
+# ------------------------------------------------------------------------------ text, template, const
+
+def test_text_transforms() -> None:
+    s = S(["  Taro@Example.COM ", None, "ＡＢＣ１２３", "a \t  b"])
+    assert out(tf.trim(s)) == ["Taro@Example.COM", NA, "ＡＢＣ１２３", "a \t  b"]
+    assert out(tf.lower(tf.trim(s)))[0] == "taro@example.com"
+    assert out(tf.upper(S(["abc"]))) == ["ABC"]
+    assert out(tf.nfkc(s))[2] == "ABC123"
+    assert out(tf.collapse_spaces(s)) == ["Taro@Example.COM", NA, "ＡＢＣ１２３", "a b"]
+    assert out(tf.collapse_spaces(S(["a \n b"]))) == ["a \n b"]   # line breaks are the policy's business
+
+
+def test_template_joins_trims_collapses_and_skips_na_parts() -> None:
+    first = S(["Taro", None, None, " Anna  Maria ", "Ünal"])
+    last = S(["Yamada", "Smith", None, "Müller, Jr.", None])
+    result = tf.render_template("{first_name} {last_name}", {"first_name": first, "last_name": last},
+                                first.index)
+    assert out(result) == ["Taro Yamada", "Smith", NA, "Anna Maria Müller, Jr.", "Ünal"]
+
+
+def test_template_with_literals_and_braces() -> None:
+    ids = S(["7", None])
+    result = tf.render_template("{{u}}-{id}", {"id": ids}, ids.index)
+    assert out(result) == ["{u}-7", NA]
+
+
+def test_constant_and_blank_to_na() -> None:
+    assert out(tf.constant("acme-jp", pd.RangeIndex(2))) == ["acme-jp", "acme-jp"]
+    assert out(tf.blank_to_na(S(["", None, "x", " "]))) == [NA, NA, "x", " "]
+
+
+def test_run_steps_applies_in_order() -> None:
+    result = tf.run_steps(S([" A@B.C "]), [("trim", {}), ("lower", {})])
+    assert out(result) == ["a@b.c"]
