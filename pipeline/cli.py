@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pipeline.errors import MigrationError
+from pipeline.errors import LoadError, MigrationError, ReconcileError
 from pipeline.settings import DEFAULT_LOCAL_PORT, Settings, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -152,7 +152,8 @@ def migrate(tenant: TenantOpt = None,
     target = _target(settings, yes=yes)
     policy = LoadPolicy(on_failed_job=on_failed_job, keep_files=keep_files)
     settings.runs_dir.mkdir(parents=True, exist_ok=True)
-    failed_accounting = []
+    failed_accounting: list[str] = []
+    stopped: list[str] = []
     with Ledger.open(settings.runs_dir / "ledger.sqlite", lock_key=target.account_key) as ledger, \
             _progress() as bars:
         for name in tenants:
@@ -161,9 +162,13 @@ def migrate(tenant: TenantOpt = None,
             _print_result(result)
             if result.accounting is not None and not result.accounting.ok:
                 failed_accounting.append(name)
+            elif result.stop_reason:
+                stopped.append(name)
     if failed_accounting:
-        raise MigrationError(f"The accounting does not add up for {', '.join(failed_accounting)}; see the "
+        raise ReconcileError(f"The accounting does not add up for {', '.join(failed_accounting)}; see the "
                              "run reports above.")
+    if stopped:
+        raise LoadError(f"The load stopped early for {', '.join(stopped)}; see the reasons above.")
 
 
 def _print_result(result) -> None:
@@ -177,6 +182,9 @@ def _print_result(result) -> None:
         mark = "[green]OK[/]" if acc.ok else "[red]DOES NOT ADD UP[/]"
         out.print(f"  source {acc.source_rows} = imported {acc.imported} + skipped {acc.skipped} + "
                   f"rejected {acc.rejected} + failed {acc.failed}   {mark}")
+        if result.stop_reason:
+            out.print(f"  the load stopped: {result.stop_reason}", markup=False)
+            out.print("  fix the cause, then rerun the same command: done chunks are not imported again")
         if result.sub_mapping:
             out.print(f"  legacy id -> sub: {result.sub_mapping}")
     out.print(f"  report: {result.report_paths.get('html')}  (json: {result.report_paths.get('json')})")

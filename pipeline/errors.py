@@ -70,6 +70,7 @@ class LoadError(MigrationError):
     """An import job could not be run to completion."""
 
     phase = "load"
+    exit_code = 6
 
 
 class TransientLoadError(LoadError):

@@ -74,6 +74,7 @@ class MigrateResult:
     accounting: Accounting | None
     report_paths: dict[str, Path]
     sub_mapping: Path | None
+    stop_reason: str | None = None
 
 
 def resolve_pool(target: CognitoTarget, mapping: TenantMapping, settings: Settings) -> str:
@@ -187,12 +188,14 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
     if dry_run:
         return MigrateResult(plan=plan, accounting=None, report_paths=plan.report_paths, sub_mapping=None)
     result = run_load(target, ledger, tenant, plan.pool_id, plan.chunks, policy, progress=progress)
-    accounting = reconcile(ledger, tenant, plan.source_rows, plan.rejected_ids)
+    accounting = reconcile(ledger, tenant, plan.source_rows, plan.rejected_ids,
+                           pool_id=plan.pool_id, target=target)
     sub_path = plan.run_dir / "legacy-id-to-sub.csv"
-    write_sub_mapping(ledger, tenant, sub_path)
+    write_sub_mapping(ledger, tenant, sub_path, pool_id=plan.pool_id)
     report = add_load_outcomes(plan.report, outcomes=_outcomes(result, accounting))
     paths = write_reports(report, plan.run_dir)
-    return MigrateResult(plan=plan, accounting=accounting, report_paths=paths, sub_mapping=sub_path)
+    return MigrateResult(plan=plan, accounting=accounting, report_paths=paths, sub_mapping=sub_path,
+                         stop_reason=result.stop_reason if result.stopped else None)
 
 
 def _outcomes(result: Any, accounting: Accounting) -> dict[str, Any]:

@@ -26,7 +26,7 @@ class ServiceConfig:
 
 
 FAULT_KEYS = ("throttle_rate", "throttle_operations", "internal_error_rate",
-              "internal_error_operations", "fail_next_jobs")
+              "internal_error_operations", "fail_next_jobs", "expire_next_urls")
 CONFIG_KEYS = tuple(f.name for f in fields(ServiceConfig) if f.name != "account_id")
 
 
@@ -39,6 +39,7 @@ class Faults:
     internal_error_rate: float = 0.0
     internal_error_operations: set[str] = field(default_factory=set)
     fail_next_jobs: int = 0
+    expire_next_urls: int = 0               # the next N jobs get an upload URL that is already expired
     _acc: dict[tuple[str, str], float] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -68,11 +69,19 @@ class Faults:
                 return True
             return False
 
+    def take_url_expiry(self) -> bool:
+        """True (once per count) when the next created job's upload URL must already be expired."""
+        with self._lock:
+            if self.expire_next_urls > 0:
+                self.expire_next_urls -= 1
+                return True
+            return False
+
     def reset(self) -> None:
         with self._lock:
             self.throttle_rate = self.internal_error_rate = 0.0
             self.throttle_operations, self.internal_error_operations = set(), set()
-            self.fail_next_jobs = 0
+            self.fail_next_jobs = self.expire_next_urls = 0
             self._acc.clear()
 
 
@@ -87,8 +96,8 @@ def apply_settings(config: ServiceConfig, faults: Faults, values: dict[str, Any]
                 setattr(faults, key, set(value or ()))
             elif key in ("throttle_rate", "internal_error_rate"):
                 setattr(faults, key, float(value))
-            elif key == "fail_next_jobs":
-                faults.fail_next_jobs = int(value)
+            elif key in ("fail_next_jobs", "expire_next_urls"):
+                setattr(faults, key, int(value))
             elif key == "users_per_second":
                 config.users_per_second = None if value is None else float(value)
             elif key == "max_jobs_per_pool":

@@ -97,7 +97,7 @@ class ImportOperations:
         job = Job(job_id=job_id, job_name=name, pool_id=pool_id, pool_name=pool.name,
                   region=ctx.region, account=account, role_arn=role, creation_date=now,
                   expires_at=now + self.config.job_ttl_seconds,
-                  url_expires_at=now + self.config.url_ttl_seconds)
+                  url_expires_at=now if self.faults.take_url_expiry() else now + self.config.url_ttl_seconds)
         job.presigned_url = presign(ctx.base_url, object_path(account, pool_id, job_id), ctx.region,
                                     self.config.url_ttl_seconds, now)
         return {"UserImportJob": self.store.create(job).to_json()}

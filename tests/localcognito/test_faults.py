@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.localcognito.conftest import user
+from tests.localcognito.conftest import ROLE, user
 
 
 def outcome(call) -> str:
@@ -91,3 +91,22 @@ def test_control_endpoints_over_http(kit):
 def test_unknown_setting_in_process(kit):
     with pytest.raises(ValueError, match="nope"):
         kit.svc.configure(nope=1)
+
+
+def test_expire_next_urls_expires_exactly_that_many_upload_urls(service, kit) -> None:
+    pool = kit.pool()
+    service.configure(expire_next_urls=1)
+    try:
+        first = kit.idp.create_user_import_job(JobName="late", UserPoolId=pool, CloudWatchLogsRoleArn=ROLE)
+        second = kit.idp.create_user_import_job(JobName="ontime", UserPoolId=pool, CloudWatchLogsRoleArn=ROLE)
+    finally:
+        service.reset_faults()
+    body = kit.csv(pool, [])
+    late = urllib.request.Request(first["UserImportJob"]["PreSignedUrl"], data=body, method="PUT",
+                                  headers={"x-amz-server-side-encryption": "aws:kms"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(late)
+    assert err.value.code == 403 and b"Request has expired" in err.value.read()
+    ontime = urllib.request.Request(second["UserImportJob"]["PreSignedUrl"], data=body, method="PUT",
+                                    headers={"x-amz-server-side-encryption": "aws:kms"})
+    assert urllib.request.urlopen(ontime).status == 200
