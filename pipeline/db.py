@@ -1,0 +1,380 @@
+"""The legacy database adapter: the only module that imports SQLAlchemy.
+
+``open_source`` opens a connection that *cannot* write, whatever the SQL files say:
+
+* PostgreSQL (``postgresql+psycopg2``): every transaction is read-only (connect option
+  ``default_transaction_read_only=on``); DateStyle ISO and TimeZone UTC so dates and timestamps have one
+  text form.
+* MariaDB / MySQL (``mysql+pymysql``, ``mariadb+pymysql``): ``SET SESSION TRANSACTION READ ONLY`` on
+  every new connection; ``utf8mb4`` unless the URL names a charset.
+* SQLite: the file is opened with ``mode=ro`` through a URI, so the engine itself refuses writes.
+
+Every driver failure becomes an ``ExtractError`` whose message carries the URL with its password
+replaced by ``***`` (``redact_url``) and says what to check. ``replace_table`` is the one writer; it is
+for building demo and test databases, never for the source of a migration.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import sqlite3
+import threading
+import urllib.parse
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from pipeline.errors import ExtractError
+
+_HINT = "Check LEGACY_DB_URL."
+_PIPE_BUFFER = 1 << 20
+
+
+def redact_url(url: object) -> str:
+    """``url`` with any password shown as ``***`` (in the userinfo part and in a ``password=`` query)."""
+    text = str(url)
+    try:
+        text = make_url(text).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        text = re.sub(r"(://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
+    return re.sub(r"(?i)((?:password|passwd|pwd)=)[^&;\s]*", r"\1***", text)
+
+
+def _secrets(url: str) -> list[str]:
+    try:
+        pw = make_url(url).password
+    except (ArgumentError, ValueError):
+        m = re.search(r"://[^:/@\s]*:([^@\s]*)@", url)
+        pw = m.group(1) if m else None
+    return [s for s in {pw or "", urllib.parse.unquote(pw or "")} if len(s) >= 2]
+
+
+def _short_reason(exc: BaseException, secrets: Sequence[str] = ()) -> str:
+    """The driver's own words, first line only (no SQL echo, no SQLAlchemy background link, no secret)."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = [ln.strip() for ln in str(orig).strip().splitlines() if ln.strip()]
+    text = (lines[0][:400].rstrip(".") if lines else "") or type(orig).__name__
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _backend(url: str) -> str:
+    name = make_url(url).get_backend_name()
+    if name in ("mysql", "mariadb"):
+        return "mysql"
+    if name in ("postgresql", "sqlite"):
+        return name
+    raise ExtractError(f"{redact_url(url)}: unsupported database {name!r}; write a postgresql+psycopg2://, "
+                       f"mysql+pymysql:// (MariaDB) or sqlite:/// URL. {_HINT}")
+
+
+def _sqlite_creator(url: str, read_only: bool) -> Any:
+    database = make_url(url).database
+    if not database or database == ":memory:":
+        raise ExtractError(f"{url}: an in-memory SQLite database has nothing to read; name a file, "
+                           f"e.g. sqlite:///var/demo-legacy.sqlite. {_HINT}")
+    path = Path(database).resolve()
+    if read_only and not path.is_file():
+        raise ExtractError(f"cannot open {url}: no such file {path}. Build the demo with `make demo` or "
+                           f"{_HINT[0].lower()}{_HINT[1:]}")
+    uri = f"file:{urllib.parse.quote(str(path))}" + ("?mode=ro" if read_only else "")
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        if read_only:
+            conn.execute("PRAGMA query_only = ON")
+        return conn
+
+    return connect
+
+
+def _engine(url: str, *, read_only: bool) -> tuple[Engine, str]:
+    try:
+        backend = _backend(url)
+        kwargs: dict[str, Any] = {"future": True}
+        if backend == "sqlite":
+            kwargs["creator"] = _sqlite_creator(url, read_only)
+            engine = sa.create_engine("sqlite+pysqlite://", **kwargs)
+        elif backend == "postgresql":
+            parsed = make_url(url)
+            options = str(parsed.query.get("options", ""))      # the URL's own options come first
+            options += " -c DateStyle=ISO,YMD -c TimeZone=UTC -c client_encoding=UTF8"
+            if read_only:
+                options += " -c default_transaction_read_only=on"
+            engine = sa.create_engine(parsed.difference_update_query(["options"]),
+                                      connect_args={"options": options.strip()}, **kwargs)
+        else:
+            parsed = make_url(url)
+            if "charset" not in parsed.query:
+                parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+            engine = sa.create_engine(parsed, **kwargs)
+            if read_only:
+                @sa.event.listens_for(engine, "connect")
+                def _read_only(dbapi_conn: Any, _record: Any) -> None:
+                    with dbapi_conn.cursor() as cur:
+                        cur.execute("SET SESSION TRANSACTION READ ONLY")
+    except ExtractError:
+        raise
+    except (ArgumentError, ValueError, ImportError, SQLAlchemyError) as exc:
+        raise ExtractError(f"cannot use {redact_url(url)}: {_short_reason(exc, _secrets(url))}. "
+                           f"{_HINT}") from None
+    return engine, backend
+
+
+@dataclass(eq=False)
+class SourceDB:
+    """A read-only legacy database. Use as a context manager; ``close`` releases every connection."""
+
+    engine: Engine
+    backend: str            # "postgresql" | "mysql" | "sqlite"
+    url: str                # redacted: safe to print
+    _secrets: tuple[str, ...] = ()
+
+    def __enter__(self) -> SourceDB:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- error shaping ---------------------------------------------------------------------------
+    def _fail(self, exc: BaseException, origin: str | None, what: str) -> ExtractError:
+        reason = _short_reason(exc, self._secrets)
+        if origin:
+            return ExtractError(f"{origin}: the query failed on {self.url}: {reason}. {what}")
+        return ExtractError(f"{self.url}: {reason}. {what}")
+
+    # -- queries --------------------------------------------------------------------------------
+    @staticmethod
+    def bind_names(sql: str) -> set[str]:
+        """The ``:name`` parameters a query text expects (SQLAlchemy ``text()`` rules)."""
+        return set(sa.text(sql).compile().params)
+
+    def scalar(self, sql: str, params: Mapping[str, object] | None = None) -> object:
+        """First column of the first row (``None`` if no row): for counts and small look-ups."""
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(sa.text(sql), dict(params or {})).scalar()
+        except SQLAlchemyError as exc:
+            raise self._fail(exc, None, "Fix the statement or the database.") from None
+
+    def stream_rows(self, sql: str, params: Mapping[str, object], partition_rows: int,
+                    origin: str | None = None) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
+        """Yield ``(column names, rows)`` ``partition_rows`` at a time from a server-side cursor.
+
+        Always yields at least once, so an empty result still names its columns. The driver's Python
+        values are returned as they come (``int``, ``datetime``, ``str``...).
+        """
+        try:
+            with self.engine.connect() as conn:
+                result = conn.execution_options(stream_results=True, yield_per=partition_rows).execute(
+                    sa.text(sql), dict(params))
+                columns = list(result.keys())
+                empty = True
+                try:
+                    for rows in result.partitions(partition_rows):
+                        empty = False
+                        yield columns, [tuple(r) for r in rows]
+                except GeneratorExit:
+                    # Stopped early: drop the connection rather than let the driver read (and throw
+                    # away) the rest of the result; tell pymysql's cursor not to try either.
+                    pending = getattr(result.cursor, "_result", None) if result.cursor else None
+                    if getattr(pending, "unbuffered_active", False):
+                        pending.unbuffered_active = False  # type: ignore[union-attr]
+                    conn.invalidate()
+                    raise
+                if empty:
+                    yield columns, []
+        except SQLAlchemyError as exc:
+            raise self._fail(exc, origin, "Fix the SQL file, or the database it reads.") from None
+
+    @contextmanager
+    def copy_csv(self, sql: str, params: Mapping[str, object],
+                 origin: str | None = None) -> Iterator[IO[bytes]]:
+        """PostgreSQL only: a readable stream of ``COPY (<sql>) TO STDOUT`` as CSV with a header.
+
+        Parameters are bound by the driver (``cursor.mogrify``), never formatted into the text. The
+        COPY runs in a thread writing into a pipe, so memory stays at one pipe buffer whatever the
+        result size. NULL arrives as an unquoted empty field, ``''`` as ``""``. Leaving the block
+        early cancels the query on the server.
+        """
+        if not self.copy_supported:
+            raise ExtractError(f"{self.url}: COPY needs postgresql+psycopg2.")
+        compiled = sa.text(sql).bindparams(**dict(params)).compile(dialect=self.engine.dialect)
+        try:
+            raw = self.engine.raw_connection()
+        except SQLAlchemyError as exc:
+            raise self._fail(exc, origin, _HINT) from None
+        pg = raw.driver_connection
+        assert pg is not None
+        cursor = pg.cursor()
+        try:
+            bound = cursor.mogrify(compiled.string, compiled.params)
+        except Exception as exc:  # noqa: BLE001 - a driver adaptation error of a bound value
+            cursor.close()
+            raw.close()
+            raise ExtractError(f"{origin or 'query'}: cannot bind the parameters: {_short_reason(exc)}. "
+                               f"Pass strings, numbers or dates.") from None
+        query = bound.rstrip().rstrip(b";").rstrip()
+        copy_sql = b"COPY (\n" + query + b"\n) TO STDOUT WITH (FORMAT csv, HEADER true)"
+        read_fd, write_fd = os.pipe()
+        reader = os.fdopen(read_fd, "rb", buffering=_PIPE_BUFFER)
+        writer = os.fdopen(write_fd, "wb", buffering=_PIPE_BUFFER)
+        failure: list[BaseException] = []
+
+        def pump() -> None:
+            try:
+                cursor.copy_expert(copy_sql, writer)
+            except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
+                failure.append(exc)
+            finally:
+                try:
+                    writer.close()
+                except OSError:
+                    pass
+
+        thread = threading.Thread(target=pump, name="pg-copy", daemon=True)
+        thread.start()
+        cancelled = False
+        try:
+            yield reader
+        except BaseException:
+            # A failure of the COPY is recorded before its pipe closes, so an empty ``failure`` here
+            # means the reader stopped on its own (early close, parse error): stop the server too.
+            if not failure and thread.is_alive():
+                pg.cancel()
+                cancelled = True
+            raise
+        finally:
+            reader.close()
+            thread.join()
+            healthy = True
+            try:
+                cursor.close()
+                pg.rollback()
+            except Exception:  # noqa: BLE001 - the connection is discarded instead
+                healthy = False
+            if healthy:
+                raw.close()
+            else:
+                raw.invalidate()
+            if failure and not cancelled:
+                exc = failure[0]
+                raise self._fail(exc, origin, "Fix the SQL file, or the database it reads.") from None
+
+    @property
+    def copy_supported(self) -> bool:
+        return self.backend == "postgresql" and self.engine.dialect.driver == "psycopg2"
+
+
+def open_source(url: str) -> SourceDB:
+    """Connect read-only to ``url`` and check that the connection works (fails fast with a hint)."""
+    if not url:
+        raise ExtractError("no source database: set LEGACY_DB_URL, e.g. "
+                           "postgresql+psycopg2://user@host/db")
+    engine, backend = _engine(url, read_only=True)
+    source = SourceDB(engine, backend, redact_url(url), tuple(_secrets(url)))
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1").scalar()
+    except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
+        engine.dispose()
+        raise ExtractError(f"cannot connect to {source.url}: {_short_reason(exc, source._secrets)}. "
+                           f"{_HINT}") from None
+    return source
+
+
+# -- writing demo and test tables -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TableColumn:
+    """One column of a table ``replace_table`` creates. ``type``: integer, smallint, varchar(N), text,
+    date or timestamp (DATETIME on MariaDB)."""
+
+    name: str
+    type: str
+    nullable: bool = True
+    primary_key: bool = False
+
+
+def _sa_type(spec: str) -> Any:
+    m = re.fullmatch(r"varchar\((\d+)\)", spec)
+    if m:
+        return sa.String(int(m.group(1)))
+    types = {"integer": sa.Integer(), "smallint": sa.SmallInteger(), "text": sa.Text(), "date": sa.Date(),
+             "timestamp": sa.DateTime()}
+    if spec not in types:
+        raise ValueError(f"unknown column type {spec!r}")
+    return types[spec]
+
+
+def replace_table(url: str, table: str, columns: Sequence[TableColumn],
+                  frames: Iterable[pd.DataFrame]) -> int:
+    """Drop and create ``table`` at ``url`` (a writable connection) and load ``frames`` into it.
+
+    Frames hold the columns' text forms (``None``/NA for NULL); the database converts them to the
+    declared types. PostgreSQL loads through ``COPY FROM STDIN`` (about a million rows in seconds),
+    MariaDB and SQLite through ``executemany``. Returns the number of rows written.
+    """
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", table):
+        raise ValueError(f"table name {table!r}: use letters, digits and underscores")
+    engine, backend = _engine(url, read_only=False)
+    meta = sa.MetaData()
+    target = sa.Table(table, meta, *[sa.Column(c.name, _sa_type(c.type), nullable=c.nullable,
+                                               primary_key=c.primary_key, autoincrement=False)
+                                     for c in columns],
+                      mysql_charset="utf8mb4", mysql_collate="utf8mb4_unicode_ci")
+    names = [c.name for c in columns]
+    total = 0
+    try:
+        with engine.begin() as conn:
+            target.drop(conn, checkfirst=True)
+            target.create(conn)
+            for frame in frames:
+                total += _write_frame(conn, backend, target, names, frame)
+    except SQLAlchemyError as exc:
+        raise ExtractError(f"cannot load {table} into {redact_url(url)}: "
+                           f"{_short_reason(exc, _secrets(url))}. {_HINT}") from None
+    finally:
+        engine.dispose()
+    return total
+
+
+def _write_frame(conn: Connection, backend: str, table: sa.Table, names: list[str],
+                 frame: pd.DataFrame) -> int:
+    frame = frame[names]
+    if not len(frame):
+        return 0
+    quote = conn.dialect.identifier_preparer.quote
+    cols = ", ".join(quote(n) for n in names)
+    if backend == "postgresql" and conn.dialect.driver == "psycopg2":
+        arrow = pa.Table.from_pandas(frame.astype("string[pyarrow]"), preserve_index=False)
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(arrow, sink, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        buffer = io.BytesIO(sink.getvalue().to_pybytes())
+        dbapi = conn.connection.driver_connection
+        assert dbapi is not None
+        with dbapi.cursor() as cur:
+            cur.copy_expert(f"COPY {quote(table.name)} ({cols}) FROM STDIN WITH (FORMAT csv)", buffer)
+        return len(frame)
+    marker = "%s" if conn.dialect.paramstyle in ("format", "pyformat") else "?"
+    sql = f"INSERT INTO {quote(table.name)} ({cols}) VALUES ({', '.join([marker] * len(names))})"
+    rows = list(frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None))
+    with closing(conn.connection.driver_connection.cursor()) as cur:  # type: ignore[union-attr]
+        for start in range(0, len(rows), 5000):
+            cur.executemany(sql, rows[start:start + 5000])
+    return len(frame)

@@ -1,0 +1,119 @@
+"""The database adapter against real PostgreSQL, MariaDB and SQLite: read-only for real, no password leaks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.db import TableColumn, open_source, redact_url, replace_table
+from pipeline.errors import ExtractError
+from pipeline.extract import stream_partitions
+
+pytest_plugins = ["tests.dbfixtures"]
+
+SECRET = "Sup3r-s3cret-pw"
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    (f"postgresql+psycopg2://postgres:{SECRET}@127.0.0.1:5432/x",
+     "postgresql+psycopg2://postgres:***@127.0.0.1:5432/x"),
+    (f"mysql+pymysql://root:{SECRET}@db.internal/legacy?charset=utf8mb4",
+     "mysql+pymysql://root:***@db.internal/legacy?charset=utf8mb4"),
+    ("postgresql://postgres@127.0.0.1/x", "postgresql://postgres@127.0.0.1/x"),
+    ("sqlite:////var/demo.sqlite", "sqlite:////var/demo.sqlite"),
+    (f"postgresql://u@h/db?password={SECRET}&sslmode=require", "postgresql://u@h/db?password=***&sslmode=require"),
+    (f"not a url://u:{SECRET}@host", "not a url://u:***@host"),
+])
+def test_redact_url_hides_only_the_password(url: str, expected: str) -> None:
+    assert redact_url(url) == expected
+
+
+def _with_password(admin_url: str, database: str) -> str:
+    scheme, rest = admin_url.split("://", 1)
+    user, host_path = rest.split("@", 1)
+    user = user.split(":", 1)[0]
+    host = host_path.split("/", 1)[0]
+    return f"{scheme}://{user}:{SECRET}@{host}/{database}"
+
+
+@pytest.mark.postgres
+def test_postgres_connect_error_is_redacted_and_says_what_to_check(pg_admin_url: str) -> None:
+    url = _with_password(pg_admin_url, "cm_no_such_database")
+    with pytest.raises(ExtractError) as caught:
+        open_source(url)
+    message = str(caught.value)
+    assert SECRET not in message and "***" in message
+    assert "cm_no_such_database" in message and "LEGACY_DB_URL" in message
+    assert caught.value.__cause__ is None
+
+
+@pytest.mark.mariadb
+def test_mariadb_connect_error_is_redacted(mariadb_admin_url: str) -> None:
+    with pytest.raises(ExtractError) as caught:
+        open_source(_with_password(mariadb_admin_url, "cm_no_such_database"))
+    message = str(caught.value)
+    assert SECRET not in message and "***" in message and "LEGACY_DB_URL" in message
+
+
+@pytest.mark.postgres
+def test_query_error_on_a_connected_source_is_redacted(pg_url: str, tmp_path: Path) -> None:
+    # trust authentication ignores the password, so this URL connects and carries a secret
+    url = pg_url.replace("postgres@", f"postgres:{SECRET}@", 1)
+    sql = tmp_path / "broken.sql"
+    sql.write_text("SELECT no_such_column FROM no_such_table WHERE a = :tenant")
+    with open_source(url) as source, pytest.raises(ExtractError) as caught:
+        list(stream_partitions(source, sql, {"tenant": "t"}))
+    message = str(caught.value)
+    assert SECRET not in message and "***" in message and str(sql) in message
+
+
+def test_sqlite_missing_file_names_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "absent.sqlite"
+    with pytest.raises(ExtractError, match="absent.sqlite"):
+        open_source(f"sqlite:///{missing}")
+    assert not missing.exists()          # opening read-only never creates the file
+
+
+@pytest.mark.parametrize("url", ["", "oracle://scott:tiger@h/db", "sqlite://"])
+def test_unusable_urls_are_extract_errors(url: str) -> None:
+    with pytest.raises(ExtractError) as caught:
+        open_source(url)
+    assert "tiger" not in str(caught.value)
+
+
+WRITES = [
+    "UPDATE app_users SET login = 'hacked'",
+    "DELETE FROM app_users",
+    "INSERT INTO app_users (id, tenant_code, is_active, created_at, updated_at) "
+    "VALUES (999999, 'x', 1, '2020-01-01 00:00:00', '2020-01-01 00:00:00')",
+    "CREATE TABLE cm_evil (a integer)",
+    "DROP TABLE app_users",
+]
+
+
+def test_source_connection_refuses_every_write(demo_url: str, demo_expected: pd.DataFrame,
+                                               tmp_path: Path) -> None:
+    with open_source(demo_url) as source:
+        for statement in WRITES:
+            with pytest.raises(ExtractError):
+                source.scalar(statement)
+        sql = tmp_path / "delete.sql"   # a write smuggled in through a SQL file (COPY path on PostgreSQL)
+        sql.write_text("DELETE FROM app_users WHERE tenant_code = :tenant RETURNING id")
+        with pytest.raises(ExtractError, match="delete.sql"):
+            list(stream_partitions(source, sql, {"tenant": "acme-jp"}))
+        assert source.scalar("SELECT COUNT(*) FROM app_users") == len(demo_expected)
+        assert source.scalar("SELECT COUNT(*) FROM app_users WHERE login = 'hacked'") == 0
+
+
+def test_replace_table_round_trips_text_and_rejects_odd_names(backend_url: str) -> None:
+    frame = pd.DataFrame({"id": ["1", "2"], "v": ["a", None]}, dtype="string[pyarrow]")
+    cols = [TableColumn("id", "integer", nullable=False, primary_key=True), TableColumn("v", "varchar(10)")]
+    assert replace_table(backend_url, "cm_small", cols, [frame, frame.iloc[:0]]) == 2
+    assert replace_table(backend_url, "cm_small", cols, [frame]) == 2       # replaced, not appended
+    with open_source(backend_url) as source:
+        assert source.scalar("SELECT COUNT(*) FROM cm_small WHERE v IS NULL") == 1
+        assert source.scalar("SELECT COUNT(*) FROM cm_small") == 2
+    with pytest.raises(ValueError):
+        replace_table(backend_url, "x; DROP TABLE app_users", cols, [frame])
