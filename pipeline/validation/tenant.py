@@ -1,0 +1,131 @@
+"""Validate one tenant's mapped partitions against its pool: valid rows vs rejects with reasons.
+
+Per partition: ``prepare_frame`` -> ``schema.validate(lazy=True)`` -> every failed check mapped back to
+rows through its name (the Reason), ``title`` (the column) and ``description`` (the detail). The rows
+come from each ``SchemaError``'s ``check_output`` (the boolean mask the check computed) rather than
+from ``failure_cases``: that is the same information, complete even where pandera keeps only a few
+examples (row checks, see ``schema._check``), and needs no reshaping.
+Every input row ends in exactly one of ``valid`` / ``rejects`` (a row breaking several rules has
+several reject lines). Rows that pass are recorded for whole-tenant duplicate resolution, which
+``duplicate_rejects()`` performs after the last partition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pandera.errors
+import pandera.pandas as pa
+
+from pipeline.contract import PoolContract
+from pipeline.errors import ConfigError
+from pipeline.masking import mask_series
+from pipeline.reasons import REJECT_COLUMNS, Reason
+from pipeline.validation.duplicates import DuplicatesPolicy, DuplicateTracker
+from pipeline.validation.schema import META_COLUMNS, STRING, build_schema, prepare_frame
+
+_REASONS = {r.value for r in Reason}
+
+
+@dataclass(frozen=True)
+class ValidatedPartition:
+    valid: pd.DataFrame      # header columns in header order ("" for empty) + _legacy_id, _tenant
+    rejects: pd.DataFrame    # REJECT_COLUMNS, one line per (row, rule broken)
+
+    @property
+    def rejected_rows(self) -> int:
+        return int(self.rejects["legacy_id"].nunique()) if len(self.rejects) else 0
+
+
+def empty_rejects() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=STRING) for c in REJECT_COLUMNS})
+
+
+def _check_order(schema: pa.DataFrameSchema) -> dict[tuple[str, int], int]:
+    """Rank of every check (column checks in header order, then row checks) to sort reject lines."""
+    keys = [(name, i) for name, column in schema.columns.items() for i in range(len(column.checks))]
+    keys += [("", i) for i in range(len(schema.checks))]
+    return {k: rank for rank, k in enumerate(keys)}
+
+
+class TenantValidator:
+    """Validates every partition of one tenant; ``duplicate_rejects()`` after the last one."""
+
+    def __init__(self, contract: PoolContract, duplicates_policy: Any = None) -> None:
+        self.contract = contract
+        self.policy = DuplicatesPolicy.coerce(duplicates_policy)
+        order_by = self.policy.order_by
+        if order_by is not None and order_by not in (*contract.csv_header, *META_COLUMNS):
+            raise ConfigError("Invalid duplicates policy", [
+                f"duplicates.order_by names {order_by!r}, which is not a column of pool "
+                f"{contract.user_pool_id}'s CSV header; use one of {', '.join(contract.csv_header)}"])
+        self.schema = build_schema(contract)
+        self._rank = _check_order(self.schema)
+        self._tracker = DuplicateTracker(contract, self.policy)
+
+    def validate(self, frame: pd.DataFrame) -> ValidatedPartition:
+        """Split one mapped partition into clean valid rows and reject lines."""
+        prepared = prepare_frame(frame, self.contract)
+        try:
+            self.schema.validate(prepared, lazy=True, inplace=True)
+            rejects, bad = empty_rejects(), np.zeros(len(prepared), dtype=bool)
+        except pandera.errors.SchemaErrors as err:
+            rejects, bad = self._rejects(prepared, err.schema_errors)
+        valid = prepared.loc[~bad]
+        self._tracker.add(valid)
+        valid.index = frame.index[~bad]
+        return ValidatedPartition(valid=valid, rejects=rejects)
+
+    def duplicate_rejects(self) -> pd.DataFrame:
+        """Rows to remove from the staged valid rows: losers of whole-tenant duplicate groups."""
+        return self._tracker.rejects()
+
+    def _rejects(self, prepared: pd.DataFrame,
+                 errors: list[pandera.errors.SchemaError]) -> tuple[pd.DataFrame, np.ndarray]:
+        """Reject lines from pandera's errors: each failed check's boolean output names its rows.
+
+        The check's name is the Reason, a column check files the line under its column, a row check
+        under its ``title``; the check's ``description`` is the detail.
+        """
+        row_parts, rank_parts, columns, details, reasons = [], [], [], [], []
+        for err in errors:
+            check = err.check
+            output = err.check_output
+            if not isinstance(check, pa.Check) or check.name not in _REASONS or output is None:
+                # a check that raised, or a structural failure prepare_frame should make impossible
+                raise RuntimeError(f"validation schema failed internally: {err}")
+            if isinstance(err.schema, pa.Column):
+                column, key = str(err.schema.name), str(err.schema.name)
+            else:
+                column, key = check.title or "", ""
+            rows = np.flatnonzero(~output.to_numpy(dtype=bool))
+            row_parts.append(rows)
+            rank_parts.append(np.full(len(rows), self._rank[(key, err.check_index)]))
+            columns.append(column)
+            details.append(check.description or "")
+            reasons.append(check.name)
+        which = np.repeat(np.arange(len(row_parts)), [len(r) for r in row_parts])
+        rows = np.concatenate(row_parts)
+        order = np.lexsort((np.concatenate(rank_parts), rows))
+        rows, which = rows[order], which[order]
+        masked = np.empty(len(rows), dtype=object)
+        for col in set(columns):
+            at = np.flatnonzero(np.isin(which, [i for i, c in enumerate(columns) if c == col]))
+            if col in prepared.columns:
+                masked[at] = mask_series(col, prepared[col].take(rows[at])).to_numpy()
+            else:
+                masked[at] = ""
+        rejects = pd.DataFrame({
+            "legacy_id": prepared["_legacy_id"].take(rows).to_numpy(),
+            "tenant": prepared["_tenant"].take(rows).to_numpy(),
+            "reason": np.asarray(reasons, dtype=object)[which],
+            "column": np.asarray(columns, dtype=object)[which],
+            "masked_value": masked,
+            "detail": np.asarray(details, dtype=object)[which],
+        }).astype(STRING)
+        bad = np.zeros(len(prepared), dtype=bool)
+        bad[rows] = True
+        return rejects, bad

@@ -1,0 +1,260 @@
+"""Per-row rules: every rule with a row that passes and a row that fails, reasons and masked values."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pandera.errors
+import pandera.pandas as pa
+import pytest
+
+from pipeline.csvdialect import MAX_ROW_CHARS, encode_row
+from pipeline.reasons import REJECT_COLUMNS, Reason
+from pipeline.validate import TenantValidator, build_schema, prepare_frame
+from tests import poolfixtures as pf
+
+STRING = pd.StringDtype("pyarrow")
+
+
+def run(kind: str, *rows: dict):
+    validator = TenantValidator(pf.contract(kind))
+    return validator.validate(pf.frame(list(rows)))
+
+
+def lines(rejects: pd.DataFrame, legacy_id: str) -> set[tuple[str, str, str]]:
+    mine = rejects[rejects["legacy_id"] == legacy_id]
+    return {(r.reason, r.column, r.masked_value) for r in mine.itertuples()}
+
+
+def check(kind: str, overrides: dict, expected: set | None) -> None:
+    """Row 1 is the good row; row 2 carries ``overrides`` and must break exactly ``expected``."""
+    part = run(kind, pf.good_row(kind, 1), pf.good_row(kind, 2, **overrides))
+    assert "1" in set(part.valid["_legacy_id"]), part.rejects.to_string()
+    if expected is None:
+        assert len(part.valid) == 2, part.rejects.to_string()
+        assert part.rejects.empty
+    else:
+        assert list(part.valid["_legacy_id"]) == ["1"]
+        assert lines(part.rejects, "2") == expected
+
+
+USER = "cognito:username"
+MFA = "cognito:mfa_enabled"
+
+FAILING = [
+    # (pool, overrides, reason, column, masked value)
+    ("plain", {USER: None}, Reason.MISSING_REQUIRED, USER, ""),
+    ("plain", {USER: "   "}, Reason.MISSING_REQUIRED, USER, ""),
+    ("plain", {USER: "ann smith"}, Reason.INVALID_USERNAME, USER, "a***"),
+    ("plain", {USER: "ann\tsmith"}, Reason.INVALID_USERNAME, USER, "a***"),
+    ("plain", {USER: "ann\u0007"}, Reason.INVALID_USERNAME, USER, "a***"),
+    ("plain", {USER: "ann\u00a0smith"}, Reason.INVALID_USERNAME, USER, "a***"),
+    ("plain", {USER: "x" * 129}, Reason.INVALID_USERNAME, USER, "x***"),
+    ("email_username", {USER: "ann"}, Reason.INVALID_USERNAME, USER, "a***"),
+    ("alias", {USER: "ann@example.com"}, Reason.USERNAME_LOOKS_LIKE_ALIAS, USER, "a***"),
+    ("alias", {USER: "+447900123456"}, Reason.USERNAME_LOOKS_LIKE_ALIAS, USER, "+***"),
+    ("plain", {"email": "ann.example.com"}, Reason.INVALID_EMAIL, "email", "a***"),
+    ("plain", {"email": "ann@exa mple.com"}, Reason.INVALID_EMAIL, "email", "a***@e***.com"),
+    ("plain", {"email": "ann@example"}, Reason.INVALID_EMAIL, "email", "a***@e***"),
+    ("plain", {"email": "ann@example.123"}, Reason.INVALID_EMAIL, "email", "a***@e***.123"),
+    ("plain", {"email": "jürgen@@bücher.de"}, Reason.INVALID_EMAIL, "email", "j***@@***.de"),
+    ("plain", {"phone_number": "07946000000"}, Reason.INVALID_PHONE, "phone_number", "0***00"),
+    ("plain", {"phone_number": "+44 20 7946 0000"}, Reason.INVALID_PHONE, "phone_number", "+44***00"),
+    ("plain", {"phone_number": "+0447946000000"}, Reason.INVALID_PHONE, "phone_number", "+04***00"),
+    ("plain", {"phone_number": "+4420794600000012"}, Reason.INVALID_PHONE, "phone_number", "+44***12"),
+    ("custom", {"custom:vip": "TRUE"}, Reason.INVALID_BOOLEAN, "custom:vip", "T***"),
+    ("custom", {"custom:vip": "1"}, Reason.INVALID_BOOLEAN, "custom:vip", "1***"),
+    ("custom", {MFA: "yes"}, Reason.INVALID_BOOLEAN, MFA, "y***"),
+    ("plain", {"birthdate": "1985-02-01"}, Reason.INVALID_BIRTHDATE, "birthdate", "1***"),
+    ("plain", {"birthdate": "2/1/1985"}, Reason.INVALID_BIRTHDATE, "birthdate", "2***"),
+    ("plain", {"birthdate": "02/30/1985"}, Reason.INVALID_BIRTHDATE, "birthdate", "0***"),
+    ("plain", {"birthdate": "02/29/1900"}, Reason.INVALID_BIRTHDATE, "birthdate", "0***"),
+    ("plain", {"birthdate": "13/01/1985"}, Reason.INVALID_BIRTHDATE, "birthdate", "1***"),
+    ("plain", {"updated_at": "yesterday"}, Reason.INVALID_NUMBER, "updated_at", "y***"),
+    ("plain", {"updated_at": "1700000000.5"}, Reason.INVALID_NUMBER, "updated_at", "1***"),
+    ("plain", {"updated_at": "-5"}, Reason.NUMBER_OUT_OF_RANGE, "updated_at", "-***"),
+    ("custom", {"custom:score": "101"}, Reason.NUMBER_OUT_OF_RANGE, "custom:score", "1***"),
+    ("custom", {"custom:score": "-0.5"}, Reason.NUMBER_OUT_OF_RANGE, "custom:score", "-***"),
+    ("custom", {"custom:score": "4x"}, Reason.INVALID_NUMBER, "custom:score", "4***"),
+    ("custom", {"custom:joined": "last tuesday"}, Reason.INVALID_DATETIME, "custom:joined", "l***"),
+    ("custom", {"custom:tenant_id": "ab"}, Reason.STRING_LENGTH, "custom:tenant_id", "a***"),
+    ("custom", {"custom:tenant_id": "t" * 37}, Reason.STRING_LENGTH, "custom:tenant_id", "t***"),
+    ("custom", {"custom:code": "123456789"}, Reason.STRING_LENGTH, "custom:code", "1***"),
+    ("plain", {"given_name": "é" * 1025}, Reason.VALUE_TOO_LONG, "given_name", "é***"),
+    ("plain", {"given_name": "x" * 2049}, Reason.VALUE_TOO_LONG, "given_name", "x***"),   # once, not twice
+    ("plain", {"given_name": "Ann\nMarie"}, Reason.UNCARRIABLE_VALUE, "given_name", "A***"),
+    ("plain", {"given_name": "Ann\rMarie"}, Reason.UNCARRIABLE_VALUE, "given_name", "A***"),
+    ("plain", {"address": "Flat 2\\ "}, Reason.UNCARRIABLE_VALUE, "address", "F***"),
+    ("plain", {"email": None}, Reason.VERIFIED_WITHOUT_VALUE, "email_verified", "t***"),
+    ("custom", {"phone_number_verified": "true"}, Reason.VERIFIED_WITHOUT_VALUE,
+     "phone_number_verified", "***"),          # a flag column named "phone..." masks as a phone
+    ("plain", {"email_verified": "false"}, Reason.NO_AUTO_VERIFIED_TRUE, "email_verified", "f***"),
+    ("plain", {"email_verified": None}, Reason.NO_AUTO_VERIFIED_TRUE, "email_verified", ""),
+    ("mfa_on", {"phone_number_verified": "false"}, Reason.NO_AUTO_VERIFIED_TRUE,
+     "phone_number_verified", "***"),
+    ("custom", {"email_verified": "false"}, Reason.NO_AUTO_VERIFIED_TRUE,
+     "email_verified / phone_number_verified", ""),
+    ("mfa_on", {MFA: "false"}, Reason.MFA_CONFLICT, MFA, "f***"),
+    ("plain", {MFA: "true"}, Reason.MFA_CONFLICT, MFA, "t***"),
+    ("mfa_on", {"family_name": None}, Reason.MISSING_REQUIRED, "family_name", ""),
+]
+
+
+@pytest.mark.parametrize("kind, overrides, reason, column, masked", FAILING,
+                         ids=[f"{r.value}-{i}" for i, (_, _, r, _, _) in enumerate(FAILING)])
+def test_rule_rejects(kind, overrides, reason, column, masked) -> None:
+    check(kind, overrides, {(reason.value, column, masked)})
+
+
+PASSING = [
+    ("plain", {USER: "Jürgen-名前_ü.é!+"}),
+    ("plain", {USER: "x" * 128}),
+    ("plain", {USER: "  padded  "}),                     # Cognito trims; so do we
+    ("email_username", {USER: "Ann.Other@Example.com"}),
+    ("alias", {USER: "ann.smith"}),
+    ("alias", {USER: "4479001234"}),                     # digits without "+" are not a phone number
+    ("plain", {USER: "ann@example.com"}),                # no alias: an email-like username is fine
+    ("plain", {"email": "o'brien+tag@mail.example.co.uk"}),
+    ("plain", {"email": "jürgen@bücher.de"}),            # non-ASCII: decided by email-validator
+    ("plain", {"phone_number": "+447946000000", "phone_number_verified": "false"}),
+    ("plain", {"phone_number": "+12"}),
+    ("custom", {"custom:vip": "false"}),
+    ("plain", {"birthdate": "02/29/2000"}),
+    ("plain", {"birthdate": "12/31/1899"}),
+    ("plain", {"updated_at": "0"}),
+    ("custom", {"custom:score": "100"}),
+    ("custom", {"custom:score": "99.5"}),
+    ("custom", {"custom:joined": "2024-03-01T10:00:00Z"}),
+    ("custom", {"custom:joined": "1700000000"}),
+    ("custom", {"custom:tenant_id": "abc", "custom:code": "12345678"}),
+    ("plain", {"given_name": "é" * 1024}),               # 2,048 bytes exactly
+    ("plain", {"given_name": "O'Neil, Jr", "address": "a\\b"}),
+    ("plain", {"email_verified": "true"}),
+    ("plain", {"phone_number": None, "phone_number_verified": "false"}),
+    ("custom", {"email_verified": "false", "phone_number": "+447946000001", "phone_number_verified": "true"}),
+    ("custom", {"email_verified": "false", "phone_number": "+447946000001",
+                "phone_number_verified": "true", "email": None}),
+    ("mfa_on", {MFA: "true"}),
+    ("mfa_on", {MFA: None}),                             # current rule: blank is allowed
+    ("plain", {MFA: None}),
+    ("custom", {MFA: "false"}),
+    ("custom", {MFA: "true"}),
+]
+
+
+@pytest.mark.parametrize("kind, overrides", PASSING, ids=[f"{k}-{i}" for i, (k, _) in enumerate(PASSING)])
+def test_rule_accepts(kind, overrides) -> None:
+    check(kind, overrides, None)
+
+
+def _line_length_row(kind: str, target: int) -> dict:
+    """A good row padded (with commas, which escape to two characters) to exactly ``target`` characters."""
+    contract = pf.contract(kind)
+    row = pf.good_row(kind, 2)
+    fillers = ["name", "family_name", "middle_name", "nickname", "profile", "picture", "website", "address"]
+
+    def length(r: dict) -> int:
+        return len(encode_row([(r.get(c) or "") for c in contract.csv_header]))
+
+    rest = target - length(row)
+    for col in fillers:
+        take = min(rest, 2000)
+        row[col] = ("a," * (take // 3)) + "b" * (take - 3 * (take // 3))   # "a," writes as 3 characters
+        rest -= take
+    assert length(row) == target
+    return row
+
+
+def test_row_length_limit_counts_escaped_commas() -> None:
+    check("plain", _line_length_row("plain", MAX_ROW_CHARS), None)
+    check("plain", _line_length_row("plain", MAX_ROW_CHARS + 1), {(Reason.ROW_TOO_LONG.value, "", "")})
+
+
+def test_row_breaking_several_rules_has_one_line_each_and_is_rejected_once() -> None:
+    bad = pf.good_row("plain", 2, **{USER: "a b", "email": "nope", "birthdate": "1985", MFA: "true"})
+    part = run("plain", pf.good_row("plain", 1), bad, pf.good_row("plain", 3))
+    assert lines(part.rejects, "2") == {
+        ("invalid_username", USER, "a***"), ("invalid_email", "email", "n***"),
+        ("invalid_birthdate", "birthdate", "1***"), ("mfa_conflict", MFA, "t***")}
+    assert part.rejected_rows == 1
+    assert list(part.valid["_legacy_id"]) == ["1", "3"]
+
+
+def test_every_row_is_valid_or_rejected_exactly_once() -> None:
+    rows = [pf.good_row("custom", i, **({"custom:score": "500"} if i % 3 == 0 else {})
+                        | ({"email": "x"} if i % 4 == 0 else {})) for i in range(1, 41)]
+    part = run("custom", *rows)
+    valid_ids = set(part.valid["_legacy_id"])
+    rejected_ids = set(part.rejects["legacy_id"])
+    assert not valid_ids & rejected_ids
+    assert valid_ids | rejected_ids == {str(i) for i in range(1, 41)}
+    assert len(part.valid) + part.rejected_rows == 40
+    assert rejected_ids == {str(i) for i in range(1, 41) if i % 3 == 0 or i % 4 == 0}
+
+
+def test_valid_frame_shape() -> None:
+    contract = pf.contract("mfa_on")
+    frame = pf.frame([pf.good_row("mfa_on", 1, given_name="  Ann  "), pf.good_row("mfa_on", 2)])
+    frame.index = pd.Index([10, 11])
+    part = TenantValidator(contract).validate(frame)
+    assert list(part.valid.columns) == list(contract.csv_header) + ["_legacy_id", "_tenant"]
+    assert (part.valid.dtypes == STRING).all()
+    assert not part.valid.isna().any().any()
+    assert part.valid.loc[10, "given_name"] == "Ann"
+    assert part.valid.loc[10, "nickname"] == ""                 # column not produced by the mapping
+    assert part.valid.loc[11, "_tenant"] == "acme"
+    assert list(part.rejects.columns) == REJECT_COLUMNS
+
+
+def test_rejects_frame_columns_and_types() -> None:
+    part = run("plain", pf.good_row("plain", 7, email="broken"))
+    assert list(part.rejects.columns) == REJECT_COLUMNS
+    assert (part.rejects.dtypes == STRING).all()
+    row = part.rejects.iloc[0]
+    assert (row.legacy_id, row.tenant, row.reason, row.column) == ("7", "acme", "invalid_email", "email")
+    assert row.detail == "not a valid email address"
+
+
+def test_rejects_never_carry_raw_personal_data() -> None:
+    secrets = {"email": "jane.doe@private-mail.org", "phone_number": "+44 7946 000123",
+               "given_name": "Jane\nDoe", "birthdate": "1985-12-24", USER: "jane doe"}
+    part = run("alias", pf.good_row("alias", 1, **secrets))
+    assert part.rejected_rows == 1
+    text = part.rejects.to_csv(index=False)
+    for value in secrets.values():
+        for piece in value.replace("\n", " ").split():
+            if len(piece) > 3:
+                assert piece not in text
+
+
+def test_duplicate_index_and_empty_frame() -> None:
+    validator = TenantValidator(pf.contract("plain"))
+    frame = pf.frame([pf.good_row("plain", 1), pf.good_row("plain", 2, email="x")])
+    frame.index = pd.Index([5, 5])
+    part = validator.validate(frame)
+    assert list(part.valid["_legacy_id"]) == ["1"] and list(part.rejects["legacy_id"]) == ["2"]
+    empty = validator.validate(frame.iloc[:0])
+    assert empty.valid.empty and empty.rejects.empty
+    assert list(empty.valid.columns) == list(validator.contract.csv_header) + ["_legacy_id", "_tenant"]
+
+
+def test_schema_checks_are_named_by_reason() -> None:
+    contract = pf.contract("custom")
+    schema = build_schema(contract)
+    assert isinstance(schema, pa.DataFrameSchema)
+    assert list(schema.columns) == list(contract.csv_header)
+    names = {c.name for col in schema.columns.values() for c in col.checks} | {c.name for c in schema.checks}
+    assert names <= {r.value for r in Reason}
+    frame = prepare_frame(pf.frame([pf.good_row("custom", 1, **{"custom:score": "x", "email": "y"})]),
+                          contract)
+    with pytest.raises(pandera.errors.SchemaErrors) as exc:
+        schema.validate(frame, lazy=True)
+    cases = exc.value.failure_cases
+    assert set(cases["check"]) == {"invalid_number", "invalid_email"}
+    assert set(cases["index"]) == {0}
+
+
+def test_missing_header_column_in_input_is_empty() -> None:
+    row = pf.good_row("mfa_on", 1)
+    del row["family_name"]
+    part = run("mfa_on", row)
+    assert lines(part.rejects, "1") == {("missing_required", "family_name", "")}
