@@ -20,8 +20,8 @@ from pipeline.settings import DEFAULT_LOCAL_PORT, Settings, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Move legacy users into Amazon Cognito user pools through CSV import jobs.")
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 TenantOpt = Annotated[list[str] | None, typer.Option("--tenant", "-t", help="Tenant to run (repeatable); default: all")]
 
@@ -40,7 +40,18 @@ class _Bars:
         self._progress.advance(self._tasks[key], n)
 
     def note(self, tenant: str, message: str) -> None:
-        self._progress.console.print(f"[dim]{tenant}:[/] {message}")
+        """Plain messages; the load stage's are shown through ``event`` instead."""
+
+    def event(self, kind: str, tenant: str, message: str, **info: object) -> None:
+        """Load-stage events: a bar per import job's status, a line for anything else."""
+        if kind == "job_status":
+            key = (tenant, f"{info.get('chunk')} {info.get('job_id')}")
+            if key not in self._tasks:
+                self._tasks[key] = self._progress.add_task("", total=info.get("rows"))
+            self._progress.update(self._tasks[key], completed=info.get("done", 0),
+                                  description=f"{tenant}: {info.get('chunk')} job {info.get('status')}")
+        elif kind != "chunk_harvested" or not self._progress.disable:
+            self._progress.console.print(f"{tenant}: {message}", markup=False, highlight=False)
 
 
 @contextmanager
@@ -160,10 +171,10 @@ def migrate(tenant: TenantOpt = None,
             result = migrate_tenant(settings, name, target=target, ledger=ledger, policy=policy,
                                     dry_run=dry_run, progress=bars)
             _print_result(result)
-            if result.accounting is not None and not result.accounting.ok:
-                failed_accounting.append(name)
-            elif result.stop_reason:
+            if result.stop_reason:
                 stopped.append(name)
+            elif result.accounting is not None and not result.accounting.ok:
+                failed_accounting.append(name)
     if failed_accounting:
         raise ReconcileError(f"The accounting does not add up for {', '.join(failed_accounting)}; see the "
                              "run reports above.")
@@ -179,7 +190,12 @@ def _print_result(result) -> None:
         out.print(f"  dry run: {plan.source_rows} source rows, {len(plan.rejected_ids)} rejected, "
                   f"{sum(c.rows for c in plan.chunks)} in {len(plan.chunks)} import file(s); nothing imported")
     else:
-        mark = "[green]OK[/]" if acc.ok else "[red]DOES NOT ADD UP[/]"
+        if acc.ok:
+            mark = "[green]OK[/]"
+        elif result.stop_reason:
+            mark = f"[yellow]{acc.missing} not imported yet (the load stopped)[/]"
+        else:
+            mark = "[red]DOES NOT ADD UP[/]"
         out.print(f"  source {acc.source_rows} = imported {acc.imported} + skipped {acc.skipped} + "
                   f"rejected {acc.rejected} + failed {acc.failed}   {mark}")
         if result.stop_reason:

@@ -93,6 +93,8 @@ FAMILY = {
 LOCALES = {"JP": "ja-JP", "US": "en-US", "DE": "de-DE"}
 BOOL_TOKENS: tuple[str | None, ...] = ("t", "f", "1", "0", "yes", "no", "Y", "N", None)
 BOOL_WEIGHTS = (0.2, 0.08, 0.17, 0.05, 0.1, 0.05, 0.15, 0.05, 0.15)
+# Most legacy emails were confirmed (pools that auto-verify email reject the rest): ~90% true tokens.
+EMAIL_BOOL_WEIGHTS = (0.3, 0.02, 0.25, 0.02, 0.15, 0.01, 0.2, 0.02, 0.03)
 TRUE_TOKENS = frozenset({"t", "1", "yes", "y", "true"})
 FALSE_TOKENS = frozenset({"f", "0", "no", "n", "false"})
 PHONE_JUNK = ("n/a", "12", "none", "-", "0000")
@@ -244,7 +246,8 @@ def _block(start_id: int, n_rows: int, seed: int, tenants: Sequence[Tenant]) -> 
         "at_end": g_roman + "@", "no_at": g_roman + f_roman + kk + "-no-at-sign", "empty": "",
         "null": pd.NA})
 
-    token_idx = rng.choice(len(BOOL_TOKENS), (2, size), p=BOOL_WEIGHTS)
+    token_idx = np.stack([rng.choice(len(BOOL_TOKENS), size, p=EMAIL_BOOL_WEIGHTS),
+                          rng.choice(len(BOOL_TOKENS), size, p=BOOL_WEIGHTS)])
     show = (k >= 1) & (k < SHOWCASE_ROWS)
     token_idx[0] = np.where(show, (k - 1) % len(BOOL_TOKENS), np.where(k == 0, 0, token_idx[0]))
     token_idx[1] = np.where(show, (k + 3) % len(BOOL_TOKENS), np.where(k == 0, 0, token_idx[1]))
@@ -254,6 +257,12 @@ def _block(start_id: int, n_rows: int, seed: int, tenants: Sequence[Tenant]) -> 
     for t, tenant in enumerate(tenants):
         m = tix == t
         phone[m] = _phones(tenant.country, kinds["phone"][m], rng).to_numpy()
+
+    # A legacy system rarely marks a value it does not hold as confirmed: outside the showcase rows, a
+    # missing phone or email has no confirmation flag (NULL), so the demo's rejects stay realistic.
+    ordinary = k >= SHOWCASE_ROWS
+    token_idx[1] = np.where(ordinary & phone.isna().to_numpy(), len(BOOL_TOKENS) - 1, token_idx[1])
+    token_idx[0] = np.where(ordinary & email.isna().to_numpy(), len(BOOL_TOKENS) - 1, token_idx[0])
 
     first = apply("first_name", g_native, {"comma": g_native + ", " + g_roman.str.capitalize(),
                                            "newline": g_native + "\n" + g_roman.str.capitalize()})

@@ -28,7 +28,9 @@ import pandas as pd
 
 from pipeline.errors import RunLockedError
 
-CHUNK_STATES = ("planned", "job_created", "uploaded", "started", "finished", "harvested", "verified")
+# "failed": its job ended Failed and was harvested; the chunk is not done, so a rerun retries it.
+CHUNK_STATES = ("planned", "job_created", "uploaded", "started", "finished", "harvested", "verified",
+                "failed")
 DONE_STATES = ("harvested", "verified")
 
 _SCHEMA = """

@@ -360,6 +360,8 @@ class _Loader:
                 if status in RUNNING:
                     plan = ("adopt", job)
                     break
+                if status == "Failed" and self._harvested_failure(chunk, job):
+                    break              # already harvested: the rerun retries the chunk with a new job
                 if status in ("Succeeded", "Failed"):
                     plan = ("harvest", job)
                     break
@@ -371,6 +373,10 @@ class _Loader:
                         break
             plans[chunk.sha256] = plan
         return plans
+
+    def _harvested_failure(self, chunk: ChunkInfo, job: dict[str, Any]) -> bool:
+        record = self.ledger.chunk(self.tenant, self.pool_id, chunk.sha256)
+        return record is not None and record["state"] == "failed" and record["job_id"] == job.get("JobId")
 
     # ---- one job ----------------------------------------------------------------------------------
 
@@ -510,6 +516,8 @@ class _Loader:
                     chunk=chunk.name,
                     job_id=job_id,
                     status=state[0],
+                    done=sum(int(n or 0) for n in state[1:]),
+                    rows=chunk.rows,
                 )
                 seen = state
             if current.get("Status") in TERMINAL:
@@ -565,8 +573,9 @@ class _Loader:
         status = str(final.get("Status"))
         if status in ("Succeeded", "Failed"):
             state = "verified" if self.policy.verify and unconfirmed == 0 else "harvested"
+            state = "failed" if status == "Failed" else state
             self.ledger.set_chunk_state(self.tenant, self.pool_id, chunk.sha256, state, final_id)
-            if not self.policy.keep_files:
+            if not self.policy.keep_files and state != "failed":   # a failed chunk is retried
                 chunk.csv_path.unlink(missing_ok=True)
                 chunk.keys_path.unlink(missing_ok=True)
         if hasattr(self.progress, "rows"):

@@ -11,6 +11,12 @@ from __future__ import annotations
 import pandas as pd
 
 _FILL = "***"
+# Flags carry no personal data, and masking them would hide the very value a report must show.
+_PLAIN_COLUMNS = frozenset({"cognito:mfa_enabled", "email_verified", "phone_number_verified", "is_active"})
+
+
+def _plain(column: str) -> bool:
+    return column in _PLAIN_COLUMNS or column.endswith("_verified")
 
 
 def mask_email(value: str | None) -> str:
@@ -41,6 +47,8 @@ def mask_text(value: str | None) -> str:
 
 def mask_value(column: str, value: str | None) -> str:
     """Mask ``value`` the way its column calls for (email, phone, anything else)."""
+    if _plain(column):
+        return "" if value is None else str(value)[:16]
     if "email" in column:
         return mask_email(value)
     if "phone" in column:
@@ -52,9 +60,11 @@ def mask_series(column: str, values: pd.Series) -> pd.Series:
     """Vectorised ``mask_value`` for a whole column (string dtype, NA allowed)."""
     s = values.astype("string").fillna("")
     empty = s.eq("")
-    if "email" in column:
+    if _plain(column):
+        out = s.str.slice(0, 16)
+    elif "email" in column:
         local = s.str.split("@", n=1).str[0].str.slice(0, 1)
-        domain = s.str.split("@", n=1).str[1].fillna("")
+        domain = s.str.split("@", n=1).str[1].astype("string").fillna("")
         tld = domain.str.extract(r"\.([^.]*)$", expand=False).fillna("")
         out = local + _FILL + "@" + domain.str.slice(0, 1) + _FILL + ("." + tld).where(tld.ne(""), "")
         no_at = ~s.str.contains("@", regex=False)

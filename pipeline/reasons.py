@@ -34,6 +34,7 @@ class Reason(StrEnum):
     DUPLICATE_USERNAME = "duplicate_username"
     DUPLICATE_EMAIL = "duplicate_email"
     DUPLICATE_PHONE = "duplicate_phone"
+    DUPLICATE_VALUE = "duplicate_value"            # another column the mapping asks to be unique
 
 
 class Outcome(StrEnum):

@@ -169,11 +169,26 @@ def _confirm(
     return checked, unconfirmed, problems
 
 
-def write_sub_mapping(ledger: Ledger, tenant: str, path: Path, pool_id: str | None = None) -> int:
-    """Write ``legacy_id,username,sub`` (mode 0600) for imported and skipped users; return the row count."""
-    outcomes = ledger.outcomes(tenant, pool_id)
-    keep = outcomes["outcome"].isin([Outcome.IMPORTED.value, Outcome.SKIPPED.value]) & outcomes["sub"].notna()
-    frame = outcomes.loc[keep, ["legacy_id", "username", "sub"]]
+def write_outcomes(ledger: Ledger, tenant: str, rejects_path: Path, path: Path,
+                   pool_id: str | None = None) -> int:
+    """Write one line per source user (mode 0600): ``legacy_id,outcome,detail,job_id,line``.
+
+    ``detail`` is the rejection reason codes (joined with ``;``) for rejected users and Cognito's
+    message for skipped and failed ones. Users the load has not reached yet (a stopped run) are absent
+    here and counted as ``missing`` by ``reconcile``.
+    """
+    loaded = ledger.outcomes(tenant, pool_id)[["legacy_id", "outcome", "message", "job_id", "line"]]
+    loaded = loaded.rename(columns={"message": "detail"})
+    rejects = pd.read_csv(rejects_path, dtype=str, keep_default_na=False, na_filter=False)
+    rejected = (rejects.groupby("legacy_id", sort=False)["reason"]
+                .agg(lambda r: ";".join(dict.fromkeys(r))).reset_index(name="detail"))
+    rejected.insert(1, "outcome", Outcome.REJECTED.value)
+    frame = pd.concat([rejected, loaded[~loaded["legacy_id"].isin(rejected["legacy_id"])]], ignore_index=True)
+    _write_private_csv(frame, path)
+    return len(frame)
+
+
+def _write_private_csv(frame: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
@@ -181,4 +196,12 @@ def write_sub_mapping(ledger: Ledger, tenant: str, path: Path, pool_id: str | No
     with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
         frame.to_csv(handle, index=False, lineterminator="\n")
     os.replace(tmp, path)
+
+
+def write_sub_mapping(ledger: Ledger, tenant: str, path: Path, pool_id: str | None = None) -> int:
+    """Write ``legacy_id,username,sub`` (mode 0600) for imported and skipped users; return the row count."""
+    outcomes = ledger.outcomes(tenant, pool_id)
+    keep = outcomes["outcome"].isin([Outcome.IMPORTED.value, Outcome.SKIPPED.value]) & outcomes["sub"].notna()
+    frame = outcomes.loc[keep, ["legacy_id", "username", "sub"]]
+    _write_private_csv(frame, path)
     return len(frame)

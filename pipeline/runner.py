@@ -30,7 +30,7 @@ from pipeline.ledger import Ledger
 from pipeline.load import LoadPolicy, run_load
 from pipeline.mapping import TenantMapping, apply_mapping, check_header, check_source_columns, load_mapping
 from pipeline.reasons import REJECT_COLUMNS
-from pipeline.reconcile import Accounting, reconcile, write_sub_mapping
+from pipeline.reconcile import Accounting, reconcile, write_outcomes, write_sub_mapping
 from pipeline.report import QualityStats, add_load_outcomes, build_plan_report, write_reports
 from pipeline.settings import Settings
 from pipeline.validate import TenantValidator
@@ -97,7 +97,8 @@ def read_contract(target: CognitoTarget | None, pool_id: str, snapshot: Path | N
     if snapshot is not None:
         return PoolContract.from_snapshot(snapshot)
     assert target is not None
-    return PoolContract.from_responses(target.get_csv_header(pool_id), target.describe_user_pool(pool_id))
+    return PoolContract.from_responses({"UserPoolId": pool_id, "CSVHeader": target.get_csv_header(pool_id)},
+                                       {"UserPool": target.describe_user_pool(pool_id)})
 
 
 def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None,
@@ -192,6 +193,8 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
                            pool_id=plan.pool_id, target=target)
     sub_path = plan.run_dir / "legacy-id-to-sub.csv"
     write_sub_mapping(ledger, tenant, sub_path, pool_id=plan.pool_id)
+    write_outcomes(ledger, tenant, plan.run_dir / "rejects.csv", plan.run_dir / "outcomes.csv",
+                   pool_id=plan.pool_id)
     report = add_load_outcomes(plan.report, outcomes=_outcomes(result, accounting))
     paths = write_reports(report, plan.run_dir)
     return MigrateResult(plan=plan, accounting=accounting, report_paths=paths, sub_mapping=sub_path,

@@ -221,3 +221,13 @@ def test_policy_forms_and_errors() -> None:
         DuplicatesPolicy.coerce({"keep": "latest"})
     with pytest.raises(ConfigError, match="'last_login'"):
         TenantValidator(pf.contract("plain"), {"keep": "latest", "order_by": "last_login"})
+
+
+def test_mapping_keys_add_uniqueness_the_pool_does_not_enforce() -> None:
+    """A plain pool accepts two users with one email; the mapping's duplicates.keys can forbid it."""
+    partitions = [[row("plain", 1, email="Ann@Example.com")], [row("plain", 2, email="ann@example.com")]]
+    _, _, _, pool_only = validate_all("plain", partitions)
+    assert pool_only.empty
+    _, _, _, dups = validate_all("plain", partitions, {"keep": "first", "keys": ["username", "email"]})
+    assert dups[["legacy_id", "reason", "column"]].to_dict("records") == [
+        {"legacy_id": "2", "reason": "duplicate_email", "column": "email"}]

@@ -149,12 +149,15 @@ def test_failed_job_is_reported_with_its_reasons(
         assert len(target.list_import_jobs(pool_id)) == 2  # the next file was prepared, never started
         assert [j["Status"] for j in target.list_import_jobs(pool_id)] == ["Created", "Failed"]
         _no_duplicates(target, pool_id, 0)
-        # the rerun starts the prepared job instead of creating another one, and skips the failed chunk
+        # the rerun retries the failed chunk with a new job, and starts the prepared job of the next
+        # one instead of creating another
+        assert chunks[0].csv_path.exists()                 # kept for the retry
         service.reset_faults()
         again = run_load(target, ledger, "acme", pool_id, chunks, fast_policy())
-        assert [c.status for c in again.chunks] == ["done-before", "Succeeded"]
-        assert again.chunks[1].resumed == "started-created" and again.jobs_created == 0
-        _no_duplicates(target, pool_id, 4)
+        assert [c.status for c in again.chunks] == ["Succeeded", "Succeeded"]
+        assert again.chunks[1].resumed == "started-created" and again.jobs_created == 1
+        assert set(ledger.outcomes("acme")["outcome"]) == {"imported"}
+        _no_duplicates(target, pool_id, 8)
     else:
         assert not result.stopped and [c.status for c in result.chunks] == ["Failed", "Succeeded"]
         assert result.imported == 4 and result.failed == 4

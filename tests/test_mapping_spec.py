@@ -83,7 +83,7 @@ def test_shipped_tenants_load_cleanly(tenant: str) -> None:
     assert m.primary_key == "id"
     assert m.partition_rows == 50_000
     assert re.fullmatch(r"[0-9a-f]{64}", m.digest)
-    assert m.reject_threshold == 0.2 and m.chunk_rows == 500_000 and m.canary_rows == 100
+    assert m.reject_threshold == 0.5 and m.chunk_rows == 500_000 and m.canary_rows == 100
     assert isinstance(m.duplicates, DuplicatesPolicy) and m.duplicates.enabled
     assert m.duplicates.keys == ("cognito:username", "email", "phone_number")
     local = m.pool["local"]

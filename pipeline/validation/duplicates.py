@@ -53,6 +53,9 @@ class DuplicatesPolicy:
 
     keep: str = "first"
     order_by: str | None = None
+    # columns the mapping asks to be unique on top of what the pool itself enforces (e.g. ``email``
+    # in a plain pool, where Cognito would accept two users sharing one address)
+    keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems = []
@@ -72,8 +75,10 @@ class DuplicatesPolicy:
         if isinstance(policy, cls):
             return policy
         if isinstance(policy, Mapping):
-            return cls(keep=str(policy.get("keep", "first")), order_by=policy.get("order_by"))
-        return cls(keep=str(getattr(policy, "keep", "first")), order_by=getattr(policy, "order_by", None))
+            return cls(keep=str(policy.get("keep", "first")), order_by=policy.get("order_by"),
+                       keys=tuple(policy.get("keys") or ()))
+        return cls(keep=str(getattr(policy, "keep", "first")), order_by=getattr(policy, "order_by", None),
+                   keys=tuple(getattr(policy, "keys", ()) or ()))
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,9 @@ class UniqueKey:
     verified_flag: str | None = None       # only rows whose flag is "true" take part
 
 
-def unique_keys(contract: PoolContract) -> list[UniqueKey]:
-    """The uniqueness keys of this pool, in resolution order."""
+def unique_keys(contract: PoolContract, extra: tuple[str, ...] = ()) -> list[UniqueKey]:
+    """The uniqueness keys of this pool, in resolution order, then the mapping's ``extra`` columns
+    that the pool does not already make unique (every non-empty value counts there)."""
     fold = not contract.case_sensitive
     keys = [UniqueKey(Reason.DUPLICATE_USERNAME, USERNAME, "username", fold)]
     if "preferred_username" in contract.alias_attributes:
@@ -98,6 +104,12 @@ def unique_keys(contract: PoolContract) -> list[UniqueKey]:
         elif attr in contract.alias_attributes:
             keys.append(UniqueKey(reason, attr, "verified " + attr.replace("_", " "), fold_it,
                                   VERIFIED_FLAG[attr]))
+    reasons = {"email": Reason.DUPLICATE_EMAIL, "phone_number": Reason.DUPLICATE_PHONE}
+    for column in extra:
+        column = USERNAME if column == "username" else column
+        if column not in {k.column for k in keys}:
+            keys.append(UniqueKey(reasons.get(column, Reason.DUPLICATE_USERNAME if column == USERNAME else Reason.DUPLICATE_VALUE), column,
+                                  column.replace("_", " "), column == "email" or fold))
     return [k for k in keys if k.column in contract.csv_header]
 
 
@@ -149,7 +161,7 @@ class DuplicateTracker:
 
     def __init__(self, contract: PoolContract, policy: DuplicatesPolicy) -> None:
         self.policy = policy
-        self.keys = unique_keys(contract)
+        self.keys = unique_keys(contract, policy.keys)
         self._stores = [_KeyStore() for _ in self.keys]
         self._ids: list[pa.Array] = []
         self._tenants: list[pa.Array] = []

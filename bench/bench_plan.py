@@ -1,0 +1,94 @@
+"""The plan stage on a 1,000,000-user PostgreSQL table, side by side with a raw ``psql \\copy``.
+
+For each size (250,000 and 1,000,000 rows of one tenant) it times, in the same round:
+  * ``psql -c "\\copy (SELECT <the SQL's columns> ...) TO file CSV HEADER"`` (the reference), and
+  * ``python -m pipeline report`` (extract, map, validate, write the import CSVs and the report)
+    against a saved pool snapshot, in a child process whose peak RSS is read from ``wait4``.
+It reports the ratio (target: at most 4x the copy) and the peak RSS (target: under 400 MB).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+DB = "cm_bench"
+TENANT = "acme-jp"
+
+
+def _psql(sql: str, db: str = "postgres") -> None:
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-qAtc", sql], check=True,
+                   capture_output=True)
+
+
+def _timed_child(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
+    return elapsed, usage.ru_maxrss * 1024
+
+
+def _snapshot(path: Path) -> None:
+    from pipeline.cognito import CognitoTarget
+    from pipeline.localcognito import LocalCognito
+    from pipeline.mapping import load_mapping
+    from pipeline.runner import read_contract
+    from pipeline.settings import TargetSettings
+
+    with LocalCognito(port=0) as svc:
+        target = CognitoTarget.from_settings(TargetSettings(), endpoint_url=svc.endpoint_url)
+        mapping = load_mapping(ROOT / "mappings", TENANT)
+        pool_id = target.find_or_create_local_pool(dict(mapping.pool["local"]))
+        read_contract(target, pool_id, None).to_snapshot(path)
+
+
+def _copy_sql() -> str:
+    query = (ROOT / "sql" / "users.sql").read_text().strip().rstrip(";")
+    return query.replace(":tenant", f"'{TENANT}'")  # bench only: a fixed literal, not user input
+
+
+def main(argv: list[str]) -> dict:
+    from pipeline.demo import load_table
+
+    sizes = [250_000, 1_000_000] if "--quick" not in argv else [20_000, 50_000]
+    work = Path(tempfile.mkdtemp(prefix="bench-plan-"))
+    results: dict = {"sizes": {}}
+    try:
+        _psql(f"DROP DATABASE IF EXISTS {DB}")
+        _psql(f"CREATE DATABASE {DB}")
+        url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{DB}"
+        snapshot = work / "contract.json"
+        _snapshot(snapshot)
+        for n in sizes:
+            load_table(url, n, tenants=[TENANT])
+            _psql("VACUUM ANALYZE app_users", DB)
+            env = {**os.environ, "LEGACY_DB_URL": url, "MIGRATE_RUNS_DIR": str(work / f"runs-{n}"),
+                   "COGNITO_TARGET": "local"}
+            copy_s, copy_rss = _timed_child(
+                ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", DB, "-qc",
+                 f"\\copy ({_copy_sql()}) TO '{work / 'copy.csv'}' CSV HEADER"], env)
+            plan_s, plan_rss = _timed_child(
+                [sys.executable, "-m", "pipeline", "report", "--tenant", TENANT,
+                 "--contract-snapshot", str(snapshot)], env)
+            row = {"rows": n, "copy_s": round(copy_s, 2), "plan_s": round(plan_s, 2),
+                   "ratio": round(plan_s / copy_s, 2), "plan_peak_rss_mb": round(plan_rss / 2**20),
+                   "plan_rows_per_s": round(n / plan_s)}
+            results["sizes"][n] = row
+            print(f"  {n:>9,} rows: psql \\copy {copy_s:6.2f} s | plan {plan_s:6.2f} s | "
+                  f"ratio {row['ratio']:.2f}x (target <= 4x) | peak RSS {row['plan_peak_rss_mb']} MB "
+                  f"(target < 400 MB)", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        _psql(f"DROP DATABASE IF EXISTS {DB}")
+    return results

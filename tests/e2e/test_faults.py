@@ -1,0 +1,114 @@
+"""Faults during ``migrate``: each ends with the accounting exact to the user and no duplicates.
+
+Faults are switched in the local Cognito service (no client is patched); the migrate is the real CLI
+in a child process, so SIGKILL is a real kill -9.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import Workspace, attrs, kill
+
+pytestmark = pytest.mark.slow
+TENANT = "acme-jp"
+
+
+def assert_exact(ws: Workspace, tenant: str = TENANT) -> dict:
+    users = ws.users(tenant)
+    imported = [attrs(u)["custom:legacy_id"] for u in users]
+    assert len(imported) == len(set(imported)), "a legacy user was imported twice"
+    outcomes = ws.outcomes(tenant)
+    assert set(outcomes) == ws.source_ids(tenant)            # every source user, exactly one outcome
+    assert {i for i, o in outcomes.items() if o == "imported"} == set(imported)
+    assert {i for i, o in outcomes.items() if o == "rejected"} == ws.rejected_ids(tenant)
+    counts = ws.report(tenant)["counts"]
+    for outcome in ("imported", "skipped", "rejected", "failed"):
+        assert counts[outcome] == sum(o == outcome for o in outcomes.values()), outcome
+    assert counts["imported"] + counts["skipped"] + counts["rejected"] + counts["failed"] == counts["source_rows"]
+    assert counts["source_rows"] == len(ws.source_ids(tenant))
+    return counts
+
+
+def test_sigkill_during_the_load_then_rerun_completes(workspace: Workspace) -> None:
+    workspace.service.configure(users_per_second=150)
+    proc = workspace.popen("migrate", "--tenant", TENANT)
+    try:
+        workspace.wait_for_job(TENANT, "InProgress")
+        jobs = workspace.jobs(TENANT)
+        kill(proc)
+    finally:
+        if proc.poll() is None:
+            kill(proc)
+    assert proc.returncode == -9
+    workspace.service.configure(users_per_second=None)
+    rerun = workspace.run("migrate", "--tenant", TENANT)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    counts = assert_exact(workspace)
+    assert counts["failed"] == 0 and counts["skipped"] == 0
+    # the job that was running at the kill was adopted, not imported a second time
+    started = {j["JobId"] for j in jobs if j["Status"] != "Created"}
+    assert started <= {j["JobId"] for j in workspace.jobs(TENANT) if j["Status"] == "Succeeded"}
+
+
+def test_throttling_and_internal_errors_are_retried(workspace: Workspace) -> None:
+    workspace.service.configure(throttle_rate=0.5, throttle_operations=set(),
+                                internal_error_rate=0.2, internal_error_operations=set())
+    proc = workspace.run("migrate", "--tenant", TENANT)
+    workspace.service.reset_faults()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    counts = assert_exact(workspace)
+    assert counts["failed"] == 0
+
+
+def test_a_failed_job_is_reported_with_its_reasons_and_retried_by_the_rerun(workspace: Workspace) -> None:
+    workspace.service.configure(fail_next_jobs=1)
+    proc = workspace.run("migrate", "--tenant", TENANT)
+    assert proc.returncode == 6, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "the load stopped" in proc.stdout
+    assert "An internal error occurred while importing the user." in proc.stdout + proc.stderr
+    report = workspace.report(TENANT)
+    (failure,) = report["load"]["failed_by_message"]
+    assert failure["message"].endswith("An internal error occurred while importing the user.")
+    canary_rows = report["chunks"][0]["rows"]
+    assert failure["rows"] == report["counts"]["failed"] == canary_rows
+    assert report["counts"]["imported"] == 0 and workspace.users(TENANT) == []   # nothing behind the canary
+    outcomes = workspace.outcomes(TENANT)
+    assert sum(o == "failed" for o in outcomes.values()) == canary_rows
+    assert "N not imported yet".replace("N", str(len(workspace.source_ids(TENANT)) - len(outcomes))) in proc.stdout
+
+    rerun = workspace.run("migrate", "--tenant", TENANT)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    counts = assert_exact(workspace)
+    assert counts["failed"] == 0 and counts["skipped"] == 0
+    assert [j["Status"] for j in workspace.jobs(TENANT)].count("Failed") == 1
+
+
+def test_an_expired_upload_url_gets_a_new_job(workspace: Workspace) -> None:
+    workspace.service.configure(expire_next_urls=1)
+    proc = workspace.run("migrate", "--tenant", TENANT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    counts = assert_exact(workspace)
+    assert counts["failed"] == 0
+    statuses = sorted(j["Status"] for j in workspace.jobs(TENANT))
+    assert statuses.count("Created") == 1                    # the job whose URL died is never started
+    assert statuses.count("Succeeded") == len(workspace.report(TENANT)["chunks"])
+
+
+def test_a_second_concurrent_run_is_refused_cleanly(workspace: Workspace) -> None:
+    workspace.service.configure(users_per_second=100)
+    first = workspace.popen("migrate", "--tenant", TENANT)
+    try:
+        workspace.wait_for_job(TENANT, "InProgress")
+        second = workspace.run("migrate", "--tenant", TENANT)
+        assert second.returncode == 4, second.stdout + second.stderr
+        assert "Traceback" not in second.stderr
+        assert "another migrate run" in second.stderr.lower()
+        workspace.service.configure(users_per_second=None)
+        out, err = first.communicate(timeout=300)
+    finally:
+        if first.poll() is None:
+            kill(first)
+    assert first.returncode == 0, out + err
+    assert_exact(workspace)

@@ -1,0 +1,143 @@
+"""``migrate`` end to end: three tenants of messy demo data into the local Cognito service.
+
+Every number is checked against an independent source: the legacy database, the rejects file and the
+pool itself through the real Cognito API.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.e2e.conftest import TENANTS, Workspace, attrs, make_workspace
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory: pytest.TempPathFactory, service, demo_db) -> tuple[Workspace, str]:
+    ws = make_workspace(tmp_path_factory.mktemp("migrated"), service, demo_db)
+    proc = ws.run("migrate")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return ws, proc.stdout
+
+
+@pytest.mark.parametrize("tenant", TENANTS)
+def test_accounting_holds_to_the_user(migrated: tuple[Workspace, str], tenant: str) -> None:
+    ws, stdout = migrated
+    source = ws.source_ids(tenant)
+    rejected = ws.rejected_ids(tenant)
+    users = ws.users(tenant)
+    imported = [attrs(u)["custom:legacy_id"] for u in users]
+    assert len(imported) == len(set(imported)), "a legacy user was imported twice"
+    assert set(imported).isdisjoint(rejected)
+    assert set(imported) | rejected == source            # every source user has exactly one outcome
+    assert ws.outcomes(tenant) == {**{i: "imported" for i in imported}, **{i: "rejected" for i in rejected}}
+    counts = ws.report(tenant)["counts"]
+    assert counts == {**counts, "source_rows": len(source), "imported": len(users), "skipped": 0,
+                      "failed": 0, "rejected": len(rejected)}
+    assert (f"source {len(source)} = imported {len(users)} + skipped 0 + rejected {len(rejected)} + failed 0"
+            in stdout)
+    assert ws.report(tenant)["load"]["accounting_ok"] is True
+    assert len(rejected) > 0 and len(users) > 0            # the demo data is messy, and mostly good
+
+
+@pytest.mark.parametrize("tenant", TENANTS)
+def test_messy_cases_are_rejected_with_their_reason(migrated: tuple[Workspace, str], tenant: str) -> None:
+    ws, _ = migrated
+    with open(ws.latest_run(tenant) / "rejects.csv", newline="") as fh:
+        reasons = {row["reason"] for row in csv.DictReader(fh)}
+    assert {"soft_deleted", "disabled", "invalid_email"} <= reasons
+    assert reasons & {"duplicate_username", "duplicate_email", "duplicate_phone"}
+
+
+@pytest.mark.parametrize("tenant", TENANTS)
+def test_sub_mapping_matches_the_pool(migrated: tuple[Workspace, str], tenant: str) -> None:
+    ws, _ = migrated
+    with open(ws.latest_run(tenant) / "legacy-id-to-sub.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    in_pool = {attrs(u)["custom:legacy_id"]: attrs(u)["sub"] for u in ws.users(tenant)}
+    assert {r["legacy_id"]: r["sub"] for r in rows} == in_pool
+
+
+def _mapped(ws: Workspace, tenant: str) -> pd.DataFrame:
+    """What the mapping promises for every source row, computed apart from the migrate run."""
+    from pipeline.db import open_source
+    from pipeline.extract import stream_partitions
+    from pipeline.mapping import apply_mapping, load_mapping
+
+    mapping = load_mapping(ws.root / "mappings", tenant)
+    with open_source(f"sqlite:///{ws.root / 'var' / 'demo-legacy.sqlite'}") as src:
+        frames = [apply_mapping(mapping, f).frame
+                  for f in stream_partitions(src, Path("sql") / mapping.sql_file, mapping.params)]
+    return pd.concat(frames).set_index("_legacy_id")
+
+
+@pytest.mark.parametrize("tenant", TENANTS)
+def test_every_imported_users_attributes_equal_the_mapping(migrated: tuple[Workspace, str], tenant: str) -> None:
+    ws, _ = migrated
+    expected = _mapped(ws, tenant)
+    users = ws.users(tenant)
+    assert users
+    for user in users:
+        got = attrs(user)
+        assert user["UserStatus"] == "RESET_REQUIRED" and user["Enabled"] is True
+        row = expected.loc[got["custom:legacy_id"]]
+        promised = {k: str(v) for k, v in row.items()
+                    if not k.startswith(("cognito:", "_")) and not pd.isna(v) and str(v) != ""}
+        got.pop("sub")
+        assert got == promised
+
+
+def test_national_phone_numbers_arrive_in_e164(migrated: tuple[Workspace, str]) -> None:
+    """Hand-checked against the source: JP mobile 090-xxxx-xxxx becomes +8190xxxxxxxx."""
+    import sqlite3
+
+    ws, _ = migrated
+    with sqlite3.connect(ws.root / "var" / "demo-legacy.sqlite") as db:
+        source = dict(db.execute("SELECT CAST(id AS TEXT), phone FROM app_users WHERE tenant_code='acme-jp'"))
+    checked = 0
+    for user in ws.users("acme-jp"):
+        a = attrs(user)
+        raw = source[a["custom:legacy_id"]] or ""
+        if re.fullmatch(r"0[789]0-\d{4}-\d{4}", raw):
+            assert a["phone_number"] == "+81" + raw[1:].replace("-", "")
+            checked += 1
+    assert checked > 0
+
+
+def test_rerun_after_success_creates_no_new_users(migrated: tuple[Workspace, str]) -> None:
+    ws, first_stdout = migrated
+    before = {t: sorted(attrs(u)["sub"] for u in ws.users(t)) for t in TENANTS}
+    jobs_before = {t: len(ws.jobs(t)) for t in TENANTS}
+    proc = ws.run("migrate")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert {t: sorted(attrs(u)["sub"] for u in ws.users(t)) for t in TENANTS} == before
+    assert {t: len(ws.jobs(t)) for t in TENANTS} == jobs_before
+    accounting = [line for line in proc.stdout.splitlines() if line.strip().startswith("source ")]
+    assert accounting == [line for line in first_stdout.splitlines() if line.strip().startswith("source ")]
+
+
+def test_pre_existing_users_come_out_skipped(workspace: Workspace) -> None:
+    dry = workspace.run("migrate", "--tenant", "acme-jp", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    keys = sorted((workspace.latest_run("acme-jp") / "chunks").glob("*.keys.csv"))[-1]
+    with open(keys, newline="") as fh:
+        usernames = [row["username"] for row in csv.DictReader(fh)][:3]
+    pool = workspace.pool_id("acme-jp")
+    for name in usernames:
+        workspace.idp.admin_create_user(UserPoolId=pool, Username=name, MessageAction="SUPPRESS")
+
+    proc = workspace.run("migrate", "--tenant", "acme-jp")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    counts = workspace.report("acme-jp")["counts"]
+    source = workspace.source_ids("acme-jp")
+    assert counts["skipped"] == 3 and counts["failed"] == 0
+    assert counts["imported"] == len(workspace.users("acme-jp")) - 3
+    assert counts["imported"] + counts["skipped"] + counts["rejected"] == len(source)
+    for name in usernames:   # the existing accounts are left as they were
+        assert workspace.idp.admin_get_user(UserPoolId=pool, Username=name)["UserStatus"] == "FORCE_CHANGE_PASSWORD"
