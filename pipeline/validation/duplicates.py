@@ -108,7 +108,8 @@ def unique_keys(contract: PoolContract, extra: tuple[str, ...] = ()) -> list[Uni
     for column in extra:
         column = USERNAME if column == "username" else column
         if column not in {k.column for k in keys}:
-            keys.append(UniqueKey(reasons.get(column, Reason.DUPLICATE_USERNAME if column == USERNAME else Reason.DUPLICATE_VALUE), column,
+            fallback = Reason.DUPLICATE_USERNAME if column == USERNAME else Reason.DUPLICATE_VALUE
+            keys.append(UniqueKey(reasons.get(column, fallback), column,
                                   column.replace("_", " "), column == "email" or fold))
     return [k for k in keys if k.column in contract.csv_header]
 
