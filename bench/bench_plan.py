@@ -59,7 +59,7 @@ def _copy_sql() -> str:
 
 
 def main(argv: list[str]) -> dict:
-    from pipeline.demo import load_table
+    from pipeline.demo import DEFAULT_TENANTS, load_table
 
     sizes = [250_000, 1_000_000] if "--quick" not in argv else [20_000, 50_000]
     work = Path(tempfile.mkdtemp(prefix="bench-plan-"))
@@ -71,7 +71,7 @@ def main(argv: list[str]) -> dict:
         snapshot = work / "contract.json"
         _snapshot(snapshot)
         for n in sizes:
-            load_table(url, n, tenants=[TENANT])
+            load_table(url, n, tenants=[t for t in DEFAULT_TENANTS if t.code == TENANT])
             _psql("VACUUM ANALYZE app_users", DB)
             env = {**os.environ, "LEGACY_DB_URL": url, "MIGRATE_RUNS_DIR": str(work / f"runs-{n}"),
                    "COGNITO_TARGET": "local"}

@@ -25,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipeline.chunk import (
@@ -72,6 +73,11 @@ class LoadPolicy:
     job_ttl_seconds: float = 20 * 3600  # a Created job expires after 24-48 h (fact 22)
     max_jobs_per_chunk: int = 5  # new jobs for one chunk (expired URL, lost upload, expired job)
     verify: bool = True  # confirm users against the pool at harvest
+    # At harvest, look up at most this many logged users per chunk (spread over the file) plus every
+    # user the log does not mention; 0 = all. Reconciliation then checks every imported user in one
+    # ListUsers pass, so the sample only has to catch a systematic fault (e.g. shifted line numbers)
+    # without putting a full pool listing between two jobs.
+    verify_sample: int = 200
     expected_status: tuple[str, ...] = ("RESET_REQUIRED",)
     fetch_one_by_one_below: int = 0  # 0 = choose by pool size; else AdminGetUser under this count
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False, repr=False)
@@ -247,6 +253,8 @@ class _Loader:
         stop_reason: str | None = None
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-next")
         prepared: dict[str, Future[dict[str, Any]]] = {}
+        harvester = ThreadPoolExecutor(max_workers=1, thread_name_prefix="harvest")
+        harvests: list[Future[ChunkResult]] = []
         try:
             for index, chunk in enumerate(pending):
                 action, job = plans.get(chunk.sha256, ("new", None))
@@ -276,19 +284,17 @@ class _Loader:
                         prepared[nxt.sha256] = executor.submit(self._prepare, nxt)
                     final = self._poll(chunk, running)
                 jobs_done = self._terminal_jobs(chunk, final)
-                result = self._harvest(
-                    chunk,
-                    jobs_done,
-                    final,
-                    resumed=""
-                    if action == "new"
-                    else {"adopt": "adopted", "harvest": "harvested", "start": "started-created"}[action],
-                )
-                results.append(result)
-                stop_reason = self._should_stop(chunk, result)
-                if stop_reason:
-                    self._event("run_stopped", stop_reason, chunk=chunk.name, job_id=result.job_id)
-                    break
+                resumed = "" if action == "new" else {
+                    "adopt": "adopted", "harvest": "harvested", "start": "started-created"}[action]
+                # The log is read and the users checked while the next job already runs, so no time
+                # is lost between jobs; only a job whose counters may stop the run is waited for.
+                harvests.append(harvester.submit(self._harvest, chunk, jobs_done, final, resumed=resumed))
+                if self._may_stop(chunk, final):
+                    result = harvests[-1].result()
+                    stop_reason = self._should_stop(chunk, result)
+                    if stop_reason:
+                        self._event("run_stopped", stop_reason, chunk=chunk.name, job_id=result.job_id)
+                        break
         finally:
             for future in prepared.values():
                 try:
@@ -296,6 +302,8 @@ class _Loader:
                 except Exception:  # noqa: BLE001 - the run is ending; the ledger knows the job's state
                     pass
             executor.shutdown(wait=True)
+            harvester.shutdown(wait=True)
+            results.extend(future.result() for future in harvests)
             status = "stopped" if stop_reason else "finished"
             self.ledger.finish_run(self.run_id, status)
         return LoadResult(
@@ -306,6 +314,13 @@ class _Loader:
             stopped=bool(stop_reason),
             stop_reason=stop_reason,
         )
+
+    def _may_stop(self, chunk: ChunkInfo, final: dict[str, Any]) -> bool:
+        """Whether a finished job's status and counters could stop the run (see ``_should_stop``)."""
+        status = final.get("Status")
+        if chunk.canary and (status != "Succeeded" or int(final.get("FailedUsers") or 0) > 0):
+            return True
+        return status in ("Failed", "Stopped", "Expired") and self.policy.on_failed_job == "stop"
 
     def _should_stop(self, chunk: ChunkInfo, result: ChunkResult) -> str | None:
         reasons = (
@@ -655,7 +670,8 @@ class _Loader:
         merged["sub"] = pd.Series([None] * len(merged), dtype="object")
         if not (self.policy.verify or merged["_unlogged"].any()):
             return merged, digests
-        wanted = merged.loc[check, "username"].tolist()
+        looked = check & (self._sample(len(merged)) | merged["_unlogged"])
+        wanted = merged.loc[looked, "username"].tolist()
         pool = self._fetch_users(wanted, attrs)
         exists = merged["username"].isin(pool.index)
         merged["sub"] = merged["username"].map(pool["sub"]).where(exists, None) if len(pool) else None
@@ -687,11 +703,11 @@ class _Loader:
         merged.loc[unlogged & ~exists, ["outcome", "message"]] = [Outcome.FAILED.value, gone]
         # imported users must be in the pool with the expected status and attributes
         imported = merged["outcome"].eq(Outcome.IMPORTED.value).fillna(False)
-        merged.loc[imported & ~exists, ["outcome", "message"]] = [Outcome.FAILED.value, MSG_NOT_IN_POOL]
+        merged.loc[imported & looked & ~exists, ["outcome", "message"]] = [Outcome.FAILED.value, MSG_NOT_IN_POOL]
         imported = imported & exists
         skipped = merged["outcome"].eq(Outcome.SKIPPED.value).fillna(False)
         merged["confirmed"] = ((imported & attrs_ok & status_ok) | (skipped & exists)).astype(int)
-        bad = imported & ~(attrs_ok & status_ok)
+        bad = imported & looked & ~(attrs_ok & status_ok)
         if bad.any():
             self._event(
                 "unconfirmed",
@@ -701,6 +717,15 @@ class _Loader:
             )
         return merged, digests
 
+    def _sample(self, n: int) -> pd.Series:
+        """Rows to look up at harvest: every row, or ``verify_sample`` rows spread evenly over the file."""
+        limit = self.policy.verify_sample
+        if not limit or n <= limit:
+            return pd.Series(True, index=range(n))
+        picked = np.zeros(n, dtype=bool)
+        picked[np.linspace(0, n - 1, limit).astype(int)] = True
+        return pd.Series(picked, index=range(n))
+
     def _fetch_users(self, usernames: list[str], attrs: list[str]) -> pd.DataFrame:
         """username -> sub, status, created (epoch), and every attribute in ``attrs``."""
         if not usernames:
@@ -708,7 +733,7 @@ class _Loader:
         one_by_one = (
             len(usernames) < self.policy.fetch_one_by_one_below
             if self.policy.fetch_one_by_one_below
-            else len(usernames) <= max(self.pool_size, 1) / 60
+            else len(usernames) <= max(self.pool_size / 60, self.policy.verify_sample)
         )
         wanted = set(usernames)
         records = []

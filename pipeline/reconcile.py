@@ -65,8 +65,15 @@ def reconcile(
     target: Any = None,
     expected_status: tuple[str, ...] = ("RESET_REQUIRED",),
     pages_per_second: float = 4.0,
+    recheck_confirmed: bool = True,
 ) -> Accounting:
-    """Add up the tenant's outcomes; with ``target`` (a CognitoTarget), confirm imported users in the pool."""
+    """Add up the tenant's outcomes; with ``target`` (a CognitoTarget), confirm imported users in the pool.
+
+    The load stage already confirmed each chunk's users right after its job. By default every imported
+    user is looked up again here, so a pool changed since (a user deleted or edited) is caught; that
+    costs one ListUsers page per 60 users at ``pages_per_second`` (0 = no limit, the local service).
+    ``recheck_confirmed=False`` looks up only the users the load could not confirm.
+    """
     outcomes = ledger.outcomes(tenant, pool_id)
     rejected = pd.Index(pd.Series(list(rejected_ids), dtype="string").astype(str).unique())
     loaded_ids = pd.Index(outcomes["legacy_id"].astype(str))
@@ -82,9 +89,13 @@ def reconcile(
     checked = unconfirmed = 0
     problems: dict[str, int] = {}
     if target is not None and imported:
+        is_imported = outcomes["outcome"].eq(Outcome.IMPORTED.value)
+        confirmed = pd.to_numeric(outcomes["confirmed"], errors="coerce").fillna(0).eq(1)
+        todo = outcomes[~(is_imported & confirmed)] if not recheck_confirmed else outcomes
         checked, unconfirmed, problems = _confirm(
-            ledger, target, tenant, outcomes, expected_status, pages_per_second
+            ledger, target, tenant, todo, expected_status, pages_per_second
         )
+        checked += 0 if recheck_confirmed else int((is_imported & confirmed).sum())
     return Accounting(
         tenant=tenant,
         source_rows=int(source_rows),

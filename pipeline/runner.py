@@ -189,8 +189,8 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
     if dry_run:
         return MigrateResult(plan=plan, accounting=None, report_paths=plan.report_paths, sub_mapping=None)
     result = run_load(target, ledger, tenant, plan.pool_id, plan.chunks, policy, progress=progress)
-    accounting = reconcile(ledger, tenant, plan.source_rows, plan.rejected_ids,
-                           pool_id=plan.pool_id, target=target)
+    accounting = reconcile(ledger, tenant, plan.source_rows, plan.rejected_ids, pool_id=plan.pool_id,
+                           target=target, pages_per_second=settings.target.list_users_pages_per_second)
     sub_path = plan.run_dir / "legacy-id-to-sub.csv"
     write_sub_mapping(ledger, tenant, sub_path, pool_id=plan.pool_id)
     write_outcomes(ledger, tenant, plan.run_dir / "rejects.csv", plan.run_dir / "outcomes.csv",

@@ -27,6 +27,9 @@ class TargetSettings:
     endpoint_url: str | None = None          # local only; None = start/attach the local service
     user_pool_id: str | None = None          # aws: the pool, unless a tenant's mapping names one
     logs_role_arn: str = LOCAL_LOGS_ROLE_ARN
+    # ListUsers pages per second for the final check against the pool: unlimited locally; on AWS stay
+    # well under the account's ListUsers quota, which other applications share (COGNITO_LIST_USERS_RPS).
+    list_users_pages_per_second: float = 0.0
 
     @property
     def is_aws(self) -> bool:
@@ -44,6 +47,20 @@ class Settings:
     @property
     def demo_db(self) -> Path:
         return self.runs_dir.parent / "var" / "demo-legacy.sqlite"
+
+
+def _number(env: dict[str, str], name: str, default: float, problems: list[str]) -> float:
+    raw = env.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        problems.append(f"{name}={raw!r}: write a number of at least 0 (0 means no limit)")
+        return default
+    return value
 
 
 def load_settings(env: dict[str, str] | None = None, root: Path = PROJECT_ROOT) -> Settings:
@@ -71,7 +88,11 @@ def load_settings(env: dict[str, str] | None = None, root: Path = PROJECT_ROOT) 
         user_pool_id=env.get("COGNITO_USER_POOL_ID") or None,
         logs_role_arn=env.get("COGNITO_LOGS_ROLE_ARN", LOCAL_LOGS_ROLE_ARN) if kind == "aws"
         else LOCAL_LOGS_ROLE_ARN,
+        list_users_pages_per_second=_number(env, "COGNITO_LIST_USERS_RPS", 5.0 if kind == "aws" else 0.0,
+                                            problems),
     )
+    if problems:
+        raise ConfigError("The environment does not describe a usable target:", problems)
     runs_dir = Path(env.get("MIGRATE_RUNS_DIR", root / "runs"))
     settings = Settings(
         source_url=env.get("LEGACY_DB_URL", ""),

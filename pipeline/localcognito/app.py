@@ -23,6 +23,7 @@ from io import BytesIO
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from moto.cognitoidp.models import cognitoidp_backends
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 from pipeline.localcognito import upload
@@ -30,6 +31,7 @@ from pipeline.localcognito.config import Faults, ServiceConfig, apply_settings
 from pipeline.localcognito.errors import InternalError, ServiceError, TooManyRequests
 from pipeline.localcognito.header import complete_schema
 from pipeline.localcognito.jobs import Job, JobStore
+from pipeline.localcognito.listing import list_users_page
 from pipeline.localcognito.operations import OPERATIONS, Context, ImportOperations
 from pipeline.localcognito.processing import ImportWorker
 
@@ -113,6 +115,10 @@ class LocalCognitoApp:
         body = _read_body(environ)
         if op in OPERATIONS:
             return self._operation(environ, start, op, body)
+        if op == "ListUsers":
+            fast = self._list_users(environ, start, body)
+            if fast is not None:
+                return fast
         if op == "CreateUserPool":
             body = self._complete_schema(environ, body)
         with self.service.lock:
@@ -130,6 +136,24 @@ class LocalCognitoApp:
             return _json_error(start, err)
         except json.JSONDecodeError:
             return _json_error(start, ServiceError("The request body is not JSON."))
+        return _respond(start, 200, json.dumps(result).encode(), "application/x-amz-json-1.1")
+
+    def _list_users(self, environ: dict[str, Any], start: StartResponse, body: bytes) -> list[bytes] | None:
+        """An unfiltered ListUsers served in constant time per page (listing.py); None = let moto answer."""
+        try:
+            params = json.loads(body or b"{}")
+        except json.JSONDecodeError:
+            return None
+        scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+        backend = cognitoidp_backends[self.service.config.account_id][scope.group(1) if scope else "us-east-1"]
+        pool = backend.user_pools.get(str(params.get("UserPoolId")))
+        if params.get("Filter") or pool is None:
+            return None
+        try:
+            with self.service.lock:
+                result = list_users_page(pool, params)
+        except ServiceError as err:
+            return _json_error(start, err)
         return _respond(start, 200, json.dumps(result).encode(), "application/x-amz-json-1.1")
 
     @staticmethod
