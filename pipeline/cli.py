@@ -240,20 +240,12 @@ def demo(rows_per_tenant: int = 400) -> None:
 
 
 def main() -> None:
+    """Run the CLI: usage mistakes are click's messages (exit 2), ours are one line each, no traceback."""
     try:
-        app(standalone_mode=False)
+        app()
     except MigrationError as exc:
         err.print(f"error ({exc.phase}): {exc}", markup=False, style="bold red")
         sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         err.print("interrupted; rerun the same command to continue where it stopped")
         sys.exit(130)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

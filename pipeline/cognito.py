@@ -430,6 +430,8 @@ def users_frame(
             }
         )
     frame = pd.DataFrame(rows, columns=["username", "sub", "status", "created", *attrs])
+    text = ["username", "sub", "status", *attrs]
+    frame[text] = frame[text].astype("string[pyarrow]")   # compact: pools are listed whole
     return frame.drop_duplicates("username").set_index("username")
 
 

@@ -131,7 +131,8 @@ def _confirm(
         pool = target.describe_user_pool(pool_id)
         key_attribute = key_attribute_of(pool)
         wanted = set(group["username"].astype(str))
-        users = []
+        users: list[dict[str, Any]] = []
+        batches = []
         if len(wanted) * 60 < int(pool.get("EstimatedNumberOfUsers", 0) or 0):
             for name in wanted:
                 user = target.admin_get_user(pool_id, name)
@@ -140,6 +141,7 @@ def _confirm(
         else:
             interval = 1.0 / pages_per_second if pages_per_second > 0 else 0.0
             last = 0.0
+            batches: list[pd.DataFrame] = []
             for n, user in enumerate(target.list_users(pool_id)):
                 if n % 60 == 0 and interval:  # one page: stay under the per-pool rate
                     wait = last + interval - time.monotonic()
@@ -147,7 +149,14 @@ def _confirm(
                         time.sleep(wait)
                     last = time.monotonic()
                 users.append(user)
-        frame = users_frame(users, attrs, key_attribute)
+                if len(users) >= 10_000:   # compact as we go: a raw ListUsers user is ~4 KB of dicts
+                    batches.append(users_frame(users, attrs, key_attribute))
+                    users = []
+            if batches:
+                batches.append(users_frame(users, attrs, key_attribute))
+                frame = pd.concat(batches)
+                frame = frame[~frame.index.duplicated()]
+        frame = users_frame(users, attrs, key_attribute) if not batches else frame
         names = group["username"].astype(str)
         exists = names.isin(frame.index)
         found = frame.reindex(names)

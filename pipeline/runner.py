@@ -123,6 +123,8 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     run_dir = settings.runs_dir / tenant / run_id
     staging = run_dir / "staging"
     staging.mkdir(parents=True, exist_ok=True)
+    for private in (settings.runs_dir, run_dir.parent, run_dir):   # staged rows and chunks hold PII
+        private.chmod(0o700)
     contract.to_snapshot(run_dir / "contract.json")
     rejects_path = run_dir / "rejects.csv"
     _write_rejects(rejects_path, pd.DataFrame(columns=REJECT_COLUMNS), header=True)

@@ -11,7 +11,6 @@ missed or seen twice; the token is opaque to clients.
 from __future__ import annotations
 
 import base64
-import itertools
 from datetime import datetime
 from enum import Enum
 from typing import Any
@@ -40,6 +39,19 @@ def _offset(token: str | None) -> int:
         raise InvalidParameter("Invalid pagination token.") from exc
 
 
+_snapshots: dict[str, tuple[int, list[Any]]] = {}
+
+
+def _users(pool: CognitoIdpUserPool, start: int) -> list[Any]:
+    """The pool's users as a list, snapshotted when a listing starts (offset 0) and reused by its later
+    pages while the pool keeps its size, so each page is a slice rather than a walk from the start."""
+    cached = _snapshots.get(pool.id)
+    if start == 0 or cached is None or cached[0] != len(pool.users):
+        cached = (len(pool.users), list(pool.users.values()))
+        _snapshots[pool.id] = cached
+    return cached[1]
+
+
 def list_users_page(pool: CognitoIdpUserPool, params: dict[str, Any]) -> dict[str, Any]:
     limit = int(params.get("Limit") or MAX_LIMIT)
     if not 0 < limit <= MAX_LIMIT:
@@ -47,7 +59,7 @@ def list_users_page(pool: CognitoIdpUserPool, params: dict[str, Any]) -> dict[st
                                f"constraint: Member must have value less than or equal to {MAX_LIMIT}")
     start = _offset(params.get("PaginationToken"))
     wanted = params.get("AttributesToGet")
-    users = itertools.islice(pool.users.values(), start, start + limit)
+    users = _users(pool, start)[start:start + limit]
     page = [{k: _plain(v) for k, v in u.to_json(extended=True, attributes_to_get=wanted).items()}
             for u in users]
     response: dict[str, Any] = {"Users": page}

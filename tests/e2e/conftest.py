@@ -57,8 +57,10 @@ class Workspace:
                 "COGNITO_ENDPOINT_URL": self.service.endpoint_url, "COGNITO_TARGET": "local",
                 "PYTHONPATH": str(ROOT)}
 
-    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "pipeline", *args], env=self.env, cwd=ROOT,
+    def run(self, *args: str, timeout: float = 300,
+            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        env = {**self.env, **(extra_env or {})}
+        return subprocess.run([sys.executable, "-m", "pipeline", *args], env=env, cwd=ROOT,
                               capture_output=True, text=True, timeout=timeout)
 
     def popen(self, *args: str) -> subprocess.Popen[str]:

@@ -1,0 +1,96 @@
+"""The command line as a user meets it: mistakes give a message (never a traceback), the report and
+the dry run touch no import job, offline planning needs no service, and real AWS is never reached
+without an explicit switch."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.e2e.conftest import TENANTS, Workspace
+
+
+def no_traceback(proc) -> None:
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_unknown_tenant_names_the_known_ones(workspace: Workspace) -> None:
+    proc = workspace.run("report", "--tenant", "nope")
+    assert proc.returncode == 2
+    no_traceback(proc)
+    assert "Unknown tenant(s) nope" in proc.stderr and all(t in proc.stderr for t in TENANTS)
+
+
+def test_a_broken_mapping_names_file_key_and_fix(workspace: Workspace) -> None:
+    path = workspace.root / "mappings" / "tenants" / "acme-jp.yaml"
+    path.write_text(path.read_text() + "\nattributes:\n  phone_numbr: {from: phone, transform: phone}\n")
+    proc = workspace.run("report", "--tenant", "acme-jp")
+    assert proc.returncode == 2
+    no_traceback(proc)
+    assert "acme-jp.yaml: attributes.phone_numbr" in proc.stderr and "did you mean 'phone_number'" in proc.stderr
+
+
+def test_an_unreachable_source_hides_the_password(workspace: Workspace) -> None:
+    env_url = "postgresql+psycopg2://postgres:s3cret-pw@127.0.0.1:5432/no_such_database_here"
+    proc = workspace.run("report", "--tenant", "acme-jp", extra_env={"LEGACY_DB_URL": env_url})
+    assert proc.returncode == 2
+    no_traceback(proc)
+    assert "s3cret-pw" not in proc.stdout + proc.stderr and "***" in proc.stderr
+    assert "LEGACY_DB_URL" in proc.stderr
+
+
+def test_real_aws_needs_the_explicit_yes(workspace: Workspace) -> None:
+    env = {"COGNITO_TARGET": "aws", "COGNITO_REGION": "eu-west-1", "COGNITO_ENDPOINT_URL": "",
+           "COGNITO_LOGS_ROLE_ARN": "arn:aws:iam::123456789012:role/service-role/Cognito-UserImport-Role"}
+    proc = workspace.run("migrate", "--tenant", "acme-jp", extra_env=env)
+    assert proc.returncode == 2
+    no_traceback(proc)
+    assert "REAL AWS: region eu-west-1" in proc.stderr and "without --yes" in proc.stderr
+    assert not (workspace.root / "runs" / "acme-jp").exists()       # nothing planned, nothing written
+
+
+def test_an_incomplete_aws_configuration_lists_every_problem(workspace: Workspace) -> None:
+    proc = workspace.run("migrate", extra_env={"COGNITO_TARGET": "aws", "COGNITO_ENDPOINT_URL": "",
+                                               "AWS_REGION": "", "AWS_DEFAULT_REGION": ""})
+    assert proc.returncode == 2
+    no_traceback(proc)
+    assert "needs a region" in proc.stderr and "COGNITO_LOGS_ROLE_ARN" in proc.stderr
+
+
+def test_report_and_dry_run_create_no_import_job(workspace: Workspace) -> None:
+    report = workspace.run("report")
+    assert report.returncode == 0, report.stdout + report.stderr
+    dry = workspace.run("migrate", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    for tenant in TENANTS:
+        assert workspace.jobs(tenant) == [] and workspace.users(tenant) == []
+        run = workspace.latest_run(tenant)
+        assert (run / "report.html").exists() and list((run / "chunks").glob("chunk-*.csv"))
+        assert json.loads((run / "report.json").read_text())["counts"]["imported"] is None
+        assert run.stat().st_mode & 0o777 == 0o700                       # staged rows and chunks hold PII
+        assert {c.stat().st_mode & 0o777 for c in (run / "chunks").iterdir()} == {0o600}
+    assert "nothing imported" in dry.stdout
+
+
+def test_offline_plan_from_a_saved_contract(workspace: Workspace) -> None:
+    online = workspace.run("report", "--tenant", "acme-jp")
+    assert online.returncode == 0, online.stdout + online.stderr
+    online_report = workspace.report("acme-jp")
+    snapshot = workspace.root / "acme.contract.json"
+    saved = workspace.run("save-contract", "--tenant", "acme-jp", "--out", str(snapshot))
+    assert saved.returncode == 0, saved.stdout + saved.stderr
+    offline = workspace.run("report", "--tenant", "acme-jp", "--contract-snapshot", str(snapshot),
+                            extra_env={"COGNITO_ENDPOINT_URL": "http://127.0.0.1:9"})   # nothing listens
+    assert offline.returncode == 0, offline.stdout + offline.stderr
+    offline_report = workspace.report("acme-jp")
+    assert offline_report["run_id"] != online_report["run_id"]
+    assert offline_report["contract_fingerprint"] == online_report["contract_fingerprint"]
+    assert offline_report["counts"] == online_report["counts"]
+
+
+@pytest.mark.parametrize("args", [["migrate", "--on-failed-job", "sometimes"], ["report", "--bogus"]])
+def test_usage_mistakes_are_messages(workspace: Workspace, args: list[str]) -> None:
+    proc = workspace.run(*args)
+    assert proc.returncode == 2
+    no_traceback(proc)
