@@ -54,7 +54,10 @@ def _snapshot(path: Path) -> None:
 
 
 def _copy_sql() -> str:
-    query = (ROOT / "sql" / "users.sql").read_text().strip().rstrip(";")
+    """The tenant query on one line (``\\copy`` takes a single line), with the tenant as a literal."""
+    from pipeline.extract import strip_comments
+
+    query = " ".join(strip_comments((ROOT / "sql" / "users.sql").read_text()).split()).rstrip(";")
     return query.replace(":tenant", f"'{TENANT}'")  # bench only: a fixed literal, not user input
 
 

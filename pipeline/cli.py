@@ -208,6 +208,8 @@ def _print_result(result) -> None:
         if result.sub_mapping:
             out.print(f"  legacy id -> sub: {result.sub_mapping}")
     out.print(f"  report: {result.report_paths.get('html')}  (json: {result.report_paths.get('json')})")
+    if result.timings:
+        out.print("  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
 
 
 @app.command("serve-cognito")

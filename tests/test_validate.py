@@ -109,7 +109,7 @@ PASSING = [
     ("plain", {USER: "Jürgen-名前_ü.é!+"}),
     ("plain", {USER: "x" * 128}),
     ("plain", {USER: "  padded  "}),                     # Cognito trims; so do we
-    ("email_username", {USER: "Ann.Other@Example.com"}),
+    ("email_username", {USER: "Ann.Other@Example.com", "email": "Ann.Other@Example.com"}),
     ("alias", {USER: "ann.smith"}),
     ("alias", {USER: "4479001234"}),                     # digits without "+" are not a phone number
     ("plain", {USER: "ann@example.com"}),                # no alias: an email-like username is fine
@@ -258,3 +258,12 @@ def test_missing_header_column_in_input_is_empty() -> None:
     del row["family_name"]
     part = run("mfa_on", row)
     assert lines(part.rejects, "1") == {("missing_required", "family_name", "")}
+
+
+def test_email_username_pools_need_the_username_to_be_the_email() -> None:
+    """U11 as the local service decides it: cognito:username must equal the email cell."""
+    good = pf.good_row("email_username", 1)
+    other = pf.good_row("email_username", 2, **{"cognito:username": "someone.else@example.com"})
+    part = run("email_username", good, other)
+    assert list(part.valid["_legacy_id"]) == ["1"]
+    assert lines(part.rejects, "2") == {("invalid_username", "cognito:username", "s***")}

@@ -174,6 +174,14 @@ def _row_checks(contract: PoolContract) -> list[pa.Check]:
             lambda df: np.logical_or.reduce([rules.in_values(df[f], ["true"]) for f in flags]),
             f"the pool auto-verifies {' / '.join(flags)}: at least one must be true",
             column=" / ".join(flags)))
+    signs_in_by = [a for a in contract.username_attributes if a in header]
+    if signs_in_by and USERNAME in header:   # fact 16 / U11, as the local service decides it
+        checks.append(_check(
+            Reason.INVALID_USERNAME,
+            lambda df: np.logical_or.reduce([df[USERNAME].eq(df[a]).fillna(False).to_numpy(bool)
+                                             for a in signs_in_by]),
+            f"the pool signs users in by {' or '.join(signs_in_by)}: cognito:username must equal that value",
+            column=USERNAME))
     checks.append(_check(
         Reason.ROW_TOO_LONG, lambda df: rules.csv_line_length(df, header) <= MAX_ROW_CHARS,
         f"the CSV line would be longer than {MAX_ROW_CHARS:,} characters", column=ROW))
