@@ -64,7 +64,10 @@ def apply_mapping(m: TenantMapping, frame: pd.DataFrame) -> MappedPartition:
 
     if m.newlines == "replace":
         for name in out.columns:
-            out[name] = out[name].str.replace(_LINE_BREAK, " ", regex=True).str.strip()
+            # one cheap scan per column; the regex replace runs only where a line break exists
+            if out[name].str.contains("[\r\n]", regex=True).any():
+                out[name] = out[name].str.replace(_LINE_BREAK, " ", regex=True)
+            out[name] = out[name].str.strip()
     else:
         bad = pd.Series(False, index=out.index)
         for name in out.columns:
