@@ -44,5 +44,6 @@ demo: $(STAMP) ## (Re)generate the embedded demo legacy database
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check pipeline tests bench
 
-clean: ## Remove generated runs and demo data (keeps .venv)
-	rm -rf runs var .pytest_cache
+clean: ## Stop the local service; remove generated runs and demo data (keeps .venv)
+	@test -x $(PY) && $(PY) -m pipeline stop-cognito || true
+	rm -rf runs var .pytest_cache bench/out

@@ -25,7 +25,9 @@ def main(argv: list[str]) -> int:
         results[name] = module.main([a for a in argv if a.startswith("-")])
     out = Path("bench/out")
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    path = out / "results.json"
+    earlier = json.loads(path.read_text()) if path.exists() else {}   # keep the other benchmarks' last run
+    path.write_text(json.dumps({**earlier, **results}, indent=2, default=str))
     print(f"results written to {out / 'results.json'}")
     return 0
 
