@@ -12,6 +12,7 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -137,9 +138,9 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     source_rows = 0
     rejected: set[str] = set()
     checked_columns = False
-    with open_source(settings.source_url) as source:
-        parts = stream_partitions(source, settings.sql_dir / mapping.sql_file, mapping.params,
-                                  mapping.partition_rows)
+    with open_source(settings.source_url) as source, closing(stream_partitions(
+            source, settings.sql_dir / mapping.sql_file, mapping.params, mapping.partition_rows)) as parts:
+        # closing(): a mistake found mid-stream ends the COPY before the connection closes
         for index, frame in enumerate(parts):
             if not checked_columns:
                 check_source_columns(mapping, list(frame.columns))
