@@ -126,6 +126,7 @@ def report(tenant: TenantOpt = None,
         for name in tenants:
             plan = plan_tenant(settings, name, target=target, contract_snapshot=contract_snapshot, progress=bars)
             out.print(render_terminal(plan.report), markup=False)
+            _warn_contract_change(plan.report)
             out.print(f"report: {plan.report_paths.get('html')}  (json: {plan.report_paths.get('json')})\n")
 
 
@@ -186,8 +187,17 @@ def migrate(tenant: TenantOpt = None,
         raise LoadError(f"The load stopped early for {', '.join(stopped)}; see the reasons above.")
 
 
+def _warn_contract_change(report: dict) -> None:
+    previous = report.get("previous_contract")
+    if previous:
+        out.print(f"  NOTE: the pool's contract changed since run {previous['run_id']} "
+                  f"({str(previous['fingerprint'])[:16]}... -> {str(report['contract_fingerprint'])[:16]}...): "
+                  "compare the two contract.json files before importing.", markup=False)
+
+
 def _print_result(result) -> None:
     plan = result.plan
+    _warn_contract_change(plan.report)
     out.print(f"[bold]{plan.tenant}[/]  pool {plan.pool_id}")
     acc = result.accounting
     if acc is None:

@@ -174,6 +174,7 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
         chunks=[{"name": c.name, "rows": c.rows, "bytes": c.bytes, "sha256": c.sha256} for c in chunks],
         files={"rejects": str(rejects_path), "chunks_dir": str(run_dir / "chunks")},
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"))
+    report["previous_contract"] = _previous_contract(run_dir, contract.fingerprint)
     paths = write_reports(report, run_dir)
     (run_dir / "plan.json").write_text(json.dumps(
         {"tenant": tenant, "run_id": run_id, "pool_id": pool_id, "fingerprint": contract.fingerprint,
@@ -224,6 +225,21 @@ def _outcomes(result: Any, accounting: Accounting) -> dict[str, Any]:
         "jobs": [dict(j) for j in getattr(result, "jobs", [])],
         "accounting_ok": accounting.ok,
     }
+
+
+def _previous_contract(run_dir: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The tenant's latest earlier plan, when its pool contract differs from this one: a pool changed
+    between two runs (attributes, required, alias or MFA settings) must not go unnoticed."""
+    for earlier in sorted((p for p in run_dir.parent.iterdir() if p.is_dir() and p.name < run_dir.name),
+                          reverse=True):
+        try:
+            plan = json.loads((earlier / "plan.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if plan.get("fingerprint") == fingerprint:
+            return None
+        return {"run_id": earlier.name, "fingerprint": plan.get("fingerprint"), "changed": True}
+    return None
 
 
 def _pool_summary(contract: PoolContract) -> dict[str, Any]:

@@ -94,3 +94,19 @@ def test_usage_mistakes_are_messages(workspace: Workspace, args: list[str]) -> N
     proc = workspace.run(*args)
     assert proc.returncode == 2
     no_traceback(proc)
+
+
+def test_a_pool_change_between_two_runs_is_visible(workspace: Workspace) -> None:
+    first = workspace.run("report", "--tenant", "acme-jp")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert workspace.report("acme-jp")["previous_contract"] is None
+    workspace.idp.add_custom_attributes(UserPoolId=workspace.pool_id("acme-jp"), CustomAttributes=[
+        {"Name": "plan", "AttributeDataType": "String", "Mutable": True}])
+    second = workspace.run("report", "--tenant", "acme-jp")
+    assert second.returncode == 0, second.stdout + second.stderr
+    changed = workspace.report("acme-jp")
+    assert changed["previous_contract"]["changed"] is True
+    assert changed["previous_contract"]["fingerprint"] != changed["contract_fingerprint"]
+    assert "the pool's contract changed since run" in second.stdout
+    third = workspace.run("report", "--tenant", "acme-jp")
+    assert workspace.report("acme-jp")["previous_contract"] is None and "contract changed" not in third.stdout
