@@ -121,19 +121,23 @@ def _confirm(
     expected_status: tuple[str, ...],
     pages_per_second: float,
 ) -> tuple[int, int, dict[str, int]]:
-    """Look up every imported user in its pool; return (checked, unconfirmed users, problem -> users)."""
+    """Look up every imported user in its pool; return (checked, unconfirmed users, problem -> users).
+
+    Skipped users (already in the pool) are looked up too, for their ``sub``: the application team
+    needs the existing account's sub for them as much as for the imported ones.
+    """
     problems: dict[str, int] = {}
     checked = unconfirmed = 0
-    imported = outcomes[outcomes["outcome"].eq(Outcome.IMPORTED.value)]
+    looked_up = outcomes[outcomes["outcome"].isin([Outcome.IMPORTED.value, Outcome.SKIPPED.value])]
     headers = {c["pool_id"]: json.loads(c["header"]) for c in ledger.chunks(tenant) if c.get("header")}
-    for pool_id, group in imported.groupby("pool_id"):
+    for pool_id, group in looked_up.groupby("pool_id"):
         header = headers.get(pool_id) or []
         attrs = compared_attributes(header)
         pool = target.describe_user_pool(pool_id)
         key_attribute = key_attribute_of(pool)
         wanted = set(group["username"].astype(str))
         users: list[dict[str, Any]] = []
-        batches = []
+        batches: list[pd.DataFrame] = []
         if len(wanted) * 60 < int(pool.get("EstimatedNumberOfUsers", 0) or 0):
             for name in wanted:
                 user = target.admin_get_user(pool_id, name)
@@ -142,7 +146,6 @@ def _confirm(
         else:
             interval = 1.0 / pages_per_second if pages_per_second > 0 else 0.0
             last = 0.0
-            batches: list[pd.DataFrame] = []
             for n, user in enumerate(target.list_users(pool_id)):
                 if n % 60 == 0 and interval:  # one page: stay under the per-pool rate
                     wait = last + interval - time.monotonic()
@@ -158,6 +161,17 @@ def _confirm(
                 frame = pd.concat(batches)
                 frame = frame[~frame.index.duplicated()]
         frame = users_frame(users, attrs, key_attribute) if not batches else frame
+        is_imported = group["outcome"].eq(Outcome.IMPORTED.value).to_numpy()
+        skipped = group[~is_imported]
+        if len(skipped):
+            found_skipped = frame.reindex(skipped["username"].astype(str))
+            settle = skipped[["legacy_id"]].copy()
+            settle["confirmed"] = found_skipped["sub"].notna().astype(int).to_numpy()
+            settle["sub"] = found_skipped["sub"].to_numpy()
+            ledger.confirm_outcomes(tenant, str(pool_id), settle)
+        group = group[is_imported]
+        if not len(group):
+            continue
         names = group["username"].astype(str)
         exists = names.isin(frame.index)
         found = frame.reindex(names)

@@ -78,3 +78,22 @@ def test_confirmed_against_the_pool_and_sub_mapping(service: Any, ledger: Ledger
         "attributes differ from the import file": 1,
         "not in the pool": 1,
     }
+
+
+def test_skipped_users_get_the_existing_accounts_sub(service: Any, ledger: Ledger, tmp_path: Path) -> None:
+    """A user who was already in the pool is mapped to that account's sub, even when the harvest's
+    sample did not look it up."""
+    service.reset_faults()
+    target = make_target(service)
+    pool_id, header = new_pool(target)
+    existing = target._idp.admin_create_user(UserPoolId=pool_id, Username="user3", MessageAction="SUPPRESS")
+    existing_sub = {a["Name"]: a["Value"] for a in existing["User"]["Attributes"]}["sub"]
+    chunks = make_chunks(tmp_path / "c", header, 6, chunk_rows=6)
+    result = run_load(target, ledger, "acme", pool_id, chunks, fast_policy(verify_sample=1))
+    assert (result.imported, result.skipped) == (5, 1)
+    acc = reconcile(ledger, "acme", 6, set(), target=target)
+    assert acc.ok and acc.skipped == 1
+    path = tmp_path / "sub.csv"
+    assert write_sub_mapping(ledger, "acme", path) == 6
+    rows = pd.read_csv(path, dtype=str).set_index("username")
+    assert rows.loc["user3", "sub"] == existing_sub

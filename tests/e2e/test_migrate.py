@@ -139,5 +139,9 @@ def test_pre_existing_users_come_out_skipped(workspace: Workspace) -> None:
     assert counts["skipped"] == 3 and counts["failed"] == 0
     assert counts["imported"] == len(workspace.users("acme-jp")) - 3
     assert counts["imported"] + counts["skipped"] + counts["rejected"] == len(source)
-    for name in usernames:   # the existing accounts are left as they were
-        assert workspace.idp.admin_get_user(UserPoolId=pool, Username=name)["UserStatus"] == "FORCE_CHANGE_PASSWORD"
+    with open(workspace.latest_run("acme-jp") / "legacy-id-to-sub.csv", newline="") as fh:
+        subs = {row["username"]: row["sub"] for row in csv.DictReader(fh)}
+    for name in usernames:   # the existing accounts are left as they were, and their sub is mapped
+        existing = workspace.idp.admin_get_user(UserPoolId=pool, Username=name)
+        assert existing["UserStatus"] == "FORCE_CHANGE_PASSWORD"
+        assert subs[name] == {a["Name"]: a["Value"] for a in existing["UserAttributes"]}["sub"]
