@@ -18,6 +18,7 @@ import pandas as pd
 from pipeline.chunk import ChunkInfo, attrs_digest, canonical_attributes, compared_attributes, read_chunk, read_keys
 from pipeline.cognito import user_key, users_frame
 from pipeline.errors import LoadError
+from pipeline.ledger import Ledger
 from pipeline.reasons import Outcome
 
 LOG_LINE = r"^\[(SUCCEEDED|SKIPPED|FAILED)\] Line Number (\d+) - (.*)$"
@@ -70,6 +71,18 @@ class ChunkResult:
 class Harvester:
     """Mixed into the job runner, which provides target, ledger, policy, tenant, pool_id, progress,
     pool_size, key_attribute and ``_event``."""
+
+    target: Any
+    ledger: Ledger
+    policy: Any
+    tenant: str
+    pool_id: str
+    progress: Any
+    pool_size: int
+    key_attribute: str | None
+
+    def _event(self, kind: str, message: str, **info: Any) -> None:
+        raise NotImplementedError   # the job runner's
 
     # ---- harvest ----------------------------------------------------------------------------------
 
