@@ -108,5 +108,7 @@ def test_a_pool_change_between_two_runs_is_visible(workspace: Workspace) -> None
     assert changed["previous_contract"]["changed"] is True
     assert changed["previous_contract"]["fingerprint"] != changed["contract_fingerprint"]
     assert "the pool's contract changed since run" in second.stdout
+    html = (workspace.latest_run("acme-jp") / "report.html").read_text()
+    assert "Pool changed" in html and changed["previous_contract"]["run_id"] in html
     third = workspace.run("report", "--tenant", "acme-jp")
     assert workspace.report("acme-jp")["previous_contract"] is None and "contract changed" not in third.stdout
