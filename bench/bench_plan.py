@@ -50,7 +50,7 @@ def _snapshot(path: Path) -> None:
         target = CognitoTarget.from_settings(TargetSettings(), endpoint_url=svc.endpoint_url)
         mapping = load_mapping(ROOT / "mappings", TENANT)
         pool_id = target.find_or_create_local_pool(dict(mapping.pool["local"]))
-        read_contract(target, pool_id, None).to_snapshot(path)
+        read_contract(target, pool_id).to_snapshot(path)
 
 
 def _copy_sql() -> str:

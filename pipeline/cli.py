@@ -86,28 +86,23 @@ def _prepare_source(settings: Settings) -> None:
         create_sqlite_demo(settings.demo_db)
 
 
-def _target(settings: Settings, yes: bool):
+def _target(settings: Settings, yes: bool, writes: bool = True):
     from pipeline import localservice
     from pipeline.cognito import CognitoTarget
 
     if settings.target.is_aws:
         err.print("[bold red]" + "!" * 72)
-        err.print(f"[bold red]  REAL AWS: region {settings.target.region}. Import jobs will create users in "
-                  "real pools.")
+        effect = ("Import jobs will create users in real pools." if writes
+                  else "Only GetCSVHeader and DescribeUserPool are read.")
+        err.print(f"[bold red]  REAL AWS: region {settings.target.region}. {effect}")
         err.print("[bold red]" + "!" * 72)
         if not yes:
             raise MigrationError("Refusing to write to real AWS without --yes (or ARGS=--yes with make).")
         return CognitoTarget.from_settings(settings.target)
     endpoint = settings.target.endpoint_url or localservice.ensure_running(
-        settings.runs_dir.parent / "var", port=int(_env("LOCAL_COGNITO_PORT", str(DEFAULT_LOCAL_PORT))))
+        settings.runs_dir.parent / "var", port=settings.target.local_port)
     err.print(f"Target: local Cognito import service at {endpoint}")
     return CognitoTarget.from_settings(settings.target, endpoint_url=endpoint)
-
-
-def _env(name: str, default: str) -> str:
-    import os
-
-    return os.environ.get(name, default)
 
 
 @app.command()
@@ -120,8 +115,11 @@ def report(tenant: TenantOpt = None,
 
     settings = load_settings()
     tenants = _tenants(settings, tenant)
+    if contract_snapshot is not None and len(tenants) != 1:
+        raise MigrationError("A contract snapshot describes one tenant's pool: add --tenant <name> "
+                             "(the tenant whose pool save-contract read).")
     _prepare_source(settings)
-    target = None if contract_snapshot else _target(settings, yes=True)
+    target = None if contract_snapshot else _target(settings, yes=True, writes=False)
     with _progress() as bars:
         for name in tenants:
             plan = plan_tenant(settings, name, target=target, contract_snapshot=contract_snapshot, progress=bars)
@@ -139,9 +137,9 @@ def save_contract(tenant: Annotated[str, typer.Option("--tenant", "-t")],
 
     settings = load_settings()
     _tenants(settings, [tenant])
-    target = _target(settings, yes=True)
+    target = _target(settings, yes=True, writes=False)
     pool_id = resolve_pool(target, load_mapping(settings.mappings_dir, tenant), settings)
-    read_contract(target, pool_id, None).to_snapshot(path)
+    read_contract(target, pool_id).to_snapshot(path)
     out.print(f"saved the contract of pool {pool_id} to {path}")
 
 

@@ -24,7 +24,8 @@ from pipeline.settings import DEFAULT_LOCAL_PORT
 def is_healthy(endpoint_url: str, timeout: float = 1.0) -> bool:
     try:
         with urllib.request.urlopen(f"{endpoint_url}/_localcognito/health", timeout=timeout) as resp:
-            return resp.status == 200 and bool(json.loads(resp.read() or b"{}") is not None)
+            json.loads(resp.read() or b"{}")    # a JSON answer: our service, not another program
+            return resp.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False
 

@@ -38,6 +38,8 @@ from pipeline.report import QualityStats, add_load_outcomes, build_plan_report, 
 from pipeline.settings import Settings
 from pipeline.validate import TenantValidator
 
+_STRING = pd.StringDtype("pyarrow")
+
 
 class Progress(Protocol):
     """What the runner reports while it works; the CLI draws progress bars from it."""
@@ -97,10 +99,8 @@ def resolve_pool(target: CognitoTarget, mapping: TenantMapping, settings: Settin
     return target.find_or_create_local_pool(dict(local))
 
 
-def read_contract(target: CognitoTarget | None, pool_id: str, snapshot: Path | None) -> PoolContract:
-    if snapshot is not None:
-        return PoolContract.from_snapshot(snapshot)
-    assert target is not None
+def read_contract(target: CognitoTarget, pool_id: str) -> PoolContract:
+    """The pool's rules, read live: GetCSVHeader and DescribeUserPool."""
     return PoolContract.from_responses({"UserPoolId": pool_id, "CSVHeader": target.get_csv_header(pool_id)},
                                        {"UserPool": target.describe_user_pool(pool_id)})
 
@@ -112,12 +112,12 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     progress = progress or _Silent()
     mapping = load_mapping(settings.mappings_dir, tenant)
     if contract_snapshot is not None:
-        contract = read_contract(None, "", contract_snapshot)
+        contract = PoolContract.from_snapshot(contract_snapshot)
         pool_id = contract.user_pool_id
     else:
         assert target is not None
         pool_id = resolve_pool(target, mapping, settings)
-        contract = read_contract(target, pool_id, None)
+        contract = read_contract(target, pool_id)
     problems = contract.problems()
     if problems:
         raise ContractError(f"Pool {pool_id} cannot take an import: " + "; ".join(problems), tenant=tenant)
@@ -136,7 +136,7 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     validator = TenantValidator(contract, mapping.duplicates)
     stats = QualityStats()
     source_rows = 0
-    rejected: list[pa.Array] = []   # legacy ids as Arrow strings: ~10 bytes each, not a Python set
+    rejected: list[pd.Series] = []   # legacy ids as string[pyarrow]: ~10 bytes each, not a Python set
     checked_columns = False
     with open_source(settings.source_url) as source, closing(stream_partitions(
             source, settings.sql_dir / mapping.sql_file, mapping.params, mapping.partition_rows)) as parts:
@@ -149,8 +149,7 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
             checked = validator.validate(mapped.frame)
             rejects = pd.concat([mapped.rejects, checked.rejects], ignore_index=True)
             _write_rejects(rejects_path, rejects)
-            ids = pa.array(rejects["legacy_id"].astype("string").array)
-            rejected.append((ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids).cast(pa.string()))
+            rejected.append(rejects["legacy_id"].astype(_STRING))
             stats.add_partition(len(frame), len(checked.valid), rejects)
             _stage(checked.valid, staging / f"part-{index:05d}.arrow")
             source_rows += len(frame)
@@ -161,8 +160,8 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     _write_rejects(rejects_path, duplicates)
     stats.remove_valid(duplicates)
     losers = frozenset(duplicates["legacy_id"].astype(str))
-    rejected.append(pa.array(sorted(losers), pa.string()))
-    rejected_ids = pd.Series(pa.concat_arrays(rejected).unique(), dtype=pd.StringDtype("pyarrow"))
+    rejected.append(duplicates["legacy_id"].astype(_STRING))
+    rejected_ids = pd.Series(pd.concat(rejected, ignore_index=True).unique(), dtype=_STRING)
 
     chunks = chunking.write_chunks(_staged(staging, losers), list(contract.csv_header), run_dir / "chunks",
                                    chunk_rows=mapping.chunk_rows, canary_rows=mapping.canary_rows)

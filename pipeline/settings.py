@@ -30,6 +30,7 @@ class TargetSettings:
     # ListUsers pages per second for the final check against the pool: unlimited locally; on AWS stay
     # well under the account's ListUsers quota, which other applications share (COGNITO_LIST_USERS_RPS).
     list_users_pages_per_second: float = 0.0
+    local_port: int = DEFAULT_LOCAL_PORT     # where `make migrate` finds or starts the local service
 
     @property
     def is_aws(self) -> bool:
@@ -49,16 +50,18 @@ class Settings:
         return self.runs_dir.parent / "var" / "demo-legacy.sqlite"
 
 
-def _number(env: dict[str, str], name: str, default: float, problems: list[str]) -> float:
+def _number(env: dict[str, str], name: str, default: float, problems: list[str], *,
+            low: float = 0, high: float = float("inf"), hint: str = "a number of at least 0 (0 means no limit)"
+            ) -> float:
     raw = env.get(name, "")
     if raw == "":
         return default
     try:
         value = float(raw)
     except ValueError:
-        value = -1.0
-    if value < 0:
-        problems.append(f"{name}={raw!r}: write a number of at least 0 (0 means no limit)")
+        value = low - 1
+    if not low <= value <= high:
+        problems.append(f"{name}={raw!r}: write {hint}")
         return default
     return value
 
@@ -79,6 +82,9 @@ def load_settings(env: dict[str, str] | None = None, root: Path = PROJECT_ROOT) 
                             "the import log (import-rules fact 40)")
         if env.get("COGNITO_ENDPOINT_URL"):
             problems.append("COGNITO_ENDPOINT_URL is for the local service; unset it with COGNITO_TARGET=aws")
+    rps = _number(env, "COGNITO_LIST_USERS_RPS", 5.0 if kind == "aws" else 0.0, problems)
+    port = _number(env, "LOCAL_COGNITO_PORT", DEFAULT_LOCAL_PORT, problems, low=1, high=65535,
+                   hint="a port number from 1 to 65535")
     if problems:
         raise ConfigError("The environment does not describe a usable target:", problems)
     target = TargetSettings(
@@ -88,11 +94,9 @@ def load_settings(env: dict[str, str] | None = None, root: Path = PROJECT_ROOT) 
         user_pool_id=env.get("COGNITO_USER_POOL_ID") or None,
         logs_role_arn=env.get("COGNITO_LOGS_ROLE_ARN", LOCAL_LOGS_ROLE_ARN) if kind == "aws"
         else LOCAL_LOGS_ROLE_ARN,
-        list_users_pages_per_second=_number(env, "COGNITO_LIST_USERS_RPS", 5.0 if kind == "aws" else 0.0,
-                                            problems),
+        list_users_pages_per_second=rps,
+        local_port=int(port),
     )
-    if problems:
-        raise ConfigError("The environment does not describe a usable target:", problems)
     runs_dir = Path(env.get("MIGRATE_RUNS_DIR", root / "runs"))
     settings = Settings(
         source_url=env.get("LEGACY_DB_URL", ""),

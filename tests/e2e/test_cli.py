@@ -84,6 +84,9 @@ def test_offline_plan_from_a_saved_contract(workspace: Workspace) -> None:
                             extra_env={"COGNITO_ENDPOINT_URL": "http://127.0.0.1:9"})   # nothing listens
     assert offline.returncode == 0, offline.stdout + offline.stderr
     offline_report = workspace.report("acme-jp")
+    every_tenant = workspace.run("report", "--contract-snapshot", str(snapshot))   # one pool, many tenants
+    assert every_tenant.returncode == 2 and "add --tenant" in every_tenant.stderr
+    no_traceback(every_tenant)
     assert offline_report["run_id"] != online_report["run_id"]
     assert offline_report["contract_fingerprint"] == online_report["contract_fingerprint"]
     assert offline_report["counts"] == online_report["counts"]

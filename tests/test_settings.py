@@ -1,0 +1,44 @@
+"""Settings: the local target is the default, AWS needs its facts, and every mistake is reported."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.errors import ConfigError
+from pipeline.settings import DEFAULT_LOCAL_PORT, load_settings
+
+
+def test_nothing_configured_means_local_target_and_the_demo_database() -> None:
+    settings = load_settings({})
+    assert settings.target.kind == "local" and not settings.target.is_aws
+    assert settings.target.local_port == DEFAULT_LOCAL_PORT
+    assert settings.source_url == f"sqlite:///{settings.demo_db}"
+
+
+def test_aws_credentials_in_the_environment_do_not_switch_the_target() -> None:
+    settings = load_settings({"AWS_ACCESS_KEY_ID": "AKIA...", "AWS_REGION": "eu-west-1",
+                              "COGNITO_USER_POOL_ID": "eu-west-1_abc"})
+    assert settings.target.kind == "local"
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings({"COGNITO_TARGET": "aws", "COGNITO_ENDPOINT_URL": "http://127.0.0.1:1",
+                       "COGNITO_LIST_USERS_RPS": "fast", "LOCAL_COGNITO_PORT": "99999"})
+    problems = err.value.problems
+    assert any("needs a region" in p for p in problems)
+    assert any("COGNITO_LOGS_ROLE_ARN" in p for p in problems)
+    assert any("COGNITO_ENDPOINT_URL is for the local service" in p for p in problems)
+    assert any(p.startswith("COGNITO_LIST_USERS_RPS='fast'") for p in problems)
+    assert any(p.startswith("LOCAL_COGNITO_PORT='99999'") for p in problems)
+    assert len(problems) == 5
+
+
+def test_bad_numbers_name_the_variable_and_the_fix() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings({"COGNITO_LIST_USERS_RPS": "fast", "LOCAL_COGNITO_PORT": "99999"})
+    assert err.value.problems == [
+        "COGNITO_LIST_USERS_RPS='fast': write a number of at least 0 (0 means no limit)",
+        "LOCAL_COGNITO_PORT='99999': write a port number from 1 to 65535",
+    ]
+    assert load_settings({"LOCAL_COGNITO_PORT": "9400"}).target.local_port == 9400
