@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -27,7 +28,7 @@ from pipeline import chunk as chunking
 from pipeline.cognito import CognitoTarget
 from pipeline.contract import PoolContract
 from pipeline.db import open_source
-from pipeline.errors import ConfigError, ContractError, ValidationGateError
+from pipeline.errors import ConfigError, ContractError, ExtractError, ValidationGateError
 from pipeline.extract import stream_partitions
 from pipeline.ledger import Ledger
 from pipeline.load import LoadPolicy, run_load
@@ -138,6 +139,7 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     source_rows = 0
     rejected: list[pd.Series] = []   # legacy ids as string[pyarrow]: ~10 bytes each, not a Python set
     checked_columns = False
+    keys = _PrimaryKeys(mapping, settings.sql_dir / mapping.sql_file)
     with open_source(settings.source_url) as source, closing(stream_partitions(
             source, settings.sql_dir / mapping.sql_file, mapping.params, mapping.partition_rows)) as parts:
         # closing(): a mistake found mid-stream ends the COPY before the connection closes
@@ -145,6 +147,7 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
             if not checked_columns:
                 check_source_columns(mapping, list(frame.columns))
                 checked_columns = True
+            keys.add(frame)
             mapped = apply_mapping(mapping, frame)
             checked = validator.validate(mapped.frame)
             rejects = pd.concat([mapped.rejects, checked.rejects], ignore_index=True)
@@ -155,6 +158,7 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
             source_rows += len(frame)
             progress.rows(tenant, "validated", len(frame))
 
+    keys.check_unique()
     duplicates = validator.duplicate_rejects()
     del validator   # its whole-tenant key store (tens of MB at 1M rows) is not needed for the chunks
     _write_rejects(rejects_path, duplicates)
@@ -224,6 +228,38 @@ def _outcomes(result: Any, accounting: Accounting) -> dict[str, Any]:
         "jobs": [dict(j) for j in getattr(result, "jobs", [])],
         "accounting_ok": accounting.ok,
     }
+
+
+class _PrimaryKeys:
+    """The legacy primary key must name one user: every outcome, reject and ledger row is keyed by it,
+    so a NULL or repeated key would merge two users' outcomes and one would vanish from the accounting.
+    Keys are kept as 64-bit hashes (8 bytes a row; a false repeat is ~3e-8 likely at 1M rows)."""
+
+    def __init__(self, mapping: TenantMapping, sql_path: Path) -> None:
+        self.mapping, self.sql_path = mapping, sql_path
+        self.hashes: list[np.ndarray] = []
+
+    def add(self, frame: pd.DataFrame) -> None:
+        pk = frame[self.mapping.primary_key].astype(_STRING)
+        empty = pk.isna() | pk.str.strip().eq("")
+        if empty.any():
+            raise ExtractError(
+                f"{int(empty.sum())} row(s) of {self.sql_path.name} for tenant {self.mapping.tenant} have no "
+                f"value in the primary key column '{self.mapping.primary_key}' (source.primary_key): every "
+                "user needs its legacy id. Fix the query or the data.", tenant=self.mapping.tenant)
+        self.hashes.append(pd.util.hash_pandas_object(pk, index=False).to_numpy())
+
+    def check_unique(self) -> None:
+        if not self.hashes:
+            return
+        _, counts = np.unique(np.concatenate(self.hashes), return_counts=True)
+        repeated = int((counts > 1).sum())
+        if repeated:
+            raise ExtractError(
+                f"The primary key column '{self.mapping.primary_key}' (source.primary_key) is not unique in "
+                f"the rows {self.sql_path.name} returns for tenant {self.mapping.tenant}: {repeated} value(s) "
+                "appear more than once. Each legacy id must name one user; fix the query (a join that "
+                "repeats rows?) or name the right key column.", tenant=self.mapping.tenant)
 
 
 def _previous_contract(run_dir: Path, fingerprint: str) -> dict[str, Any] | None:

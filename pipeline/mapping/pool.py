@@ -29,16 +29,20 @@ _LISTS = {
 }
 
 
+def _unknown_keys(data: dict, allowed: Any, what: str, at: tuple[str | int, ...], problem: Problem,
+                  suggest: Callable[[str, Any], str]) -> None:
+    for key in data:
+        if key not in allowed:
+            problem((*at, key), f"'{key}' is not {what}{suggest(key, allowed)}")
+
+
 def check_local_pool(local: Any, at: tuple[str | int, ...], problem: Problem,
                      standard: tuple[str, ...], suggest: Callable[[str, Any], str]) -> None:
     """Problems in the CreateUserPool parameters of ``pool.local``."""
     if not isinstance(local, dict):
         problem(at, "must be a mapping of CreateUserPool parameters (PoolName, Schema, ...)")
         return
-    for key in local:
-        if key not in CREATE_USER_POOL_PARAMETERS:
-            problem((*at, key), f"'{key}' is not a CreateUserPool parameter"
-                    f"{suggest(key, CREATE_USER_POOL_PARAMETERS)}")
+    _unknown_keys(local, CREATE_USER_POOL_PARAMETERS, "a CreateUserPool parameter", at, problem, suggest)
     if not isinstance(local.get("PoolName"), str) or not local.get("PoolName"):
         problem((*at, "PoolName"), "required: the name of the pool to create, e.g. PoolName: acme-jp-users")
     for key, allowed in _LISTS.items():
@@ -84,10 +88,7 @@ def _check_schema(schema: Any, at: tuple[str | int, ...], problem: Problem,
         if not isinstance(attr, dict):
             problem(here, "must be a mapping like {Name: tenant_id, AttributeDataType: String}")
             continue
-        for key in attr:
-            if key not in SCHEMA_KEYS:
-                problem((*here, key), f"'{key}' is not a SchemaAttributeType field"
-                        f"{suggest(key, SCHEMA_KEYS)}")
+        _unknown_keys(attr, SCHEMA_KEYS, "a SchemaAttributeType field", here, problem, suggest)
         name = attr.get("Name")
         if not isinstance(name, str) or not name:
             problem((*here, "Name"), "required: the attribute name, e.g. Name: tenant_id")

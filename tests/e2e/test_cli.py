@@ -115,3 +115,23 @@ def test_a_pool_change_between_two_runs_is_visible(workspace: Workspace) -> None
     assert "Pool changed" in html and changed["previous_contract"]["run_id"] in html
     third = workspace.run("report", "--tenant", "acme-jp")
     assert workspace.report("acme-jp")["previous_contract"] is None and "contract changed" not in third.stdout
+
+
+@pytest.mark.parametrize("query, expected", [
+    ("SELECT * FROM app_users WHERE tenant_code = :tenant UNION ALL "
+     "SELECT * FROM app_users WHERE tenant_code = :tenant AND id = (SELECT MIN(id) FROM app_users)",
+     "is not unique"),
+    ("SELECT CASE WHEN id % 7 = 0 THEN NULL ELSE id END AS id, tenant_code, login, email, email_confirmed, "
+     "phone, phone_confirmed, first_name, last_name, birth_date, locale, role, is_active, deleted_at, "
+     "created_at, updated_at FROM app_users WHERE tenant_code = :tenant", "have no value in the primary key"),
+])
+def test_a_primary_key_that_cannot_name_one_user_stops_the_plan(workspace: Workspace, query: str,
+                                                                  expected: str) -> None:
+    """Outcomes are keyed by the legacy id: a repeated or missing one would make a user vanish."""
+    sql = workspace.root / "sql"
+    sql.mkdir()
+    (sql / "users.sql").write_text(query + "\n")
+    proc = workspace.run("report", "--tenant", "acme-jp", extra_env={"MIGRATE_SQL_DIR": str(sql)})
+    assert proc.returncode == 2
+    no_traceback(proc)
+    assert expected in proc.stderr and "'id'" in proc.stderr
