@@ -191,6 +191,12 @@ class CognitoTarget:
                     raise _refusal(operation, code, message) from None
             except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:
                 last = type(exc).__name__
+            except (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError,
+                    botocore.exceptions.NoRegionError) as exc:
+                raise ConfigError(
+                    f"{operation}: {exc}. With COGNITO_TARGET=aws, credentials come from the usual AWS chain: "
+                    "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and COGNITO_REGION."
+                ) from None
             if attempt + 1 < self.retry.max_attempts:
                 self.retry.sleep(self.retry.delay(attempt))
         raise TransientLoadError(

@@ -36,12 +36,12 @@ def ensure_running(var_dir: Path, port: int = DEFAULT_LOCAL_PORT, wait_seconds: 
     if is_healthy(endpoint):
         return endpoint
     var_dir.mkdir(parents=True, exist_ok=True)
-    log = open(var_dir / "localcognito.log", "ab")  # noqa: SIM115 - handed to the child process
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pipeline.localcognito", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        cwd=Path(__file__).resolve().parent.parent,
-    )
+    with open(var_dir / "localcognito.log", "ab") as log:   # the child keeps its own copy
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.localcognito", "--host", "127.0.0.1", "--port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
     (var_dir / "localcognito.pid").write_text(str(proc.pid))
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:

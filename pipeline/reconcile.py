@@ -156,11 +156,9 @@ def _confirm(
                 if len(users) >= 10_000:   # compact as we go: a raw ListUsers user is ~4 KB of dicts
                     batches.append(users_frame(users, attrs, key_attribute))
                     users = []
-            if batches:
-                batches.append(users_frame(users, attrs, key_attribute))
-                frame = pd.concat(batches)
-                frame = frame[~frame.index.duplicated()]
-        frame = users_frame(users, attrs, key_attribute) if not batches else frame
+        batches.append(users_frame(users, attrs, key_attribute))
+        frame = pd.concat(batches) if len(batches) > 1 else batches[0]
+        frame = frame[~frame.index.duplicated()]
         is_imported = group["outcome"].eq(Outcome.IMPORTED.value).to_numpy()
         skipped = group[~is_imported]
         if len(skipped):

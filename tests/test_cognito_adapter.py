@@ -169,3 +169,17 @@ def test_mask_url() -> None:
     masked = mask_url(url)
     assert "abc123" not in masked and "AK%2F1" not in masked and "tok" not in masked
     assert masked.endswith("X-Amz-Signature=***&other=1")
+
+
+def test_missing_aws_credentials_are_a_configuration_message(monkeypatch) -> None:
+    """On AWS with no credentials anywhere, the first call explains what to set (no traceback, no call)."""
+    from pipeline.errors import ConfigError
+    from pipeline.settings import TargetSettings
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    target = CognitoTarget.from_settings(TargetSettings(kind="aws", region="eu-west-1"))
+    with pytest.raises(ConfigError) as err:
+        target.get_csv_header("eu-west-1_abc")
+    assert "AWS_ACCESS_KEY_ID" in str(err.value) and "GetCSVHeader" in str(err.value)
