@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.csvdialect import ESCAPED_SEPARATOR, MAX_FILE_BYTES, MAX_FILE_USERS, MAX_ROW_CHARS, SEPARATOR
+from pipeline.csvwrite import lines_view, write_frame
 from pipeline.errors import MigrationError
 
 KEY_COLUMNS = ["line", "legacy_id", "tenant", "username"]
@@ -155,16 +156,6 @@ def _encode(frame: pd.DataFrame, header: list[str]) -> tuple[pa.Array, pd.DataFr
     return line, keys
 
 
-def _bytes(lines: pa.Array) -> memoryview:
-    """``lines`` as one block of UTF-8 text, each line ended by a newline: a view of an Arrow buffer
-    (no Python loop, no copy)."""
-    ended = pc.binary_join_element_wise(lines, pa.scalar(""), "\n")   # "line" + "\n" + ""
-    if not len(ended):
-        return memoryview(b"")
-    offsets = np.frombuffer(ended.buffers()[1], dtype=np.int32)[ended.offset: ended.offset + len(ended) + 1]
-    return memoryview(ended.buffers()[2])[int(offsets[0]): int(offsets[-1])]
-
-
 def _open_private(path: Path):  # noqa: ANN202 - a binary file object
     """A new file readable by its owner only, created with that mode (never widened, then narrowed)."""
     path.unlink(missing_ok=True)
@@ -211,10 +202,10 @@ class _Writer:
 
     def write(self, lines: pa.Array, keys: pd.DataFrame) -> None:
         assert self._keys is not None
-        self._put(_bytes(lines))
+        self._put(lines_view(lines))
         block = keys.copy()
         block.insert(0, "line", np.arange(self.rows + 1, self.rows + 1 + len(block), dtype=np.int64))
-        self._keys.write(block.to_csv(index=False, header=False, lineterminator="\n").encode("utf-8"))
+        write_frame(self._keys, block, header=False)
         self.rows += len(lines)
 
     def close(self) -> None:

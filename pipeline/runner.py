@@ -27,6 +27,7 @@ import pyarrow.feather as feather
 from pipeline import chunk as chunking
 from pipeline.cognito import CognitoTarget
 from pipeline.contract import PoolContract
+from pipeline.csvwrite import write_frame
 from pipeline.db import open_source
 from pipeline.errors import ConfigError, ContractError, ExtractError, ValidationGateError
 from pipeline.extract import stream_partitions
@@ -285,8 +286,8 @@ def _pool_summary(contract: PoolContract) -> dict[str, Any]:
 
 
 def _write_rejects(path: Path, rejects: pd.DataFrame, header: bool = False) -> None:
-    rejects.reindex(columns=REJECT_COLUMNS).to_csv(path, mode="w" if header else "a", header=header,
-                                                   index=False)
+    with path.open("wb" if header else "ab") as handle:
+        write_frame(handle, rejects.reindex(columns=REJECT_COLUMNS), header=header)
 
 
 def _as_string_dtype(arrow_type: pa.DataType) -> Any:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from pipeline.arrowtext import has_bytes
 from pipeline.csvdialect import uncarriable
 from pipeline.mapping import transforms as tf
 from pipeline.mapping.spec import USERNAME, AttributeRule, Step, TenantMapping, check_source_columns
@@ -64,13 +65,15 @@ def apply_mapping(m: TenantMapping, frame: pd.DataFrame) -> MappedPartition:
 
     if m.newlines == "replace":
         for name in out.columns:
-            # one cheap scan per column; the regex replace runs only where a line break exists
-            if out[name].str.contains("[\r\n]", regex=True).any():
+            # a byte scan of the column's buffer; the regex replace runs only where a line break may be
+            if has_bytes(out[name], b"\r\n"):
                 out[name] = out[name].str.replace(_LINE_BREAK, " ", regex=True)
             out[name] = out[name].str.strip()
     else:
         bad = pd.Series(False, index=out.index)
         for name in out.columns:
+            if not has_bytes(out[name], b"\r\n\\"):
+                continue
             hit = uncarriable(out[name]).to_numpy(dtype=bool)
             if hit.any():
                 hits = pd.Series(hit, index=out.index)

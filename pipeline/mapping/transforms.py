@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.arrowtext import has_bytes, has_non_ascii, has_substring, non_ascii
 from pipeline.mapping.phones import to_e164
 
 STRING = "string[pyarrow]"
@@ -61,13 +62,21 @@ def upper(values: pd.Series) -> pd.Series:
 def nfkc(values: pd.Series) -> pd.Series:
     """Unicode NFKC (full-width letters and digits to ASCII), only on values that need it."""
     s = as_string(values)
-    wide = s.str.contains(r"[^\x00-\x7f]", regex=True).fillna(False)
+    if not has_non_ascii(s):
+        return s
+    wide = pd.Series(non_ascii(s), index=s.index)
     return s.where(~wide, s[wide].str.normalize("NFKC")) if wide.any() else s
 
 
 def collapse_spaces(values: pd.Series) -> pd.Series:
-    """Runs of spaces and tabs become one space, then trim. Line breaks are left to the newline policy."""
-    return as_string(values).str.replace(SPACES, " ", regex=True).str.strip()
+    """Runs of spaces and tabs become one space, then trim. Line breaks are left to the newline policy.
+
+    The regex runs only on columns that may hold such a run (a tab-like byte, two spaces, or non-ASCII
+    text, where the Unicode spaces live); elsewhere it could not change a value."""
+    s = as_string(values)
+    if has_bytes(s, b"\t\f\v") or has_substring(s, b"  ") or has_non_ascii(s):
+        s = s.str.replace(SPACES, " ", regex=True)
+    return s.str.strip()
 
 
 def phone(values: pd.Series, region: str) -> pd.Series:

@@ -36,6 +36,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.arrowtext import arrow
 from pipeline.contract import USERNAME, VERIFIED_FLAG, PoolContract
 from pipeline.errors import ConfigError
 from pipeline.masking import mask_series
@@ -148,7 +149,7 @@ def order_values(s: pd.Series) -> np.ndarray:
     values = np.full(len(s), np.nan)
     numeric = rules.fullmatch(s, rules.DECIMAL)
     if numeric.any():
-        values[numeric] = np.asarray(pc.cast(rules.arrow(s).filter(pa.array(numeric)), pa.float64()))
+        values[numeric] = np.asarray(pc.cast(arrow(s).filter(pa.array(numeric)), pa.float64()))
     todo = ~numeric & rules.filled(s)
     if todo.any():
         dt = pd.to_datetime(s[todo].astype(object), errors="coerce", utc=True, format="ISO8601")

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from email_validator import EmailNotValidError, validate_email
 
+from pipeline.arrowtext import all_empty, arrow, has_bytes
 from pipeline.csvdialect import MAX_VALUE_BYTES, uncarriable
 
 # fact 7: API UsernameType, 1-128 characters of letters, marks, symbols, numbers, punctuation
@@ -41,34 +42,8 @@ def _np(mask: pd.Series) -> np.ndarray:
     return mask.to_numpy(dtype=bool, na_value=False)
 
 
-def arrow(s: pd.Series) -> pa.Array | pa.ChunkedArray:
-    """The Arrow array behind a ``string[pyarrow]`` Series (zero copy)."""
-    return pa.array(s.array)
-
-
 def _np_arrow(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(arr.to_numpy(zero_copy_only=False))
-
-
-def has_bytes(s: pd.Series, chars: bytes) -> bool:
-    """Whether any byte of ``chars`` occurs anywhere in the column's data buffers: a memchr-speed scan
-    (~5 ms per 25 MB), so that rare-character rules (line breaks, backslashes, commas) run their
-    exact per-value form only on the columns that hold such a byte at all."""
-    arr = arrow(s)
-    for chunk in arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]:
-        data = chunk.buffers()[2]
-        if data is not None and data.size:
-            raw = bytes(memoryview(data))
-            if any(raw.find(bytes([c])) >= 0 for c in chars):
-                return True
-    return False
-
-
-def all_empty(s: pd.Series) -> bool:
-    """True when the column holds no characters at all (O(1): the size of its data buffers)."""
-    arr = arrow(s)
-    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
-    return all(c.null_count == 0 and (c.buffers()[2] is None or c.buffers()[2].size == 0) for c in chunks)
 
 
 def empty(s: pd.Series) -> np.ndarray:
