@@ -18,13 +18,13 @@ def arrow(s: pd.Series) -> pa.Array | pa.ChunkedArray:
     return pa.array(s.array)
 
 
-def _data(s: pd.Series) -> list[bytes]:
-    arr = arrow(s)
+def _data(s: pd.Series | pa.Array | pa.ChunkedArray) -> list[bytes]:
+    arr = arrow(s) if isinstance(s, pd.Series) else s
     chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
     return [bytes(memoryview(b)) for c in chunks if (b := c.buffers()[2]) is not None and b.size]
 
 
-def has_bytes(s: pd.Series, chars: bytes) -> bool:
+def has_bytes(s: pd.Series | pa.Array | pa.ChunkedArray, chars: bytes) -> bool:
     """Whether any byte of ``chars`` occurs anywhere in the column's data buffers.
 
     False means no value holds one; True only means the exact per-value test is worth running (the

@@ -24,8 +24,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.arrowtext import has_bytes
 from pipeline.csvdialect import ESCAPED_SEPARATOR, MAX_FILE_BYTES, MAX_FILE_USERS, MAX_ROW_CHARS, SEPARATOR
-from pipeline.csvwrite import lines_view, write_frame
+from pipeline.csvwrite import data_view, write_frame
 from pipeline.errors import MigrationError
 
 KEY_COLUMNS = ["line", "legacy_id", "tenant", "username"]
@@ -79,7 +80,7 @@ def write_chunks(
         if frame.empty:
             continue
         lines, keys = _encode(frame, header)
-        nbytes = np.asarray(pc.binary_length(lines).to_numpy(zero_copy_only=False), dtype=np.int64) + 1
+        nbytes = np.asarray(pc.binary_length(lines).to_numpy(zero_copy_only=False), dtype=np.int64)
         start = 0
         while start < len(lines):
             if remaining_canary:
@@ -123,29 +124,36 @@ def _strings(values: pd.Series) -> pa.Array:
 
 
 def _encode(frame: pd.DataFrame, header: list[str]) -> tuple[pa.Array, pd.DataFrame]:
-    """The CSV lines (without line end) and the key columns of one frame, built by Arrow kernels:
-    commas escaped per column, then every column joined by the separator in one pass."""
+    """The CSV lines (each ended by a newline) and the key columns of one frame, built by Arrow
+    kernels: commas escaped in the columns that hold one, then every column joined in one pass."""
     missing = [c for c in header if c not in frame.columns]
     if missing:
         raise ChunkError(
             f"The valid partition lacks header column(s) {missing}; the validator must emit every "
             "column of the pool's CSV header."
         )
-    columns = [pc.replace_substring(_strings(frame[c]), ",", ESCAPED_SEPARATOR) for c in header]
+    columns = [_strings(frame[c]) for c in header]
+    columns = [pc.replace_substring(c, ",", ESCAPED_SEPARATOR) if has_bytes(c, b",") else c for c in columns]
+    # the line end goes onto the last value, so the joined array is the file's bytes as they are
+    columns[-1] = pc.binary_join_element_wise(columns[-1], "\n", "")
     line = pc.binary_join_element_wise(*columns, SEPARATOR)
-    if pc.any(pc.match_substring_regex(line, r"[\r\n]")).as_py():
-        broken = [c for c, col in zip(header, columns, strict=True)
-                  if pc.any(pc.match_substring_regex(col, r"[\r\n]")).as_py()]
+    del columns
+    raw = bytes(data_view(line))
+    if raw.count(b"\n") != len(line) or b"\r" in raw:     # one line end per row, and no CR at all
+        broken = [c for c in header if pc.any(pc.match_substring_regex(_strings(frame[c]), r"[\r\n]")).as_py()]
         raise ChunkError(
             f"Column(s) {broken} hold a line break, which Cognito's CSV cannot carry; the "
             "validator should have rejected the row (uncarriable_value)."
         )
-    too_long = pc.sum(pc.greater(pc.utf8_length(line), MAX_ROW_CHARS)).as_py() or 0
-    if too_long:
-        raise ChunkError(
-            f"{too_long} row(s) exceed {MAX_ROW_CHARS} characters; the validator "
-            "should have rejected them (row_too_long)."
-        )
+    del raw
+    lengths = np.asarray(pc.binary_length(line), dtype=np.int64) - 1     # bytes bound characters
+    if (lengths > MAX_ROW_CHARS).any():
+        too_long = pc.sum(pc.greater(pc.utf8_length(line), MAX_ROW_CHARS + 1)).as_py() or 0
+        if too_long:
+            raise ChunkError(
+                f"{too_long} row(s) exceed {MAX_ROW_CHARS} characters; the validator "
+                "should have rejected them (row_too_long)."
+            )
     keys = pd.DataFrame(
         {
             "legacy_id": frame["_legacy_id"].astype("string").fillna("").reset_index(drop=True),
@@ -202,7 +210,7 @@ class _Writer:
 
     def write(self, lines: pa.Array, keys: pd.DataFrame) -> None:
         assert self._keys is not None
-        self._put(lines_view(lines))
+        self._put(data_view(lines))
         block = keys.copy()
         block.insert(0, "line", np.arange(self.rows + 1, self.rows + 1 + len(block), dtype=np.int64))
         write_frame(self._keys, block, header=False)

@@ -35,14 +35,17 @@ def _field(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.if_else(needs, quoted, arr)
 
 
-def lines_view(lines: pa.Array) -> memoryview:
-    """Every line followed by a newline, as one block of UTF-8 text: a view of an Arrow buffer (no
-    Python loop, no copy)."""
-    ended = pc.binary_join_element_wise(lines, pa.scalar(""), "\n")   # "line" + "\n" + ""
-    if not len(ended):
+def data_view(values: pa.Array) -> memoryview:
+    """The values of a string array back to back: a view of its Arrow data buffer (no copy)."""
+    if not len(values):
         return memoryview(b"")
-    offsets = np.frombuffer(ended.buffers()[1], dtype=np.int32)[ended.offset: ended.offset + len(ended) + 1]
-    return memoryview(ended.buffers()[2])[int(offsets[0]): int(offsets[-1])]
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset: values.offset + len(values) + 1]
+    return memoryview(values.buffers()[2])[int(offsets[0]): int(offsets[-1])]
+
+
+def lines_view(lines: pa.Array) -> memoryview:
+    """Every line followed by a newline, as one block of UTF-8 text (no Python loop)."""
+    return data_view(pc.binary_join_element_wise(lines, pa.scalar(""), "\n"))   # "line" + "\n" + ""
 
 
 def write_frame(handle: BinaryIO, frame: pd.DataFrame, header: bool = True) -> None:

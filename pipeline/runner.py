@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,9 +19,6 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.feather as feather
 
 from pipeline import chunk as chunking
 from pipeline.cognito import CognitoTarget
@@ -38,6 +34,7 @@ from pipeline.reasons import REJECT_COLUMNS
 from pipeline.reconcile import Accounting, reconcile, write_outcomes, write_sub_mapping
 from pipeline.report import QualityStats, add_load_outcomes, build_plan_report, write_reports
 from pipeline.settings import Settings
+from pipeline.staging import Staging
 from pipeline.validate import TenantValidator
 
 _STRING = pd.StringDtype("pyarrow")
@@ -135,7 +132,8 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     rejects_path = run_dir / "rejects.csv"
     _write_rejects(rejects_path, pd.DataFrame(columns=REJECT_COLUMNS), header=True)
 
-    validator = TenantValidator(contract, mapping.duplicates)
+    staged = Staging(staging)
+    validator = TenantValidator(contract, mapping.duplicates, rows=staged)
     stats = QualityStats()
     source_rows = 0
     rejected: list[pd.Series] = []   # legacy ids as string[pyarrow]: ~10 bytes each, not a Python set
@@ -144,7 +142,7 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     with open_source(settings.source_url) as source, closing(stream_partitions(
             source, settings.sql_dir / mapping.sql_file, mapping.params, mapping.partition_rows)) as parts:
         # closing(): a mistake found mid-stream ends the COPY before the connection closes
-        for index, frame in enumerate(parts):
+        for frame in parts:
             if not checked_columns:
                 check_source_columns(mapping, list(frame.columns))
                 checked_columns = True
@@ -155,7 +153,7 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
             _write_rejects(rejects_path, rejects)
             rejected.append(rejects["legacy_id"].astype(_STRING))
             stats.add_partition(len(frame), len(checked.valid), rejects)
-            _stage(checked.valid, staging / f"part-{index:05d}.arrow")
+            staged.write(checked.valid)
             source_rows += len(frame)
             progress.rows(tenant, "validated", len(frame))
 
@@ -168,7 +166,7 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     rejected.append(duplicates["legacy_id"].astype(_STRING))
     rejected_ids = pd.Series(pd.concat(rejected, ignore_index=True).unique(), dtype=_STRING)
 
-    chunks = chunking.write_chunks(_staged(staging, losers), list(contract.csv_header), run_dir / "chunks",
+    chunks = chunking.write_chunks(staged.frames(losers), list(contract.csv_header), run_dir / "chunks",
                                    chunk_rows=mapping.chunk_rows, canary_rows=mapping.canary_rows)
     shutil.rmtree(staging)
     report = build_plan_report(
@@ -288,22 +286,3 @@ def _pool_summary(contract: PoolContract) -> dict[str, Any]:
 def _write_rejects(path: Path, rejects: pd.DataFrame, header: bool = False) -> None:
     with path.open("wb" if header else "ab") as handle:
         write_frame(handle, rejects.reindex(columns=REJECT_COLUMNS), header=header)
-
-
-def _as_string_dtype(arrow_type: pa.DataType) -> Any:
-    return pd.StringDtype("pyarrow") if arrow_type in (pa.string(), pa.large_string()) else None
-
-
-def _stage(frame: pd.DataFrame, path: Path) -> None:
-    """One validated partition to disk (Arrow IPC, uncompressed: written and read back at memory speed)."""
-    feather.write_feather(pa.Table.from_pandas(frame, preserve_index=False), path, compression="uncompressed")
-
-
-def _staged(staging: Path, losers: frozenset[str]) -> Iterator[pd.DataFrame]:
-    """The staged partitions in order, without the rows that lost a whole-tenant duplicate."""
-    loser_ids = pa.array(sorted(losers), pa.string())
-    for part in sorted(staging.glob("part-*.arrow")):
-        table = feather.read_table(part)
-        if len(loser_ids):
-            table = table.filter(pc.invert(pc.is_in(table["_legacy_id"], value_set=loser_ids)))
-        yield table.to_pandas(types_mapper=_as_string_dtype)

@@ -49,6 +49,21 @@ def test_missing_column_and_line_break_are_refused(tmp_path: Path) -> None:
     frame.loc[0, "name"] = "two\nlines"
     with pytest.raises(ChunkError, match="line break"):
         write_chunks([frame], HEADER, tmp_path / "b")
+    for column, value in ((HEADER[-1], "ends\nhere"), ("email", "carriage\rreturn")):
+        frame = valid_frame(2)
+        frame.loc[1, column] = value
+        with pytest.raises(ChunkError, match=rf"\['{column}'\] hold a line break"):
+            write_chunks([frame], HEADER, tmp_path / "c")
+
+
+def test_row_length_counts_characters_not_bytes(tmp_path: Path) -> None:
+    frame = valid_frame(2)
+    other = len(",".join(str(frame.loc[0, c]) for c in HEADER if c != "name").replace(",", "")) + len(HEADER) - 1
+    frame.loc[0, "name"] = "é" * (16_000 - other)       # 16,000 characters, more bytes: fits
+    assert write_chunks([frame], HEADER, tmp_path / "ok")[0].rows == 2
+    frame.loc[0, "name"] = "é" * (16_001 - other)
+    with pytest.raises(ChunkError, match="exceed 16000 characters"):
+        write_chunks([frame], HEADER, tmp_path / "long")
 
 
 def test_row_and_byte_limits_split_files(tmp_path: Path) -> None:

@@ -10,19 +10,35 @@ import pytest
 
 from pipeline.errors import ConfigError
 from pipeline.reasons import REJECT_COLUMNS
+from pipeline.staging import Staging
 from pipeline.validate import DuplicatesPolicy, TenantValidator, unique_keys
 from tests import poolfixtures as pf
 
 USER = "cognito:username"
 
 
+_STAGING: list[Staging | None] = [None]
+
+
+@pytest.fixture(autouse=True, params=["rows kept by the tracker", "rows read back from staging"])
+def row_source(request, tmp_path):
+    """Every test runs twice: the tracker keeping its rows, and reading them back from a Staging as
+    the runner does (the two must resolve identically)."""
+    _STAGING[0] = Staging(tmp_path) if request.param.endswith("staging") else None
+    yield
+    _STAGING[0] = None
+
+
 def validate_all(kind: str, partitions: list[list[dict]], policy=None):
     """Validate partitions in order; return (validator, staged valid ids, per-row reject ids, dup rejects)."""
-    validator = TenantValidator(pf.contract(kind), policy)
+    staging = _STAGING[0]
+    validator = TenantValidator(pf.contract(kind), policy, rows=staging)
     staged: list[str] = []
     rejected: list[str] = []
     for rows in partitions:
         part = validator.validate(pf.frame(rows))
+        if staging is not None:
+            staging.write(part.valid)
         staged += list(part.valid["_legacy_id"])
         rejected += list(part.rejects["legacy_id"].unique())
     return validator, staged, rejected, validator.duplicate_rejects()

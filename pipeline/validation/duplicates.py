@@ -4,10 +4,11 @@ A later partition can turn an earlier row into a duplicate, so resolution is two
 for each uniqueness key, compact numpy arrays (64-bit key hash, row number, optional order value) and
 a dictionary-encoded masked value, and ``resolve`` decides once at the end which rows lose.
 
-Memory: per key and row 8 (hash) + 8 (row number) + 8 (sorted copy of the hashes, to spot a repeat
-as it arrives) + 8 (order value, only for keep=latest) bytes, plus the legacy id once per row (Arrow
-string) and one masked value per repeated key; about 80 MB for 1,000,000 rows with two keys and
-keep=latest (measured: see the report of ``bench``).
+Memory: per key and row 8 (hash) + 4 (row number) + 8 (order value, only for keep=latest) bytes,
+about 25 MB for 1,000,000 rows and three keys. The rows themselves (legacy id, tenant and the value
+to mask in a reject line) are read back at the end from a ``RowSource``: the runner's staged
+partitions, which hold exactly the rows given to ``add``, in the same order; without one the tracker
+keeps those few columns itself (``KeptRows``).
 
 Hash collisions: pandas' ``hash_pandas_object`` gives a 64-bit SipHash-based hash. For n keys the
 chance of any collision is about n^2 / 2^65: 2.7e-8 at 1 million rows, 2.7e-6 at 10 million. A
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -120,27 +121,27 @@ class _KeyStore:
     hashes: list[np.ndarray] = field(default_factory=list)
     rows: list[np.ndarray] = field(default_factory=list)
     order: list[np.ndarray] = field(default_factory=list)
-    seen: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))   # sorted hashes
-    # masked value per duplicated hash: every member of a group has the same (folded) value, so one
-    # mask per group is enough, taken from the member that arrives when the hash is already known
-    mask_hashes: list[np.ndarray] = field(default_factory=list)
-    masks: list[pd.Series] = field(default_factory=list)
-
-    def mask_lookup(self) -> pd.Series:
-        if not self.masks:
-            return pd.Series(dtype=STRING)
-        table = pd.Series(pd.concat(self.masks, ignore_index=True).array,
-                          index=np.concatenate(self.mask_hashes))
-        return table[~table.index.duplicated()]
 
 
-def _arrow(s: pd.Series) -> pa.Array:
-    arr = pa.array(s.array)
-    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+class RowSource(Protocol):
+    """The rows given to ``DuplicateTracker.add``, numbered from 0 in the order they came."""
+
+    def take(self, rows: np.ndarray, columns: list[str]) -> pd.DataFrame: ...
 
 
-def _series(arr: pa.ChunkedArray | pa.Array) -> pd.Series:
-    return pd.Series(arr.to_pandas(), dtype=STRING).reset_index(drop=True)
+class KeptRows:
+    """A ``RowSource`` in memory: the tracker keeps the columns it needs of every row it is given."""
+
+    def __init__(self) -> None:
+        self._tables: list[pa.Table] = []
+        self.columns: list[str] = []
+
+    def add(self, frame: pd.DataFrame) -> None:
+        self._tables.append(pa.Table.from_pandas(frame[self.columns], preserve_index=False))
+
+    def take(self, rows: np.ndarray, columns: list[str]) -> pd.DataFrame:
+        table = pa.concat_tables(self._tables, promote_options="permissive").select(columns)
+        return table.take(pa.array(rows, pa.int64())).to_pandas(types_mapper=lambda _: STRING)
 
 
 def order_values(s: pd.Series) -> np.ndarray:
@@ -159,26 +160,31 @@ def order_values(s: pd.Series) -> np.ndarray:
 
 
 class DuplicateTracker:
-    """Collects uniqueness keys partition by partition; ``rejects()`` resolves them for the whole tenant."""
+    """Collects uniqueness keys partition by partition; ``rejects()`` resolves them for the whole tenant.
 
-    def __init__(self, contract: PoolContract, policy: DuplicatesPolicy) -> None:
+    ``rows``: where the rows given to ``add`` can be read back (see ``RowSource``); by default the
+    tracker keeps the few columns it needs itself."""
+
+    def __init__(self, contract: PoolContract, policy: DuplicatesPolicy, rows: RowSource | None = None) -> None:
         self.policy = policy
         self.keys = unique_keys(contract, policy.keys)
         self._stores = [_KeyStore() for _ in self.keys]
-        self._ids: list[pa.Array] = []
-        self._tenants: list[pa.Array] = []
+        self._kept = KeptRows() if rows is None else None
+        if self._kept is not None:
+            self._kept.columns = ["_legacy_id", "_tenant", *dict.fromkeys(k.column for k in self.keys)]
+        self._rows: RowSource = self._kept if self._kept is not None else rows   # type: ignore[assignment]
         self._n = 0
         self._result: pd.DataFrame | None = None
 
     def add(self, valid: pd.DataFrame) -> None:
         """Record the keys of rows that passed every per-row rule (a prepared, clean frame)."""
-        if not len(valid) or not self.keys:
+        if not len(valid):
             return
         self._result = None
         rows = np.arange(self._n, self._n + len(valid), dtype=np.int32)   # 2**31 rows is plenty
-        self._ids.append(_arrow(valid["_legacy_id"]))
-        self._tenants.append(_arrow(valid["_tenant"]).dictionary_encode())
         self._n += len(valid)
+        if self._kept is not None:
+            self._kept.add(valid)
         order = None
         if self.policy.keep == "latest":
             col = self.policy.order_by
@@ -193,21 +199,11 @@ class DuplicateTracker:
             values = s[take]
             if key.fold:
                 values = values.str.lower()
-            hashes = pd.util.hash_pandas_object(values, index=False, categorize=False).to_numpy(np.uint64)
-            store.hashes.append(hashes)
+            store.hashes.append(pd.util.hash_pandas_object(values, index=False, categorize=False)
+                                .to_numpy(np.uint64))
             store.rows.append(rows[take])
             if order is not None:
                 store.order.append(order[take])
-            repeat = pd.Series(hashes).duplicated(keep=False).to_numpy().copy()
-            if len(store.seen):
-                at = np.minimum(np.searchsorted(store.seen, hashes), len(store.seen) - 1)
-                repeat |= store.seen[at] == hashes
-            if repeat.any():
-                at = np.flatnonzero(repeat)
-                at = at[~pd.Series(hashes[at]).duplicated().to_numpy()]       # one mask per value
-                store.mask_hashes.append(hashes[at])
-                store.masks.append(mask_series(key.column, values.iloc[at]).reset_index(drop=True))
-            store.seen = np.sort(np.concatenate([store.seen, hashes]), kind="stable")
 
     def rejects(self) -> pd.DataFrame:
         """REJECT_COLUMNS lines for every row that loses a duplicate group (computed once, cached)."""
@@ -217,11 +213,9 @@ class DuplicateTracker:
 
     def _resolve(self) -> pd.DataFrame:
         dead = np.zeros(self._n, dtype=bool)
-        ids = _chunked(self._ids)
-        tenants = _chunked(self._tenants)
         parts: list[pd.DataFrame] = []
         for key, store in zip(self.keys, self._stores, strict=True):
-            if not store.hashes or ids is None or tenants is None:
+            if not store.hashes:
                 continue
             # concatenate in place of the per-partition pieces, so the two never coexist (peak memory)
             hashes = np.concatenate(store.hashes)
@@ -239,20 +233,20 @@ class DuplicateTracker:
                 continue
             loser_rows = rows[losers]
             dead[loser_rows] = True
-            masked = store.mask_lookup().reindex(hashes[losers]).fillna("").reset_index(drop=True)
+            lost = self._rows.take(loser_rows, ["_legacy_id", "_tenant", key.column])
             n = len(losers)
             if winners is None:
                 detail = pd.Series("all members rejected", index=range(n), dtype=STRING)
             else:
-                kept = _series(ids.take(rows[winners]))
+                kept = self._rows.take(rows[winners], ["_legacy_id"])["_legacy_id"].astype(STRING)
                 detail = f"same {key.label} as legacy id " + kept + f", which is kept ({self.policy.keep})"
             parts.append(pd.DataFrame({
                 "_row": loser_rows,
-                "legacy_id": _series(ids.take(loser_rows)),
-                "tenant": _series(tenants.take(loser_rows)),
+                "legacy_id": lost["_legacy_id"].astype(STRING),
+                "tenant": lost["_tenant"].astype(STRING),
                 "reason": pd.Series(key.reason.value, index=range(n), dtype=STRING),
                 "column": pd.Series(key.column, index=range(n), dtype=STRING),
-                "masked_value": masked.astype(STRING),
+                "masked_value": mask_series(key.column, lost[key.column]).astype(STRING),
                 "detail": detail,
             }))
         if not parts:
@@ -291,12 +285,3 @@ class DuplicateTracker:
         leader_of_group[group[leader]] = perm[leader]
         lose = in_dup & ~leader
         return positions[perm[lose]], positions[leader_of_group[group[lose]]]
-
-
-def _chunked(arrays: list[pa.Array]) -> pa.ChunkedArray | None:
-    """The per-partition arrays as one column; cast (a copy) only when their string types differ."""
-    if not arrays:
-        return None
-    if len({a.type for a in arrays}) == 1:
-        return pa.chunked_array(arrays)
-    return pa.chunked_array([a.cast(pa.large_string()) for a in arrays])

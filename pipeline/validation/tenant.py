@@ -24,7 +24,7 @@ from pipeline.contract import PoolContract
 from pipeline.errors import ConfigError
 from pipeline.masking import mask_series
 from pipeline.reasons import REJECT_COLUMNS, Reason
-from pipeline.validation.duplicates import DuplicatesPolicy, DuplicateTracker
+from pipeline.validation.duplicates import DuplicatesPolicy, DuplicateTracker, RowSource
 from pipeline.validation.schema import META_COLUMNS, STRING, build_schema, prepare_frame
 
 _REASONS = {r.value for r in Reason}
@@ -54,7 +54,9 @@ def _check_order(schema: pa.DataFrameSchema) -> dict[tuple[str, int], int]:
 class TenantValidator:
     """Validates every partition of one tenant; ``duplicate_rejects()`` after the last one."""
 
-    def __init__(self, contract: PoolContract, duplicates_policy: Any = None) -> None:
+    def __init__(self, contract: PoolContract, duplicates_policy: Any = None, rows: RowSource | None = None) -> None:
+        """``rows``: where the valid rows of every partition can be read back at the end (the runner's
+        staged partitions); without it the duplicate tracker keeps the columns it needs in memory."""
         self.contract = contract
         self.policy = DuplicatesPolicy.coerce(duplicates_policy)
         order_by = self.policy.order_by
@@ -64,7 +66,7 @@ class TenantValidator:
                 f"{contract.user_pool_id}'s CSV header; use one of {', '.join(contract.csv_header)}"])
         self.schema = build_schema(contract)
         self._rank = _check_order(self.schema)
-        self._tracker = DuplicateTracker(contract, self.policy)
+        self._tracker = DuplicateTracker(contract, self.policy, rows)
 
     def validate(self, frame: pd.DataFrame) -> ValidatedPartition:
         """Split one mapped partition into clean valid rows and reject lines."""

@@ -1,0 +1,64 @@
+"""The validated partitions of one plan, staged on disk until whole-tenant duplicates are resolved.
+
+Arrow IPC, uncompressed: written and read back at memory speed. The staging is also the duplicate
+tracker's ``RowSource`` (``pipeline.validation.duplicates``): row r of the tenant's valid rows is read
+back from the part that holds it, so the tracker keeps no copy of legacy ids or key values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.feather as feather
+
+STRING = pd.StringDtype("pyarrow")
+
+
+def _as_string_dtype(arrow_type: pa.DataType) -> Any:
+    return STRING if arrow_type in (pa.string(), pa.large_string()) else None
+
+
+class Staging:
+    """The valid rows of every partition, in the order validated: one ``part-NNNNN.arrow`` each."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.parts: list[Path] = []
+        self.starts: list[int] = [0]      # first row number of each part, then the total
+
+    def write(self, frame: pd.DataFrame) -> None:
+        path = self.directory / f"part-{len(self.parts):05d}.arrow"
+        feather.write_feather(pa.Table.from_pandas(frame, preserve_index=False), path, compression="uncompressed")
+        self.parts.append(path)
+        self.starts.append(self.starts[-1] + len(frame))
+
+    def take(self, rows: np.ndarray, columns: list[str]) -> pd.DataFrame:
+        rows = np.asarray(rows, dtype=np.int64)
+        part_of = np.searchsorted(self.starts, rows, side="right") - 1
+        out: list[pa.Table] = []
+        order = np.argsort(part_of, kind="stable")
+        for part in np.unique(part_of):
+            at = order[part_of[order] == part]
+            table = feather.read_table(self.parts[part], columns=columns, memory_map=True)
+            out.append(table.take(pa.array(rows[at] - self.starts[part])).combine_chunks())
+        if not out:
+            return pd.DataFrame({c: pd.Series(dtype=STRING) for c in columns})
+        whole = pa.concat_tables(out, promote_options="permissive")
+        back = np.empty(len(rows), dtype=np.int64)
+        back[order] = np.arange(len(rows))                    # undo the grouping by part
+        return whole.take(pa.array(back)).to_pandas(types_mapper=_as_string_dtype)
+
+    def frames(self, losers: frozenset[str]) -> Iterator[pd.DataFrame]:
+        """The staged partitions in order, without the rows that lost a whole-tenant duplicate."""
+        loser_ids = pa.array(sorted(losers), pa.string())
+        for part in self.parts:
+            table = feather.read_table(part)
+            if len(loser_ids):
+                table = table.filter(pc.invert(pc.is_in(table["_legacy_id"], value_set=loser_ids)))
+            yield table.to_pandas(types_mapper=_as_string_dtype)
