@@ -15,6 +15,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.arrowtext import has_bytes
+
 _NEEDS_QUOTES = r'[,"\r\n]'
 
 
@@ -28,6 +30,8 @@ def _field(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     arr = pc.fill_null(arr.cast(pa.string()), "")
+    if not has_bytes(arr, b',"\r\n'):
+        return arr
     needs = pc.match_substring_regex(arr, _NEEDS_QUOTES)
     if not pc.any(needs).as_py():
         return arr
