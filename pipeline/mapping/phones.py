@@ -15,10 +15,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import phonenumbers
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from pipeline.arrowtext import has_non_ascii, non_ascii
+from pipeline.arrowtext import has_bytes, has_non_ascii
 
 STRING = "string[pyarrow]"
 # Patterns avoid \s, \S, \d and look-arounds: with those, pandas leaves pyarrow's RE2 for Python's
@@ -49,67 +52,93 @@ _BY_CODE: dict[str, _Rule] = {r.country_code: r for r in RULES.values()}
 _ALLOWED = r"\+?[0-9 \-().\/]+"        # after NFKC: anything else (letters, '#', '*', ext.) is refused
 
 
+def _fullmatch(arr: pa.Array, pattern: str) -> np.ndarray:
+    return np.asarray(pc.fill_null(pc.match_substring_regex(arr, f"^(?:{pattern})$"), False), dtype=bool)
+
+
+def _starts(arr: pa.Array, prefix: str) -> np.ndarray:
+    return np.asarray(pc.fill_null(pc.starts_with(arr, prefix), False), dtype=bool)
+
+
+def _digits(arr: pa.Array) -> pa.Array:
+    """The digits of values made only of digits and ``+ -().\\/`` (the shapes ``_ALLOWED`` admits):
+    a plain replace per separator present, instead of a regex over every value."""
+    for sep in ("+", " ", "-", "(", ")", ".", "/"):
+        if has_bytes(arr, sep.encode()):
+            arr = pc.replace_substring(arr, sep, "")
+    return arr
+
+
 def to_e164(values: pd.Series, region: str) -> pd.Series:
     """E.164 (``+819012345678``) where the value is a phone number, else the trimmed original.
 
     ``region`` is the ISO 3166 code national numbers belong to (the tenant's ``default_region``).
-    NA and blank stay NA.
+    NA and blank stay NA. Built on Arrow kernels over whole columns; each rule works on the subset
+    of values it concerns and writes its answers back with ``replace_with_mask``.
     """
-    index = values.index               # work on a RangeIndex: the caller's may repeat labels
-    raw = values.astype(STRING).str.strip().reset_index(drop=True)
-    blank = raw.isna() | raw.eq("").fillna(True)
+    src = pa.array(values.astype(STRING).array)
+    src = src.combine_chunks() if isinstance(src, pa.ChunkedArray) else src
+    raw = pc.utf8_trim_whitespace(src.cast(pa.string()))
+    n = len(raw)
+    blank = np.asarray(pc.fill_null(pc.equal(raw, ""), True), dtype=bool)
     norm = raw
-    if has_non_ascii(raw):             # full-width digits and '+' (０９０-１２３４): NFKC only where needed
-        wide = pd.Series(non_ascii(raw), index=raw.index)
-        norm = raw.where(~wide, raw[wide].str.normalize("NFKC"))
-    # "+49 (0)30 ..." writes the trunk prefix in brackets after the country code: drop it.
-    norm = norm.str.replace(r"^\+ *([0-9]{1,3}) *\(0\)", r"+\1", regex=True)
-    shaped = norm.str.fullmatch(_ALLOWED).fillna(False) & ~blank
-    plus = norm.str.startswith("+").fillna(False)
-    digits = norm.str.replace(r"[^0-9]", "", regex=True)
+    if has_non_ascii(values):          # full-width digits and '+' (０９０-１２３４): NFKC only where needed
+        wide = pa.array(~np.asarray(pc.fill_null(pc.string_is_ascii(raw), True), dtype=bool))
+        norm = pc.replace_with_mask(raw, wide, pc.utf8_normalize(raw.filter(wide), form="NFKC"))
+    if has_bytes(norm, b"("):          # "+49 (0)30 ..." writes the trunk prefix in brackets: drop it
+        norm = pc.replace_substring_regex(norm, r"^\+ *([0-9]{1,3}) *\(0\)", r"+\1")
+    shaped = _fullmatch(norm, _ALLOWED) & ~blank
+    plus = _starts(norm, "+")
+    digits = _digits(norm)             # meaningful where shaped; nothing else reads it
 
-    out = pd.Series(pd.NA, index=raw.index, dtype=STRING)
+    out = pa.nulls(n, pa.string())
     decided = ~shaped                  # refused shapes are decided: they stay as they are
     rule = RULES.get(region)
 
     # International numbers: '+' or an international prefix of the region (or '00').
-    intl_prefixes = rule.international if rule else ("00",)
-    intl_digits = digits.where(plus)
-    for prefix in intl_prefixes:
-        take = shaped & ~plus & intl_digits.isna() & digits.str.startswith(prefix).fillna(False)
-        intl_digits = intl_digits.where(~take, digits.str.slice(len(prefix)))
-    is_intl = shaped & intl_digits.notna()
+    intl = digits                      # the digits after the international prefix, where has_intl
+    has_intl = plus.copy()
+    for prefix in rule.international if rule else ("00",):
+        take = shaped & ~has_intl & _starts(digits, prefix)
+        if take.any():
+            intl = pc.replace_with_mask(intl, pa.array(take), pc.utf8_slice_codeunits(
+                digits.filter(pa.array(take)), len(prefix)))
+            has_intl |= take
+    is_intl = shaped & has_intl
     for code, r in _BY_CODE.items():
-        hit = is_intl & ~decided & intl_digits.str.startswith(code).fillna(False)
+        hit = is_intl & ~decided & _starts(intl, code)
         if not hit.any():
             continue
-        nsn = intl_digits[hit].str.slice(len(code))
+        nsn = pc.utf8_slice_codeunits(intl.filter(pa.array(hit)), len(code))
         if r.trunk == "0":             # "+81 090-..." repeats the trunk 0 after the country code
-            nsn = nsn.str.replace(r"^0", "", regex=True)
-        good = nsn.str.fullmatch(r.national).fillna(False)
-        out[good[good].index] = "+" + code + nsn[good]
+            nsn = pc.replace_substring_regex(nsn, "^0", "")
+        good = pa.array(_fullmatch(nsn, r.national))
+        out = pc.replace_with_mask(out, pa.array(hit), pc.if_else(good, pc.binary_join_element_wise(
+            "+" + code, nsn, ""), pa.scalar(None, pa.string())))
         decided |= hit                 # a known country code with a bad length is decided: invalid
 
     # National numbers of the region, by its rule.
     national = shaped & ~is_intl
     if rule is not None and national.any():
-        d = digits[national]
-        with_trunk = d.str.startswith(rule.trunk).fillna(False)
-        nsn = d.where(~with_trunk, d.str.slice(len(rule.trunk)))
+        d = digits.filter(pa.array(national))
+        with_trunk = _starts(d, rule.trunk)
+        nsn = pc.if_else(pa.array(with_trunk), pc.utf8_slice_codeunits(d, len(rule.trunk)), d)
+        good = _fullmatch(nsn, rule.national)
         if not rule.trunk_optional:
-            nsn = nsn.where(with_trunk)             # no trunk prefix: not for the rule to decide
-        good = nsn.str.fullmatch(rule.national).fillna(False)
-        out[good[good].index] = "+" + rule.country_code + nsn[good]
-        decided |= good.reindex(raw.index, fill_value=False)
+            good &= with_trunk         # no trunk prefix: not for the rule to decide
+        out = pc.replace_with_mask(out, pa.array(national), pc.if_else(pa.array(good), pc.binary_join_element_wise(
+            "+" + rule.country_code, nsn, ""), pa.scalar(None, pa.string())))
+        decided[national] |= good
 
     # What the rules could not decide: libphonenumber, once per distinct value.
     rest = shaped & ~decided
     if rest.any():
-        ask = ("+" + intl_digits).where(is_intl, norm)[rest]   # '00'/'010' prefixes spelt as '+'
-        out[rest] = ask.map(_lookup_cache(region, ask.unique())).astype(STRING)
-    out = out.where(out.notna(), raw).where(~blank, pd.NA)
-    out.index = index
-    return out
+        mask = pa.array(rest)
+        ask = pc.if_else(pa.array(is_intl), pc.binary_join_element_wise("+", intl, ""), norm).filter(mask)
+        answers = _lookup_cache(region, pc.unique(ask).to_pylist())
+        out = pc.replace_with_mask(out, mask, pa.array([answers.get(v) for v in ask.to_pylist()], pa.string()))
+    out = pc.if_else(pa.array(blank), pa.scalar(None, pa.string()), pc.coalesce(out, raw))
+    return pd.Series(pd.arrays.ArrowStringArray(out), index=values.index)
 
 
 def _lookup_cache(region: str, uniques: object) -> dict[str, str | None]:
