@@ -18,7 +18,6 @@ exactly one shard), with one page rate shared by all of them. A ListUsers body i
 from __future__ import annotations
 
 import json
-import queue
 import random
 import re
 import threading
@@ -26,7 +25,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +37,7 @@ import pandas as pd
 from botocore.config import Config
 
 from pipeline.errors import ConfigError, LoadError, TransientLoadError
+from pipeline.fanout import Pacer, interleave
 from pipeline.settings import LOCAL_LOGS_ROLE_ARN, TargetSettings
 
 RETRYABLE_CODES = frozenset(
@@ -54,7 +53,6 @@ _AMZ_PARAM = re.compile(r"((?:X-Amz-|x-amz-)[A-Za-z-]+=)[^&\s]*")
 # Every user of a pool is in exactly one of these ListUsers filters: a sub is a lowercase UUID.
 SUB_SHARDS = tuple(f'sub ^= "{c}"' for c in "0123456789abcdef")
 _USER_DATES = ("UserCreateDate", "UserLastModifiedDate")
-_DONE = object()
 
 
 def mask_url(url: str) -> str:
@@ -95,31 +93,6 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         return self.jitter() * min(self.cap_seconds, self.base_seconds * (2**attempt))
-
-
-class Pacer:
-    """At most ``per_second`` calls a second, shared by every thread that holds this pacer (0 = no limit).
-
-    Each caller reserves the next free slot under a lock and sleeps until it comes, so N concurrent
-    listings together stay under the rate one listing alone would have.
-    """
-
-    def __init__(self, per_second: float, sleep: Callable[[float], None] = time.sleep,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.interval = 1.0 / per_second if per_second > 0 else 0.0
-        self._sleep, self._clock = sleep, clock
-        self._next = float("-inf")
-        self._lock = threading.Lock()
-
-    def wait(self) -> None:
-        if not self.interval:
-            return
-        with self._lock:
-            now = self._clock()
-            slot = max(now, self._next)
-            self._next = slot + self.interval
-        if slot > now:
-            self._sleep(slot - now)
 
 
 def _plain_list_users(response_dict: dict[str, Any], customized_response_dict: dict[str, Any],
@@ -434,41 +407,11 @@ class CognitoTarget:
         error of any listing ends the iteration with that error; closing the iterator early stops them.
         """
         pacer = Pacer(pages_per_second)
-        out: queue.Queue[Any] = queue.Queue(maxsize=2 * max(1, listings))
-        stop = threading.Event()
 
-        def put(item: Any) -> None:
-            while not stop.is_set():
-                try:
-                    out.put(item, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
+        def listing(flt: str) -> Callable[[threading.Event], Iterator[list[dict[str, Any]]]]:
+            return lambda stop: self._user_pages(pool_id, flt, None, pacer, stop)
 
-        def listing(flt: str) -> None:
-            try:
-                for page in self._user_pages(pool_id, flt, None, pacer, stop):
-                    put(page)
-            except Exception as exc:  # noqa: BLE001 - handed to the consumer, raised there
-                put(exc)
-            put(_DONE)
-
-        executor = ThreadPoolExecutor(max_workers=max(1, listings), thread_name_prefix="list-users")
-        try:
-            for flt in filters:
-                executor.submit(listing, flt)
-            remaining = len(filters)
-            while remaining:
-                item = out.get()
-                if item is _DONE:
-                    remaining -= 1
-                elif isinstance(item, Exception):
-                    raise item
-                else:
-                    yield item
-        finally:
-            stop.set()
-            executor.shutdown(wait=True, cancel_futures=True)
+        return interleave([listing(f) for f in filters], listings)
 
     def _user_pages(
         self, pool_id: str, filter: str | None, attributes: list[str] | None, pacer: Pacer,
@@ -546,23 +489,40 @@ def user_key(user: dict[str, Any], key_attribute: str | None = None) -> str | No
 def users_frame(
     users: list[dict[str, Any]], attrs: list[str], key_attribute: str | None = None
 ) -> pd.DataFrame:
-    """Users (ListUsers shape) as a frame indexed by the file's username: sub, status, created, ``attrs``."""
-    rows = []
+    """Users (ListUsers shape) as a frame indexed by the file's username: sub, status, created, ``attrs``.
+
+    Built column-wise (one tuple per user, columns straight into Arrow): a whole pool goes through here.
+    An attribute the user lacks is ``""``; a missing sub is NA.
+    """
+    fields = ["sub", *attrs]
+    keys: list[str | None] = []
+    statuses: list[Any] = []
+    created: list[float] = []
+    rows: list[tuple[Any, ...]] = []
     for user in users:
-        values = {a["Name"]: a.get("Value", "") for a in user.get("Attributes", [])}
-        created = user.get("UserCreateDate")
-        rows.append(
-            {
-                "username": user_key(user, key_attribute),
-                "sub": values.get("sub"),
-                "status": user.get("UserStatus"),
-                "created": created.timestamp() if hasattr(created, "timestamp") else float(created or 0),
-                **{a: values.get(a, "") for a in attrs},
-            }
-        )
-    frame = pd.DataFrame(rows, columns=["username", "sub", "status", "created", *attrs])
-    text = ["username", "sub", "status", *attrs]
-    frame[text] = frame[text].astype("string[pyarrow]")   # compact: pools are listed whole
+        values = {a["Name"]: a.get("Value", "") for a in user.get("Attributes", ())}
+        if "_key" in user:
+            keys.append(str(user["_key"]))
+        elif key_attribute:
+            key = values.get(key_attribute)
+            keys.append(None if key is None else str(key))
+        else:
+            keys.append(user.get("Username"))
+        statuses.append(user.get("UserStatus"))
+        when = user.get("UserCreateDate")
+        created.append(when.timestamp() if hasattr(when, "timestamp") else float(when or 0))
+        rows.append(tuple(map(values.get, fields)))
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(fields)
+
+    def text(values: Any, blank: bool = False) -> pd.Series:
+        column = pd.Series(pd.array(list(values), dtype="string[pyarrow]"))
+        return column.fillna("") if blank else column
+
+    frame = pd.DataFrame({
+        "username": text(keys), "sub": text(columns[0]), "status": text(statuses),
+        "created": pd.Series(created, dtype="float64"),
+        **{a: text(col, blank=True) for a, col in zip(attrs, columns[1:], strict=True)},
+    })
     return frame.drop_duplicates("username").set_index("username")
 
 

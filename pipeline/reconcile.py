@@ -232,12 +232,27 @@ def write_outcomes(ledger: Ledger, tenant: str, rejects_path: Path, path: Path,
     loaded = ledger.outcomes(tenant, pool_id)[["legacy_id", "outcome", "message", "job_id", "line"]]
     loaded = loaded.rename(columns={"message": "detail"})
     rejects = pd.read_csv(rejects_path, dtype=str, keep_default_na=False, na_filter=False)
-    rejected = (rejects.groupby("legacy_id", sort=False)["reason"]
-                .agg(lambda r: ";".join(dict.fromkeys(r))).reset_index(name="detail"))
+    rejected = _reasons_per_id(rejects[["legacy_id", "reason"]])
     rejected.insert(1, "outcome", Outcome.REJECTED.value)
-    frame = pd.concat([rejected, loaded[~loaded["legacy_id"].isin(rejected["legacy_id"])]], ignore_index=True)
+    not_rejected = pd.Index(rejected["legacy_id"]).get_indexer(loaded["legacy_id"]) == -1
+    frame = pd.concat([rejected, loaded[not_rejected]], ignore_index=True)
     _write_private_csv(frame, path)
     return len(frame)
+
+
+def _reasons_per_id(rejects: pd.DataFrame) -> pd.DataFrame:
+    """``legacy_id, detail``: each id once (first-seen order), its distinct reasons joined with ``;``.
+
+    Only ids with several reasons are joined group by group; a per-group lambda over every rejected
+    id took ~10 s at 150,000 of them.
+    """
+    pairs = rejects.drop_duplicates()
+    several = pairs["legacy_id"].duplicated(keep=False).to_numpy()
+    joined = pairs[several].groupby("legacy_id", sort=False)["reason"].agg(";".join)
+    first = pairs.drop_duplicates("legacy_id").reset_index(drop=True)
+    alone = joined.index.get_indexer(first["legacy_id"]) == -1
+    detail = first["reason"].where(alone, first["legacy_id"].map(joined))
+    return pd.DataFrame({"legacy_id": first["legacy_id"], "detail": detail})
 
 
 def _write_private_csv(frame: pd.DataFrame, path: Path) -> None:

@@ -236,7 +236,7 @@ def test_concurrent_listings_share_one_page_rate(target: CognitoTarget, tmp_path
 def test_pacer_spaces_calls_across_threads() -> None:
     import threading
 
-    from pipeline.cognito import Pacer
+    from pipeline.fanout import Pacer
 
     slept: list[float] = []
     pacer = Pacer(4, sleep=slept.append, clock=lambda: 100.0)
@@ -258,4 +258,28 @@ def test_a_failing_listing_ends_the_sharded_listing(service: Any, target: Cognit
     service.configure(throttle_rate=1.0, throttle_operations={"ListUsers"})
     with pytest.raises(TransientLoadError, match="ListUsers"):
         list(target.list_user_pages(pool_id, listings=4))
-    assert not [t for t in threading.enumerate() if t.name.startswith("list-users")]
+    assert not [t for t in threading.enumerate() if t.name.startswith("fanout")]
+
+
+def test_users_frame_keys_blanks_and_missing_sub() -> None:
+    from datetime import UTC, datetime
+
+    from pipeline.cognito import users_frame
+
+    when = datetime(2026, 1, 2, tzinfo=UTC)
+    users = [
+        {"Username": "u1", "UserStatus": "RESET_REQUIRED", "UserCreateDate": when,
+         "Attributes": [{"Name": "sub", "Value": "s1"}, {"Name": "email", "Value": "a@x.jp"}]},
+        {"Username": "u2", "UserStatus": "CONFIRMED", "UserCreateDate": 5.0, "Attributes": [{"Name": "name"}]},
+        {"Username": "u1", "UserStatus": "CONFIRMED", "Attributes": []},            # a repeat: first kept
+        {"_key": "Named", "Username": "x", "Attributes": [{"Name": "sub", "Value": "s3"}]},
+    ]
+    frame = users_frame(users, ["email", "name"])
+    assert list(frame.index) == ["u1", "u2", "Named"]
+    assert list(frame.columns) == ["sub", "status", "created", "email", "name"]
+    assert frame.loc["u1", "email"] == "a@x.jp" and frame.loc["u2", "email"] == "" and frame.loc["u2", "name"] == ""
+    assert frame["sub"].isna().tolist() == [False, True, False]
+    assert frame["created"].tolist() == [when.timestamp(), 5.0, 0.0]
+    by_email = users_frame(users[:2], ["email"], key_attribute="email")
+    assert list(by_email.index)[:1] == ["a@x.jp"] and len(by_email) == 2
+    assert users_frame([], ["email"]).empty
