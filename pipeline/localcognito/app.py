@@ -124,9 +124,12 @@ class LocalCognitoApp:
         if op == "CreateUserPool":
             body = self._complete_schema(environ, body)
         with self.service.lock:
-            if may_write(op):
+            if not may_write(op):
+                return list(self.moto(environ, start))
+            try:
+                return list(self.moto(environ, start))
+            finally:   # after the write: another instance's listing (its own lock) may have run meanwhile
                 note_change()
-            return list(self.moto(environ, start))
 
     def _operation(self, environ: dict[str, Any], start: StartResponse, op: str,
                    body: bytes) -> list[bytes]:
