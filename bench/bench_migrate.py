@@ -82,10 +82,11 @@ def main(argv: list[str]) -> dict:
         load_window = max(e for _, e in intervals) - min(s for s, _ in intervals)
         accounting = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip().startswith("source ")]
         stages = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip().startswith("time: ")]
+        stage_s = {name: float(sec) for name, sec in re.findall(r"(\w+) ([0-9.]+) s", stages[0])} if stages else {}
         result = {"users": n, "chunk_rows": chunk_rows, "service_rate": rate, "wall_s": round(wall, 1),
                   "jobs": len(intervals), "job_active_s": round(active, 1),
                   "share_of_wall": round(active / wall, 3), "share_of_load_stage": round(active / load_window, 3),
-                  "accounting": accounting, "stages": stages}
+                  "accounting": accounting, "stages": stages, "stage_s": stage_s}
         print(f"  {n:,} users, {len(intervals)} jobs: wall {wall:.1f} s, a job active {active:.1f} s = "
               f"{active / wall:.0%} of the run, {active / load_window:.0%} of the load stage (target >= 90%)")
         print(f"  {accounting[0] if accounting else 'no accounting line'}")

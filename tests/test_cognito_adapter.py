@@ -183,3 +183,103 @@ def test_missing_aws_credentials_are_a_configuration_message(monkeypatch) -> Non
     with pytest.raises(ConfigError) as err:
         target.get_csv_header("eu-west-1_abc")
     assert "AWS_ACCESS_KEY_ID" in str(err.value) and "GetCSVHeader" in str(err.value)
+
+
+def _pool_with_users(target: CognitoTarget, tmp_path: Path, n: int) -> str:
+    from pipeline.ledger import Ledger
+    from pipeline.load import run_load
+    from tests.loadfixtures import fast_policy
+
+    pool_id, header = new_pool(target)
+    with Ledger.open(tmp_path / "ledger.sqlite") as led:
+        run_load(target, led, "acme", pool_id, make_chunks(tmp_path / "c", header, n, chunk_rows=n), fast_policy())
+    return pool_id
+
+
+def test_sharded_listing_returns_every_user_exactly_once(target: CognitoTarget, tmp_path: Path) -> None:
+    pool_id = _pool_with_users(target, tmp_path, 150)
+    one_by_one = list(target.list_users(pool_id))
+    pages = list(target.list_user_pages(pool_id, listings=3))
+    assert all(0 < len(p) <= 60 for p in pages)
+    sharded = [u for p in pages for u in p]
+    assert len(sharded) == len(one_by_one) == 150
+    assert sorted(u["Username"] for u in sharded) == sorted(u["Username"] for u in one_by_one)
+    by_name = {u["Username"]: u for u in one_by_one}
+    assert all(u == by_name[u["Username"]] for u in sharded)
+    assert target.calls["ListUsers"] >= 16 + 3   # one listing per sub shard, plus the unsharded one
+
+
+def test_listing_body_read_like_botocore(service: Any, target: CognitoTarget, tmp_path: Path) -> None:
+    """Our ListUsers reading gives botocore's dict: same keys and values, dates the same instants."""
+    import boto3
+
+    pool_id = _pool_with_users(target, tmp_path, 3)
+    plain = boto3.client("cognito-idp", endpoint_url=service.endpoint_url, region_name=target.region,
+                         aws_access_key_id="testing", aws_secret_access_key="testing")
+    theirs = sorted(plain.list_users(UserPoolId=pool_id)["Users"], key=lambda u: u["Username"])
+    ours = sorted(target.list_users(pool_id), key=lambda u: u["Username"])
+    assert ours == theirs   # aware datetimes compare by instant
+    assert all(u["UserCreateDate"].tzinfo is not None for u in ours)
+
+
+def test_concurrent_listings_share_one_page_rate(target: CognitoTarget, tmp_path: Path) -> None:
+    import time
+
+    pool_id = _pool_with_users(target, tmp_path, 20)
+    before = target.calls.get("ListUsers", 0)
+    t0 = time.monotonic()
+    assert sum(len(p) for p in target.list_user_pages(pool_id, listings=4, pages_per_second=20)) == 20
+    pages = target.calls["ListUsers"] - before
+    assert pages >= 16 and time.monotonic() - t0 >= (pages - 1) / 20 - 0.01
+
+
+def test_pacer_spaces_calls_across_threads() -> None:
+    import threading
+
+    from pipeline.fanout import Pacer
+
+    slept: list[float] = []
+    pacer = Pacer(4, sleep=slept.append, clock=lambda: 100.0)
+    threads = [threading.Thread(target=pacer.wait) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(slept) == [0.25, 0.5, 0.75, 1.0]   # the first call goes at once
+    Pacer(0, sleep=slept.append).wait()
+    assert len(slept) == 4
+
+
+def test_a_failing_listing_ends_the_sharded_listing(service: Any, target: CognitoTarget, tmp_path: Path) -> None:
+    import threading
+
+    pool_id = _pool_with_users(target, tmp_path, 5)
+    target.retry = RetryPolicy(max_attempts=2, base_seconds=0.001, cap_seconds=0.001)
+    service.configure(throttle_rate=1.0, throttle_operations={"ListUsers"})
+    with pytest.raises(TransientLoadError, match="ListUsers"):
+        list(target.list_user_pages(pool_id, listings=4))
+    assert not [t for t in threading.enumerate() if t.name.startswith("fanout")]
+
+
+def test_users_frame_keys_blanks_and_missing_sub() -> None:
+    from datetime import UTC, datetime
+
+    from pipeline.cognito import users_frame
+
+    when = datetime(2026, 1, 2, tzinfo=UTC)
+    users = [
+        {"Username": "u1", "UserStatus": "RESET_REQUIRED", "UserCreateDate": when,
+         "Attributes": [{"Name": "sub", "Value": "s1"}, {"Name": "email", "Value": "a@x.jp"}]},
+        {"Username": "u2", "UserStatus": "CONFIRMED", "UserCreateDate": 5.0, "Attributes": [{"Name": "name"}]},
+        {"Username": "u1", "UserStatus": "CONFIRMED", "Attributes": []},            # a repeat: first kept
+        {"_key": "Named", "Username": "x", "Attributes": [{"Name": "sub", "Value": "s3"}]},
+    ]
+    frame = users_frame(users, ["email", "name"])
+    assert list(frame.index) == ["u1", "u2", "Named"]
+    assert list(frame.columns) == ["sub", "status", "created", "email", "name"]
+    assert frame.loc["u1", "email"] == "a@x.jp" and frame.loc["u2", "email"] == "" and frame.loc["u2", "name"] == ""
+    assert frame["sub"].isna().tolist() == [False, True, False]
+    assert frame["created"].tolist() == [when.timestamp(), 5.0, 0.0]
+    by_email = users_frame(users[:2], ["email"], key_attribute="email")
+    assert list(by_email.index)[:1] == ["a@x.jp"] and len(by_email) == 2
+    assert users_frame([], ["email"]).empty

@@ -97,3 +97,46 @@ def test_skipped_users_get_the_existing_accounts_sub(service: Any, ledger: Ledge
     assert write_sub_mapping(ledger, "acme", path) == 6
     rows = pd.read_csv(path, dtype=str).set_index("username")
     assert rows.loc["user3", "sub"] == existing_sub
+
+
+def test_sharded_confirmation_catches_drift_among_other_users(service: Any, ledger: Ledger, tmp_path: Path) -> None:
+    """The pool also holds users of no outcome; a status change and a deletion are still each caught once."""
+    service.reset_faults()
+    target = make_target(service)
+    pool_id, header = new_pool(target)
+    for i in range(40):   # someone else's users in the same pool
+        target._idp.admin_create_user(UserPoolId=pool_id, Username=f"other{i}", MessageAction="SUPPRESS")
+    chunks = make_chunks(tmp_path / "c", header, 130, chunk_rows=130)
+    run_load(target, ledger, "acme", pool_id, chunks, fast_policy())
+    before = target.calls.get("ListUsers", 0)
+    acc = reconcile(ledger, "acme", 130, set(), target=target, pages_per_second=200, listings=3)
+    assert acc.ok and (acc.checked, acc.unconfirmed) == (130, 0)
+    assert target.calls["ListUsers"] - before >= 16          # listed shard by shard
+    target._idp.admin_set_user_password(UserPoolId=pool_id, Username="user7", Password="Aa1!aaaaaaaa",
+                                        Permanent=True)
+    target._idp.admin_delete_user(UserPoolId=pool_id, Username="user70")
+    drift = reconcile(ledger, "acme", 130, set(), target=target, listings=2, pages_per_second=0)
+    assert (drift.checked, drift.unconfirmed) == (130, 2)
+    assert dict(drift.unconfirmed_by_problem) == {"not in the pool": 1, "status is not RESET_REQUIRED": 1}
+
+
+def test_outcomes_file_joins_each_ids_distinct_reasons_in_order(ledger: Ledger, tmp_path: Path) -> None:
+    from pipeline.reconcile import write_outcomes
+
+    _outcomes(ledger, [("1", "imported", "ok"), ("2", "failed", "bad phone"), ("9", "imported", "ok")])
+    rejects = pd.DataFrame({
+        "legacy_id": ["7", "5", "7", "5", "7", "9"],
+        "reason": ["bad_email", "missing", "too_long", "missing", "bad_email", "duplicate"],
+    })
+    for column in ("tenant", "column", "masked_value", "detail"):
+        rejects[column] = ""
+    rejects.to_csv(tmp_path / "rejects.csv", index=False)
+    assert write_outcomes(ledger, "acme", tmp_path / "rejects.csv", tmp_path / "outcomes.csv") == 5
+    out = pd.read_csv(tmp_path / "outcomes.csv", dtype=str, keep_default_na=False)
+    assert out[["legacy_id", "outcome", "detail"]].values.tolist() == [
+        ["7", "rejected", "bad_email;too_long"],
+        ["5", "rejected", "missing"],
+        ["9", "rejected", "duplicate"],        # a rejected id is not also listed with its load outcome
+        ["1", "imported", "ok"],
+        ["2", "failed", "bad phone"],
+    ]

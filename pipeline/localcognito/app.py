@@ -4,8 +4,10 @@ Requests are routed by what they are, never by patching moto:
 - ``X-Amz-Target: AWSCognitoIdentityProviderService.<Op>`` for the six import operations -> ``operations``;
 - a PUT to ``/aws-cognito-idp-user-import-local/...`` (the pre-signed upload URL) -> the job's upload;
 - ``/_localcognito/{health,config,reset-faults}`` -> the control endpoints;
-- everything else (CreateUserPool, ListUsers, logs, s3, ...) -> moto, unchanged, except that a
-  CreateUserPool body gets its standard schema completed (``header.complete_schema``).
+- ListUsers -> ``listing`` (constant time per page), unless moto is needed for its error;
+- everything else (CreateUserPool, logs, s3, ...) -> moto, unchanged, except that a CreateUserPool
+  body gets its standard schema completed (``header.complete_schema``). A cognito-idp operation that
+  may write tells ``listing`` that its snapshots are stale.
 Fault injection applies to every cognito-idp operation, moto's included. moto's cognito-idp requests
 run under the service lock, which import workers also take for each batch of rows.
 """
@@ -31,7 +33,7 @@ from pipeline.localcognito.config import Faults, ServiceConfig, apply_settings
 from pipeline.localcognito.errors import InternalError, ServiceError, TooManyRequests
 from pipeline.localcognito.header import complete_schema
 from pipeline.localcognito.jobs import Job, JobStore
-from pipeline.localcognito.listing import list_users_page
+from pipeline.localcognito.listing import list_users_page, may_write, note_change, parse_filter
 from pipeline.localcognito.operations import OPERATIONS, Context, ImportOperations
 from pipeline.localcognito.processing import ImportWorker
 
@@ -122,7 +124,12 @@ class LocalCognitoApp:
         if op == "CreateUserPool":
             body = self._complete_schema(environ, body)
         with self.service.lock:
-            return list(self.moto(environ, start))
+            if not may_write(op):
+                return list(self.moto(environ, start))
+            try:
+                return list(self.moto(environ, start))
+            finally:   # after the write: another instance's listing (its own lock) may have run meanwhile
+                note_change()
 
     def _operation(self, environ: dict[str, Any], start: StartResponse, op: str,
                    body: bytes) -> list[bytes]:
@@ -139,19 +146,20 @@ class LocalCognitoApp:
         return _respond(start, 200, json.dumps(result).encode(), "application/x-amz-json-1.1")
 
     def _list_users(self, environ: dict[str, Any], start: StartResponse, body: bytes) -> list[bytes] | None:
-        """An unfiltered ListUsers served in constant time per page (listing.py); None = let moto answer."""
+        """A ListUsers served in constant time per page (listing.py); None = let moto answer (or refuse)."""
         try:
             params = json.loads(body or b"{}")
-        except json.JSONDecodeError:
+            flt = parse_filter(params.get("Filter"))
+        except (json.JSONDecodeError, ValueError):
             return None
         scope = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
         backend = cognitoidp_backends[self.service.config.account_id][scope.group(1) if scope else "us-east-1"]
         pool = backend.user_pools.get(str(params.get("UserPoolId")))
-        if params.get("Filter") or pool is None:
+        if pool is None:
             return None
         try:
             with self.service.lock:
-                result = list_users_page(pool, params)
+                result = list_users_page(pool, params, flt)
         except ServiceError as err:
             return _json_error(start, err)
         return _respond(start, 200, json.dumps(result).encode(), "application/x-amz-json-1.1")

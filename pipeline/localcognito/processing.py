@@ -21,6 +21,7 @@ from pipeline.csvdialect import MAX_FILE_BYTES, MAX_FILE_USERS, MAX_ROW_CHARS, d
 from pipeline.localcognito.config import Faults, ServiceConfig
 from pipeline.localcognito.joblog import JobLog
 from pipeline.localcognito.jobs import MSG_SUCCEEDED, MSG_TOO_MANY, Job, JobStore
+from pipeline.localcognito.listing import note_change
 from pipeline.localcognito.rules import PoolRules, check_row
 from pipeline.localcognito.users import PoolIndex
 
@@ -113,6 +114,7 @@ class ImportWorker(threading.Thread):
                     counter = _COUNTERS[status]
                     setattr(job, counter, getattr(job, counter) + 1)
                     log.add(f"[{status}] Line Number {number} - {text}")
+                note_change()                                                   # listings see the new users
             log.flush()
             done += len(batch)
             if job.stop_event.is_set():
