@@ -166,9 +166,8 @@ def test_template_with_literals_and_braces() -> None:
     assert out(result) == ["{u}-7", NA]
 
 
-def test_constant_and_blank_to_na() -> None:
+def test_constant() -> None:
     assert out(tf.constant("acme-jp", pd.RangeIndex(2))) == ["acme-jp", "acme-jp"]
-    assert out(tf.blank_to_na(S(["", None, "x", " "]))) == [NA, NA, "x", " "]
 
 
 def test_run_steps_applies_in_order() -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.arrowtext import has_bytes
 from pipeline.csvdialect import uncarriable
@@ -63,13 +65,7 @@ def apply_mapping(m: TenantMapping, frame: pd.DataFrame) -> MappedPartition:
     kept_legacy = legacy[~excluded.to_numpy()]
     out = _map_columns(m, kept, kept_legacy)
 
-    if m.newlines == "replace":
-        for name in out.columns:
-            # a byte scan of the column's buffer; the regex replace runs only where a line break may be
-            if has_bytes(out[name], b"\r\n"):
-                out[name] = out[name].str.replace(_LINE_BREAK, " ", regex=True)
-            out[name] = out[name].str.strip()
-    else:
+    if m.newlines != "replace":
         bad = pd.Series(False, index=out.index)
         for name in out.columns:
             if not has_bytes(out[name], b"\r\n\\"):
@@ -82,14 +78,26 @@ def apply_mapping(m: TenantMapping, frame: pd.DataFrame) -> MappedPartition:
                 bad |= hits
         out, kept_legacy = out[~bad.to_numpy()], kept_legacy[~bad.to_numpy()]
 
-    for name in out.columns:
-        out[name] = tf.blank_to_na(out[name])
-    out["_legacy_id"] = kept_legacy.to_numpy()
-    out["_tenant"] = pd.Series(m.tenant, index=out.index, dtype=STRING)
-    out = out.astype(STRING).reset_index(drop=True)
+    index = pd.RangeIndex(len(out))
+    columns = {name: pd.Series(_finish(out[name], m.newlines == "replace"), index=index) for name in out.columns}
+    columns["_legacy_id"] = pd.Series(kept_legacy.to_numpy(), index=index, dtype=STRING)
+    columns["_tenant"] = pd.Series(m.tenant, index=index, dtype=STRING)
+    out = pd.DataFrame(columns, index=index)
     rejected = (pd.concat(rejects, ignore_index=True) if rejects
                 else pd.DataFrame({c: pd.Series(dtype=STRING) for c in REJECT_COLUMNS}))
     return MappedPartition(frame=out, rejects=rejected)
+
+
+def _finish(values: pd.Series, replace_newlines: bool) -> pd.arrays.ArrowStringArray:
+    """A mapped column as the mapped frame holds it: line breaks replaced by a space and the value
+    trimmed (``newlines: replace``), and no value as NA, never "" (one pass of Arrow kernels)."""
+    arr = pa.array(tf.as_string(values).array)
+    arr = (arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr).cast(pa.string())
+    if replace_newlines:
+        if has_bytes(arr, b"\r\n"):          # a byte scan of the buffer first: line breaks are rare
+            arr = pc.replace_substring_regex(arr, _LINE_BREAK, " ")
+        arr = pc.utf8_trim_whitespace(arr)
+    return pd.arrays.ArrowStringArray(pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr))
 
 
 def _map_columns(m: TenantMapping, frame: pd.DataFrame, legacy: pd.Series) -> pd.DataFrame:

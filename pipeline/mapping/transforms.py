@@ -90,13 +90,15 @@ def boolean(values: pd.Series, default: bool | None = None) -> pd.Series:
     NA and blank become ``default`` ("true"/"false", or NA when None). Any other value is kept,
     trimmed, so that validation rejects it as an invalid boolean instead of it turning into false.
     """
-    s = trim(values)
-    key = s.str.lower()
-    out = s.mask(key.isin(TRUE_WORDS).fillna(False), "true")
-    out = out.mask(key.isin(FALSE_WORDS).fillna(False), "false")
-    missing = (s.isna() | s.eq("")).fillna(True)
-    fill = pd.NA if default is None else ("true" if default else "false")
-    return out.mask(missing, fill)
+    arr = pa.array(as_string(values).array)
+    s = pc.utf8_trim_whitespace((arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
+                                .cast(pa.string()))
+    key = pc.utf8_lower(s)
+    out = pc.if_else(pc.is_in(key, pa.array(TRUE_WORDS)), "true",
+                     pc.if_else(pc.is_in(key, pa.array(FALSE_WORDS)), "false", s))
+    fill = pa.scalar(None if default is None else ("true" if default else "false"), pa.string())
+    out = pc.if_else(pc.fill_null(pc.equal(s, ""), True), fill, out)
+    return pd.Series(pd.arrays.ArrowStringArray(out), index=values.index)
 
 
 def date(values: pd.Series) -> pd.Series:
@@ -180,9 +182,3 @@ def render_template(template: str, columns: Mapping[str, pd.Series], index: pd.I
 
 def constant(value: str, index: pd.Index) -> pd.Series:
     return pd.Series(value, index=index, dtype=STRING)
-
-
-def blank_to_na(values: pd.Series) -> pd.Series:
-    """The mapped frame's convention: no value is NA, never ""."""
-    s = as_string(values)
-    return s.mask(s.eq("").fillna(False), pd.NA)
