@@ -79,7 +79,9 @@ def apply_mapping(m: TenantMapping, frame: pd.DataFrame) -> MappedPartition:
         out, kept_legacy = out[~bad.to_numpy()], kept_legacy[~bad.to_numpy()]
 
     index = pd.RangeIndex(len(out))
-    columns = {name: pd.Series(_finish(out[name], m.newlines == "replace"), index=index) for name in out.columns}
+    # column by column, each source column let go as soon as it is finished (peak memory: one frame)
+    columns = {name: pd.Series(_finish(out.pop(name), m.newlines == "replace"), index=index)
+               for name in list(out.columns)}
     columns["_legacy_id"] = pd.Series(kept_legacy.to_numpy(), index=index, dtype=STRING)
     columns["_tenant"] = pd.Series(m.tenant, index=index, dtype=STRING)
     out = pd.DataFrame(columns, index=index)
