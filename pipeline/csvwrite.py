@@ -43,7 +43,8 @@ def data_view(values: pa.Array) -> memoryview:
     """The values of a string array back to back: a view of its Arrow data buffer (no copy)."""
     if not len(values):
         return memoryview(b"")
-    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset: values.offset + len(values) + 1]
+    width = np.int64 if pa.types.is_large_string(values.type) or pa.types.is_large_binary(values.type) else np.int32
+    offsets = np.frombuffer(values.buffers()[1], dtype=width)[values.offset: values.offset + len(values) + 1]
     return memoryview(values.buffers()[2])[int(offsets[0]): int(offsets[-1])]
 
 
