@@ -7,21 +7,38 @@ import threading
 from types import TracebackType
 from typing import Any
 
-from moto.moto_server.werkzeug_app import MotoRequestHandler
-from werkzeug.serving import BaseWSGIServer, make_server
+from waitress import wasyncore
+from waitress.server import BaseWSGIServer, create_server
 
 from pipeline.localcognito.app import LocalCognitoApp, Service
 from pipeline.localcognito.config import ServiceConfig
 
+_THREADS = 8
 
-class _QuietHandler(MotoRequestHandler):
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        pass
+
+def _logged(app: Any) -> Any:
+    """The app, printing one line per request (``--verbose``)."""
+    def logging_app(environ: dict[str, Any], start_response: Any) -> Any:
+        def start(status: str, headers: Any, exc_info: Any = None) -> Any:
+            target = environ.get("HTTP_X_AMZ_TARGET", "").rpartition(".")[2]
+            print(f"{environ['REQUEST_METHOD']} {environ.get('PATH_INFO', '')} {target} {status}", flush=True)
+            return start_response(status, headers, exc_info)
+        return app(environ, start)
+    return logging_app
 
 
 def _make_server(host: str, port: int, service: Service, quiet: bool = True) -> BaseWSGIServer:
-    return make_server(host, port, LocalCognitoApp(service), threaded=True,
-                       request_handler=_QuietHandler if quiet else MotoRequestHandler)
+    """A waitress server: it keeps a client's connection open between calls (botocore pools them),
+    where werkzeug's development server closed it after every response, and it serves requests from a
+    pool of threads rather than a thread per connection."""
+    app = LocalCognitoApp(service)
+    return create_server(app if quiet else _logged(app), host=host, port=port, threads=_THREADS,
+                         ident="local-cognito")
+
+
+def _shutdown(server: BaseWSGIServer) -> None:
+    server.task_dispatcher.shutdown()
+    wasyncore.close_all(server._map)   # the listening socket and every open connection: run() returns
 
 
 class LocalCognito:
@@ -45,19 +62,18 @@ class LocalCognito:
     def endpoint_url(self) -> str:
         if self._server is None:
             raise RuntimeError("LocalCognito is not started")
-        return f"http://{self.host}:{self._server.server_port}"
+        return f"http://{self.host}:{self._server.effective_port}"
 
     def start(self) -> LocalCognito:
         self._server = _make_server(self.host, self.port, self.service)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="localcognito",
+        self._thread = threading.Thread(target=self._server.run, name="localcognito",
                                         daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            _shutdown(self._server)
             self._server = None
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -82,10 +98,10 @@ def serve(host: str = "127.0.0.1", port: int = 9229, config: ServiceConfig | Non
           quiet: bool = True) -> None:
     """Serve until interrupted; prints the endpoint URL on one line first (and requests unless quiet)."""
     server = _make_server(host, port, Service(config), quiet)
-    print(f"http://{host}:{server.server_port}", flush=True)
+    print(f"http://{host}:{server.effective_port}", flush=True)
     try:
-        server.serve_forever()
+        server.run()
     except KeyboardInterrupt:
         pass
     finally:
-        server.server_close()
+        _shutdown(server)
