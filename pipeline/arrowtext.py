@@ -12,10 +12,22 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+_STRING = pd.StringDtype("pyarrow")
+
 
 def arrow(s: pd.Series) -> pa.Array | pa.ChunkedArray:
     """The Arrow array behind a ``string[pyarrow]`` Series (zero copy)."""
     return pa.array(s.array)
+
+
+def string_array(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
+    """A column as one Arrow ``string`` array, NA kept as null (zero copy for a single-chunk
+    ``string[pyarrow]`` Series; other dtypes are converted to strings first)."""
+    if isinstance(values, pd.Series):
+        values = pa.array((values if values.dtype == _STRING else values.astype(_STRING)).array)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    return values if values.type == pa.string() else values.cast(pa.string())
 
 
 def _data(s: pd.Series | pa.Array | pa.ChunkedArray) -> list[bytes]:
@@ -49,6 +61,6 @@ def all_empty(s: pd.Series) -> bool:
     return all(c.null_count == 0 and (c.buffers()[2] is None or c.buffers()[2].size == 0) for c in chunks)
 
 
-def non_ascii(s: pd.Series) -> np.ndarray:
+def non_ascii(s: pd.Series | pa.Array) -> np.ndarray:
     """True where a value holds a non-ASCII character (NA: False)."""
-    return ~np.asarray(pc.fill_null(pc.string_is_ascii(arrow(s)), True), dtype=bool)
+    return ~np.asarray(pc.fill_null(pc.string_is_ascii(string_array(s)), True), dtype=bool)

@@ -24,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import has_bytes
+from pipeline.arrowtext import has_bytes, string_array
 from pipeline.csvdialect import ESCAPED_SEPARATOR, MAX_FILE_BYTES, MAX_FILE_USERS, MAX_ROW_CHARS, SEPARATOR
 from pipeline.csvwrite import data_view, write_frame
 from pipeline.errors import MigrationError
@@ -116,11 +116,8 @@ def write_chunks(
 
 
 def _strings(values: pd.Series) -> pa.Array:
-    """A column as one Arrow string array, NA as the empty string (zero-copy for string[pyarrow])."""
-    arr = pa.array(values.array) if isinstance(values.dtype, pd.StringDtype) else pa.array(values, pa.string())
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    return pc.fill_null(arr.cast(pa.string()), "")
+    """A column as one Arrow string array, NA as the empty string."""
+    return pc.fill_null(string_array(values), "")
 
 
 def _encode(frame: pd.DataFrame, header: list[str]) -> tuple[pa.Array, pd.DataFrame]:

@@ -15,21 +15,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import has_bytes
+from pipeline.arrowtext import has_bytes, string_array
 
 _NEEDS_QUOTES = r'[,"\r\n]'
 
 
 def _field(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
     """One column as CSV fields: strings, NA as "", quoted (with quotes doubled) only where needed."""
-    if isinstance(values, pd.Series):
-        arr = pa.array(values.array) if isinstance(values.dtype, pd.StringDtype) else pa.array(
-            values.astype("string").array)
-    else:
-        arr = values
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    arr = pc.fill_null(arr.cast(pa.string()), "")
+    arr = pc.fill_null(string_array(values), "")
     if not has_bytes(arr, b',"\r\n'):
         return arr
     needs = pc.match_substring_regex(arr, _NEEDS_QUOTES)

@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import has_bytes
+from pipeline.arrowtext import has_bytes, string_array
 from pipeline.csvdialect import uncarriable
 from pipeline.mapping import transforms as tf
 from pipeline.mapping.spec import USERNAME, AttributeRule, Step, TenantMapping, check_source_columns
@@ -93,8 +93,7 @@ def apply_mapping(m: TenantMapping, frame: pd.DataFrame) -> MappedPartition:
 def _finish(values: pd.Series, replace_newlines: bool) -> pd.arrays.ArrowStringArray:
     """A mapped column as the mapped frame holds it: line breaks replaced by a space and the value
     trimmed (``newlines: replace``), and no value as NA, never "" (one pass of Arrow kernels)."""
-    arr = pa.array(tf.as_string(values).array)
-    arr = (arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr).cast(pa.string())
+    arr = string_array(values)
     if replace_newlines:
         if has_bytes(arr, b"\r\n"):          # a byte scan of the buffer first: line breaks are rare
             arr = pc.replace_substring_regex(arr, _LINE_BREAK, " ")

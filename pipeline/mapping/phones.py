@@ -21,7 +21,7 @@ import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import has_bytes, has_non_ascii
+from pipeline.arrowtext import has_bytes, has_non_ascii, non_ascii, string_array
 
 STRING = "string[pyarrow]"
 # Patterns avoid \s, \S, \d and look-arounds: with those, pandas leaves pyarrow's RE2 for Python's
@@ -76,14 +76,12 @@ def to_e164(values: pd.Series, region: str) -> pd.Series:
     NA and blank stay NA. Built on Arrow kernels over whole columns; each rule works on the subset
     of values it concerns and writes its answers back with ``replace_with_mask``.
     """
-    src = pa.array(values.astype(STRING).array)
-    src = src.combine_chunks() if isinstance(src, pa.ChunkedArray) else src
-    raw = pc.utf8_trim_whitespace(src.cast(pa.string()))
+    raw = pc.utf8_trim_whitespace(string_array(values))
     n = len(raw)
     blank = np.asarray(pc.fill_null(pc.equal(raw, ""), True), dtype=bool)
     norm = raw
     if has_non_ascii(values):          # full-width digits and '+' (０９０-１２３４): NFKC only where needed
-        wide = pa.array(~np.asarray(pc.fill_null(pc.string_is_ascii(raw), True), dtype=bool))
+        wide = pa.array(non_ascii(raw))
         norm = pc.replace_with_mask(raw, wide, pc.utf8_normalize(raw.filter(wide), form="NFKC"))
     if has_bytes(norm, b"("):          # "+49 (0)30 ..." writes the trunk prefix in brackets: drop it
         norm = pc.replace_substring_regex(norm, r"^\+ *([0-9]{1,3}) *\(0\)", r"+\1")

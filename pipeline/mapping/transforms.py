@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import has_bytes, has_non_ascii, has_substring, non_ascii
+from pipeline.arrowtext import has_bytes, has_non_ascii, has_substring, non_ascii, string_array
 from pipeline.mapping.phones import to_e164
 
 STRING = "string[pyarrow]"
@@ -90,9 +90,7 @@ def boolean(values: pd.Series, default: bool | None = None) -> pd.Series:
     NA and blank become ``default`` ("true"/"false", or NA when None). Any other value is kept,
     trimmed, so that validation rejects it as an invalid boolean instead of it turning into false.
     """
-    arr = pa.array(as_string(values).array)
-    s = pc.utf8_trim_whitespace((arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr)
-                                .cast(pa.string()))
+    s = pc.utf8_trim_whitespace(string_array(values))
     key = pc.utf8_lower(s)
     out = pc.if_else(pc.is_in(key, pa.array(TRUE_WORDS)), "true",
                      pc.if_else(pc.is_in(key, pa.array(FALSE_WORDS)), "false", s))
