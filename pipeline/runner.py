@@ -147,15 +147,19 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
                 check_source_columns(mapping, list(frame.columns))
                 checked_columns = True
             keys.add(frame)
+            rows = len(frame)
             mapped = apply_mapping(mapping, frame)
+            del frame        # each stage's input is let go once the next has it (peak RSS at 1M rows)
             checked = validator.validate(mapped.frame)
             rejects = pd.concat([mapped.rejects, checked.rejects], ignore_index=True)
+            del mapped
             _write_rejects(rejects_path, rejects)
             rejected.append(rejects["legacy_id"].astype(_STRING))
-            stats.add_partition(len(frame), len(checked.valid), rejects)
+            stats.add_partition(rows, len(checked.valid), rejects)
             staged.write(checked.valid)
-            source_rows += len(frame)
-            progress.rows(tenant, "validated", len(frame))
+            source_rows += rows
+            progress.rows(tenant, "validated", rows)
+            del checked, rejects   # not alive while the next partition is read
 
     keys.check_unique()
     duplicates = validator.duplicate_rejects()
