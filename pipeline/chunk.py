@@ -255,7 +255,11 @@ _PLACEHOLDER = "\ue000"
 
 
 def read_chunk(csv_path: Path) -> pd.DataFrame:
-    """An import file back as a frame of trimmed strings (header as columns), read the way Cognito does."""
+    """An import file back as a frame of trimmed strings (header as columns), read the way Cognito does.
+
+    Arrow kernels split every line at once (``\\,`` is a comma inside a value); a line with more or
+    fewer values than the header is an error, never a value shifted into the next column.
+    """
     text = csv_path.read_text(encoding="utf-8")
     first, _, body = text.partition("\n")
     header = first.split(SEPARATOR)
@@ -266,16 +270,20 @@ def read_chunk(csv_path: Path) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series([], dtype="string[pyarrow]") for c in header})
     if _PLACEHOLDER in body:
         raise ChunkError(f"{csv_path.name} holds the private-use character U+E000; it cannot be read back.")
-    series = pd.Series(lines, dtype="string[pyarrow]").str.replace("\\,", _PLACEHOLDER, regex=False)
-    parts = series.str.split(SEPARATOR, expand=True, regex=False)
-    if parts.shape[1] != len(header):
-        raise ChunkError(
-            f"{csv_path.name}: rows have {parts.shape[1]} values for {len(header)} header columns."
-        )
-    parts.columns = header
-    for column in header:
-        parts[column] = parts[column].fillna("").str.replace(_PLACEHOLDER, ",", regex=False).str.strip()
-    return parts.reset_index(drop=True)
+    rows = pc.split_pattern(pc.replace_substring(pa.array(lines, pa.string()), ESCAPED_SEPARATOR, _PLACEHOLDER),
+                            SEPARATOR)
+    counts = pc.list_value_length(rows).to_numpy(zero_copy_only=False)
+    wrong = np.flatnonzero(counts != len(header))
+    if len(wrong):
+        raise ChunkError(f"{csv_path.name}: line {int(wrong[0]) + 2} has {int(counts[wrong[0]])} values for "
+                         f"{len(header)} header columns ({len(wrong)} such line(s)).")
+    values = rows.flatten()
+    width = len(header)
+    return pd.DataFrame({
+        column: pd.Series(pd.arrays.ArrowStringArray(pc.utf8_trim_whitespace(pc.replace_substring(
+            values.take(pa.array(np.arange(j, len(values), width))), _PLACEHOLDER, SEPARATOR))))
+        for j, column in enumerate(header)
+    })
 
 
 NOT_COMPARED = frozenset({USERNAME_COLUMN, "cognito:mfa_enabled", "password_hash"})

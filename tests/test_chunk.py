@@ -34,6 +34,16 @@ def test_dialect_header_escaping_and_encoding(tmp_path: Path) -> None:
     assert list(back.columns) == HEADER
 
 
+def test_read_back_refuses_a_line_with_the_wrong_number_of_values(tmp_path: Path) -> None:
+    path = tmp_path / "chunk.csv"
+    path.write_text("a,b,c\n1,x\\,y,2\n1,2\n1,2,3,4\n", encoding="utf-8")
+    with pytest.raises(ChunkError, match=r"line 3 has 2 values for 3 header columns \(2 such line"):
+        read_chunk(path)
+    path.write_text("a,b,c\n 1 ,x\\,y, \n", encoding="utf-8")
+    back = read_chunk(path)
+    assert back.to_dict("records") == [{"a": "1", "b": "x,y", "c": ""}]
+
+
 def test_only_header_columns_in_header_order(tmp_path: Path) -> None:
     frame = valid_frame(2)[list(reversed(valid_frame(2).columns))]
     frame["extra"] = "x"
