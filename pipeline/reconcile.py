@@ -21,6 +21,7 @@ import pandas as pd
 
 from pipeline.chunk import attrs_digest, canonical_attributes, compared_attributes
 from pipeline.cognito import key_attribute_of, user_key, users_frame
+from pipeline.csvwrite import write_frame
 from pipeline.ledger import Ledger
 from pipeline.reasons import Outcome
 
@@ -222,15 +223,18 @@ def _listed(target: Any, pool_id: str, wanted: set[str], attrs: list[str], key_a
 
 
 def write_outcomes(ledger: Ledger, tenant: str, rejects_path: Path, path: Path,
-                   pool_id: str | None = None) -> int:
+                   pool_id: str | None = None, outcomes: pd.DataFrame | None = None) -> int:
     """Write one line per source user (mode 0600): ``legacy_id,outcome,detail,job_id,line``.
 
     ``detail`` is the rejection reason codes (joined with ``;``) for rejected users and Cognito's
     message for skipped and failed ones. Users the load has not reached yet (a stopped run) are absent
-    here and counted as ``missing`` by ``reconcile``.
+    here and counted as ``missing`` by ``reconcile``. ``outcomes``: the ledger's outcomes already read
+    (``Ledger.outcomes``), so that one read serves both output files (~1.4 s each at 350k users).
     """
-    loaded = ledger.outcomes(tenant, pool_id)[["legacy_id", "outcome", "message", "job_id", "line"]]
+    loaded = _read(ledger, tenant, pool_id, outcomes)[["legacy_id", "outcome", "message", "job_id", "line"]]
     loaded = loaded.rename(columns={"message": "detail"})
+    # SQLite hands a column with NULLs to pandas as floats: the line numbers would read "12.0"
+    loaded["line"] = pd.to_numeric(loaded["line"], errors="coerce").astype("Int64")
     rejects = pd.read_csv(rejects_path, dtype=str, keep_default_na=False, na_filter=False)
     rejected = _reasons_per_id(rejects[["legacy_id", "reason"]])
     rejected.insert(1, "outcome", Outcome.REJECTED.value)
@@ -260,15 +264,23 @@ def _write_private_csv(frame: pd.DataFrame, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-        frame.to_csv(handle, index=False, lineterminator="\n")
+    with os.fdopen(fd, "wb") as handle:
+        write_frame(handle, frame)
     os.replace(tmp, path)
 
 
-def write_sub_mapping(ledger: Ledger, tenant: str, path: Path, pool_id: str | None = None) -> int:
-    """Write ``legacy_id,username,sub`` (mode 0600) for imported and skipped users; return the row count."""
-    outcomes = ledger.outcomes(tenant, pool_id)
+def write_sub_mapping(ledger: Ledger, tenant: str, path: Path, pool_id: str | None = None,
+                      outcomes: pd.DataFrame | None = None) -> int:
+    """Write ``legacy_id,username,sub`` (mode 0600) for imported and skipped users; return the row count.
+
+    ``outcomes``: the ledger's outcomes read after ``reconcile`` (which stores the subs it confirms).
+    """
+    outcomes = _read(ledger, tenant, pool_id, outcomes)
     keep = outcomes["outcome"].isin([Outcome.IMPORTED.value, Outcome.SKIPPED.value]) & outcomes["sub"].notna()
     frame = outcomes.loc[keep, ["legacy_id", "username", "sub"]]
     _write_private_csv(frame, path)
     return len(frame)
+
+
+def _read(ledger: Ledger, tenant: str, pool_id: str | None, outcomes: pd.DataFrame | None) -> pd.DataFrame:
+    return ledger.outcomes(tenant, pool_id) if outcomes is None else outcomes

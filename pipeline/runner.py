@@ -213,9 +213,11 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
     accounting = reconcile(ledger, tenant, plan.source_rows, plan.rejected_ids, pool_id=plan.pool_id,
                            target=target, pages_per_second=settings.target.list_users_pages_per_second)
     sub_path = plan.run_dir / "legacy-id-to-sub.csv"
-    write_sub_mapping(ledger, tenant, sub_path, pool_id=plan.pool_id)
+    outcomes = ledger.outcomes(tenant, plan.pool_id)     # after reconcile: with the subs it confirmed
+    write_sub_mapping(ledger, tenant, sub_path, pool_id=plan.pool_id, outcomes=outcomes)
     write_outcomes(ledger, tenant, plan.run_dir / "rejects.csv", plan.run_dir / "outcomes.csv",
-                   pool_id=plan.pool_id)
+                   pool_id=plan.pool_id, outcomes=outcomes)
+    del outcomes
     report = add_load_outcomes(plan.report, outcomes=_outcomes(result, accounting))
     paths = write_reports(report, plan.run_dir)
     timings["reconcile"] = time.monotonic() - clock

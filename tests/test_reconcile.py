@@ -124,6 +124,9 @@ def test_outcomes_file_joins_each_ids_distinct_reasons_in_order(ledger: Ledger, 
     from pipeline.reconcile import write_outcomes
 
     _outcomes(ledger, [("1", "imported", "ok"), ("2", "failed", "bad phone"), ("9", "imported", "ok")])
+    ledger.record_outcomes("acme", "pool_1", pd.DataFrame(
+        [("3", "imported", "ok", 12), ("4", "failed", "no line", None)],
+        columns=["legacy_id", "outcome", "message", "line"]))
     rejects = pd.DataFrame({
         "legacy_id": ["7", "5", "7", "5", "7", "9"],
         "reason": ["bad_email", "missing", "too_long", "missing", "bad_email", "duplicate"],
@@ -131,7 +134,7 @@ def test_outcomes_file_joins_each_ids_distinct_reasons_in_order(ledger: Ledger, 
     for column in ("tenant", "column", "masked_value", "detail"):
         rejects[column] = ""
     rejects.to_csv(tmp_path / "rejects.csv", index=False)
-    assert write_outcomes(ledger, "acme", tmp_path / "rejects.csv", tmp_path / "outcomes.csv") == 5
+    assert write_outcomes(ledger, "acme", tmp_path / "rejects.csv", tmp_path / "outcomes.csv") == 7
     out = pd.read_csv(tmp_path / "outcomes.csv", dtype=str, keep_default_na=False)
     assert out[["legacy_id", "outcome", "detail"]].values.tolist() == [
         ["7", "rejected", "bad_email;too_long"],
@@ -139,4 +142,8 @@ def test_outcomes_file_joins_each_ids_distinct_reasons_in_order(ledger: Ledger, 
         ["9", "rejected", "duplicate"],        # a rejected id is not also listed with its load outcome
         ["1", "imported", "ok"],
         ["2", "failed", "bad phone"],
+        ["3", "imported", "ok"],
+        ["4", "failed", "no line"],
     ]
+    assert out.set_index("legacy_id")["line"].to_dict() == {     # line numbers as integers, not "12.0"
+        "7": "", "5": "", "9": "", "1": "", "2": "", "3": "12", "4": ""}
