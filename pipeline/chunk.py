@@ -300,17 +300,23 @@ def canonical_attributes(
     """Per row, ``\x1fname=value`` of every non-empty attribute (those non-empty in ``expected``, if given).
 
     The same string built from an import file and from the pool's copy of the user means the pool holds
-    what the file said; booleans compare case-insensitively (U3).
+    what the file said; booleans compare case-insensitively (U3). Built with Arrow kernels, a column at
+    a time (a whole pool goes through here at reconcile).
     """
-    out = pd.Series([""] * len(values), dtype="string")
+    out = pa.array([""] * len(values), pa.string())
     ref = values if expected is None else expected
     for column in attrs:
-        value = values[column].astype("string").fillna("").str.strip().reset_index(drop=True)
+        value = _trimmed(values[column])
         if column.endswith("_verified"):
-            value = value.str.lower()
-        keep = ref[column].astype("string").fillna("").str.strip().reset_index(drop=True).ne("")
-        out = out + ("\x1f" + column + "=" + value).where(keep, "")
-    return out
+            value = pc.utf8_lower(value)
+        keep = pc.not_equal(_trimmed(ref[column]), "")
+        piece = pc.binary_join_element_wise(f"\x1f{column}=", value, "")
+        out = pc.binary_join_element_wise(out, pc.if_else(keep, piece, ""), "")
+    return pd.Series(pd.arrays.ArrowStringArray(out), dtype="string")
+
+
+def _trimmed(column: pd.Series) -> pa.Array:
+    return pc.utf8_trim_whitespace(pc.fill_null(string_array(column.reset_index(drop=True)), ""))
 
 
 def attrs_digest(canonical: pd.Series) -> pd.Series:

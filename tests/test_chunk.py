@@ -122,3 +122,17 @@ def test_keys_mode_and_digest(tmp_path: Path) -> None:
 
 def test_empty_input_writes_nothing(tmp_path: Path) -> None:
     assert write_chunks([valid_frame(0)], HEADER, tmp_path) == []
+
+
+def test_canonical_attributes_and_their_digest_stay_stable() -> None:
+    """The digest is kept in the ledger at harvest and compared at reconcile, possibly by a later version
+    of this tool on a resumed run: the canonical string and its digest must not drift."""
+    from pipeline.chunk import attrs_digest, canonical_attributes
+
+    pool = pd.DataFrame({"name": [" Zoë ", "A"], "email_verified": ["TRUE", None], "custom:x": ["c,d", "x"]})
+    file = pd.DataFrame({"name": ["Zoë", "A"], "email_verified": ["true", ""], "custom:x": ["", "x"]})
+    canonical = canonical_attributes(pool, list(pool.columns), file)
+    # trimmed, booleans lower-cased, attributes empty in the file left out
+    assert canonical.tolist() == ["\x1fname=Zoë\x1femail_verified=true", "\x1fname=A\x1fcustom:x=x"]
+    assert attrs_digest(canonical).tolist() == ["affcd2474f3a1eb3", "170645a4f0b14175"]
+    assert canonical_attributes(file, list(file.columns)).tolist() == canonical.tolist()
