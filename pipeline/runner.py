@@ -252,7 +252,7 @@ class _PrimaryKeys:
                 f"{int(empty.sum())} row(s) of {self.sql_path.name} for tenant {self.mapping.tenant} have no "
                 f"value in the primary key column '{self.mapping.primary_key}' (source.primary_key): every "
                 "user needs its legacy id. Fix the query or the data.", tenant=self.mapping.tenant)
-        self.hashes.append(pd.util.hash_pandas_object(pk, index=False).to_numpy())
+        self.hashes.append(pd.util.hash_pandas_object(pk, index=False, categorize=False).to_numpy())
 
     def check_unique(self) -> None:
         if not self.hashes:
