@@ -11,6 +11,7 @@ Cognito (the default is the local service's full speed, which makes the share a 
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -79,6 +80,9 @@ def main(argv: list[str]) -> dict:
         intervals = [(j["StartDate"].timestamp(), j["CompletionDate"].timestamp())
                      for j in jobs if j.get("StartDate") and j.get("CompletionDate")]
         active = _active_seconds(intervals)
+        ordered = sorted(intervals)
+        gaps = [round(max(0.0, b[0] - a[1]), 2) for a, b in itertools.pairwise(ordered)]
+        durations = [round(e - s, 1) for s, e in ordered]
         load_window = max(e for _, e in intervals) - min(s for s, _ in intervals)
         accounting = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip().startswith("source ")]
         stages = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip().startswith("time: ")]
@@ -86,9 +90,11 @@ def main(argv: list[str]) -> dict:
         result = {"users": n, "chunk_rows": chunk_rows, "service_rate": rate, "wall_s": round(wall, 1),
                   "jobs": len(intervals), "job_active_s": round(active, 1),
                   "share_of_wall": round(active / wall, 3), "share_of_load_stage": round(active / load_window, 3),
+                  "job_seconds": durations, "gaps_between_jobs_s": gaps,
                   "accounting": accounting, "stages": stages, "stage_s": stage_s}
         print(f"  {n:,} users, {len(intervals)} jobs: wall {wall:.1f} s, a job active {active:.1f} s = "
               f"{active / wall:.0%} of the run, {active / load_window:.0%} of the load stage (target >= 90%)")
+        print(f"  jobs (s): {', '.join(map(str, durations))}; gaps between them (s): {', '.join(map(str, gaps))}")
         print(f"  {accounting[0] if accounting else 'no accounting line'}")
         print(f"  {stages[0] if stages else 'no timing line'}", flush=True)
         return result

@@ -163,7 +163,7 @@ def migrate(tenant: TenantOpt = None,
     target = _target(settings, yes=yes)
     # AWS jobs take minutes, so polling every 1-15 s costs nothing; the local service finishes a
     # chunk in seconds, where the same polling would be most of the gap between two jobs.
-    polling = {} if settings.target.is_aws else {"poll_initial_seconds": 0.2, "poll_max_seconds": 1.0,
+    polling = {} if settings.target.is_aws else {"poll_initial_seconds": 0.1, "poll_max_seconds": 1.0,
                                                  "active_wait_seconds": 1.0}
     policy = LoadPolicy(on_failed_job=on_failed_job, keep_files=keep_files, **polling)
     settings.runs_dir.mkdir(parents=True, exist_ok=True)

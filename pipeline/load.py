@@ -70,6 +70,36 @@ class LoadPolicy:
             raise ValueError(f"on_failed_job={self.on_failed_job!r}: write 'stop' or 'continue'")
 
 
+class PollSchedule:
+    """How long to wait before the next DescribeUserImportJob of one job.
+
+    Backoff (``initial`` x1.5 up to ``maximum``), but once the job's counters move, no longer than
+    until the job is expected to end at its average rate so far, and never less than ``initial``. A job
+    is then seen finished at most ~``initial`` late instead of up to ``maximum`` late: that delay is
+    the gap before the next job starts (up to 15 s per job on AWS with plain backoff, up to 1 s
+    locally).
+    """
+
+    def __init__(self, initial: float, maximum: float, rows: int) -> None:
+        self.initial, self.maximum, self.rows = initial, max(initial, maximum), rows
+        self._backoff = initial
+        self._first: tuple[float, int] | None = None   # (time, users done) when progress was first seen
+
+    def next_wait(self, now: float, done: int) -> float:
+        backoff, self._backoff = self._backoff, min(self._backoff * 1.5, self.maximum)
+        if self._first is None:
+            if done > 0:
+                self._first = (now, done)
+            return backoff
+        since, at = self._first
+        if done <= at or now <= since:
+            return backoff
+        if done >= self.rows:
+            return self.initial                      # every row counted: the job is wrapping up
+        expected_end = (self.rows - done) * (now - since) / (done - at)
+        return min(backoff, max(self.initial, expected_end))
+
+
 @dataclass(frozen=True)
 class LoadResult:
     run_id: str
@@ -455,10 +485,11 @@ class _Loader(Harvester):
 
     def _poll(self, chunk: ChunkInfo, job: dict[str, Any]) -> dict[str, Any]:
         job_id = str(job["JobId"])
-        delay = self.policy.poll_initial_seconds
+        schedule = PollSchedule(self.policy.poll_initial_seconds, self.policy.poll_max_seconds, chunk.rows)
         seen: tuple[Any, ...] | None = None
         while True:
             current = self.target.describe_import_job(self.pool_id, job_id)
+            asked = time.monotonic()
             state = (
                 current.get("Status"),
                 current.get("ImportedUsers"),
@@ -483,8 +514,8 @@ class _Loader(Harvester):
             if current.get("Status") in TERMINAL:
                 self.ledger.set_chunk_state(self.tenant, self.pool_id, chunk.sha256, "finished", job_id)
                 return current
-            self.policy.sleep(delay)
-            delay = min(delay * 1.5, self.policy.poll_max_seconds)
+            done = sum(int(current.get(k) or 0) for k in ("ImportedUsers", "SkippedUsers", "FailedUsers"))
+            self.policy.sleep(schedule.next_wait(asked, done))
 
     def _terminal_jobs(self, chunk: ChunkInfo, final: dict[str, Any]) -> list[dict[str, Any]]:
         """Every job of this chunk that ran (oldest first): their logs together settle each user."""

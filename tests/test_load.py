@@ -292,3 +292,28 @@ def test_users_missing_from_the_log_are_settled_by_the_pool(
         list(out.loc[["L1", "L2", "L3"], "message"]) == ["No log line; the user was created by the job."] * 3
     )
     _no_duplicates(target, pool_id, 4)
+
+
+def test_poll_schedule_backs_off_until_the_counters_move() -> None:
+    from pipeline.load import PollSchedule
+
+    schedule = PollSchedule(initial=1.0, maximum=4.0, rows=1_000)
+    waits = [schedule.next_wait(now=float(t), done=0) for t in range(6)]
+    assert waits == [1.0, 1.5, 2.25, 3.375, 4.0, 4.0]
+
+
+def test_poll_schedule_asks_again_when_the_job_should_end() -> None:
+    from pipeline.load import PollSchedule
+
+    schedule = PollSchedule(initial=1.0, maximum=15.0, rows=1_000)
+    assert schedule.next_wait(now=0.0, done=0) == 1.0          # Pending: plain backoff
+    assert schedule.next_wait(now=1.0, done=100) == 1.5        # first progress: no rate yet
+    # 100 users/s since t=1: 750 left -> 7.5 s, but the backoff (2.25 s) still caps the wait
+    assert schedule.next_wait(now=2.5, done=250) == 2.25
+    assert schedule.next_wait(now=4.75, done=475) == 3.375
+    # 350 left at 100/s: 3.5 s, sooner than the backoff's 5.06 s
+    assert schedule.next_wait(now=6.5, done=650) == pytest.approx(3.5)
+    # 20 left: the end is 0.2 s away, but polls stay at least `initial` apart
+    assert schedule.next_wait(now=10.8, done=980) == 1.0
+    # every row counted, the job not yet terminal
+    assert schedule.next_wait(now=11.0, done=1_000) == 1.0
