@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from pipeline.errors import LoadError, MigrationError, ReconcileError
@@ -103,6 +104,10 @@ def _target(settings: Settings, yes: bool, writes: bool = True):
     endpoint = settings.target.endpoint_url or localservice.ensure_running(
         settings.runs_dir.parent / "var", port=settings.target.local_port)
     err.print(f"Target: local Cognito import service at {endpoint}")
+    other = None if settings.target.endpoint_url else localservice.other_checkout(endpoint)
+    if other:
+        err.print(f"[yellow]note: that service was started from another checkout ({escape(other)}) and runs its "
+                  f"code; run `make stop-cognito` there, or set LOCAL_COGNITO_PORT to use a service of this one.")
     return CognitoTarget.from_settings(settings.target, endpoint_url=endpoint)
 
 

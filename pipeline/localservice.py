@@ -30,6 +30,21 @@ def is_healthy(endpoint_url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def other_checkout(endpoint_url: str, timeout: float = 1.0) -> str | None:
+    """The checkout a healthy local service at ``endpoint_url`` runs from, when it is not this one.
+
+    ``ensure_running`` uses whatever service answers on the port; one started from another clone of
+    the project runs that clone's code, which may differ from this one's.
+    """
+    try:
+        with urllib.request.urlopen(f"{endpoint_url}/_localcognito/health", timeout=timeout) as resp:
+            theirs = json.loads(resp.read() or b"{}").get("checkout")
+    except (urllib.error.URLError, OSError, ValueError, AttributeError):
+        return None
+    ours = str(Path(__file__).resolve().parent.parent)
+    return theirs if isinstance(theirs, str) and Path(theirs) != Path(ours) else None
+
+
 def ensure_running(var_dir: Path, port: int = DEFAULT_LOCAL_PORT, wait_seconds: float = 30.0) -> str:
     """Return the endpoint of a healthy local service on ``port``, starting one if none answers."""
     endpoint = f"http://127.0.0.1:{port}"

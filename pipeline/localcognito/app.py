@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -36,6 +38,10 @@ from pipeline.localcognito.jobs import Job, JobStore
 from pipeline.localcognito.listing import list_users_page, may_write, note_change, parse_filter
 from pipeline.localcognito.operations import OPERATIONS, Context, ImportOperations
 from pipeline.localcognito.processing import ImportWorker
+
+# The project checkout this service runs from (``make migrate`` warns when the service on its port
+# belongs to another checkout, whose code may differ).
+CHECKOUT = str(Path(__file__).resolve().parents[2])
 
 TARGET_PREFIX = "AWSCognitoIdentityProviderService."
 _SCOPE = re.compile(r"Credential=[^/]+/[0-9]+/([^/]+)/")
@@ -211,7 +217,8 @@ class LocalCognitoApp:
         method = environ.get("REQUEST_METHOD", "GET")
         try:
             if what == "health" and method == "GET":
-                out = {"status": "ok", "settings": self.service.settings()}
+                out = {"status": "ok", "settings": self.service.settings(), "checkout": CHECKOUT,
+                       "pid": os.getpid()}
             elif what == "config" and method == "POST":
                 self.service.configure(**json.loads(_read_body(environ) or b"{}"))
                 out = {"status": "ok", "settings": self.service.settings()}
