@@ -21,13 +21,18 @@ from pipeline.errors import ConfigError
 from pipeline.settings import DEFAULT_LOCAL_PORT
 
 
-def is_healthy(endpoint_url: str, timeout: float = 1.0) -> bool:
+def _health(endpoint_url: str, timeout: float) -> dict | None:
+    """The service's health answer, or None when nothing (or another program) answers."""
     try:
         with urllib.request.urlopen(f"{endpoint_url}/_localcognito/health", timeout=timeout) as resp:
-            json.loads(resp.read() or b"{}")    # a JSON answer: our service, not another program
-            return resp.status == 200
+            answer = json.loads(resp.read() or b"{}")    # a JSON answer: our service, not another program
+            return answer if resp.status == 200 and isinstance(answer, dict) else None
     except (urllib.error.URLError, OSError, ValueError):
-        return False
+        return None
+
+
+def is_healthy(endpoint_url: str, timeout: float = 1.0) -> bool:
+    return _health(endpoint_url, timeout) is not None
 
 
 def other_checkout(endpoint_url: str, timeout: float = 1.0) -> str | None:
@@ -36,11 +41,7 @@ def other_checkout(endpoint_url: str, timeout: float = 1.0) -> str | None:
     ``ensure_running`` uses whatever service answers on the port; one started from another clone of
     the project runs that clone's code, which may differ from this one's.
     """
-    try:
-        with urllib.request.urlopen(f"{endpoint_url}/_localcognito/health", timeout=timeout) as resp:
-            theirs = json.loads(resp.read() or b"{}").get("checkout")
-    except (urllib.error.URLError, OSError, ValueError, AttributeError):
-        return None
+    theirs = (_health(endpoint_url, timeout) or {}).get("checkout")
     ours = str(Path(__file__).resolve().parent.parent)
     return theirs if isinstance(theirs, str) and Path(theirs) != Path(ours) else None
 
