@@ -248,9 +248,28 @@ def test_schema_checks_are_named_by_reason() -> None:
                           contract)
     with pytest.raises(pandera.errors.SchemaErrors) as exc:
         schema.validate(frame, lazy=True)
-    cases = exc.value.failure_cases
-    assert set(cases["check"]) == {"invalid_number", "invalid_email"}
-    assert set(cases["index"]) == {0}
+    cases = exc.value.failure_cases     # one line per failed check: the rows are in check_output
+    assert set(zip(cases["column"], cases["check"])) == {("custom:score", "invalid_number"),
+                                                         ("email", "invalid_email")}
+    assert [list(err.check_output) for err in exc.value.schema_errors] == [[False], [False]]
+
+
+def test_schema_still_checks_column_dtypes_and_leaves_other_schemas_alone() -> None:
+    """The lean backends (validation/backend.py) skip failure-case tables, not the dtype rule; a plain
+    pandera schema in the same process keeps its full failure cases."""
+    contract = pf.contract("custom")
+    frame = prepare_frame(pf.frame([pf.good_row("custom", 1)]), contract)
+    frame["updated_at"] = pd.Series([5], dtype="int64")
+    with pytest.raises(pandera.errors.SchemaErrors) as exc:
+        build_schema(contract).validate(frame, lazy=True)
+    assert "WRONG_DATATYPE" in exc.value.error_counts
+    assert "expected series 'updated_at' to have type string[pyarrow], got int64" in str(exc.value)
+
+    plain = pa.DataFrameSchema({"n": pa.Column(int, pa.Check.ge(0))})
+    with pytest.raises(pandera.errors.SchemaErrors) as exc:
+        plain.validate(pd.DataFrame({"n": [1, -2, -3]}), lazy=True)
+    assert list(exc.value.failure_cases["failure_case"]) == [-2, -3]
+    assert list(exc.value.failure_cases["index"]) == [1, 2]
 
 
 def test_missing_header_column_in_input_is_empty() -> None:

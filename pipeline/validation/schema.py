@@ -15,7 +15,6 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 import pyarrow.compute as pc
 
 from pipeline.arrowtext import all_empty, arrow
@@ -23,21 +22,19 @@ from pipeline.contract import MFA_ENABLED, USERNAME, VERIFIABLE, VERIFIED_FLAG, 
 from pipeline.csvdialect import MAX_ROW_CHARS, MAX_VALUE_BYTES
 from pipeline.reasons import Reason
 from pipeline.validation import rules
+from pipeline.validation.backend import PoolCheck, PoolColumn, PoolSchema
 
 STRING = pd.StringDtype("pyarrow")
 META_COLUMNS = ("_legacy_id", "_tenant")
 ROW = ""   # the rejects ``column`` of a rule about the whole row
-ROW_EXAMPLES = 5
 
 
 def _check(reason: Reason, fn: Callable[..., np.ndarray], detail: str, column: str | None = None,
-           blank_passes: bool = True) -> pa.Check:
+           blank_passes: bool = True) -> PoolCheck:
     """A vectorised pandera check whose name is the Reason value.
 
-    Every check keeps only ``ROW_EXAMPLES`` failure cases: the validator takes the failing rows from
-    the check's boolean output, so pandera's failure-case table only needs examples. Building it in
-    full cost ~8% of the plan stage at 1M rows (a row check lists a failing row once per column of
-    the frame through a row-by-row transpose: ~0.1 ms per failing row, 10 s for 100k).
+    The validator takes the failing rows from the check's boolean output, so the check builds no
+    failure-case table (``backend.PoolCheck``).
     """
 
     def run(obj: pd.Series | pd.DataFrame) -> pd.Series:
@@ -45,8 +42,7 @@ def _check(reason: Reason, fn: Callable[..., np.ndarray], detail: str, column: s
             return pd.Series(True, index=obj.index, dtype=bool)     # most optional columns: no work
         return pd.Series(fn(obj), index=obj.index, dtype=bool)
 
-    return pa.Check(run, name=reason.value, title=column, description=detail, ignore_na=False,
-                    n_failure_cases=ROW_EXAMPLES)
+    return PoolCheck(run, name=reason.value, title=column, description=detail, ignore_na=False)
 
 
 def prepare_frame(frame: pd.DataFrame, contract: PoolContract) -> pd.DataFrame:
@@ -69,16 +65,16 @@ def prepare_frame(frame: pd.DataFrame, contract: PoolContract) -> pd.DataFrame:
     return pd.DataFrame(data, index=index)
 
 
-def build_schema(contract: PoolContract) -> pa.DataFrameSchema:
+def build_schema(contract: PoolContract) -> PoolSchema:
     """Compile the pool's rules (import-rules section A and F) into one pandera schema."""
-    columns = {col: pa.Column(STRING, checks=_column_checks(contract, col), nullable=False,
+    columns = {col: PoolColumn(STRING, checks=_column_checks(contract, col), nullable=False,
                               required=True, coerce=False)
                for col in contract.csv_header}
-    return pa.DataFrameSchema(columns, checks=_row_checks(contract), strict=False, coerce=False,
+    return PoolSchema(columns, checks=_row_checks(contract), strict=False, coerce=False,
                               name=f"pool {contract.user_pool_id}")
 
 
-def _column_checks(contract: PoolContract, col: str) -> list[pa.Check]:
+def _column_checks(contract: PoolContract, col: str) -> list[PoolCheck]:
     spec = contract.spec(col)
     checks = [
         _check(Reason.UNCARRIABLE_VALUE, rules.carriable,
@@ -137,7 +133,7 @@ def _column_checks(contract: PoolContract, col: str) -> list[pa.Check]:
     return checks
 
 
-def _username_checks(contract: PoolContract) -> list[pa.Check]:
+def _username_checks(contract: PoolContract) -> list[PoolCheck]:
     checks = [_check(Reason.INVALID_USERNAME, rules.valid_username,
                      "must be 1-128 letters, marks, symbols, digits or punctuation (no spaces or "
                      "control characters)")]
@@ -159,9 +155,9 @@ def _username_checks(contract: PoolContract) -> list[pa.Check]:
     return checks
 
 
-def _row_checks(contract: PoolContract) -> list[pa.Check]:
+def _row_checks(contract: PoolContract) -> list[PoolCheck]:
     header = list(contract.csv_header)
-    checks: list[pa.Check] = []
+    checks: list[PoolCheck] = []
     for attr, flag in VERIFIABLE:
         if attr in header and flag in header:
             checks.append(_check(
