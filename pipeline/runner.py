@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +31,14 @@ from pipeline.errors import ConfigError, ContractError, ExtractError, Validation
 from pipeline.extract import stream_partitions
 from pipeline.ledger import Ledger
 from pipeline.load import LoadPolicy, run_load
-from pipeline.mapping import TenantMapping, apply_mapping, check_header, check_source_columns, load_mapping
+from pipeline.mapping import (
+    MappedPartition,
+    TenantMapping,
+    apply_mapping,
+    check_header,
+    check_source_columns,
+    load_mapping,
+)
 from pipeline.reasons import REJECT_COLUMNS
 from pipeline.reconcile import Accounting, reconcile, write_outcomes, write_sub_mapping
 from pipeline.report import QualityStats, add_load_outcomes, build_plan_report, write_reports
@@ -142,17 +151,17 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     with open_source(settings.source_url) as source, closing(stream_partitions(
             source, settings.sql_dir / mapping.sql_file, mapping.params, mapping.partition_rows)) as parts:
         # closing(): a mistake found mid-stream ends the COPY before the connection closes
-        for frame in parts:
+        def inspect(frame: pd.DataFrame) -> None:
+            nonlocal checked_columns
             if not checked_columns:
                 check_source_columns(mapping, list(frame.columns))
                 checked_columns = True
             keys.add(frame)
-            rows = len(frame)
-            mapped = apply_mapping(mapping, frame)
-            del frame        # each stage's input is let go once the next has it (peak RSS at 1M rows)
+
+        for rows, mapped in _mapped_ahead(parts, mapping, inspect):
             checked = validator.validate(mapped.frame)
             rejects = pd.concat([mapped.rejects, checked.rejects], ignore_index=True)
-            del mapped
+            del mapped       # each stage's input is let go once the next has it (peak RSS at 1M rows)
             _write_rejects(rejects_path, rejects)
             rejected.append(rejects["legacy_id"].astype(_STRING))
             stats.add_partition(rows, len(checked.valid), rejects)
@@ -233,6 +242,30 @@ def _outcomes(result: Any, accounting: Accounting) -> dict[str, Any]:
         "jobs": [dict(j) for j in getattr(result, "jobs", [])],
         "accounting_ok": accounting.ok,
     }
+
+
+def _mapped_ahead(parts: Iterator[pd.DataFrame], mapping: TenantMapping,
+                  inspect: Callable[[pd.DataFrame], None]) -> Iterator[tuple[int, MappedPartition]]:
+    """(rows, mapped partition) in order; partition k+1 is mapped on a second thread while the caller
+    validates partition k. The mapping is mostly Arrow kernels, which run without the GIL, while
+    pandera's checks mostly hold it. ``inspect`` sees every raw partition first."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="map") as mapper:
+        waiting: tuple[int, Future[MappedPartition]] | None = None
+        for frame in parts:
+            inspect(frame)
+            submitted = (len(frame), mapper.submit(apply_mapping, mapping, frame))
+            del frame
+            if waiting is not None:
+                rows, mapped = waiting[0], waiting[1].result()
+                waiting = None           # only the caller holds the mapped partition
+                yield rows, mapped
+                del mapped
+            waiting = submitted
+            del submitted
+        if waiting is not None:
+            rows, mapped = waiting[0], waiting[1].result()
+            waiting = None
+            yield rows, mapped
 
 
 class _PrimaryKeys:
