@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.ahead import ahead
 from pipeline.arrowtext import has_bytes, string_array
 from pipeline.csvdialect import ESCAPED_SEPARATOR, MAX_FILE_BYTES, MAX_FILE_USERS, MAX_ROW_CHARS, SEPARATOR
 from pipeline.csvwrite import data_view, write_frame
@@ -76,10 +77,8 @@ def write_chunks(
         raise ChunkError(f"max_bytes={max_bytes} leaves no room for a single user after the header.")
     writer = _Writer(out_dir, header_line, max_bytes)
     remaining_canary = max(0, int(canary_rows))
-    for frame in frames:
-        if frame.empty:
-            continue
-        lines, keys = _encode(frame, header)
+    # the next frame's lines are encoded (Arrow kernels, no GIL) while this one's are written
+    for lines, keys in ahead((f for f in frames if not f.empty), lambda f: _encode(f, header), name="encode"):
         nbytes = np.asarray(pc.binary_length(lines).to_numpy(zero_copy_only=False), dtype=np.int64)
         start = 0
         while start < len(lines):

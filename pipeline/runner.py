@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import chunk as chunking
+from pipeline.ahead import ahead
 from pipeline.cognito import CognitoTarget
 from pipeline.contract import PoolContract
 from pipeline.csvwrite import write_frame
@@ -151,14 +150,16 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     with open_source(settings.source_url) as source, closing(stream_partitions(
             source, settings.sql_dir / mapping.sql_file, mapping.params, mapping.partition_rows)) as parts:
         # closing(): a mistake found mid-stream ends the COPY before the connection closes
-        def inspect(frame: pd.DataFrame) -> None:
+        def map_partition(frame: pd.DataFrame) -> tuple[int, MappedPartition]:
             nonlocal checked_columns
             if not checked_columns:
                 check_source_columns(mapping, list(frame.columns))
                 checked_columns = True
             keys.add(frame)
+            return len(frame), apply_mapping(mapping, frame)
 
-        for rows, mapped in _mapped_ahead(parts, mapping, inspect):
+        # partition k+1 is mapped (mostly Arrow kernels, no GIL) while partition k is validated
+        for rows, mapped in ahead(parts, map_partition, name="map"):
             checked = validator.validate(mapped.frame)
             rejects = pd.concat([mapped.rejects, checked.rejects], ignore_index=True)
             del mapped       # each stage's input is let go once the next has it (peak RSS at 1M rows)
@@ -242,30 +243,6 @@ def _outcomes(result: Any, accounting: Accounting) -> dict[str, Any]:
         "jobs": [dict(j) for j in getattr(result, "jobs", [])],
         "accounting_ok": accounting.ok,
     }
-
-
-def _mapped_ahead(parts: Iterator[pd.DataFrame], mapping: TenantMapping,
-                  inspect: Callable[[pd.DataFrame], None]) -> Iterator[tuple[int, MappedPartition]]:
-    """(rows, mapped partition) in order; partition k+1 is mapped on a second thread while the caller
-    validates partition k. The mapping is mostly Arrow kernels, which run without the GIL, while
-    pandera's checks mostly hold it. ``inspect`` sees every raw partition first."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="map") as mapper:
-        waiting: tuple[int, Future[MappedPartition]] | None = None
-        for frame in parts:
-            inspect(frame)
-            submitted = (len(frame), mapper.submit(apply_mapping, mapping, frame))
-            del frame
-            if waiting is not None:
-                rows, mapped = waiting[0], waiting[1].result()
-                waiting = None           # only the caller holds the mapped partition
-                yield rows, mapped
-                del mapped
-            waiting = submitted
-            del submitted
-        if waiting is not None:
-            rows, mapped = waiting[0], waiting[1].result()
-            waiting = None
-            yield rows, mapped
 
 
 class _PrimaryKeys:
