@@ -7,6 +7,8 @@ line breaks, backslashes, tabs and doubled spaces are rare in real columns.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -47,6 +49,11 @@ def has_bytes(s: pd.Series | pa.Array | pa.ChunkedArray, chars: bytes) -> bool:
 def has_substring(s: pd.Series, needle: bytes) -> bool:
     """Like ``has_bytes`` for a byte sequence (such as two spaces)."""
     return any(raw.find(needle) >= 0 for raw in _data(s))
+
+
+def has_match(s: pd.Series, pattern: re.Pattern[bytes]) -> bool:
+    """Like ``has_bytes`` for a bytes regex searched over the whole buffer (one pass for many needles)."""
+    return any(pattern.search(raw) is not None for raw in _data(s))
 
 
 def has_non_ascii(s: pd.Series) -> bool:

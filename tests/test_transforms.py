@@ -173,3 +173,24 @@ def test_constant() -> None:
 def test_run_steps_applies_in_order() -> None:
     result = tf.run_steps(S([" A@B.C "]), [("trim", {}), ("lower", {})])
     assert out(result) == ["a@b.c"]
+
+
+def test_collapse_spaces_finds_unicode_spaces_in_non_ascii_columns() -> None:
+    """The byte scan that lets most non-ASCII columns skip the regex must still find every space."""
+    for space in ["\u3000", "\u00a0", "\u2007", "\u202f"]:
+        assert out(tf.collapse_spaces(S([f"山田{space}太郎", "Müller"]))) == ["山田 太郎", "Müller"]
+    assert out(tf.collapse_spaces(S(["山田太郎", " Ünal "]))) == ["山田太郎", "Ünal"]
+
+
+def test_the_byte_scan_knows_every_non_ascii_character_of_the_spaces_class() -> None:
+    import re
+
+    in_class = {chr(c) for c in range(0x80, 0x110000) if re.fullmatch(tf.SPACES, chr(c))}
+    scanned = {chr(c) for c in range(0x80, 0x110000)
+               if not 0xD800 <= c <= 0xDFFF and tf.UNICODE_SPACE_BYTES.search(chr(c).encode())}
+    assert in_class == scanned
+
+
+def test_template_of_literals_only_is_the_same_text_on_every_row() -> None:
+    result = tf.render_template("{{x}}  y ", {}, pd.RangeIndex(2))
+    assert out(result) == ["{x} y", "{x} y"]

@@ -249,8 +249,8 @@ def test_schema_checks_are_named_by_reason() -> None:
     with pytest.raises(pandera.errors.SchemaErrors) as exc:
         schema.validate(frame, lazy=True)
     cases = exc.value.failure_cases     # one line per failed check: the rows are in check_output
-    assert set(zip(cases["column"], cases["check"])) == {("custom:score", "invalid_number"),
-                                                         ("email", "invalid_email")}
+    failed = set(zip(cases["column"], cases["check"], strict=True))
+    assert failed == {("custom:score", "invalid_number"), ("email", "invalid_email")}
     assert [list(err.check_output) for err in exc.value.schema_errors] == [[False], [False]]
 
 

@@ -7,6 +7,7 @@ validation rejects it with its own reason and the value the user recognises; not
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import has_bytes, has_non_ascii, has_substring, non_ascii, string_array
+from pipeline.arrowtext import has_bytes, has_match, has_non_ascii, has_substring, non_ascii, string_array
 from pipeline.mapping.phones import to_e164
 
 STRING = "string[pyarrow]"
@@ -41,6 +42,8 @@ _EPOCH = pd.Timestamp(0, tz="UTC")
 # Runs of horizontal whitespace (not line breaks). Spelt out, not [^\S\r\n]: pandas runs patterns with
 # \s, \S or \d through Python's re value by value instead of pyarrow's RE2.
 SPACES = "[ \t\f\v\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+"
+# The non-ASCII characters of SPACES as UTF-8 bytes, to scan a column's buffer for them in one pass.
+UNICODE_SPACE_BYTES = re.compile(rb"\xc2\xa0|\xe1\x9a\x80|\xe2\x80[\x80-\x8a\xaf]|\xe2\x81\x9f|\xe3\x80\x80")
 
 
 def as_string(values: pd.Series) -> pd.Series:
@@ -71,10 +74,12 @@ def nfkc(values: pd.Series) -> pd.Series:
 def collapse_spaces(values: pd.Series) -> pd.Series:
     """Runs of spaces and tabs become one space, then trim. Line breaks are left to the newline policy.
 
-    The regex runs only on columns that may hold such a run (a tab-like byte, two spaces, or non-ASCII
-    text, where the Unicode spaces live); elsewhere it could not change a value."""
+    The regex runs only on columns that may hold such a run (a tab-like byte, two spaces, or one of
+    the Unicode spaces, each found by a byte scan of the column's buffer); elsewhere it could not change
+    a value. Japanese or German names are non-ASCII but seldom hold a Unicode space."""
     s = as_string(values)
-    if has_bytes(s, b"\t\f\v") or has_substring(s, b"  ") or has_non_ascii(s):
+    if (has_bytes(s, b"\t\f\v") or has_substring(s, b"  ")
+            or (has_non_ascii(s) and has_match(s, UNICODE_SPACE_BYTES))):
         s = s.str.replace(SPACES, " ", regex=True)
     return s.str.strip()
 
@@ -115,10 +120,10 @@ def date(values: pd.Series) -> pd.Series:
     month_days = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype="float64")
     in_month = (m >= 1) & (m <= 12)
     dim = np.where(in_month, month_days[np.where(in_month, m, 0).astype(int)], 0) + (leap & (m == 2))
-    ok = pd.Series(in_month & (d >= 1) & (d <= dim) & (y >= 1), index=s.index)
-    yy, mm, dd = (pd.Series(pd.arrays.ArrowStringArray(f.cast(pa.string())), index=s.index) for f in fields)
-    formatted = mm.str.zfill(2) + "/" + dd.str.zfill(2) + "/" + yy
-    return formatted.where(ok, s).astype(STRING)
+    ok = pa.array(in_month & (d >= 1) & (d <= dim) & (y >= 1))
+    yy, mm, dd = (f.cast(pa.string()) for f in fields)
+    formatted = pc.binary_join_element_wise(pc.utf8_lpad(mm, 2, "0"), pc.utf8_lpad(dd, 2, "0"), yy, "/")
+    return pd.Series(pd.arrays.ArrowStringArray(pc.if_else(ok, formatted, arr)), index=s.index)
 
 
 def epoch(values: pd.Series) -> pd.Series:
@@ -161,21 +166,23 @@ def render_template(template: str, columns: Mapping[str, pd.Series], index: pd.I
     spaces and trim.
 
     The result is NA when every column the template names is NA (so "{first_name} {last_name}" of a
-    user with no name is no value, not a lone space).
+    user with no name is no value, not a lone space). One Arrow join for the whole template.
     """
-    out = pd.Series("", index=index, dtype=STRING)
-    any_value = pd.Series(False, index=index)
-    names = False
+    parts: list[Any] = []
+    present = None
     for literal, field, _, _ in string.Formatter().parse(template):
         if literal:
-            out = out + literal
+            parts.append(pa.scalar(literal, pa.string()))
         if field is not None:
-            names = True
-            col = as_string(columns[field]).str.strip()
-            any_value |= col.notna()
-            out = out + col.fillna("")
-    out = collapse_spaces(out)
-    return out.where(any_value, pd.NA) if names else out
+            col = pc.utf8_trim_whitespace(string_array(columns[field]))
+            present = pc.is_valid(col) if present is None else pc.or_(present, pc.is_valid(col))
+            parts.append(pc.fill_null(col, ""))
+    if present is None:      # literals only: the same text on every row
+        return collapse_spaces(constant(template.replace("{{", "{").replace("}}", "}"), index))
+    joined = pd.Series(pd.arrays.ArrowStringArray(pc.binary_join_element_wise(*parts, "")), index=index)
+    out = collapse_spaces(joined)
+    return pd.Series(pd.arrays.ArrowStringArray(
+        pc.if_else(present, string_array(out), pa.scalar(None, pa.string()))), index=index)
 
 
 def constant(value: str, index: pd.Index) -> pd.Series:
