@@ -286,3 +286,14 @@ def test_email_username_pools_need_the_username_to_be_the_email() -> None:
     part = run("email_username", good, other)
     assert list(part.valid["_legacy_id"]) == ["1"]
     assert lines(part.rejects, "2") == {("invalid_username", "cognito:username", "s***")}
+
+
+@pytest.mark.parametrize("limit", [0, 5, 9, 10, 11, 40, 16_000])
+def test_row_fits_agrees_with_the_exact_line_length_whichever_path_it_takes(limit) -> None:
+    """row_fits decides from a per-column bound when it can; either way it must equal the exact count."""
+    from pipeline.validation import rules
+
+    frame = pd.DataFrame({"a": ["x,y", "", "ÄÖ,", "plain"], "b": ["", "", "", ""], "c": ["1", "22", ",", "山田"]},
+                         dtype="string[pyarrow]")
+    exact = rules.csv_line_length(frame, ["a", "b", "c"]) <= limit
+    assert list(rules.row_fits(frame, ["a", "b", "c"], limit)) == list(exact)

@@ -40,18 +40,17 @@ def _metadata(schema_name: str | None, errors: list[SchemaError]) -> FailureCase
     """pandera's summary of lazily collected errors, with one failure-case line per failed check."""
     handler = ErrorHandler()
     handler.collect_errors(errors)
-    lines = [{
-        "schema_context": type(err.schema).__name__,
-        "column": getattr(err.schema, "name", None),
-        "check": getattr(err.check, "name", None) or str(err.check),
-        "check_number": err.check_index,
-        "failure_case": None,
-        "index": None,
-    } for err in errors]
+    lines = {
+        "schema_context": [type(err.schema).__name__ for err in errors],
+        "column": [getattr(err.schema, "name", None) for err in errors],
+        "check": [getattr(err.check, "name", None) or str(err.check) for err in errors],
+        "check_number": [err.check_index for err in errors],
+        "failure_case": [None] * len(errors),
+        "index": [None] * len(errors),
+    }
     summary = handler.summarize(schema_name=schema_name) if handler.collected_errors else {}
     return FailureCaseMetadata(
-        failure_cases=pd.DataFrame(lines, columns=["schema_context", "column", "check", "check_number",
-                                                   "failure_case", "index"]),
+        failure_cases=pd.DataFrame(lines),
         message=_plain(summary),
         error_counts=dict(Counter(e["reason_code"].name for e in handler.collected_errors)),
     )

@@ -181,7 +181,7 @@ def _row_checks(contract: PoolContract) -> list[PoolCheck]:
             f"the pool signs users in by {' or '.join(signs_in_by)}: cognito:username must equal that value",
             column=USERNAME))
     checks.append(_check(
-        Reason.ROW_TOO_LONG, lambda df: rules.csv_line_length(df, header) <= MAX_ROW_CHARS,
+        Reason.ROW_TOO_LONG, lambda df: rules.row_fits(df, header, MAX_ROW_CHARS),
         f"the CSV line would be longer than {MAX_ROW_CHARS:,} characters", column=ROW))
     return checks
 
