@@ -43,7 +43,7 @@ def _snapshot(path: Path) -> None:
     from pipeline.cognito import CognitoTarget
     from pipeline.localcognito import LocalCognito
     from pipeline.mapping import load_mapping
-    from pipeline.runner import read_contract
+    from pipeline.plan import read_contract
     from pipeline.settings import TargetSettings
 
     with LocalCognito(port=0) as svc:

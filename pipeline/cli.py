@@ -116,8 +116,8 @@ def report(tenant: TenantOpt = None,
            contract_snapshot: Annotated[Path | None, typer.Option(
                help="Plan offline against a saved pool snapshot (see save-contract)")] = None) -> None:
     """Data-quality report and would-be import files per tenant; touches no import job."""
+    from pipeline.plan import plan_tenant
     from pipeline.report import render_terminal
-    from pipeline.runner import plan_tenant
 
     settings = load_settings()
     tenants = _tenants(settings, tenant)
@@ -139,7 +139,7 @@ def save_contract(tenant: Annotated[str, typer.Option("--tenant", "-t")],
                   path: Annotated[Path, typer.Option("--out", help="Where to write the snapshot JSON")]) -> None:
     """Save the tenant pool's GetCSVHeader + DescribeUserPool for offline planning."""
     from pipeline.mapping import load_mapping
-    from pipeline.runner import read_contract, resolve_pool
+    from pipeline.plan import read_contract, resolve_pool
 
     settings = load_settings()
     _tenants(settings, [tenant])

@@ -1,83 +1,26 @@
-"""Compose the stages into the two things users run: a plan (report) and a migrate.
-
-``plan_tenant``: extract -> map -> validate -> stage -> whole-tenant duplicates -> chunk files ->
-report. It never touches an import job. ``migrate_tenant``: a plan, the gate, then load, reconcile and
-the full run report. Stages hand over files on disk (``runs/<tenant>/<plan id>/``), so a crashed run
+"""``migrate_tenant``: a plan (``pipeline.plan``), the rejection gate, then load, reconcile and the
+full run report. Stages hand over files on disk (``runs/<tenant>/<plan id>/``), so a crashed run
 resumes from the ledger and the chunk files' sha256, not from memory.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
-from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
-import pandas as pd
-
-from pipeline import chunk as chunking
-from pipeline.ahead import ahead
 from pipeline.cognito import CognitoTarget
-from pipeline.contract import PoolContract
-from pipeline.csvwrite import write_frame
-from pipeline.db import open_source
-from pipeline.errors import ConfigError, ContractError, ExtractError, ValidationGateError
-from pipeline.extract import stream_partitions
+from pipeline.errors import ValidationGateError
 from pipeline.ledger import Ledger
 from pipeline.load import LoadPolicy, run_load
-from pipeline.mapping import (
-    MappedPartition,
-    TenantMapping,
-    apply_mapping,
-    check_header,
-    check_source_columns,
-    load_mapping,
-)
-from pipeline.reasons import REJECT_COLUMNS
+from pipeline.plan import PlanResult, Progress, plan_tenant, read_contract, resolve_pool
 from pipeline.reconcile import Accounting, reconcile, write_outcomes, write_sub_mapping
-from pipeline.report import QualityStats, add_load_outcomes, build_plan_report, write_reports
+from pipeline.report import add_load_outcomes, write_reports
 from pipeline.settings import Settings
-from pipeline.staging import Staging
-from pipeline.validate import TenantValidator
 
-_STRING = pd.StringDtype("pyarrow")
-
-
-class Progress(Protocol):
-    """What the runner reports while it works; the CLI draws progress bars from it."""
-
-    def rows(self, tenant: str, stage: str, n: int) -> None: ...
-    def note(self, tenant: str, message: str) -> None: ...
-
-
-class _Silent:
-    def rows(self, tenant: str, stage: str, n: int) -> None:
-        pass
-
-    def note(self, tenant: str, message: str) -> None:
-        pass
-
-
-@dataclass(frozen=True)
-class PlanResult:
-    tenant: str
-    run_dir: Path
-    pool_id: str
-    contract: PoolContract
-    report: dict[str, Any]
-    chunks: list[Any]
-    source_rows: int
-    rejected_ids: pd.Series          # unique legacy ids (string[pyarrow]) rejected by mapping or validation
-    report_paths: dict[str, Path] = field(default_factory=dict)
-
-    @property
-    def gate_passed(self) -> bool:
-        return bool(self.report["gate"]["passed"])
+__all__ = ["MigrateResult", "PlanResult", "Progress", "migrate_tenant", "plan_tenant", "read_contract",
+           "resolve_pool"]
 
 
 @dataclass(frozen=True)
@@ -88,117 +31,6 @@ class MigrateResult:
     sub_mapping: Path | None
     stop_reason: str | None = None
     timings: dict[str, float] = field(default_factory=dict)   # seconds per stage: plan, load, reconcile
-
-
-def resolve_pool(target: CognitoTarget, mapping: TenantMapping, settings: Settings) -> str:
-    """The tenant's pool id: named in its mapping or the environment on AWS; found or created locally."""
-    if settings.target.is_aws:
-        pool_id = mapping.pool.get("user_pool_id") or settings.target.user_pool_id
-        if not pool_id:
-            raise ConfigError(f"No pool for tenant {mapping.tenant} on AWS: set pool.user_pool_id in its "
-                              "mapping file or COGNITO_USER_POOL_ID.", tenant=mapping.tenant)
-        return str(pool_id)
-    local = mapping.pool.get("local")
-    if not local:
-        raise ConfigError(f"Tenant {mapping.tenant} has no pool.local definition for the local Cognito "
-                          "service: add the CreateUserPool parameters under pool.local in its mapping file.",
-                          tenant=mapping.tenant)
-    return target.find_or_create_local_pool(dict(local))
-
-
-def read_contract(target: CognitoTarget, pool_id: str) -> PoolContract:
-    """The pool's rules, read live: GetCSVHeader and DescribeUserPool."""
-    return PoolContract.from_responses({"UserPoolId": pool_id, "CSVHeader": target.get_csv_header(pool_id)},
-                                       {"UserPool": target.describe_user_pool(pool_id)})
-
-
-def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None,
-                contract_snapshot: Path | None = None, progress: Progress | None = None,
-                run_id: str | None = None) -> PlanResult:
-    """Everything up to the import files and the data-quality report, touching no import job."""
-    progress = progress or _Silent()
-    mapping = load_mapping(settings.mappings_dir, tenant)
-    if contract_snapshot is not None:
-        contract = PoolContract.from_snapshot(contract_snapshot)
-        pool_id = contract.user_pool_id
-    else:
-        assert target is not None
-        pool_id = resolve_pool(target, mapping, settings)
-        contract = read_contract(target, pool_id)
-    problems = contract.problems()
-    if problems:
-        raise ContractError(f"Pool {pool_id} cannot take an import: " + "; ".join(problems), tenant=tenant)
-    check_header(mapping, list(contract.csv_header))
-
-    run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    run_dir = settings.runs_dir / tenant / run_id
-    staging = run_dir / "staging"
-    staging.mkdir(parents=True, exist_ok=True)
-    for private in (settings.runs_dir, run_dir.parent, run_dir):   # staged rows and chunks hold PII
-        private.chmod(0o700)
-    contract.to_snapshot(run_dir / "contract.json")
-    rejects_path = run_dir / "rejects.csv"
-    _write_rejects(rejects_path, pd.DataFrame(columns=REJECT_COLUMNS), header=True)
-
-    staged = Staging(staging)
-    validator = TenantValidator(contract, mapping.duplicates, rows=staged)
-    stats = QualityStats()
-    source_rows = 0
-    rejected: list[pd.Series] = []   # legacy ids as string[pyarrow]: ~10 bytes each, not a Python set
-    checked_columns = False
-    keys = _PrimaryKeys(mapping, settings.sql_dir / mapping.sql_file)
-    with open_source(settings.source_url) as source, closing(stream_partitions(
-            source, settings.sql_dir / mapping.sql_file, mapping.params, mapping.partition_rows)) as parts:
-        # closing(): a mistake found mid-stream ends the COPY before the connection closes
-        def map_partition(frame: pd.DataFrame) -> tuple[int, MappedPartition]:
-            nonlocal checked_columns
-            if not checked_columns:
-                check_source_columns(mapping, list(frame.columns))
-                checked_columns = True
-            keys.add(frame)
-            return len(frame), apply_mapping(mapping, frame)
-
-        # partition k+1 is mapped (mostly Arrow kernels, no GIL) while partition k is validated
-        for rows, mapped in ahead(parts, map_partition, name="map"):
-            checked = validator.validate(mapped.frame)
-            rejects = pd.concat([mapped.rejects, checked.rejects], ignore_index=True)
-            del mapped       # each stage's input is let go once the next has it (peak RSS at 1M rows)
-            _write_rejects(rejects_path, rejects)
-            rejected.append(rejects["legacy_id"].astype(_STRING))
-            stats.add_partition(rows, len(checked.valid), rejects)
-            staged.write(checked.valid)
-            source_rows += rows
-            progress.rows(tenant, "validated", rows)
-            del checked, rejects   # not alive while the next partition is read
-
-    keys.check_unique()
-    duplicates = validator.duplicate_rejects()
-    del validator   # its whole-tenant key store (tens of MB at 1M rows) is not needed for the chunks
-    _write_rejects(rejects_path, duplicates)
-    stats.remove_valid(duplicates)
-    losers = frozenset(duplicates["legacy_id"].astype(str))
-    rejected.append(duplicates["legacy_id"].astype(_STRING))
-    rejected_ids = pd.Series(pd.concat(rejected, ignore_index=True).unique(), dtype=_STRING)
-
-    chunks = chunking.write_chunks(staged.frames(losers), list(contract.csv_header), run_dir / "chunks",
-                                   chunk_rows=mapping.chunk_rows, canary_rows=mapping.canary_rows)
-    shutil.rmtree(staging)
-    report = build_plan_report(
-        tenant=tenant, run_id=run_id, stats=stats, contract_fingerprint=contract.fingerprint,
-        pool=_pool_summary(contract), mapping_digest=mapping.digest, mapping=mapping.as_dict(),
-        reject_threshold=mapping.reject_threshold,
-        chunks=[{"name": c.name, "rows": c.rows, "bytes": c.bytes, "sha256": c.sha256} for c in chunks],
-        files={"rejects": str(rejects_path), "chunks_dir": str(run_dir / "chunks")},
-        generated_at=datetime.now(UTC).isoformat(timespec="seconds"))
-    report["previous_contract"] = _previous_contract(run_dir, contract.fingerprint)
-    paths = write_reports(report, run_dir)
-    (run_dir / "plan.json").write_text(json.dumps(
-        {"tenant": tenant, "run_id": run_id, "pool_id": pool_id, "fingerprint": contract.fingerprint,
-         "mapping_digest": mapping.digest, "source_rows": source_rows, "rejected": len(rejected_ids),
-         "chunks": report["chunks"]}, indent=2))
-    return PlanResult(tenant=tenant, run_dir=run_dir, pool_id=pool_id, contract=contract, report=report,
-                      chunks=chunks, source_rows=source_rows, rejected_ids=rejected_ids,
-                      report_paths=paths)
 
 
 def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledger: Ledger,
@@ -243,62 +75,3 @@ def _outcomes(result: Any, accounting: Accounting) -> dict[str, Any]:
         "jobs": [dict(j) for j in getattr(result, "jobs", [])],
         "accounting_ok": accounting.ok,
     }
-
-
-class _PrimaryKeys:
-    """The legacy primary key must name one user: every outcome, reject and ledger row is keyed by it,
-    so a NULL or repeated key would merge two users' outcomes and one would vanish from the accounting.
-    Keys are kept as 64-bit hashes (8 bytes a row; a false repeat is ~3e-8 likely at 1M rows)."""
-
-    def __init__(self, mapping: TenantMapping, sql_path: Path) -> None:
-        self.mapping, self.sql_path = mapping, sql_path
-        self.hashes: list[np.ndarray] = []
-
-    def add(self, frame: pd.DataFrame) -> None:
-        pk = frame[self.mapping.primary_key].astype(_STRING)
-        empty = pk.isna() | pk.str.strip().eq("")
-        if empty.any():
-            raise ExtractError(
-                f"{int(empty.sum())} row(s) of {self.sql_path.name} for tenant {self.mapping.tenant} have no "
-                f"value in the primary key column '{self.mapping.primary_key}' (source.primary_key): every "
-                "user needs its legacy id. Fix the query or the data.", tenant=self.mapping.tenant)
-        self.hashes.append(pd.util.hash_pandas_object(pk, index=False, categorize=False).to_numpy())
-
-    def check_unique(self) -> None:
-        if not self.hashes:
-            return
-        _, counts = np.unique(np.concatenate(self.hashes), return_counts=True)
-        repeated = int((counts > 1).sum())
-        if repeated:
-            raise ExtractError(
-                f"The primary key column '{self.mapping.primary_key}' (source.primary_key) is not unique in "
-                f"the rows {self.sql_path.name} returns for tenant {self.mapping.tenant}: {repeated} value(s) "
-                "appear more than once. Each legacy id must name one user; fix the query (a join that "
-                "repeats rows?) or name the right key column.", tenant=self.mapping.tenant)
-
-
-def _previous_contract(run_dir: Path, fingerprint: str) -> dict[str, Any] | None:
-    """The tenant's latest earlier plan, when its pool contract differs from this one: a pool changed
-    between two runs (attributes, required, alias or MFA settings) must not go unnoticed."""
-    for earlier in sorted((p for p in run_dir.parent.iterdir() if p.is_dir() and p.name < run_dir.name),
-                          reverse=True):
-        try:
-            plan = json.loads((earlier / "plan.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if plan.get("fingerprint") == fingerprint:
-            return None
-        return {"run_id": earlier.name, "fingerprint": plan.get("fingerprint"), "changed": True}
-    return None
-
-
-def _pool_summary(contract: PoolContract) -> dict[str, Any]:
-    return {"id": contract.user_pool_id, "name": contract.pool_name, "header": list(contract.csv_header),
-            "auto_verified": sorted(contract.auto_verified), "alias_attributes": sorted(contract.alias_attributes),
-            "username_attributes": sorted(contract.username_attributes), "mfa": contract.mfa,
-            "case_sensitive": contract.case_sensitive}
-
-
-def _write_rejects(path: Path, rejects: pd.DataFrame, header: bool = False) -> None:
-    with path.open("wb" if header else "ab") as handle:
-        write_frame(handle, rejects.reindex(columns=REJECT_COLUMNS), header=header)
