@@ -322,5 +322,16 @@ def attrs_digest(canonical: pd.Series) -> pd.Series:
     """A stable 64-bit digest (hex) of each canonical attribute string, kept in the ledger."""
     if len(canonical) == 0:
         return pd.Series([], dtype="string")
-    hashed = pd.util.hash_pandas_object(canonical.astype(str).reset_index(drop=True), index=False)
-    return hashed.map("{:016x}".format).astype("string")
+    hashed = pd.util.hash_pandas_object(canonical.astype("string").reset_index(drop=True), index=False)
+    return _hex(hashed.to_numpy())
+
+
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def _hex(values: np.ndarray) -> pd.Series:
+    """uint64 values as 16 lower-case hex digits each (``f"{v:016x}"``), without a Python call per value."""
+    nibbles = (values[:, None] >> np.arange(60, -4, -4, dtype=np.uint64)) & np.uint64(0xF)
+    digits = np.ascontiguousarray(_HEX_DIGITS[nibbles.astype(np.intp)])
+    fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(values), [None, pa.py_buffer(digits)])
+    return pd.Series(pd.arrays.ArrowStringArray(fixed.cast(pa.binary()).cast(pa.string())), dtype="string")

@@ -7,6 +7,7 @@ import os
 import stat
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -136,3 +137,11 @@ def test_canonical_attributes_and_their_digest_stay_stable() -> None:
     assert canonical.tolist() == ["\x1fname=Zoë\x1femail_verified=true", "\x1fname=A\x1fcustom:x=x"]
     assert attrs_digest(canonical).tolist() == ["affcd2474f3a1eb3", "170645a4f0b14175"]
     assert canonical_attributes(file, list(file.columns)).tolist() == canonical.tolist()
+
+
+def test_hex_digits_equal_python_formatting_at_the_edges() -> None:
+    from pipeline.chunk import _hex
+
+    values = np.array([0, 1, 0xF, 0x10, 2**63, 2**64 - 1, 0x0123456789ABCDEF], dtype=np.uint64)
+    assert _hex(values).tolist() == [f"{int(v):016x}" for v in values]
+    assert _hex(np.array([], dtype=np.uint64)).tolist() == []
