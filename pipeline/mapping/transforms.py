@@ -7,7 +7,6 @@ validation rejects it with its own reason and the value the user recognises; not
 
 from __future__ import annotations
 
-import re
 import string
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import has_bytes, has_match, has_non_ascii, has_substring, non_ascii, string_array
+from pipeline.arrowtext import has_bytes, has_non_ascii, has_substring, non_ascii, string_array
 from pipeline.mapping.phones import to_e164
 
 STRING = "string[pyarrow]"
@@ -42,8 +41,9 @@ _EPOCH = pd.Timestamp(0, tz="UTC")
 # Runs of horizontal whitespace (not line breaks). Spelt out, not [^\S\r\n]: pandas runs patterns with
 # \s, \S or \d through Python's re value by value instead of pyarrow's RE2.
 SPACES = "[ \t\f\v\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+"
-# The non-ASCII characters of SPACES as UTF-8 bytes, to scan a column's buffer for them in one pass.
-UNICODE_SPACE_BYTES = re.compile(rb"\xc2\xa0|\xe1\x9a\x80|\xe2\x80[\x80-\x8a\xaf]|\xe2\x81\x9f|\xe3\x80\x80")
+# The non-ASCII characters of SPACES as UTF-8 bytes, to scan a column's buffer for them.
+UNICODE_SPACE_BYTES = tuple(c.encode() for c in "\u00a0\u1680\u202f\u205f\u3000"
+                            + "".join(map(chr, range(0x2000, 0x200B))))
 
 
 def as_string(values: pd.Series) -> pd.Series:
@@ -79,7 +79,7 @@ def collapse_spaces(values: pd.Series) -> pd.Series:
     a value. Japanese or German names are non-ASCII but seldom hold a Unicode space."""
     s = as_string(values)
     if (has_bytes(s, b"\t\f\v") or has_substring(s, b"  ")
-            or (has_non_ascii(s) and has_match(s, UNICODE_SPACE_BYTES))):
+            or (has_non_ascii(s) and has_substring(s, *UNICODE_SPACE_BYTES))):
         s = s.str.replace(SPACES, " ", regex=True)
     return s.str.strip()
 
