@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from email_validator import EmailNotValidError, validate_email
 
 from pipeline.arrowtext import all_empty, arrow, has_bytes
 from pipeline.csvdialect import MAX_VALUE_BYTES, uncarriable
@@ -97,6 +96,8 @@ def valid_email(s: pd.Series) -> np.ndarray:
 
 
 def _idn_email_ok(value: str) -> bool:
+    from email_validator import EmailNotValidError, validate_email  # only internationalised addresses need it
+
     try:
         validate_email(value, check_deliverability=False)
     except EmailNotValidError:
