@@ -150,11 +150,16 @@ def _lines(m: TenantMapping, legacy: pd.Series, hit: pd.Series, reason: Reason, 
     """Reject lines (REJECT_COLUMNS) for the rows where ``hit`` is true."""
     mask = hit.to_numpy(dtype=bool)
     n = int(mask.sum())
+
+    def text(values: pd.Series | str) -> pd.Series:
+        arr = pa.repeat(pa.scalar(values, pa.string()), n) if isinstance(values, str) else string_array(values)
+        return pd.Series(pd.arrays.ArrowStringArray(arr), index=pd.RangeIndex(n))
+
     return pd.DataFrame({
-        "legacy_id": legacy[mask].to_numpy(),
-        "tenant": [m.tenant] * n,
-        "reason": [str(reason)] * n,
-        "column": [column] * n,
-        "masked_value": mask_series(column, values[mask]).to_numpy(),
-        "detail": [detail] * n,
-    }, columns=REJECT_COLUMNS).astype(STRING)
+        "legacy_id": text(legacy[mask]),
+        "tenant": text(m.tenant),
+        "reason": text(str(reason)),
+        "column": text(column),
+        "masked_value": text(mask_series(column, values[mask])),
+        "detail": text(detail),
+    }, columns=REJECT_COLUMNS)
