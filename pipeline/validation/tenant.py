@@ -18,8 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pandera.errors
-import pandera.pandas as pa
+import pandera.pandas as pandera_pa
+import pyarrow as pa
 
+from pipeline.arrowtext import string_array
 from pipeline.contract import PoolContract
 from pipeline.errors import ConfigError
 from pipeline.masking import mask_series
@@ -44,7 +46,7 @@ def empty_rejects() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=STRING) for c in REJECT_COLUMNS})
 
 
-def _check_order(schema: pa.DataFrameSchema) -> dict[tuple[str, int], int]:
+def _check_order(schema: pandera_pa.DataFrameSchema) -> dict[tuple[str, int], int]:
     """Rank of every check (column checks in header order, then row checks) to sort reject lines."""
     keys = [(name, i) for name, column in schema.columns.items() for i in range(len(column.checks))]
     keys += [("", i) for i in range(len(schema.checks))]
@@ -96,10 +98,10 @@ class TenantValidator:
         for err in errors:
             check = err.check
             output = err.check_output
-            if not isinstance(check, pa.Check) or check.name not in _REASONS or output is None:
+            if not isinstance(check, pandera_pa.Check) or check.name not in _REASONS or output is None:
                 # a check that raised, or a structural failure prepare_frame should make impossible
                 raise RuntimeError(f"validation schema failed internally: {err}")
-            if isinstance(err.schema, pa.Column):
+            if isinstance(err.schema, pandera_pa.Column):
                 column, key = str(err.schema.name), str(err.schema.name)
             else:
                 column, key = check.title or "", ""
@@ -113,21 +115,34 @@ class TenantValidator:
         rows = np.concatenate(row_parts)
         order = np.lexsort((np.concatenate(rank_parts), rows))
         rows, which = rows[order], which[order]
-        masked = np.empty(len(rows), dtype=object)
-        for col in set(columns):
+        # every column built by Arrow kernels: no Python string per reject line
+        pieces, positions = [], []
+        for col in sorted(set(columns)):
             at = np.flatnonzero(np.isin(which, [i for i, c in enumerate(columns) if c == col]))
             if col in prepared.columns:
-                masked[at] = mask_series(col, prepared[col].take(rows[at])).to_numpy()
+                pieces.append(string_array(mask_series(col, prepared[col].take(rows[at]))))
             else:
-                masked[at] = ""
+                pieces.append(pa.repeat(pa.scalar("", pa.string()), len(at)))
+            positions.append(at)
+        back = np.empty(len(rows), dtype=np.int64)
+        back[np.concatenate(positions)] = np.arange(len(rows))
+        masked = pa.concat_arrays(pieces).take(pa.array(back))
+
+        def labels(names: list[str]) -> pa.Array:
+            return pa.DictionaryArray.from_arrays(pa.array(which, pa.int32()),
+                                                  pa.array(names, pa.string())).dictionary_decode()
+
+        def text(arr: pa.Array) -> pd.Series:
+            return pd.Series(pd.arrays.ArrowStringArray(arr))
+
         rejects = pd.DataFrame({
-            "legacy_id": prepared["_legacy_id"].take(rows).to_numpy(),
-            "tenant": prepared["_tenant"].take(rows).to_numpy(),
-            "reason": np.asarray(reasons, dtype=object)[which],
-            "column": np.asarray(columns, dtype=object)[which],
-            "masked_value": masked,
-            "detail": np.asarray(details, dtype=object)[which],
-        }).astype(STRING)
+            "legacy_id": text(string_array(prepared["_legacy_id"].take(rows))),
+            "tenant": text(string_array(prepared["_tenant"].take(rows))),
+            "reason": text(labels(reasons)),
+            "column": text(labels(columns)),
+            "masked_value": text(masked),
+            "detail": text(labels(details)),
+        })
         bad = np.zeros(len(prepared), dtype=bool)
         bad[rows] = True
         return rejects, bad
