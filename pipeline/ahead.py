@@ -1,8 +1,9 @@
 """Work on the next item on a second thread while the caller handles the current one.
 
-The plan stage is CPU-bound on two cores. Its per-partition steps that are mostly Arrow kernels
-(mapping, encoding import lines) run without the GIL, so one of them can run on a second thread
-while the caller runs the next step (pandera's checks, writing files), which mostly holds it.
+The plan stage has two cores and one GIL. Its per-partition steps that are mostly Arrow kernels
+(mapping, encoding import lines) spend most of their time without the GIL, so one of them can run
+on a second thread while the caller runs the next step (pandera's checks, writing files), which
+mostly holds it.
 At most one item is worked on ahead, so memory holds one partition more.
 """
 

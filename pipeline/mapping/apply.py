@@ -151,8 +151,11 @@ def _lines(m: TenantMapping, legacy: pd.Series, hit: pd.Series, reason: Reason, 
     mask = hit.to_numpy(dtype=bool)
     n = int(mask.sum())
 
-    def text(values: pd.Series | str) -> pd.Series:
-        arr = pa.repeat(pa.scalar(values, pa.string()), n) if isinstance(values, str) else string_array(values)
+    def text(column_or_constant: pd.Series | str) -> pd.Series:
+        if isinstance(column_or_constant, str):
+            arr = pa.repeat(pa.scalar(column_or_constant, pa.string()), n)
+        else:
+            arr = string_array(column_or_constant)
         return pd.Series(pd.arrays.ArrowStringArray(arr), index=pd.RangeIndex(n))
 
     return pd.DataFrame({

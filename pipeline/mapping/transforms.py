@@ -178,7 +178,7 @@ def render_template(template: str, columns: Mapping[str, pd.Series], index: pd.I
             present = pc.is_valid(col) if present is None else pc.or_(present, pc.is_valid(col))
             parts.append(pc.fill_null(col, ""))
     if present is None:      # literals only: the same text on every row
-        return collapse_spaces(constant(template.replace("{{", "{").replace("}}", "}"), index))
+        return collapse_spaces(constant("".join(p.as_py() for p in parts), index))
     joined = pd.Series(pd.arrays.ArrowStringArray(pc.binary_join_element_wise(*parts, "")), index=index)
     out = collapse_spaces(joined)
     return pd.Series(pd.arrays.ArrowStringArray(
