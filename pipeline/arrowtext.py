@@ -31,6 +31,11 @@ def string_array(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
     return values if values.type == pa.string() else values.cast(pa.string())
 
 
+def string_series(values: pa.Array | pa.ChunkedArray, index: pd.Index | None = None) -> pd.Series:
+    """An Arrow string array as a ``string[pyarrow]`` Series (zero copy): the inverse of ``string_array``."""
+    return pd.Series(pd.arrays.ArrowStringArray(values), index=index)
+
+
 def _buffers(s: pd.Series | pa.Array | pa.ChunkedArray) -> list[np.ndarray]:
     """The column's data buffers as uint8 arrays (zero copy). numpy's comparisons and reductions over
     them run without the GIL, which the mapping thread and the validating thread share."""

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.ahead import ahead
-from pipeline.arrowtext import has_bytes, string_array
+from pipeline.arrowtext import has_bytes, string_array, string_series
 from pipeline.csvdialect import ESCAPED_SEPARATOR, MAX_FILE_BYTES, MAX_FILE_USERS, MAX_ROW_CHARS, SEPARATOR
 from pipeline.csvwrite import data_view, write_frame
 from pipeline.errors import MigrationError
@@ -279,8 +279,8 @@ def read_chunk(csv_path: Path) -> pd.DataFrame:
     values = rows.flatten()
     width = len(header)
     return pd.DataFrame({
-        column: pd.Series(pd.arrays.ArrowStringArray(pc.utf8_trim_whitespace(pc.replace_substring(
-            values.take(pa.array(np.arange(j, len(values), width))), _PLACEHOLDER, SEPARATOR))))
+        column: string_series(pc.utf8_trim_whitespace(pc.replace_substring(
+            values.take(pa.array(np.arange(j, len(values), width))), _PLACEHOLDER, SEPARATOR)))
         for j, column in enumerate(header)
     })
 
@@ -311,7 +311,7 @@ def canonical_attributes(
         keep = pc.not_equal(_trimmed(ref[column]), "")
         piece = pc.binary_join_element_wise(f"\x1f{column}=", value, "")
         out = pc.binary_join_element_wise(out, pc.if_else(keep, piece, ""), "")
-    return pd.Series(pd.arrays.ArrowStringArray(out), dtype="string")
+    return string_series(out)
 
 
 def _trimmed(column: pd.Series) -> pa.Array:
@@ -334,4 +334,4 @@ def _hex(values: np.ndarray) -> pd.Series:
     nibbles = (values[:, None] >> np.arange(60, -4, -4, dtype=np.uint64)) & np.uint64(0xF)
     digits = np.ascontiguousarray(_HEX_DIGITS[nibbles.astype(np.intp)])
     fixed = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(values), [None, pa.py_buffer(digits)])
-    return pd.Series(pd.arrays.ArrowStringArray(fixed.cast(pa.binary()).cast(pa.string())), dtype="string")
+    return string_series(fixed.cast(pa.binary()).cast(pa.string()))

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import string_array
+from pipeline.arrowtext import string_array, string_series
 
 _FILL = "***"
 # Flags carry no personal data, and masking them would hide the very value a report must show.
@@ -76,7 +76,7 @@ def mask_series(column: str, values: pd.Series) -> pd.Series:
     else:
         out = pc.binary_join_element_wise(pc.utf8_slice_codeunits(s, 0, 1), _FILL, "")
     out = pc.if_else(pc.equal(s, ""), "", out)
-    return pd.Series(pd.arrays.ArrowStringArray(out), index=values.index)
+    return string_series(out, values.index)
 
 
 def _mask_emails(s: pa.Array) -> pa.Array:

@@ -133,16 +133,12 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     stats = QualityStats()
     source_rows = 0
     rejected: list[pd.Series] = []   # legacy ids as string[pyarrow]: ~10 bytes each, not a Python set
-    checked_columns = False
     keys = _PrimaryKeys(mapping, settings.sql_dir / mapping.sql_file)
     with open_source(settings.source_url) as source, closing(stream_partitions(
             source, settings.sql_dir / mapping.sql_file, mapping.params, mapping.partition_rows)) as parts:
         # closing(): a mistake found mid-stream ends the COPY before the connection closes
         def map_partition(frame: pd.DataFrame) -> tuple[int, MappedPartition]:
-            nonlocal checked_columns
-            if not checked_columns:
-                check_source_columns(mapping, list(frame.columns))
-                checked_columns = True
+            check_source_columns(mapping, list(frame.columns))   # a clear error before keys.add reads the key
             keys.add(frame)
             return len(frame), apply_mapping(mapping, frame)
 

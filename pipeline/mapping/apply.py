@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import has_bytes, string_array
+from pipeline.arrowtext import has_bytes, string_array, string_series
 from pipeline.csvdialect import uncarriable
 from pipeline.mapping import transforms as tf
 from pipeline.mapping.spec import USERNAME, AttributeRule, Step, TenantMapping, check_source_columns
@@ -156,7 +156,7 @@ def _lines(m: TenantMapping, legacy: pd.Series, hit: pd.Series, reason: Reason, 
             arr = pa.repeat(pa.scalar(column_or_constant, pa.string()), n)
         else:
             arr = string_array(column_or_constant)
-        return pd.Series(pd.arrays.ArrowStringArray(arr), index=pd.RangeIndex(n))
+        return string_series(arr, pd.RangeIndex(n))
 
     return pd.DataFrame({
         "legacy_id": text(legacy[mask]),

@@ -21,7 +21,7 @@ import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import has_bytes, has_non_ascii, non_ascii, string_array
+from pipeline.arrowtext import has_bytes, has_non_ascii, non_ascii, string_array, string_series
 
 STRING = "string[pyarrow]"
 # Patterns avoid \s, \S, \d and look-arounds: with those, pandas leaves pyarrow's RE2 for Python's
@@ -136,7 +136,7 @@ def to_e164(values: pd.Series, region: str) -> pd.Series:
         answers = _lookup_cache(region, pc.unique(ask).to_pylist())
         out = pc.replace_with_mask(out, mask, pa.array([answers.get(v) for v in ask.to_pylist()], pa.string()))
     out = pc.if_else(pa.array(blank), pa.scalar(None, pa.string()), pc.coalesce(out, raw))
-    return pd.Series(pd.arrays.ArrowStringArray(out), index=values.index)
+    return string_series(out, values.index)
 
 
 def _lookup_cache(region: str, uniques: object) -> dict[str, str | None]:

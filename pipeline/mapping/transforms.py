@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import has_bytes, has_non_ascii, has_substring, non_ascii, string_array
+from pipeline.arrowtext import has_bytes, has_non_ascii, has_substring, non_ascii, string_array, string_series
 from pipeline.mapping.phones import to_e164
 
 STRING = "string[pyarrow]"
@@ -101,7 +101,7 @@ def boolean(values: pd.Series, default: bool | None = None) -> pd.Series:
                      pc.if_else(pc.is_in(key, pa.array(FALSE_WORDS)), "false", s))
     fill = pa.scalar(None if default is None else ("true" if default else "false"), pa.string())
     out = pc.if_else(pc.fill_null(pc.equal(s, ""), True), fill, out)
-    return pd.Series(pd.arrays.ArrowStringArray(out), index=values.index)
+    return string_series(out, values.index)
 
 
 def date(values: pd.Series) -> pd.Series:
@@ -123,7 +123,7 @@ def date(values: pd.Series) -> pd.Series:
     ok = pa.array(in_month & (d >= 1) & (d <= dim) & (y >= 1))
     yy, mm, dd = (f.cast(pa.string()) for f in fields)
     formatted = pc.binary_join_element_wise(pc.utf8_lpad(mm, 2, "0"), pc.utf8_lpad(dd, 2, "0"), yy, "/")
-    return pd.Series(pd.arrays.ArrowStringArray(pc.if_else(ok, formatted, arr)), index=s.index)
+    return string_series(pc.if_else(ok, formatted, arr), s.index)
 
 
 def epoch(values: pd.Series) -> pd.Series:
@@ -179,10 +179,9 @@ def render_template(template: str, columns: Mapping[str, pd.Series], index: pd.I
             parts.append(pc.fill_null(col, ""))
     if present is None:      # literals only: the same text on every row
         return collapse_spaces(constant("".join(p.as_py() for p in parts), index))
-    joined = pd.Series(pd.arrays.ArrowStringArray(pc.binary_join_element_wise(*parts, "")), index=index)
+    joined = string_series(pc.binary_join_element_wise(*parts, ""), index)
     out = collapse_spaces(joined)
-    return pd.Series(pd.arrays.ArrowStringArray(
-        pc.if_else(present, string_array(out), pa.scalar(None, pa.string()))), index=index)
+    return string_series(pc.if_else(present, string_array(out), pa.scalar(None, pa.string())), index)
 
 
 def constant(value: str, index: pd.Index) -> pd.Series:

@@ -21,7 +21,7 @@ import pandera.errors
 import pandera.pandas as pandera_pa
 import pyarrow as pa
 
-from pipeline.arrowtext import string_array
+from pipeline.arrowtext import string_array, string_series
 from pipeline.contract import PoolContract
 from pipeline.errors import ConfigError
 from pipeline.masking import mask_series
@@ -132,16 +132,13 @@ class TenantValidator:
             return pa.DictionaryArray.from_arrays(pa.array(which, pa.int32()),
                                                   pa.array(names, pa.string())).dictionary_decode()
 
-        def text(arr: pa.Array) -> pd.Series:
-            return pd.Series(pd.arrays.ArrowStringArray(arr))
-
         rejects = pd.DataFrame({
-            "legacy_id": text(string_array(prepared["_legacy_id"].take(rows))),
-            "tenant": text(string_array(prepared["_tenant"].take(rows))),
-            "reason": text(labels(reasons)),
-            "column": text(labels(columns)),
-            "masked_value": text(masked),
-            "detail": text(labels(details)),
+            "legacy_id": string_series(string_array(prepared["_legacy_id"].take(rows))),
+            "tenant": string_series(string_array(prepared["_tenant"].take(rows))),
+            "reason": string_series(labels(reasons)),
+            "column": string_series(labels(columns)),
+            "masked_value": string_series(masked),
+            "detail": string_series(labels(details)),
         })
         bad = np.zeros(len(prepared), dtype=bool)
         bad[rows] = True
