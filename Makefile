@@ -8,16 +8,16 @@ TENANT ?=
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help migrate report test bench serve-cognito stop-cognito demo lint clean
+.PHONY: help migrate report test bench serve-cognito stop-cognito demo lock lint clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 	@echo "  Variables: TENANT=<name> (one tenant), ARGS='...' (extra CLI options)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 migrate: $(STAMP) ## Migrate every tenant (or TENANT=x) into the target pool; local Cognito by default
@@ -40,6 +40,14 @@ stop-cognito: $(STAMP) ## Stop the local Cognito service that make migrate start
 
 demo: $(STAMP) ## (Re)generate the embedded demo legacy database
 	$(PY) -m pipeline demo $(ARGS)
+
+lock: ## Re-resolve the newest versions pyproject.toml allows into constraints.txt (then make test, make bench)
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q --upgrade pip
+	.venv-lock/bin/python -m pip install -q -e '.[dev]'
+	{ sed -n '/^#/p' constraints.txt; .venv-lock/bin/python -m pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf .venv-lock
+	@echo "constraints.txt updated: review 'git diff constraints.txt', then run make test and make bench"
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check pipeline tests bench
