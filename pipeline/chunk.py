@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -76,9 +76,61 @@ def write_chunks(
     if len(header_line) >= max_bytes:
         raise ChunkError(f"max_bytes={max_bytes} leaves no room for a single user after the header.")
     writer = _Writer(out_dir, header_line, max_bytes)
-    remaining_canary = max(0, int(canary_rows))
     # the next frame's lines are encoded (Arrow kernels, no GIL) while this one's are written
-    for lines, keys in ahead((f for f in frames if not f.empty), lambda f: _encode(f, header), name="encode"):
+    encoded = ahead((f for f in frames if not f.empty), lambda f: _encode(f, header), name="encode")
+    return _fill(writer, encoded, chunk_rows, canary_rows)
+
+
+def write_retry_chunks(
+    chunks: Iterable[ChunkInfo],
+    legacy_ids: Collection[str],
+    out_dir: Path,
+    retries_of: Iterable[str],
+    chunk_rows: int = 500_000,
+    max_bytes: int = MAX_FILE_BYTES,
+) -> list[ChunkInfo]:
+    """Import files named ``retry-NNNNN`` holding the users ``legacy_ids`` of ``chunks``, their lines as
+    those files hold them: the users whose earlier import failed, to import them again once the cause
+    (say, a pool user holding their verified email) is fixed.
+
+    A chunk is known to the ledger by its sha256, and a retry of unchanged lines would have the sha256
+    of the previous retry, which is done. So a retry file's sha256 also covers ``retries_of`` (the ids of
+    the jobs whose failures it retries): a rerun of a crashed retry resumes the same chunk, and a retry
+    after the users failed once more is a new one. The file itself is an ordinary import file.
+    """
+    wanted = set(legacy_ids)
+    chunk_rows = min(int(chunk_rows), MAX_FILE_USERS)
+    header_line: bytes | None = None
+    picked: list[tuple[pa.Array, pd.DataFrame]] = []
+    for chunk in chunks:
+        keys = pd.read_csv(chunk.keys_path, dtype=str, keep_default_na=False, na_filter=False)
+        take = np.flatnonzero(keys["legacy_id"].isin(wanted).to_numpy())
+        if not len(take):
+            continue
+        data = chunk.csv_path.read_bytes().split(b"\n")
+        if header_line is None:
+            header_line = data[0] + b"\n"
+        elif data[0] + b"\n" != header_line:
+            raise ChunkError(f"{chunk.csv_path.name} has another header than the files before it; "
+                             "a retry file holds one pool's columns.")
+        lines = pa.array([data[i + 1] + b"\n" for i in take], pa.binary())   # data row i is line i + 1
+        picked.append((lines, keys.iloc[take][KEY_COLUMNS[1:]].reset_index(drop=True)))
+    if header_line is None:
+        return []
+    out_dir.mkdir(parents=True, exist_ok=True)
+    writer = _Writer(out_dir, header_line, max_bytes, prefix="retry")
+    written = _fill(writer, picked, chunk_rows, canary_rows=0)
+    salt = ",".join(sorted(set(retries_of))).encode()
+    return [replace(c, sha256=hashlib.sha256(c.sha256.encode() + b"\0retry-of:" + salt).hexdigest())
+            for c in written]
+
+
+def _fill(writer: _Writer, encoded: Iterable[tuple[pa.Array, pd.DataFrame]], chunk_rows: int,
+          canary_rows: int) -> list[ChunkInfo]:
+    """Write ``(lines, keys)`` blocks into the writer's files, a new file whenever one is full."""
+    max_bytes = writer.max_bytes
+    remaining_canary = max(0, int(canary_rows))
+    for lines, keys in encoded:
         nbytes = np.asarray(pc.binary_length(lines).to_numpy(zero_copy_only=False), dtype=np.int64)
         start = 0
         while start < len(lines):
@@ -170,8 +222,9 @@ def _open_private(path: Path):  # noqa: ANN202 - a binary file object
 class _Writer:
     """The file being filled: counts its rows and bytes, hashes what it writes."""
 
-    def __init__(self, out_dir: Path, header_line: bytes, max_bytes: int) -> None:
+    def __init__(self, out_dir: Path, header_line: bytes, max_bytes: int, prefix: str = "chunk") -> None:
         self.out_dir = out_dir
+        self.prefix = prefix
         self.header_line = header_line
         self.max_bytes = max_bytes
         self.chunks: list[ChunkInfo] = []
@@ -185,7 +238,7 @@ class _Writer:
         if self._csv is not None:
             return
         number = len(self.chunks) + 1
-        self.name = f"chunk-{number:05d}"
+        self.name = f"{self.prefix}-{number:05d}"
         self.csv_path = self.out_dir / f"{self.name}.csv"
         self.keys_path = self.out_dir / f"{self.name}.keys.csv"
         self._tmp_csv = self.csv_path.with_suffix(".csv.tmp")

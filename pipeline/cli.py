@@ -154,6 +154,8 @@ def migrate(tenant: TenantOpt = None,
             dry_run: Annotated[bool, typer.Option(help="Stop after the files and the plan")] = False,
             keep_files: Annotated[bool, typer.Option(help="Keep chunk CSVs after their job is harvested")] = False,
             on_failed_job: Annotated[str, typer.Option(help="stop | continue")] = "stop",
+            retry_failed: Annotated[bool, typer.Option(
+                help="Import again the users Cognito failed in earlier jobs (after fixing the cause)")] = False,
             yes: Annotated[bool, typer.Option("--yes", help="Confirm a run against real AWS")] = False) -> None:
     """Plan, import and reconcile every tenant (or --tenant); the local Cognito service by default."""
     from pipeline.ledger import Ledger
@@ -178,7 +180,7 @@ def migrate(tenant: TenantOpt = None,
             _progress() as bars:
         for name in tenants:
             result = migrate_tenant(settings, name, target=target, ledger=ledger, policy=policy,
-                                    dry_run=dry_run, progress=bars)
+                                    dry_run=dry_run, retry_failed=retry_failed, progress=bars)
             _print_result(result)
             if result.stop_reason:
                 stopped.append(name)
@@ -219,6 +221,9 @@ def _print_result(result) -> None:
         if result.stop_reason:
             out.print(f"  the load stopped: {result.stop_reason}", markup=False)
             out.print("  fix the cause, then rerun the same command: done chunks are not imported again")
+        if acc.failed and not result.stop_reason:
+            out.print(f"  {acc.failed} user(s) failed in Cognito (reasons in the report and outcomes.csv); once the "
+                      "cause is fixed, rerun with --retry-failed (make migrate ARGS=--retry-failed)", markup=False)
         if result.sub_mapping:
             out.print(f"  legacy id -> sub: {result.sub_mapping}")
     out.print(f"  report: {result.report_paths.get('html')}  (json: {result.report_paths.get('json')})")

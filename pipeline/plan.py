@@ -72,6 +72,7 @@ class PlanResult:
     source_rows: int
     rejected_ids: pd.Series          # unique legacy ids (string[pyarrow]) rejected by mapping or validation
     report_paths: dict[str, Path] = field(default_factory=dict)
+    chunk_rows: int = 500_000        # the mapping's users per import file
 
     @property
     def gate_passed(self) -> bool:
@@ -182,7 +183,7 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
          "chunks": report["chunks"]}, indent=2))
     return PlanResult(tenant=tenant, run_dir=run_dir, pool_id=pool_id, contract=contract, report=report,
                       chunks=chunks, source_rows=source_rows, rejected_ids=rejected_ids,
-                      report_paths=paths)
+                      report_paths=paths, chunk_rows=mapping.chunk_rows)
 
 
 class _PrimaryKeys:

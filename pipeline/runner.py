@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.chunk import ChunkInfo, write_retry_chunks
 from pipeline.cognito import CognitoTarget
 from pipeline.errors import ValidationGateError
 from pipeline.ledger import Ledger
 from pipeline.load import LoadPolicy, run_load
 from pipeline.plan import PlanResult, Progress, plan_tenant, read_contract, resolve_pool
+from pipeline.reasons import Outcome
 from pipeline.reconcile import Accounting, reconcile, write_outcomes, write_sub_mapping
 from pipeline.report import add_load_outcomes, write_reports
 from pipeline.settings import Settings
@@ -34,8 +36,14 @@ class MigrateResult:
 
 
 def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledger: Ledger,
-                   policy: LoadPolicy, dry_run: bool = False, progress: Progress | None = None) -> MigrateResult:
-    """A plan, the rejection gate, then one import job per chunk, reconciliation and the run report."""
+                   policy: LoadPolicy, dry_run: bool = False, retry_failed: bool = False,
+                   progress: Progress | None = None) -> MigrateResult:
+    """A plan, the rejection gate, then one import job per chunk, reconciliation and the run report.
+
+    ``retry_failed``: the users Cognito failed in earlier jobs of this tenant and pool, whose lines are
+    unchanged in a chunk that is done, are imported again from ``retry-NNNNN`` files after the chunks
+    (``_retry_chunks``). Without it a done chunk is never imported again, failed users included.
+    """
     clock = time.monotonic()
     plan = plan_tenant(settings, tenant, target=target, progress=progress)
     timings = {"plan": time.monotonic() - clock}
@@ -49,7 +57,10 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
         return MigrateResult(plan=plan, accounting=None, report_paths=plan.report_paths, sub_mapping=None,
                              timings=timings)
     clock = time.monotonic()
-    result = run_load(target, ledger, tenant, plan.pool_id, plan.chunks, policy, progress=progress)
+    chunks = list(plan.chunks)
+    if retry_failed:
+        chunks += _retry_chunks(ledger, plan, progress)
+    result = run_load(target, ledger, tenant, plan.pool_id, chunks, policy, progress=progress)
     timings["load"] = time.monotonic() - clock
     clock = time.monotonic()
     accounting = reconcile(ledger, tenant, plan.source_rows, plan.rejected_ids, pool_id=plan.pool_id,
@@ -65,6 +76,37 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
     timings["reconcile"] = time.monotonic() - clock
     return MigrateResult(plan=plan, accounting=accounting, report_paths=paths, sub_mapping=sub_path,
                          stop_reason=result.stop_reason if result.stopped else None, timings=timings)
+
+
+def _retry_chunks(ledger: Ledger, plan: PlanResult, progress: Progress | None) -> list[ChunkInfo]:
+    """Retry files for the failed users of this plan's done chunks.
+
+    A failed user whose chunk is not done yet (its data changed, so its chunk is new) is imported by
+    that chunk anyway; one the plan now rejects is not imported at all. Both are left out and counted
+    in the note.
+    """
+    outcomes = ledger.outcomes(plan.tenant, plan.pool_id)
+    failed = outcomes[outcomes["outcome"].eq(Outcome.FAILED.value)]
+    if failed.empty:
+        _tell(progress, plan.tenant, "--retry-failed: no user failed in an earlier job; nothing to retry.")
+        return []
+    done = [c for c in plan.chunks if ledger.chunk_done(plan.tenant, plan.pool_id, c.sha256)]
+    retries = write_retry_chunks(done, frozenset(failed["legacy_id"].astype(str)), plan.run_dir / "chunks",
+                                 retries_of=failed["job_id"].dropna().astype(str), chunk_rows=plan.chunk_rows)
+    retried = sum(c.rows for c in retries)
+    left = len(failed) - retried
+    _tell(progress, plan.tenant, f"--retry-failed: {retried} user(s) that failed in earlier jobs go into "
+                      f"{len(retries)} retry file(s)" + (f"; {left} other failed user(s) are not in a done chunk "
+                      "of this plan (changed, so their new chunk imports them, or now rejected)" if left else "") + ".")
+    return retries
+
+
+def _tell(progress: Any, tenant: str, message: str) -> None:
+    """A line for the user: through ``event`` (the CLI prints those) and ``note``, as the load stage does."""
+    if hasattr(progress, "event"):
+        progress.event("retry", tenant=tenant, message=message)
+    if hasattr(progress, "note"):
+        progress.note(tenant, message)
 
 
 def _outcomes(result: Any, accounting: Accounting) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.chunk import ChunkError, read_chunk, read_keys, write_chunks
+from pipeline.chunk import ChunkError, read_chunk, read_keys, write_chunks, write_retry_chunks
 from tests.loadfixtures import valid_frame
 
 HEADER = ["name", "email", "email_verified", "custom:tenant_id", "cognito:mfa_enabled", "cognito:username"]
@@ -119,6 +119,44 @@ def test_keys_mode_and_digest(tmp_path: Path) -> None:
     rows = read_chunk(chunks[1].csv_path)
     assert list(rows["cognito:username"]) == list(second["username"]) == ["user3", "user4"]
     assert list(second["legacy_id"]) == ["L3", "L4"] and set(second["tenant"]) == {"acme"}
+
+
+def test_retry_files_hold_exactly_the_named_users_lines(tmp_path: Path) -> None:
+    frame = valid_frame(7)
+    frame.loc[4, "name"] = "Comma, In Name"
+    chunks = write_chunks([frame], HEADER, tmp_path / "plan", chunk_rows=3)   # 3 + 3 + 1 users
+    original = {k: line for c in chunks
+                for k, line in zip(read_keys(c.keys_path)["legacy_id"],
+                                   c.csv_path.read_bytes().split(b"\n")[1:], strict=False)}
+    old = os.umask(0)
+    try:
+        retries = write_retry_chunks(chunks, {"L1", "L4", "L6", "L99"}, tmp_path / "retry",
+                                     retries_of=["job-b", "job-a"], chunk_rows=2)
+    finally:
+        os.umask(old)
+    assert [(c.name, c.rows, c.canary) for c in retries] == [("retry-00001", 2, False), ("retry-00002", 1, False)]
+    keys = pd.concat([read_keys(c.keys_path) for c in retries])
+    assert list(keys["legacy_id"]) == ["L1", "L4", "L6"] and list(keys["line"]) == [1, 2, 1]
+    assert list(keys["username"]) == ["user1", "user4", "user6"]
+    for c in retries:
+        data = c.csv_path.read_bytes().split(b"\n")
+        assert data[0].decode() == ",".join(HEADER) and data[-1] == b""
+        for lid, line in zip(read_keys(c.keys_path)["legacy_id"], data[1:-1], strict=True):
+            assert line == original[lid]                      # byte for byte, escapes included
+        for path in (c.csv_path, c.keys_path):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert read_chunk(retries[0].csv_path).loc[1, "name"] == "Comma, In Name"
+    # the ledger's identity covers the retried jobs: same jobs -> same chunk (a crashed retry resumes),
+    # other jobs -> a new chunk (a second retry of unchanged lines is not taken for the first, done one)
+    file_sha = hashlib.sha256(retries[0].csv_path.read_bytes()).hexdigest()
+    assert retries[0].sha256 != file_sha
+    again = write_retry_chunks(chunks, {"L1", "L4", "L6"}, tmp_path / "again", retries_of=["job-a", "job-b"],
+                               chunk_rows=2)
+    later = write_retry_chunks(chunks, {"L1", "L4", "L6"}, tmp_path / "later", retries_of=["retry-job"],
+                               chunk_rows=2)
+    assert [c.sha256 for c in again] == [c.sha256 for c in retries]
+    assert {c.sha256 for c in later}.isdisjoint(c.sha256 for c in retries)
+    assert write_retry_chunks(chunks, {"L99"}, tmp_path / "none", retries_of=["job-a"]) == []
 
 
 def test_empty_input_writes_nothing(tmp_path: Path) -> None:
