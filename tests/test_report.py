@@ -154,6 +154,73 @@ def test_examples_are_distinct_bounded_and_never_empty() -> None:
     assert rule.details == ["d"]
 
 
+def _counted_line_by_line(partitions: list[pd.DataFrame], max_examples: int) -> tuple[dict, dict, int, dict]:
+    """The report's counts as the docstrings define them, one reject line at a time."""
+    from pipeline.report.stats import safe_example
+
+    rows_per_rule: dict[tuple[str, str], int] = {}
+    rows_per_reason: dict[str, int] = {}
+    samples: dict[tuple[str, str], dict[str, list[str]]] = {}
+    rejected = 0
+    for part in partitions:
+        per_rule: dict[tuple[str, str], set] = {}
+        per_reason: dict[str, set] = {}
+        distinct: dict[tuple[str, str, str], list[str]] = {}
+        rows = set()
+        for i, line in enumerate(part.astype(object).where(part.notna(), None).to_dict("records")):
+            row = line["legacy_id"] if line["legacy_id"] is not None else ("no id", i)
+            key = (line["column"] or "", line["reason"] or "")
+            rows.add(row)
+            per_rule.setdefault(key, set()).add(row)
+            per_reason.setdefault(key[1], set()).add(row)
+            for target, value in (("examples", line["masked_value"] or ""), ("details", (line["detail"] or "")[:200])):
+                seen = distinct.setdefault((*key, target), [])
+                if value and value not in seen and len(seen) < max_examples:
+                    seen.append(value)
+        rejected += len(rows)
+        for key, members in per_rule.items():
+            rows_per_rule[key] = rows_per_rule.get(key, 0) + len(members)
+        for reason, members in per_reason.items():
+            rows_per_reason[reason] = rows_per_reason.get(reason, 0) + len(members)
+        for (column, reason, target), values in distinct.items():
+            kept = samples.setdefault((column, reason), {"examples": [], "details": []})[target]
+            for value in values:
+                value = safe_example(column, value) if target == "examples" else value
+                if len(kept) < max_examples and value not in kept:
+                    kept.append(value)
+    return rows_per_rule, rows_per_reason, rejected, samples
+
+
+def test_counts_and_samples_equal_a_line_by_line_count_on_random_rejects() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    rules = [(Reason.INVALID_EMAIL, "email"), (Reason.INVALID_PHONE, "phone_number"),
+             (Reason.MISSING_REQUIRED, "cognito:username"), (Reason.DUPLICATE_EMAIL, "email"), (Reason.FILTERED, "")]
+    values = ["", "a***@x***.com", "b***@y***.com", "+81*******78", "jane.doe@example.com", "J*** D**"]
+    partitions = []
+    for size in (0, 1, 40, 300, 300):
+        picks = rng.integers(0, len(rules), size)
+        lines = [(str(rng.integers(0, 120)), rules[k][0], rules[k][1], values[rng.integers(0, len(values))],
+                  f"detail {rng.integers(0, 9)}") for k in picks]
+        frame = rejects(*lines) if lines else rejects()
+        if size:
+            frame.loc[rng.random(size) < 0.05, "legacy_id"] = pd.NA
+            frame.loc[rng.random(size) < 0.05, "masked_value"] = pd.NA
+        partitions.append(frame)
+    for max_examples in (0, 1, 3):
+        stats = QualityStats(max_examples=max_examples)
+        for frame in partitions:
+            stats.add_partition(len(frame), 0, frame)
+        per_rule, per_reason, rejected, samples = _counted_line_by_line(partitions, max_examples)
+        assert {k: v.rows for k, v in stats.rules.items()} == per_rule
+        assert list(stats.rules) == list(per_rule)                 # first-seen order, as the report lists them
+        assert stats.reasons == per_reason and stats.rejected_rows == rejected
+        assert stats.reject_lines == sum(len(f) for f in partitions)
+        for key, rule in stats.rules.items():
+            assert (rule.examples, rule.details) == (samples[key]["examples"], samples[key]["details"]), key
+
+
 def test_an_unmasked_value_is_masked_before_it_becomes_an_example() -> None:
     stats = QualityStats()
     stats.add_partition(3, 0, rejects(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from pipeline.masking import mask_email, mask_phone, mask_text, mask_value
@@ -75,54 +76,71 @@ class QualityStats:
         return self.source_rows - self.valid_rows - self.rejected_rows
 
     def _count_rejects(self, rejects: pd.DataFrame) -> int:
-        """Add ``rejects`` to the per-rule counts; return how many distinct rows they reject."""
+        """Add ``rejects`` to the per-rule counts; return how many distinct rows they reject.
+
+        Rows, columns and rules are counted as integer codes (``pd.factorize``): a string groupby with
+        ``nunique`` per partition was ~60 ms of every 50,000 rows. Examples and details are only
+        looked for under the (column, rule) pairs that still have room for one.
+        """
         missing = [c for c in REJECT_COLUMNS if c not in rejects.columns]
         if missing:
             raise ValueError(f"rejects frame lacks the columns {missing}; expected {REJECT_COLUMNS}")
         if rejects.empty:
             return 0
         rejects = rejects.reset_index(drop=True)
-        frame = pd.DataFrame({
-            "row": _row_keys(rejects["legacy_id"]),
-            "column": rejects["column"].astype("string").fillna(""),
-            "reason": rejects["reason"].astype("string").fillna(""),
-            "value": rejects["masked_value"].astype("string").fillna(""),
-            "detail": rejects["detail"].astype("string").fillna("").str.slice(0, _DETAIL_MAX_CHARS),
-        })
-        self.reject_lines += len(frame)
+        rows = _row_codes(rejects["legacy_id"])
+        column_codes, columns = pd.factorize(rejects["column"].astype("string").fillna(""))
+        reason_codes, reasons = pd.factorize(rejects["reason"].astype("string").fillna(""))
+        pair = column_codes.astype(np.int64) * len(reasons) + reason_codes
+        self.reject_lines += len(rejects)
 
-        per_rule = frame.groupby(["column", "reason"], sort=False)["row"].nunique()
-        for (column, reason), rows in per_rule.items():
-            self.rules.setdefault((str(column), str(reason)), RuleStats()).rows += int(rows)
-        per_reason = frame.groupby("reason", sort=False)["row"].nunique()
-        for reason, rows in per_reason.items():
-            self.reasons[str(reason)] = self.reasons.get(str(reason), 0) + int(rows)
+        width = int(rows.max()) + 1
+        pairs = pd.unique(pair)                                   # in order of first appearance
+        per_pair = np.bincount(np.unique(pair * width + rows) // width, minlength=len(columns) * len(reasons))
+        keys = {int(p): (str(columns[p // len(reasons)]), str(reasons[p % len(reasons)])) for p in pairs}
+        for p in pairs:
+            self.rules.setdefault(keys[int(p)], RuleStats()).rows += int(per_pair[p])
+        per_reason = np.bincount(np.unique(reason_codes.astype(np.int64) * width + rows) // width,
+                                 minlength=len(reasons))
+        for r in pd.unique(reason_codes):
+            self.reasons[str(reasons[r])] = self.reasons.get(str(reasons[r]), 0) + int(per_reason[r])
 
-        self._keep_samples(frame, "value", "examples")
-        self._keep_samples(frame, "detail", "details")
-        return int(frame["row"].nunique())
+        self._keep_samples(keys, pair, rejects["masked_value"], "examples")
+        self._keep_samples(keys, pair, rejects["detail"], "details")
+        return len(np.unique(rows))
 
-    def _keep_samples(self, frame: pd.DataFrame, source: str, target: str) -> None:
+    def _keep_samples(self, keys: dict[int, tuple[str, str]], pair: np.ndarray, source: pd.Series,
+                      target: str) -> None:
         """Keep up to ``max_examples`` distinct non-empty values of ``source`` per (column, rule)."""
         if self.max_examples <= 0:
             return
-        candidates = frame.loc[frame[source].ne(""), ["column", "reason", source]].drop_duplicates()
-        candidates = candidates.groupby(["column", "reason"], sort=False).head(self.max_examples)
-        for column, reason, value in candidates.itertuples(index=False, name=None):
-            kept: list[str] = getattr(self.rules[(str(column), str(reason))], target)
+        open_pairs = [p for p, key in keys.items() if len(getattr(self.rules[key], target)) < self.max_examples]
+        if not open_pairs:
+            return
+        chosen = np.isin(pair, open_pairs)
+        codes, distinct = pd.factorize(source[chosen].astype("string").fillna(""))
+        if target == "details":      # cut the distinct details (a few per check), then merge equal cuts
+            cut, distinct = pd.factorize(pd.Series(distinct, dtype="string").str.slice(0, _DETAIL_MAX_CHARS))
+            codes = cut[codes]
+        candidates = pd.DataFrame({"pair": pair[chosen], "value": codes}).drop_duplicates()
+        candidates = candidates[distinct.take(candidates["value"].to_numpy()) != ""]
+        candidates = candidates.groupby("pair", sort=False).head(self.max_examples)
+        candidates["value"] = distinct.take(candidates["value"].to_numpy())
+        for p, value in candidates.itertuples(index=False, name=None):
+            column, _ = key = keys[int(p)]
+            kept: list[str] = getattr(self.rules[key], target)
             if len(kept) >= self.max_examples:
                 continue
-            if source == "value":
-                value = safe_example(str(column), str(value))
+            if target == "examples":
+                value = safe_example(column, str(value))
             if value not in kept:
                 kept.append(str(value))
 
 
-def _row_keys(legacy_ids: pd.Series) -> pd.Series:
-    """One key per source row; a line without a legacy id counts as a row of its own."""
-    keys = legacy_ids.astype("string").reset_index(drop=True)
-    missing = keys.isna()
+def _row_codes(legacy_ids: pd.Series) -> np.ndarray:
+    """One integer per source row; a line without a legacy id counts as a row of its own."""
+    codes, uniques = pd.factorize(legacy_ids.astype("string"))
+    missing = codes < 0
     if missing.any():
-        placeholders = pd.Series([f"\x00line-{i}" for i in range(len(keys))], dtype="string")
-        keys = keys.where(~missing, placeholders)
-    return keys
+        codes[missing] = len(uniques) + np.arange(int(missing.sum()))
+    return codes.astype(np.int64)
