@@ -75,6 +75,57 @@ def has_non_ascii(s: pd.Series) -> bool:
     return any(int(raw.max()) >= 0x80 for raw in _buffers(s))
 
 
+# Bytes that may begin or end a whitespace character: every control character and space, and every
+# byte of a multi-byte character (Unicode's spaces start with 0xC2, 0xE1, 0xE2 or 0xE3 and end with
+# a continuation byte; telling them apart would need the whole character).
+_MAY_PAD = np.zeros(256, dtype=bool)
+_MAY_PAD[:0x21] = True
+_MAY_PAD[0x7F:] = True
+
+
+def _offsets(chunk: pa.Array) -> np.ndarray:
+    width = np.int64 if pa.types.is_large_string(chunk.type) or pa.types.is_large_binary(chunk.type) else np.int32
+    return np.frombuffer(chunk.buffers()[1], dtype=width)[chunk.offset: chunk.offset + len(chunk) + 1]
+
+
+def may_be_padded(arr: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether some value may begin or end with whitespace; False means trimming changes nothing.
+
+    Reads only the first and last byte of each value (through the offsets, zero copy): ASCII columns
+    (emails, phone numbers, ids, flags) answer without a trimming pass. A column whose values end in
+    non-ASCII characters (Japanese names) always answers True.
+    """
+    for chunk in arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]:
+        if not len(chunk) or chunk.buffers()[2] is None:
+            continue
+        data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)
+        offsets = _offsets(chunk)
+        starts, ends = offsets[:-1], offsets[1:]
+        filled = ends > starts
+        if _MAY_PAD[data[starts[filled]]].any() or _MAY_PAD[data[ends[filled] - 1]].any():
+            return True
+    return False
+
+
+def trim_whitespace(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """``pc.utf8_trim_whitespace``, skipped (the array returned as it is) when no value can change."""
+    return pc.utf8_trim_whitespace(arr) if may_be_padded(arr) else arr
+
+
+def has_empty(arr: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether some value (not null) is the empty string."""
+    for chunk in arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]:
+        if not len(chunk):
+            continue
+        empty = np.diff(_offsets(chunk)) == 0
+        if chunk.null_count and empty.any():
+            bits = np.frombuffer(chunk.buffers()[0], dtype=np.uint8)
+            empty &= np.unpackbits(bits, bitorder="little")[chunk.offset: chunk.offset + len(chunk)].astype(bool)
+        if empty.any():
+            return True
+    return False
+
+
 def all_empty(s: pd.Series) -> bool:
     """True when the column holds no characters at all (O(1): the size of its data buffers)."""
     arr = arrow(s)

@@ -204,3 +204,29 @@ def test_byte_scans_find_needles_anywhere_in_the_buffer() -> None:
     assert has_non_ascii(s) and not has_non_ascii(S(["plain", None]))
     assert not has_substring(S(["a"]), b"abc")                  # needle longer than the buffer
     assert has_substring(S(["xa", "bc"]), b"ab")                # across two values: "only worth a look"
+
+
+def test_trimming_is_skipped_only_where_no_value_could_change() -> None:
+    """``may_be_padded`` reads the first and last byte of each value; every character Arrow's
+    trimming removes must make it answer True, wherever it sits in a (sliced, nullable) array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pipeline.arrowtext import has_empty, may_be_padded, trim_whitespace
+
+    missed = []
+    for cp in [*range(0, 0x3100), 0x180E, 0xFEFF]:
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        for value in (chr(cp) + "x", "x" + chr(cp), chr(cp)):
+            arr = pa.array(["pad", value, None, "end"]).slice(1, 2)
+            if pc.utf8_trim_whitespace(arr).to_pylist() != arr.to_pylist() and not may_be_padded(arr):
+                missed.append(hex(cp))
+    assert missed == []
+    clean = pa.array(["a@b.example", "+819012345678", None, "", "true"])
+    assert not may_be_padded(clean) and trim_whitespace(clean) is clean
+    assert trim_whitespace(pa.array([" a ", "山田\u3000"])).to_pylist() == ["a", "山田"]
+    assert trim_whitespace(pa.chunked_array([["a"], ["b "]])).to_pylist() == ["a", "b"]
+    assert (has_empty(pa.array(["a", None])), has_empty(pa.array(["a", ""])),
+            has_empty(pa.array(["", "a"]).slice(1)), has_empty(pa.array(["a", None, ""]).slice(0, 2))) == (
+        False, True, False, False)

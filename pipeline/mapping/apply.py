@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import has_bytes, string_array, string_series
+from pipeline.arrowtext import has_bytes, has_empty, string_array, string_series, trim_whitespace
 from pipeline.csvdialect import uncarriable
 from pipeline.mapping import transforms as tf
 from pipeline.mapping.spec import USERNAME, AttributeRule, Step, TenantMapping, check_source_columns
@@ -97,8 +97,10 @@ def _finish(values: pd.Series, replace_newlines: bool) -> pd.arrays.ArrowStringA
     if replace_newlines:
         if has_bytes(arr, b"\r\n"):          # a byte scan of the buffer first: line breaks are rare
             arr = pc.replace_substring_regex(arr, _LINE_BREAK, " ")
-        arr = pc.utf8_trim_whitespace(arr)
-    return pd.arrays.ArrowStringArray(pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr))
+        arr = trim_whitespace(arr)
+    if has_empty(arr):
+        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+    return pd.arrays.ArrowStringArray(arr)
 
 
 def _map_columns(m: TenantMapping, frame: pd.DataFrame, legacy: pd.Series) -> pd.DataFrame:

@@ -21,7 +21,7 @@ import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import has_bytes, has_non_ascii, non_ascii, string_array, string_series
+from pipeline.arrowtext import has_bytes, has_non_ascii, non_ascii, string_array, string_series, trim_whitespace
 
 STRING = "string[pyarrow]"
 # Patterns avoid \s, \S, \d and look-arounds: with those, pandas leaves pyarrow's RE2 for Python's
@@ -76,7 +76,7 @@ def to_e164(values: pd.Series, region: str) -> pd.Series:
     NA and blank stay NA. Built on Arrow kernels over whole columns; each rule works on the subset
     of values it concerns and writes its answers back with ``replace_with_mask``.
     """
-    raw = pc.utf8_trim_whitespace(string_array(values))
+    raw = trim_whitespace(string_array(values))
     n = len(raw)
     blank = np.asarray(pc.fill_null(pc.equal(raw, ""), True), dtype=bool)
     norm = raw

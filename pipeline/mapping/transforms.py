@@ -16,7 +16,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import has_bytes, has_non_ascii, has_substring, non_ascii, string_array, string_series
+from pipeline.arrowtext import (
+    arrow,
+    has_bytes,
+    has_non_ascii,
+    has_substring,
+    may_be_padded,
+    non_ascii,
+    string_array,
+    string_series,
+    trim_whitespace,
+)
 from pipeline.mapping.phones import to_e164
 
 STRING = "string[pyarrow]"
@@ -51,7 +61,8 @@ def as_string(values: pd.Series) -> pd.Series:
 
 
 def trim(values: pd.Series) -> pd.Series:
-    return as_string(values).str.strip()
+    s = as_string(values)
+    return s.str.strip() if may_be_padded(arrow(s)) else s
 
 
 def lower(values: pd.Series) -> pd.Series:
@@ -81,7 +92,7 @@ def collapse_spaces(values: pd.Series) -> pd.Series:
     if (has_bytes(s, b"\t\f\v") or has_substring(s, b"  ")
             or (has_non_ascii(s) and has_substring(s, *UNICODE_SPACE_BYTES))):
         s = s.str.replace(SPACES, " ", regex=True)
-    return s.str.strip()
+    return trim(s)
 
 
 def phone(values: pd.Series, region: str) -> pd.Series:
@@ -95,7 +106,7 @@ def boolean(values: pd.Series, default: bool | None = None) -> pd.Series:
     NA and blank become ``default`` ("true"/"false", or NA when None). Any other value is kept,
     trimmed, so that validation rejects it as an invalid boolean instead of it turning into false.
     """
-    s = pc.utf8_trim_whitespace(string_array(values))
+    s = trim_whitespace(string_array(values))
     key = pc.utf8_lower(s)
     out = pc.if_else(pc.is_in(key, pa.array(TRUE_WORDS)), "true",
                      pc.if_else(pc.is_in(key, pa.array(FALSE_WORDS)), "false", s))
@@ -174,7 +185,7 @@ def render_template(template: str, columns: Mapping[str, pd.Series], index: pd.I
         if literal:
             parts.append(pa.scalar(literal, pa.string()))
         if field is not None:
-            col = pc.utf8_trim_whitespace(string_array(columns[field]))
+            col = trim_whitespace(string_array(columns[field]))
             present = pc.is_valid(col) if present is None else pc.or_(present, pc.is_valid(col))
             parts.append(pc.fill_null(col, ""))
     if present is None:      # literals only: the same text on every row

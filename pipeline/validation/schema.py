@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import all_empty, arrow
+from pipeline.arrowtext import all_empty, arrow, trim_whitespace
 from pipeline.contract import MFA_ENABLED, USERNAME, VERIFIABLE, VERIFIED_FLAG, PoolContract
 from pipeline.csvdialect import MAX_ROW_CHARS, MAX_VALUE_BYTES
 from pipeline.reasons import Reason
@@ -60,7 +60,7 @@ def prepare_frame(frame: pd.DataFrame, contract: PoolContract) -> pd.DataFrame:
             data[col] = pd.Series("", index=index, dtype=STRING)
             continue
         arr = arrow(s if s.dtype == STRING else s.astype(STRING))
-        arr = pc.utf8_trim_whitespace(pc.fill_null(arr, ""))
+        arr = trim_whitespace(pc.fill_null(arr, ""))
         data[col] = pd.Series(STRING.__from_arrow__(arr), index=index)
     return pd.DataFrame(data, index=index)
 
