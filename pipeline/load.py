@@ -134,6 +134,16 @@ class LoadResult:
         return not self.stopped and all(c.status in ("Succeeded", "done-before") for c in self.chunks)
 
 
+def tell(progress: Any, kind: str, tenant: str, message: str, **info: Any) -> None:
+    """A line for the user, through the progress sink's ``event`` (the CLI prints those) and ``note``."""
+    if progress is None:
+        return
+    if hasattr(progress, "event"):
+        progress.event(kind, tenant=tenant, message=message, **info)
+    if hasattr(progress, "note"):
+        progress.note(tenant, message)
+
+
 def job_name(tenant: str, chunk: ChunkInfo) -> str:
     """``<tenant>-<chunk>-<sha8>``, within JobName's pattern ``[\\w\\s+=,.@-]+`` and 128 characters."""
     safe = re.sub(r"[^\w+=,.@-]", "-", tenant)[:100]
@@ -177,12 +187,7 @@ class _Loader(Harvester):
     # ---- reporting --------------------------------------------------------------------------------
 
     def _event(self, kind: str, message: str, **info: Any) -> None:
-        if self.progress is None:
-            return
-        if hasattr(self.progress, "event"):
-            self.progress.event(kind, tenant=self.tenant, message=message, **info)
-        if hasattr(self.progress, "note"):
-            self.progress.note(self.tenant, message)
+        tell(self.progress, kind, self.tenant, message, **info)
 
     # ---- the run ----------------------------------------------------------------------------------
 

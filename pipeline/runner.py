@@ -14,7 +14,7 @@ from pipeline.chunk import ChunkInfo, write_retry_chunks
 from pipeline.cognito import CognitoTarget
 from pipeline.errors import ValidationGateError
 from pipeline.ledger import Ledger
-from pipeline.load import LoadPolicy, run_load
+from pipeline.load import LoadPolicy, run_load, tell
 from pipeline.plan import PlanResult, Progress, plan_tenant, read_contract, resolve_pool
 from pipeline.reasons import Outcome
 from pipeline.reconcile import Accounting, reconcile, write_outcomes, write_sub_mapping
@@ -88,25 +88,18 @@ def _retry_chunks(ledger: Ledger, plan: PlanResult, progress: Progress | None) -
     outcomes = ledger.outcomes(plan.tenant, plan.pool_id)
     failed = outcomes[outcomes["outcome"].eq(Outcome.FAILED.value)]
     if failed.empty:
-        _tell(progress, plan.tenant, "--retry-failed: no user failed in an earlier job; nothing to retry.")
+        tell(progress, "retry", plan.tenant, "--retry-failed: no user failed in an earlier job; nothing to retry.")
         return []
     done = [c for c in plan.chunks if ledger.chunk_done(plan.tenant, plan.pool_id, c.sha256)]
     retries = write_retry_chunks(done, frozenset(failed["legacy_id"].astype(str)), plan.run_dir / "chunks",
                                  retries_of=failed["job_id"].dropna().astype(str), chunk_rows=plan.chunk_rows)
     retried = sum(c.rows for c in retries)
-    left = len(failed) - retried
-    _tell(progress, plan.tenant, f"--retry-failed: {retried} user(s) that failed in earlier jobs go into "
-                      f"{len(retries)} retry file(s)" + (f"; {left} other failed user(s) are not in a done chunk "
-                      "of this plan (changed, so their new chunk imports them, or now rejected)" if left else "") + ".")
+    message = f"--retry-failed: {retried} user(s) that failed in earlier jobs go into {len(retries)} retry file(s)"
+    if len(failed) > retried:
+        message += (f"; {len(failed) - retried} other failed user(s) are not in a done chunk of this plan "
+                    "(changed, so their new chunk imports them, or now rejected)")
+    tell(progress, "retry", plan.tenant, message + ".")
     return retries
-
-
-def _tell(progress: Any, tenant: str, message: str) -> None:
-    """A line for the user: through ``event`` (the CLI prints those) and ``note``, as the load stage does."""
-    if hasattr(progress, "event"):
-        progress.event("retry", tenant=tenant, message=message)
-    if hasattr(progress, "note"):
-        progress.note(tenant, message)
 
 
 def _outcomes(result: Any, accounting: Accounting) -> dict[str, Any]:
