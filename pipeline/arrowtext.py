@@ -83,7 +83,8 @@ _MAY_PAD[:0x21] = True
 _MAY_PAD[0x7F:] = True
 
 
-def _offsets(chunk: pa.Array) -> np.ndarray:
+def offsets(chunk: pa.Array) -> np.ndarray:
+    """The value offsets of a (large) string or binary array, its slice applied (zero copy)."""
     width = np.int64 if pa.types.is_large_string(chunk.type) or pa.types.is_large_binary(chunk.type) else np.int32
     return np.frombuffer(chunk.buffers()[1], dtype=width)[chunk.offset: chunk.offset + len(chunk) + 1]
 
@@ -99,8 +100,8 @@ def may_be_padded(arr: pa.Array | pa.ChunkedArray) -> bool:
         if not len(chunk) or chunk.buffers()[2] is None:
             continue
         data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)
-        offsets = _offsets(chunk)
-        starts, ends = offsets[:-1], offsets[1:]
+        bounds = offsets(chunk)
+        starts, ends = bounds[:-1], bounds[1:]
         filled = ends > starts
         if _MAY_PAD[data[starts[filled]]].any() or _MAY_PAD[data[ends[filled] - 1]].any():
             return True
@@ -117,7 +118,7 @@ def has_empty(arr: pa.Array | pa.ChunkedArray) -> bool:
     for chunk in arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]:
         if not len(chunk):
             continue
-        empty = np.diff(_offsets(chunk)) == 0
+        empty = np.diff(offsets(chunk)) == 0
         if chunk.null_count and empty.any():
             bits = np.frombuffer(chunk.buffers()[0], dtype=np.uint8)
             empty &= np.unpackbits(bits, bitorder="little")[chunk.offset: chunk.offset + len(chunk)].astype(bool)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import has_bytes, string_array
+from pipeline.arrowtext import has_bytes, offsets, string_array
 
 _NEEDS_QUOTES = r'[,"\r\n]'
 
@@ -36,9 +35,8 @@ def data_view(values: pa.Array) -> memoryview:
     """The values of a string array back to back: a view of its Arrow data buffer (no copy)."""
     if not len(values):
         return memoryview(b"")
-    width = np.int64 if pa.types.is_large_string(values.type) or pa.types.is_large_binary(values.type) else np.int32
-    offsets = np.frombuffer(values.buffers()[1], dtype=width)[values.offset: values.offset + len(values) + 1]
-    return memoryview(values.buffers()[2])[int(offsets[0]): int(offsets[-1])]
+    bounds = offsets(values)
+    return memoryview(values.buffers()[2])[int(bounds[0]): int(bounds[-1])]
 
 
 def lines_view(lines: pa.Array) -> memoryview:
