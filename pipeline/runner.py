@@ -42,7 +42,8 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
 
     ``retry_failed``: the users Cognito failed in earlier jobs of this tenant and pool, whose lines are
     unchanged in a chunk that is done, are imported again from ``retry-NNNNN`` files after the chunks
-    (``_retry_chunks``). Without it a done chunk is never imported again, failed users included.
+    (``_retry_chunks``). Without it a done chunk is never imported again, failed users included. With
+    ``dry_run`` the retry files are written and described, and nothing is imported.
     """
     clock = time.monotonic()
     plan = plan_tenant(settings, tenant, target=target, progress=progress)
@@ -54,6 +55,8 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
             f"{gate['reject_threshold']:.1%}. Read {plan.report_paths.get('html')} and fix the data or the "
             "mapping, or raise report.reject_threshold in the tenant's mapping file.", tenant=tenant)
     if dry_run:
+        if retry_failed:   # retry files are files too: written and described, never imported
+            _retry_chunks(ledger, plan, progress)
         return MigrateResult(plan=plan, accounting=None, report_paths=plan.report_paths, sub_mapping=None,
                              timings=timings)
     clock = time.monotonic()

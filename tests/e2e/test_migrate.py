@@ -179,6 +179,12 @@ def test_users_the_pool_failed_are_imported_by_retry_failed_once_the_cause_is_go
 
     for i in range(3):                                               # the operator removes the squatters
         workspace.idp.admin_delete_user(UserPoolId=pool, Username=f"squatter-{i}")
+    preview = workspace.run("migrate", "--tenant", "acme-jp", "--retry-failed", "--dry-run")
+    assert preview.returncode == 0, preview.stdout + preview.stderr
+    assert "3 user(s) that failed in earlier jobs go into 1 retry file(s)" in preview.stderr
+    retry_files = list((workspace.latest_run("acme-jp") / "chunks").glob("retry-*.keys.csv"))
+    assert len(retry_files) == 1 and set(read_keys(retry_files[0])["legacy_id"]) == failed
+    assert len(workspace.jobs("acme-jp")) == jobs                    # a dry run imports nothing
     retry = workspace.run("migrate", "--tenant", "acme-jp", "--retry-failed")
     assert retry.returncode == 0, retry.stdout + retry.stderr
     assert "3 user(s) that failed in earlier jobs go into 1 retry file(s)" in retry.stderr   # progress lines
