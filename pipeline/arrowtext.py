@@ -1,7 +1,7 @@
 """Cheap whole-column questions about ``string[pyarrow]`` Series, answered from their Arrow buffers.
 
 A regex over every value costs ~0.1 µs a byte in RE2; asking first whether a byte occurs anywhere in a
-column's data buffer (numpy comparisons over the buffer, zero copy, without the GIL) lets the mapping
+column's data buffer (``bytes.find`` over a copy of the buffer: memchr speed) lets the mapping
 and the validator skip most such passes, since line breaks, backslashes, tabs, doubled spaces and
 Unicode spaces are rare in real columns.
 """
@@ -44,17 +44,13 @@ def _buffers(s: pd.Series | pa.Array | pa.ChunkedArray) -> list[np.ndarray]:
     return [np.frombuffer(b, dtype=np.uint8) for c in chunks if (b := c.buffers()[2]) is not None and b.size]
 
 
-def _holds(raw: np.ndarray, needle: bytes) -> bool:
-    """Whether ``needle`` occurs in ``raw``: the byte comparisons of each offset, ANDed."""
-    n = len(raw) - len(needle) + 1
-    if n <= 0:
-        return False
-    hit = raw[:n] == needle[0]
-    for i, byte in enumerate(needle[1:], start=1):
-        if not hit.any():
-            return False
-        hit &= raw[i:n + i] == byte
-    return bool(hit.any())
+def _texts(s: pd.Series | pa.Array | pa.ChunkedArray) -> list[bytes]:
+    """The column's data buffers as ``bytes``: one copy each (memcpy speed), after which ``bytes.find``
+    answers through memchr and two-way search, ~3x less CPU than numpy's byte comparisons over the
+    buffer (which need one full pass a byte of the needle, and a bool array as large as the buffer)."""
+    arr = arrow(s) if isinstance(s, pd.Series) else s
+    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    return [b.to_pybytes() for c in chunks if (b := c.buffers()[2]) is not None and b.size]
 
 
 def has_bytes(s: pd.Series | pa.Array | pa.ChunkedArray, chars: bytes) -> bool:
@@ -62,25 +58,17 @@ def has_bytes(s: pd.Series | pa.Array | pa.ChunkedArray, chars: bytes) -> bool:
 
     False means no value holds one; True only means the exact per-value test is worth running (the
     buffer may hold bytes of values sliced away)."""
-    return any(_holds(raw, bytes([c])) for raw in _buffers(s) for c in chars)
+    return any(text.find(c) >= 0 for text in _texts(s) for c in chars)
 
 
 def has_substring(s: pd.Series, needle: bytes, *more: bytes) -> bool:
     """Like ``has_bytes`` for byte sequences (such as two spaces): whether any of them occurs."""
-    return any(_holds(raw, n) for raw in _buffers(s) for n in (needle, *more))
+    return any(text.find(n) >= 0 for text in _texts(s) for n in (needle, *more))
 
 
 def has_non_ascii(s: pd.Series) -> bool:
     """Whether any byte of the column's data is outside ASCII (so some value is)."""
     return any(int(raw.max()) >= 0x80 for raw in _buffers(s))
-
-
-# Bytes that may begin or end a whitespace character: every control character and space, and every
-# byte of a multi-byte character (Unicode's spaces start with 0xC2, 0xE1, 0xE2 or 0xE3 and end with
-# a continuation byte; telling them apart would need the whole character).
-_MAY_PAD = np.zeros(256, dtype=bool)
-_MAY_PAD[:0x21] = True
-_MAY_PAD[0x7F:] = True
 
 
 def offsets(chunk: pa.Array) -> np.ndarray:
@@ -100,12 +88,24 @@ def may_be_padded(arr: pa.Array | pa.ChunkedArray) -> bool:
         if not len(chunk) or chunk.buffers()[2] is None:
             continue
         data = np.frombuffer(chunk.buffers()[2], dtype=np.uint8)
+        if not len(data):
+            continue
         bounds = offsets(chunk)
-        starts, ends = bounds[:-1], bounds[1:]
-        filled = ends > starts
-        if _MAY_PAD[data[starts[filled]]].any() or _MAY_PAD[data[ends[filled] - 1]].any():
+        # An empty or null value reads a neighbour's byte here (the last byte, for one at offset 0):
+        # at worst a needless trim, never a missed one, and no pass to pick the non-empty values out.
+        first = data[np.minimum(bounds[:-1], len(data) - 1)]
+        last = data[bounds[1:] - 1]
+        if _may_pad(first) or _may_pad(last):
             return True
     return False
+
+
+def _may_pad(b: np.ndarray) -> bool:
+    """Whether some byte may begin or end a whitespace character: a control character or space, or any
+    byte of a multi-byte character (Unicode's spaces start with 0xC2, 0xE1, 0xE2 or 0xE3 and end with a
+    continuation byte; telling them apart would need the whole character). That is b < 0x21 or
+    b >= 0x7F: one subtraction wrapping around in uint8 and one comparison."""
+    return bool(((b - np.uint8(0x21)) >= np.uint8(0x7F - 0x21)).any())
 
 
 def trim_whitespace(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

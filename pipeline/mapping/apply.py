@@ -82,7 +82,7 @@ def apply_mapping(m: TenantMapping, frame: pd.DataFrame) -> MappedPartition:
     # column by column, each source column let go as soon as it is finished (peak memory: one frame)
     columns = {name: pd.Series(_finish(out.pop(name), m.newlines == "replace"), index=index)
                for name in list(out.columns)}
-    columns["_legacy_id"] = pd.Series(kept_legacy.to_numpy(), index=index, dtype=STRING)
+    columns["_legacy_id"] = string_series(string_array(kept_legacy), index)   # Arrow to Arrow: no Python strings
     columns["_tenant"] = pd.Series(m.tenant, index=index, dtype=STRING)
     out = pd.DataFrame(columns, index=index)
     rejected = (pd.concat(rejects, ignore_index=True) if rejects
