@@ -152,7 +152,8 @@ def save_contract(tenant: Annotated[str, typer.Option("--tenant", "-t")],
 
 @app.command()
 def migrate(tenant: TenantOpt = None,
-            dry_run: Annotated[bool, typer.Option(help="Stop after the files and the plan")] = False,
+            dry_run: Annotated[bool, typer.Option(
+                help="Stop after the files and the plan (and the retry files, with --retry-failed)")] = False,
             keep_files: Annotated[bool, typer.Option(help="Keep chunk CSVs after their job is harvested")] = False,
             on_failed_job: Annotated[str, typer.Option(help="stop | continue")] = "stop",
             retry_failed: Annotated[bool, typer.Option(
@@ -261,13 +262,21 @@ def demo(rows_per_tenant: int = 400) -> None:
     out.print(f"demo database: {settings.demo_db}")
 
 
-def _arrow_memory_pool() -> None:
+def _arrow_memory_pool(decay_ms: int = 100) -> None:
     """Use Arrow's jemalloc pool: at 1M rows the plan's peak memory was ~80 MB lower than with the
-    default (mimalloc) pool at the same speed, because jemalloc returns freed partition memory."""
+    default (mimalloc) pool at the same speed, because jemalloc returns freed partition memory.
+
+    jemalloc hands freed pages back to the system ``decay_ms`` after they were freed. With Arrow's
+    default (1 s) a plan holds several partitions' worth of freed pages: extracting 1M rows alone, the
+    process grew by ~50 MB while Arrow's live memory stayed at ~17 MB. Measured at 1M rows, three
+    alternating rounds each: peak RSS 391 MiB with the default, 377 with 100 ms, 371 with 0 ms, which
+    cost ~0.4 s more (the kernel zeroes every page again).
+    """
     import pyarrow as pa
 
     try:
         pa.set_memory_pool(pa.jemalloc_memory_pool())
+        pa.jemalloc_set_decay_ms(decay_ms)
     except (NotImplementedError, pa.ArrowException):   # a pyarrow build without jemalloc
         pass
 
