@@ -225,6 +225,9 @@ def test_trimming_is_skipped_only_where_no_value_could_change() -> None:
     assert missed == []
     clean = pa.array(["a@b.example", "+819012345678", None, "", "true"])
     assert not may_be_padded(clean) and trim_whitespace(clean) is clean
+    # empty and null values read a neighbour's byte (the last one, at offset 0): never a miss
+    assert not may_be_padded(pa.array(["", "ab", None, ""])) and not may_be_padded(pa.array(["", None]))
+    assert may_be_padded(pa.array(["", "ab "])) and may_be_padded(pa.array([" ab", ""]))
     assert trim_whitespace(pa.array([" a ", "山田\u3000"])).to_pylist() == ["a", "山田"]
     assert trim_whitespace(pa.chunked_array([["a"], ["b "]])).to_pylist() == ["a", "b"]
     assert (has_empty(pa.array(["a", None])), has_empty(pa.array(["a", ""])),
