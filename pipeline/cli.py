@@ -285,7 +285,7 @@ _M_TRIM_THRESHOLD = -1   # glibc mallopt parameters
 _M_MMAP_THRESHOLD = -3
 
 
-def _malloc_thresholds(mmap_size: int = 1 << 20, trim_size: int = 64 << 20) -> None:
+def _malloc_thresholds(mmap_size: int = 1 << 20, trim_size: int = 4 << 20) -> None:
     """Serve blocks of ``mmap_size`` and more with their own mmap, returned to the system when freed,
     and keep up to ``trim_size`` of free memory at the top of the heap rather than returning it.
 
@@ -294,10 +294,12 @@ def _malloc_thresholds(mmap_size: int = 1 << 20, trim_size: int = 64 << 20) -> N
     the plan's peak RSS then varied between ~380 and ~410 MB from run to run. A fixed threshold keeps
     it steady, but a low one costs page faults: every block above it is a fresh mapping the kernel
     zeroes page by page, and setting the threshold also fixes the trim threshold at 128 KB, so the
-    heap is returned and faulted back in all the time. Measured at 1M rows, five alternating rounds:
-    256 KB (with the 128 KB trim) 6.80 s, 376 MiB, 529k page faults; 1 MB with a 64 MB trim 6.40 s,
-    381 MiB, 348k; glibc's own dynamic thresholds 6.38 s, 385 MiB, 265k; 2 MB with a 64 MB trim
-    414 MiB. Other C libraries are left alone.
+    heap is returned and faulted back in all the time. Measured in alternating rounds (wall, peak RSS,
+    page faults), 1M rows: 256 KB with the 128 KB trim 6.39 s, 374 MiB, 612k; 1 MB with a 4 MB trim
+    6.19 s, 378 MiB, 353k; 1 MB with a 64 MB trim the same speed and 381 MiB; 1 MB with the 128 KB
+    trim 6.28 s, 389k faults; glibc's own dynamic thresholds 385 MiB; 2 MB 414 MiB. 250k rows: 256 KB
+    2.48 s, 339 MiB; 1 MB with a 4 MB trim 2.32 s, 343 MiB; with a 64 MB trim 350 MiB. Other C
+    libraries are left alone.
     """
     try:
         libc = ctypes.CDLL("libc.so.6")
