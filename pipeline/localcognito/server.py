@@ -42,9 +42,18 @@ def _make_server(host: str, port: int, service: Service, quiet: bool = True) -> 
                          ident="local-cognito")
 
 
-def _shutdown(server: BaseWSGIServer) -> None:
+def _shutdown(server: BaseWSGIServer, loop: threading.Thread | None = None) -> None:
+    """Stop serving: the request threads, then the listening socket and every open connection, which
+    makes ``run()`` return. With ``loop`` (the thread in ``run()``), that thread closes them itself:
+    sockets closed from here while it sat in ``select()`` made it fail with EBADF now and then, and
+    the traceback reached the caller's terminal."""
     server.task_dispatcher.shutdown()
-    wasyncore.close_all(server._map)   # the listening socket and every open connection: run() returns
+    if loop is not None and loop.is_alive():
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        loop.join(timeout=5)
+        if not loop.is_alive():
+            return
+    wasyncore.close_all(server._map)
 
 
 class LocalCognito:
@@ -83,7 +92,7 @@ class LocalCognito:
 
     def stop(self) -> None:
         if self._server is not None:
-            _shutdown(self._server)
+            _shutdown(self._server, self._thread)
             self._server = None
         if self._thread is not None:
             self._thread.join(timeout=5)

@@ -32,3 +32,33 @@ def test_a_service_of_another_checkout_is_named(monkeypatch):
         monkeypatch.setattr(app, "CHECKOUT", "/srv/another-clone")
         assert other_checkout(svc.endpoint_url) == "/srv/another-clone"
     assert other_checkout("http://127.0.0.1:9") is None          # nothing answers: nothing to say
+
+
+def test_stopping_the_in_process_service_leaves_no_error_in_its_thread(monkeypatch):
+    """``LocalCognito.stop`` while the server thread is between building its socket lists and
+    ``select()``: sockets closed from another thread there made ``select`` fail with EBADF, and the
+    traceback reached the terminal (seen once in the migrate benchmark). The delay before each
+    ``select`` widens that window to most of the thread's time."""
+    import select
+    import threading
+    import time
+
+    from pipeline.localcognito import LocalCognito
+
+    real_select = select.select
+
+    def slow_select(r, w, e, timeout=None):
+        time.sleep(0.02)
+        return real_select(r, w, e, 0)
+
+    errors: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+    monkeypatch.setattr(select, "select", slow_select)
+    for _ in range(5):
+        svc = LocalCognito(port=0).start()
+        with urllib.request.urlopen(f"{svc.endpoint_url}/_localcognito/health", timeout=10) as resp:
+            assert resp.status == 200
+        thread = svc._thread
+        svc.stop()
+        assert thread is not None and not thread.is_alive()
+    assert errors == []
