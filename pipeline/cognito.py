@@ -12,12 +12,11 @@ URL never appears in a message: its ``X-Amz-*`` parameters are masked.
 Listing a whole pool (``list_user_pages``) runs several ListUsers listings at once, one per ``sub``
 prefix (``sub ^= "0"`` ... ``"f"``, a filter AWS supports; a sub is a lowercase UUID, so every user is in
 exactly one shard), with one page rate shared by all of them. A ListUsers body is read with
-``json.loads`` rather than botocore's shape-by-shape parser, which took most of a page's client time.
+``orjson.loads`` rather than botocore's shape-by-shape parser, which took most of a page's client time.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import threading
@@ -33,6 +32,7 @@ from typing import Any
 import boto3
 import botocore.exceptions
 import botocore.session
+import orjson
 import pandas as pd
 from botocore.config import Config
 
@@ -97,7 +97,7 @@ class RetryPolicy:
 
 def _plain_list_users(response_dict: dict[str, Any], customized_response_dict: dict[str, Any],
                       operation_model: Any, **_: Any) -> None:
-    """botocore ``before-parse`` handler for ListUsers: read a successful body with ``json.loads``.
+    """botocore ``before-parse`` handler for ListUsers: read a successful body with ``orjson.loads``.
 
     botocore's parser walks the output shape value by value and turns each date through ``tzlocal``:
     ~5 ms of a 60-user page, most of the client's time when a whole pool is listed. The body is the
@@ -107,7 +107,7 @@ def _plain_list_users(response_dict: dict[str, Any], customized_response_dict: d
     """
     if response_dict.get("status_code") != 200 or not response_dict.get("body"):
         return
-    body = json.loads(response_dict["body"])
+    body = orjson.loads(response_dict["body"])
     output = operation_model.output_shape.members
     members = frozenset(output["Users"].member.members)
     users = []
