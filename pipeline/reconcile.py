@@ -69,6 +69,7 @@ def reconcile(
     pages_per_second: float = 4.0,
     recheck_confirmed: bool = True,
     listings: int = 4,
+    outcomes: pd.DataFrame | None = None,
 ) -> Accounting:
     """Add up the tenant's outcomes; with ``target`` (a CognitoTarget), confirm imported users in the pool.
 
@@ -77,8 +78,12 @@ def reconcile(
     costs one ListUsers page per 60 users at ``pages_per_second`` (0 = no limit, the local service),
     the pool listed as ``listings`` concurrent shards that share that rate. ``recheck_confirmed=False``
     looks up only the users the load could not confirm.
+
+    ``outcomes``: the tenant's outcomes as ``Ledger.outcomes`` reads them, when the caller has them; what
+    the check confirms (``confirmed``, ``sub``) is then stored in the ledger and in this frame alike, so
+    that the output files need no second read (~1 s per 150,000 users).
     """
-    outcomes = ledger.outcomes(tenant, pool_id)
+    outcomes = ledger.outcomes(tenant, pool_id) if outcomes is None else outcomes
     ids = rejected_ids if isinstance(rejected_ids, pd.Series) else pd.Series(list(rejected_ids), dtype="string")
     rejected = pd.Index(ids.astype("string").unique())
     loaded_ids = pd.Index(outcomes["legacy_id"].astype(str))
@@ -98,7 +103,7 @@ def reconcile(
         confirmed = pd.to_numeric(outcomes["confirmed"], errors="coerce").fillna(0).eq(1)
         todo = outcomes[~(is_imported & confirmed)] if not recheck_confirmed else outcomes
         checked, unconfirmed, problems = _confirm(
-            ledger, target, tenant, todo, expected_status, pages_per_second, listings
+            ledger, target, tenant, todo, expected_status, pages_per_second, listings, into=outcomes
         )
         checked += 0 if recheck_confirmed else int((is_imported & confirmed).sum())
     return Accounting(
@@ -125,6 +130,7 @@ def _confirm(
     expected_status: tuple[str, ...],
     pages_per_second: float,
     listings: int,
+    into: pd.DataFrame | None = None,
 ) -> tuple[int, int, dict[str, int]]:
     """Look up every imported user in its pool; return (checked, unconfirmed users, problem -> users).
 
@@ -153,7 +159,7 @@ def _confirm(
             settle = skipped[["legacy_id"]].copy()
             settle["confirmed"] = found_skipped["sub"].notna().astype(int).to_numpy()
             settle["sub"] = found_skipped["sub"].to_numpy()
-            ledger.confirm_outcomes(tenant, str(pool_id), settle)
+            _store(ledger, tenant, str(pool_id), settle, into)
         group = group[is_imported]
         if not len(group):
             continue
@@ -184,8 +190,19 @@ def _confirm(
         confirm = group[["legacy_id"]].copy()
         confirm["confirmed"] = (~bad_any).astype(int)
         confirm["sub"] = found["sub"].to_numpy()
-        ledger.confirm_outcomes(tenant, str(pool_id), confirm)
+        _store(ledger, tenant, str(pool_id), confirm, into)
     return checked, unconfirmed, problems
+
+
+def _store(ledger: Ledger, tenant: str, pool_id: str, confirm: pd.DataFrame, into: pd.DataFrame | None) -> None:
+    """``confirmed`` and ``sub`` per user (``confirm``: rows of ``into``, by index) into the ledger and,
+    the way ``Ledger.confirm_outcomes`` writes them (a sub not found keeps the stored one), into ``into``."""
+    ledger.confirm_outcomes(tenant, pool_id, confirm)
+    if into is None:
+        return
+    found = confirm["sub"].notna()
+    into.loc[confirm.index, "confirmed"] = confirm["confirmed"].to_numpy()
+    into.loc[confirm.index[found.to_numpy()], "sub"] = confirm.loc[found, "sub"].to_numpy()
 
 
 def _looked_up(target: Any, pool_id: str, names: Iterable[str], attrs: list[str],

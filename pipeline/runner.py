@@ -66,10 +66,11 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
     result = run_load(target, ledger, tenant, plan.pool_id, chunks, policy, progress=progress)
     timings["load"] = time.monotonic() - clock
     clock = time.monotonic()
+    outcomes = ledger.outcomes(tenant, plan.pool_id)     # reconcile adds the subs it confirms
     accounting = reconcile(ledger, tenant, plan.source_rows, plan.rejected_ids, pool_id=plan.pool_id,
-                           target=target, pages_per_second=settings.target.list_users_pages_per_second)
+                           target=target, pages_per_second=settings.target.list_users_pages_per_second,
+                           outcomes=outcomes)
     sub_path = plan.run_dir / "legacy-id-to-sub.csv"
-    outcomes = ledger.outcomes(tenant, plan.pool_id)     # after reconcile: with the subs it confirmed
     write_sub_mapping(ledger, tenant, sub_path, pool_id=plan.pool_id, outcomes=outcomes)
     write_outcomes(ledger, tenant, plan.run_dir / "rejects.csv", plan.run_dir / "outcomes.csv",
                    pool_id=plan.pool_id, outcomes=outcomes)

@@ -99,6 +99,33 @@ def test_skipped_users_get_the_existing_accounts_sub(service: Any, ledger: Ledge
     assert rows.loc["user3", "sub"] == existing_sub
 
 
+def test_outcomes_handed_to_reconcile_end_as_the_ledger_stores_them(service: Any, ledger: Ledger,
+                                                                    tmp_path: Path) -> None:
+    """The output files are written from the frame the runner hands to reconcile, not from a second read
+    of the ledger: the frame must end with every user's confirmed flag and sub exactly as the ledger
+    stores them, a sub the pool no longer has keeping the one recorded before."""
+    service.reset_faults()
+    target = make_target(service)
+    pool_id, header = new_pool(target)
+    target._idp.admin_create_user(UserPoolId=pool_id, Username="user3", MessageAction="SUPPRESS")
+    chunks = make_chunks(tmp_path / "c", header, 6, chunk_rows=6)
+    run_load(target, ledger, "acme", pool_id, chunks, fast_policy(verify_sample=1))
+    target._idp.admin_delete_user(UserPoolId=pool_id, Username="user5")
+    frame = ledger.outcomes("acme", pool_id)
+    before = frame.copy()
+    acc = reconcile(ledger, "acme", 6, set(), pool_id=pool_id, target=target, outcomes=frame)
+    assert (acc.skipped, acc.unconfirmed) == (1, 1)
+
+    def rows(f: pd.DataFrame) -> list[tuple[str, int, str | None]]:
+        return [(str(r.legacy_id), int(r.confirmed), None if pd.isna(r.sub) else str(r.sub))
+                for r in f.itertuples()]
+
+    assert rows(frame) == rows(ledger.outcomes("acme", pool_id))
+    changed = {r[0] for r in set(rows(frame)) - set(rows(before))}
+    assert "L3" in changed                                  # the skipped user got the existing account's sub
+    assert {r[0]: r[1] for r in rows(frame)}["L5"] == 0     # the deleted user stays unconfirmed
+
+
 def test_sharded_confirmation_catches_drift_among_other_users(service: Any, ledger: Ledger, tmp_path: Path) -> None:
     """The pool also holds users of no outcome; a status change and a deletion are still each caught once."""
     service.reset_faults()
