@@ -17,6 +17,7 @@ added or removed while a listing is under way may be missed or seen twice; the t
 from __future__ import annotations
 
 import base64
+import calendar
 import itertools
 import re
 from collections.abc import Callable
@@ -135,7 +136,8 @@ def _offset(token: str | None) -> int:
 
 def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.timestamp()
+        # as moto's serialiser writes a timestamp: a naive datetime is UTC, truncated to milliseconds
+        return calendar.timegm(value.utctimetuple()) + (value.microsecond // 1000) / 1000.0
     if isinstance(value, Enum):
         return value.value
     return value
@@ -158,6 +160,15 @@ def user_json(user: CognitoIdpUser, wanted: list[str] | None) -> dict[str, Any]:
         "UserMFASettingList": mfa,
         "PreferredMfaSetting": user.preferred_mfa_setting or "",
     }
+
+
+def admin_user_json(user: CognitoIdpUser) -> dict[str, Any]:
+    """AdminGetUser's response: ``user_json``'s members as moto serialises them for that operation
+    (``UserAttributes``, no ``UserPoolId``); ``test_listing`` holds it equal to moto's answer."""
+    out = user_json(user, None)
+    out.pop("UserPoolId")
+    out["UserAttributes"] = out.pop("Attributes")
+    return out
 
 
 def list_users_page(pool: CognitoIdpUserPool, params: dict[str, Any],

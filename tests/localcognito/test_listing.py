@@ -116,3 +116,69 @@ def test_refused_filters_get_motos_error(kit) -> None:
         with pytest.raises(ClientError) as err:
             kit.idp.list_users(UserPoolId=pool, Filter=flt)
         assert err.value.response["Error"]["Code"] == "InvalidParameterException"
+
+
+def test_admin_get_user_equals_motos_answer(kit, monkeypatch) -> None:
+    """AdminGetUser is answered without moto's HTTP dispatch; boto3 must read the same user as from moto
+    (MFA settings included), and a missing user or pool still gets moto's error."""
+    from moto.cognitoidp.models import cognitoidp_backends
+
+    from pipeline.localcognito.app import LocalCognitoApp
+
+    pool = kit.pool()
+    kit.run(pool, [user("g1"), user("g2", given_name="Gunnar")])
+    backend = cognitoidp_backends[kit.svc.config.account_id][kit.idp.meta.region_name]
+    g2 = backend.user_pools[pool].users["g2"]
+    g2.sms_mfa_enabled = True
+    g2.preferred_mfa_setting = "SMS_MFA"
+
+    def answers() -> list:
+        out = []
+        for name in ("g1", "g2", "nobody"):
+            try:
+                got = kit.idp.admin_get_user(UserPoolId=pool, Username=name)
+                got.pop("ResponseMetadata")
+                out.append(got)
+            except ClientError as err:
+                out.append(err.response["Error"]["Code"])
+        return out
+
+    served: list[bool] = []
+    original = LocalCognitoApp._admin_get_user
+
+    def counted(self, *args):
+        answer = original(self, *args)
+        served.append(answer is not None)
+        return answer
+
+    monkeypatch.setattr(LocalCognitoApp, "_admin_get_user", counted)
+    fast = answers()
+    assert served == [True, True, False]     # the two users from the fast path, the missing one from moto
+    calls: list[int] = []
+    monkeypatch.setattr(LocalCognitoApp, "_admin_get_user", lambda self, *a: calls.append(1))   # declines
+    slow = answers()
+    assert slow == fast                      # moto's own answers, the fast path made to decline
+    assert len(calls) == 3
+    assert fast[2] == "UserNotFoundException"
+    assert fast[1]["PreferredMfaSetting"] == "SMS_MFA" and fast[1]["UserMFASettingList"] == ["SMS_MFA"]
+    assert {a["Name"]: a["Value"] for a in fast[1]["UserAttributes"]}["given_name"] == "Gunnar"
+    with pytest.raises(ClientError) as err:
+        kit.idp.admin_get_user(UserPoolId=pool[:-1] + "x", Username="g1")
+    assert err.value.response["Error"]["Code"] == "ResourceNotFoundException"
+
+
+def test_timestamps_are_utc_epoch_seconds_to_the_millisecond(monkeypatch) -> None:
+    """moto keeps naive UTC datetimes; a page must not read them in the machine's time zone."""
+    import time
+    from datetime import UTC, datetime
+
+    from pipeline.localcognito.listing import _plain
+
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    try:
+        assert _plain(datetime(2026, 1, 1, 0, 0, 0, 123999)) == 1767225600.123
+        assert _plain(datetime(2026, 1, 1, 0, 0, 0, 123999, tzinfo=UTC)) == 1767225600.123
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
