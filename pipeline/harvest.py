@@ -9,6 +9,7 @@ it uses the runner's target, ledger, policy, pool and event hook.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,10 +272,12 @@ class Harvester:
         wanted = set(usernames)
         records = []
         if one_by_one:
-            for name in usernames:
-                user = self.target.admin_get_user(self.pool_id, name)
-                if user is not None:
-                    records.append({**user, "_key": name})
+            # a few calls at once: each waits a network round trip (on AWS) or a job's batch (locally)
+            with ThreadPoolExecutor(max_workers=max(1, self.policy.lookup_threads),
+                                    thread_name_prefix="lookup") as pool:
+                found = pool.map(lambda name: self.target.admin_get_user(self.pool_id, name), usernames)
+                records = [{**user, "_key": name} for name, user in zip(usernames, found, strict=True)
+                           if user is not None]
         else:
             records = [
                 u for u in self.target.list_users(self.pool_id) if user_key(u, self.key_attribute) in wanted

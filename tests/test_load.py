@@ -317,3 +317,28 @@ def test_poll_schedule_asks_again_when_the_job_should_end() -> None:
     assert schedule.next_wait(now=10.8, done=980) == 1.0
     # every row counted, the job not yet terminal
     assert schedule.next_wait(now=11.0, done=1_000) == 1.0
+
+
+def test_harvest_looks_users_up_several_at_once_in_order() -> None:
+    """AdminGetUser calls at harvest wait a round trip each (or, locally, a job's batch): they run
+    ``lookup_threads`` at once, and the users come back in the order asked, the absent ones left out."""
+    import threading
+
+    from pipeline.load import LoadPolicy, _Loader
+
+    together = threading.Barrier(4, timeout=10)      # passes only if four calls are under way at once
+
+    class Pool:
+        def admin_get_user(self, pool_id: str, name: str) -> dict[str, Any] | None:
+            if name in {"u0", "u1", "u2", "u3"}:
+                together.wait()
+            if name == "u5":
+                return None
+            return {"Username": name, "UserStatus": "RESET_REQUIRED",
+                    "Attributes": [{"Name": "sub", "Value": f"sub-{name}"}]}
+
+    loader = _Loader(Pool(), None, "acme", "pool_1", LoadPolicy(lookup_threads=4), None)  # type: ignore[arg-type]
+    loader.pool_size, loader.key_attribute = 0, None
+    frame = loader._fetch_users([f"u{i}" for i in range(8)], [])
+    assert list(frame.index) == ["u0", "u1", "u2", "u3", "u4", "u6", "u7"]
+    assert frame.loc["u6", "sub"] == "sub-u6"
