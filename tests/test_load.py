@@ -342,3 +342,22 @@ def test_harvest_looks_users_up_several_at_once_in_order() -> None:
     frame = loader._fetch_users([f"u{i}" for i in range(8)], [])
     assert list(frame.index) == ["u0", "u1", "u2", "u3", "u4", "u6", "u7"]
     assert frame.loc["u6", "sub"] == "sub-u6"
+
+
+def test_a_lookup_still_throttled_after_its_retries_goes_once_more_alone() -> None:
+    from pipeline.errors import TransientLoadError
+    from pipeline.load import LoadPolicy, _Loader
+
+    calls: Counter[str] = Counter()
+
+    class Pool:
+        def admin_get_user(self, pool_id: str, name: str) -> dict[str, Any] | None:
+            calls[name] += 1
+            if name == "u2" and calls[name] == 1:
+                raise TransientLoadError("AdminGetUser still failing after 8 attempts (TooManyRequestsException)")
+            return {"Username": name, "Attributes": [{"Name": "sub", "Value": f"sub-{name}"}]}
+
+    loader = _Loader(Pool(), None, "acme", "pool_1", LoadPolicy(lookup_threads=4), None)  # type: ignore[arg-type]
+    loader.pool_size, loader.key_attribute = 0, None
+    frame = loader._fetch_users(["u0", "u1", "u2", "u3"], [])
+    assert list(frame.index) == ["u0", "u1", "u2", "u3"] and calls["u2"] == 2
