@@ -9,7 +9,6 @@ it uses the runner's target, ledger, policy, pool and event hook.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.chunk import ChunkInfo, attrs_digest, canonical_attributes, compared_attributes, read_chunk, read_keys
-from pipeline.cognito import user_key, users_frame
-from pipeline.errors import LoadError, TransientLoadError
+from pipeline.cognito import get_users, user_key, users_frame
+from pipeline.errors import LoadError
 from pipeline.ledger import Ledger
 from pipeline.reasons import Outcome
 
@@ -270,24 +269,9 @@ class Harvester:
             else len(usernames) <= max(self.pool_size / 60, self.policy.verify_sample)
         )
         wanted = set(usernames)
-        records = []
         if one_by_one:
-            # a few calls at once: each waits a network round trip (on AWS) or a job's batch (locally);
-            # a call still throttled after its retries goes once more, one at a time, without competing
-            def lookup(name: str) -> dict[str, Any] | None | TransientLoadError:
-                try:
-                    return self.target.admin_get_user(self.pool_id, name)
-                except TransientLoadError as exc:
-                    return exc
-
-            with ThreadPoolExecutor(max_workers=max(1, self.policy.lookup_threads),
-                                    thread_name_prefix="lookup") as pool:
-                found = list(pool.map(lookup, usernames))
-            for name, user in zip(usernames, found, strict=True):
-                if isinstance(user, TransientLoadError):
-                    user = self.target.admin_get_user(self.pool_id, name)
-                if user is not None:
-                    records.append({**user, "_key": name})
+            records = get_users(lambda name: self.target.admin_get_user(self.pool_id, name), usernames,
+                                self.policy.lookup_threads)
         else:
             records = [
                 u for u in self.target.list_users(self.pool_id) if user_key(u, self.key_attribute) in wanted

@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.chunk import attrs_digest, canonical_attributes, compared_attributes
-from pipeline.cognito import key_attribute_of, user_key, users_frame
+from pipeline.cognito import get_users, key_attribute_of, user_key, users_frame
 from pipeline.csvwrite import write_frame
 from pipeline.ledger import Ledger
 from pipeline.reasons import Outcome
@@ -207,12 +207,8 @@ def _store(ledger: Ledger, tenant: str, pool_id: str, confirm: pd.DataFrame, int
 
 def _looked_up(target: Any, pool_id: str, names: Iterable[str], attrs: list[str],
                key_attribute: str | None) -> pd.DataFrame:
-    """The named users, one AdminGetUser each (absent ones are left out), as ``users_frame``."""
-    users = []
-    for name in names:
-        user = target.admin_get_user(pool_id, name)
-        if user is not None:
-            users.append({**user, "_key": name})
+    """The named users, one AdminGetUser each, a few at once (absent ones are left out), as ``users_frame``."""
+    users = get_users(lambda name: target.admin_get_user(pool_id, name), list(names))
     return users_frame(users, attrs, key_attribute)
 
 
