@@ -27,3 +27,4 @@ PreconditionNotMet = _error("PreconditionNotMetException")
 LimitExceeded = _error("LimitExceededException")
 TooManyRequests = _error("TooManyRequestsException")
 InternalError = _error("InternalErrorException", 500)
+SerializationError = _error("SerializationException")   # a body that is not the operation's JSON

@@ -110,3 +110,17 @@ def test_expire_next_urls_expires_exactly_that_many_upload_urls(service, kit) ->
     ontime = urllib.request.Request(second["UserImportJob"]["PreSignedUrl"], data=body, method="PUT",
                                     headers={"x-amz-server-side-encryption": "aws:kms"})
     assert urllib.request.urlopen(ontime).status == 200
+
+
+@pytest.mark.parametrize("op", ["ListUsers", "AdminGetUser", "DescribeUserImportJob", "GetCSVHeader",
+                                "CreateUserPool", "DescribeUserPool"])
+@pytest.mark.parametrize("body", [b"[]", b'"x"', b"{not json", b"\xff"])
+def test_a_body_that_is_not_a_json_object_is_refused_not_a_500(kit, op: str, body: bytes) -> None:
+    request = urllib.request.Request(kit.svc.endpoint_url, data=body, method="POST", headers={
+        "X-Amz-Target": f"AWSCognitoIdentityProviderService.{op}",
+        "Content-Type": "application/x-amz-json-1.1",
+        "Authorization": "AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/cognito-idp/aws4_request"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request)
+    assert err.value.code == 400
+    assert json.loads(err.value.read())["__type"] == "SerializationException"
