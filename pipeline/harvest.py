@@ -268,11 +268,11 @@ class Harvester:
             if self.policy.fetch_one_by_one_below
             else len(usernames) <= max(self.pool_size / 60, self.policy.verify_sample)
         )
-        wanted = set(usernames)
         if one_by_one:
             records = get_users(lambda name: self.target.admin_get_user(self.pool_id, name), usernames,
                                 self.policy.lookup_threads)
         else:
+            wanted = set(usernames)
             records = [
                 u for u in self.target.list_users(self.pool_id) if user_key(u, self.key_attribute) in wanted
             ]

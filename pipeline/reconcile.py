@@ -286,7 +286,8 @@ def write_sub_mapping(ledger: Ledger, tenant: str, path: Path, pool_id: str | No
                       outcomes: pd.DataFrame | None = None) -> int:
     """Write ``legacy_id,username,sub`` (mode 0600) for imported and skipped users; return the row count.
 
-    ``outcomes``: the ledger's outcomes read after ``reconcile`` (which stores the subs it confirms).
+    ``outcomes``: the ledger's outcomes as ``reconcile`` left them (the frame handed to it, which it
+    confirms into), so that the file needs no read of its own.
     """
     outcomes = _read(ledger, tenant, pool_id, outcomes)
     keep = outcomes["outcome"].isin([Outcome.IMPORTED.value, Outcome.SKIPPED.value]) & outcomes["sub"].notna()
