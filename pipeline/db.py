@@ -9,6 +9,10 @@
   every new connection; ``utf8mb4`` unless the URL names a charset.
 * SQLite: the file is opened with ``mode=ro`` through a URI, so the engine itself refuses writes.
 
+A URL that names no driver gets the one this project installs (``postgresql://`` and ``postgres://``
+as ``postgresql+psycopg2``, ``mysql://`` and ``mariadb://`` as ``+pymysql``): SQLAlchemy's own
+defaults (psycopg 3, mysqlclient) are not installed, and libpq-style URLs are what people copy.
+
 Every driver failure becomes an ``ExtractError`` whose message carries the URL with its password
 replaced by ``***`` (``redact_url``) and says what to check. ``replace_table`` is the one writer; it is
 for building demo and test databases, never for the source of a migration.
@@ -70,6 +74,20 @@ def _short_reason(exc: BaseException, secrets: Sequence[str] = ()) -> str:
     return text
 
 
+_DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg2", "postgres": "postgresql+psycopg2",
+                    "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
+
+
+def with_default_driver(url: str) -> str:
+    """``url`` with the installed driver named when it names none (see the module docstring)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return url                     # _engine reports it
+    driver = _DEFAULT_DRIVERS.get(parsed.drivername)
+    return parsed.set(drivername=driver).render_as_string(hide_password=False) if driver else url
+
+
 def _backend(url: str) -> str:
     name = make_url(url).get_backend_name()
     if name in ("mysql", "mariadb"):
@@ -101,6 +119,7 @@ def _sqlite_creator(url: str, read_only: bool) -> Any:
 
 
 def _engine(url: str, *, read_only: bool) -> tuple[Engine, str]:
+    url = with_default_driver(url)
     try:
         backend = _backend(url)
         kwargs: dict[str, Any] = {"future": True}

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.db import TableColumn, open_source, redact_url, replace_table
+from pipeline.db import TableColumn, open_source, redact_url, replace_table, with_default_driver
 from pipeline.errors import ExtractError
 from pipeline.extract import stream_partitions
 
@@ -81,6 +81,30 @@ def test_unusable_urls_are_extract_errors(url: str) -> None:
     with pytest.raises(ExtractError) as caught:
         open_source(url)
     assert "tiger" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    (f"postgresql://app:{SECRET}@db:5433/legacy?sslmode=require",
+     f"postgresql+psycopg2://app:{SECRET}@db:5433/legacy?sslmode=require"),
+    ("postgres://app@db/legacy", "postgresql+psycopg2://app@db/legacy"),
+    ("mysql://root@db/legacy?charset=utf8mb4", "mysql+pymysql://root@db/legacy?charset=utf8mb4"),
+    ("mariadb://root@db/legacy", "mariadb+pymysql://root@db/legacy"),
+    ("postgresql+psycopg://app@db/legacy", "postgresql+psycopg://app@db/legacy"),   # named: kept
+    ("sqlite:///legacy.db", "sqlite:///legacy.db"),
+    ("not a url", "not a url"),
+])
+def test_a_url_without_a_driver_gets_the_installed_one(url: str, expected: str) -> None:
+    assert with_default_driver(url) == expected
+
+
+def test_driverless_urls_connect_and_stream(demo_url: str, demo_expected: pd.DataFrame) -> None:
+    # SQLAlchemy's own default drivers for these schemes (psycopg 3, mysqlclient) are not installed
+    scheme, rest = demo_url.split("://", 1)
+    plain = {"postgresql+psycopg2": ["postgresql", "postgres"], "mysql+pymysql": ["mysql", "mariadb"]}
+    for name in plain.get(scheme, [scheme]):    # SQLite's URL stays as it is
+        with open_source(f"{name}://{rest}") as source:
+            assert source.scalar("SELECT COUNT(*) FROM app_users") == len(demo_expected)
+            assert source.copy_supported is name.startswith("postgres")
 
 
 WRITES = [
