@@ -7,6 +7,7 @@ run; 4 another run holds the lock; 5 the accounting does not add up; 6 a job or 
 from __future__ import annotations
 
 import ctypes
+import errno
 import gc
 import os
 import sys
@@ -333,9 +334,25 @@ def main() -> None:
     except MigrationError as exc:
         err.print(f"error ({exc.phase}): {exc}", markup=False, style="bold red")
         _leave(exc.exit_code)
+    except OSError as exc:        # no such directory, no permission, disk full, port taken
+        err.print(f"error (system): {_os_problem(exc)}", markup=False, style="bold red")
+        _leave(2)
     except KeyboardInterrupt:
         err.print("interrupted; rerun the same command to continue where it stopped")
         _leave(130)
+
+
+def _os_problem(exc: OSError) -> str:
+    """What the system refused and what to check (no traceback: a full disk is not a bug of ours)."""
+    where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
+    if where:
+        return (f"{exc.strerror or exc}: {where}. Check that MIGRATE_RUNS_DIR "
+                f"({os.environ.get('MIGRATE_RUNS_DIR', 'runs/ by default')}) and the files named are writable "
+                "and the disk has room, then rerun the same command (a migrate resumes where it stopped).")
+    if exc.errno == errno.EADDRINUSE:
+        return (f"{exc.strerror}: another process holds that port. Choose another one (PORT=... or --port) "
+                "or stop that process (make stop-cognito for the one make migrate started).")
+    return f"{exc.strerror or exc}. Rerun the same command (a migrate resumes where it stopped)."
 
 
 def _leave(code: int | str | None) -> NoReturn:

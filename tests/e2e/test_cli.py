@@ -5,6 +5,7 @@ without an explicit switch."""
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 
@@ -38,6 +39,28 @@ def test_an_unreachable_source_hides_the_password(workspace: Workspace) -> None:
     no_traceback(proc)
     assert "s3cret-pw" not in proc.stdout + proc.stderr and "***" in proc.stderr
     assert "LEGACY_DB_URL" in proc.stderr
+
+
+def test_an_unwritable_runs_directory_is_a_message(workspace: Workspace) -> None:
+    blocker = workspace.root / "not-a-directory"
+    blocker.write_text("")
+    env = {"MIGRATE_RUNS_DIR": str(blocker / "runs"),
+           "LEGACY_DB_URL": f"sqlite:///{workspace.root / 'var' / 'demo-legacy.sqlite'}"}
+    proc = workspace.run("report", "--tenant", "acme-jp", extra_env=env)
+    assert proc.returncode == 2
+    no_traceback(proc)
+    assert "error (system): Not a directory: " + str(blocker) in proc.stderr
+    assert "MIGRATE_RUNS_DIR" in proc.stderr
+
+
+def test_a_taken_port_is_a_message(workspace: Workspace) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        proc = workspace.run("serve-cognito", "--port", str(taken.getsockname()[1]), timeout=60)
+    assert proc.returncode == 2
+    no_traceback(proc)
+    assert "another process holds that port" in proc.stderr
 
 
 def test_real_aws_needs_the_explicit_yes(workspace: Workspace) -> None:
