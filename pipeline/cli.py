@@ -206,9 +206,13 @@ def _warn_contract_change(report: dict) -> None:
 
 
 def _print_result(result) -> None:
+    from pipeline.report.render import empty_source_note
+
     plan = result.plan
     _warn_contract_change(plan.report)
     out.print(f"[bold]{plan.tenant}[/]  pool {plan.pool_id}")
+    if note := empty_source_note(plan.report):
+        out.print(f"  NOTE: {note}", markup=False)
     acc = result.accounting
     if acc is None:
         out.print(f"  dry run: {plan.source_rows} source rows, {len(plan.rejected_ids)} rejected, "

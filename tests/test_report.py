@@ -382,6 +382,18 @@ def test_terminal_summary_has_counts_top_rules_the_gate_and_files() -> None:
     assert "\x1b[" not in text  # no terminal escapes: fine in a pipe or a log file
 
 
+def test_a_tenant_without_source_rows_says_what_to_check() -> None:
+    empty = plan_report(QualityStats(), chunks=[], files={})
+    empty["mapping"] = {"source": {"query": "users.sql", "params": {"tenant": "{tenant}"}}}
+    note = "The source query (users.sql) returned no row for tenant acme"
+    assert f"NOTE: {note}" in render_terminal(empty) and note in render_html(empty)
+    assert "LEGACY_DB_URL" in render_terminal(empty)
+    stats = QualityStats()
+    stats.add_partition(3, 3, rejects())
+    some = plan_report(stats, chunks=[], files={})
+    assert "returned no row" not in render_terminal(some) + render_html(some)
+
+
 def test_terminal_summary_after_load_shows_the_outcomes() -> None:
     text = render_terminal(add_load_outcomes(plan_report(sample_stats()), OUTCOMES))
     assert re.search(r"Imported 5\s+skipped 1\s+failed 1\s+accounting OK", text)

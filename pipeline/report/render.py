@@ -44,6 +44,17 @@ def outcome_parts(report: Mapping[str, Any]) -> list[tuple[str, str, int]]:
             ("pending", "valid, no outcome", max(c["valid"] - done, 0))]
 
 
+def empty_source_note(report: Mapping[str, Any]) -> str | None:
+    """What to check when the tenant's query returned no row (most often a filter or database mistake:
+    a run that "succeeds" with zero users), or None."""
+    if report["counts"]["source_rows"]:
+        return None
+    source = (report.get("mapping") or {}).get("source") or {}
+    query = source.get("query") or "the tenant's SQL file"
+    return (f"The source query ({query}) returned no row for tenant {report['tenant']}: check source.params and "
+            "the filters in its mapping file, and the database LEGACY_DB_URL names. Nothing will be imported.")
+
+
 def render_html(report: Mapping[str, Any]) -> str:
     """The report as one HTML file that opens offline: inline CSS and SVG, no scripts, no links out."""
     counts = report["counts"]
@@ -59,7 +70,8 @@ def render_html(report: Mapping[str, Any]) -> str:
         if load else None,
     }
     template = _environment().get_template("report.html.j2")
-    return template.render(r=report, c=counts, load=load, charts=charts, colors=COLORS)
+    return template.render(r=report, c=counts, load=load, charts=charts, colors=COLORS,
+                           empty_note=empty_source_note(report))
 
 
 def render_terminal(report: Mapping[str, Any], *, width: int = 100) -> str:
@@ -72,6 +84,8 @@ def render_terminal(report: Mapping[str, Any], *, width: int = 100) -> str:
                   markup=False)
     console.print(f"Source rows {c['source_rows']:,}   valid {c['valid']:,}   rejected {c['rejected']:,}",
                   markup=False)
+    if note := empty_source_note(report):
+        console.print(f"NOTE: {note}", markup=False)
     if load is not None:
         console.print(f"Imported {c['imported']:,}   skipped {c['skipped']:,}   failed {c['failed']:,}   "
                       f"accounting {'OK' if load['accounting_ok'] else 'DOES NOT ADD UP'}", markup=False)
