@@ -95,6 +95,26 @@ def resolve_pool(target: CognitoTarget, mapping: TenantMapping, settings: Settin
     return target.find_or_create_local_pool(dict(local))
 
 
+def _check_snapshot_pool(contract: PoolContract, path: Path, mapping: TenantMapping, settings: Settings) -> None:
+    """A snapshot must describe the tenant's own pool: its id when one is named (mapping, or the
+    environment on AWS), else the local pool's PoolName. Another pool's rules would judge the rows."""
+    named_id = mapping.pool.get("user_pool_id") or (settings.target.user_pool_id if settings.target.is_aws else None)
+    local_name = (mapping.pool.get("local") or {}).get("PoolName")
+    if named_id:
+        wrong = str(named_id) != contract.user_pool_id
+        want = f"pool {named_id}"
+    else:
+        wrong = bool(local_name and contract.pool_name and str(local_name) != contract.pool_name)
+        want = f"the local pool {local_name}"
+    if wrong:
+        raise ContractError(
+            f"Pool contract snapshot {path} describes pool {contract.user_pool_id} "
+            f"({contract.pool_name or 'no name'}), "
+            f"but tenant {mapping.tenant}'s mapping names {want}: save that pool's contract with "
+            f"`python -m pipeline save-contract --tenant {mapping.tenant} --out FILE`, or pass the right "
+            "snapshot.", tenant=mapping.tenant)
+
+
 def read_contract(target: CognitoTarget, pool_id: str) -> PoolContract:
     """The pool's rules, read live: GetCSVHeader and DescribeUserPool."""
     return PoolContract.from_responses({"UserPoolId": pool_id, "CSVHeader": target.get_csv_header(pool_id)},
@@ -109,6 +129,7 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     mapping = load_mapping(settings.mappings_dir, tenant)
     if contract_snapshot is not None:
         contract = PoolContract.from_snapshot(contract_snapshot)
+        _check_snapshot_pool(contract, contract_snapshot, mapping, settings)
         pool_id = contract.user_pool_id
     else:
         assert target is not None

@@ -110,6 +110,12 @@ def test_offline_plan_from_a_saved_contract(workspace: Workspace) -> None:
     every_tenant = workspace.run("report", "--contract-snapshot", str(snapshot))   # one pool, many tenants
     assert every_tenant.returncode == 2 and "add --tenant" in every_tenant.stderr
     no_traceback(every_tenant)
+    other_tenant = workspace.run("report", "--tenant", "globex-us", "--contract-snapshot", str(snapshot))
+    assert other_tenant.returncode == 2, other_tenant.stdout + other_tenant.stderr
+    no_traceback(other_tenant)
+    assert f"(acme-jp-users-{workspace.suffix}), but tenant globex-us's mapping names the local pool " \
+           f"globex-us-users-{workspace.suffix}" in other_tenant.stderr
+    assert not (workspace.root / "runs" / "globex-us").exists()     # refused before any file is written
     assert offline_report["run_id"] != online_report["run_id"]
     assert offline_report["contract_fingerprint"] == online_report["contract_fingerprint"]
     assert offline_report["counts"] == online_report["counts"]
