@@ -12,7 +12,7 @@ ARGS ?=
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
-	@echo "  Variables: TENANT=<name> (one tenant), ARGS='...' (extra CLI options)"
+	@echo "  Variables: TENANT=<name>[,<name>...] (those tenants), ARGS='...' (extra CLI options)"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -28,7 +28,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-TenantOpt = Annotated[list[str] | None, typer.Option("--tenant", "-t", help="Tenant to run (repeatable); default: all")]
+TenantOpt = Annotated[list[str] | None, typer.Option(
+    "--tenant", "-t", help="Tenant(s) to run: repeatable or comma-separated; default: all")]
 
 
 class _Bars:
@@ -70,6 +71,12 @@ def _tenants(settings: Settings, chosen: list[str] | None) -> list[str]:
     from pipeline.mapping import list_tenants
 
     known = list_tenants(settings.mappings_dir)
+    if chosen is not None:    # --tenant a,b (make migrate TENANT=a,b) as well as --tenant a --tenant b
+        named = [name for option in chosen for name in option.replace(",", " ").split()]
+        if not named:
+            raise MigrationError(f"--tenant names no tenant: write one or more of {', '.join(known)}, "
+                                 "separated by commas (TENANT=a,b), or leave it out for all of them.")
+        chosen = list(dict.fromkeys(named))
     if not chosen:
         if not known:
             raise MigrationError(f"No tenant files in {settings.mappings_dir / 'tenants'}: add one per tenant "

@@ -23,6 +23,16 @@ def test_unknown_tenant_names_the_known_ones(workspace: Workspace) -> None:
     assert "Unknown tenant(s) nope" in proc.stderr and all(t in proc.stderr for t in TENANTS)
 
 
+def test_tenants_can_be_a_comma_separated_batch(workspace: Workspace) -> None:
+    proc = workspace.run("migrate", "--tenant", "globex-us,acme-jp", "--tenant", "acme-jp", "--dry-run")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in (workspace.root / "runs").iterdir() if p.is_dir()) == ["acme-jp", "globex-us"]
+    assert proc.stdout.index("globex-us  pool") < proc.stdout.index("acme-jp  pool")   # in the order given
+    empty = workspace.run("report", "--tenant", " , ")
+    assert empty.returncode == 2 and "--tenant names no tenant" in empty.stderr
+    no_traceback(empty)
+
+
 def test_a_broken_mapping_names_file_key_and_fix(workspace: Workspace) -> None:
     path = workspace.root / "mappings" / "tenants" / "acme-jp.yaml"
     path.write_text(path.read_text() + "\nattributes:\n  phone_numbr: {from: phone, transform: phone}\n")
