@@ -87,7 +87,7 @@ def reconcile(
     ids = rejected_ids if isinstance(rejected_ids, pd.Series) else pd.Series(list(rejected_ids), dtype="string")
     rejected = pd.Index(ids.astype("string").unique())
     loaded_ids = pd.Index(outcomes["legacy_id"].astype(str))
-    double = int(loaded_ids.isin(rejected).sum())
+    double = int((rejected.get_indexer(loaded_ids) != -1).sum())   # (Index.isin on Arrow strings: ~1.4 s at 350k)
     counts = outcomes["outcome"].value_counts()
     imported = int(counts.get(Outcome.IMPORTED.value, 0))
     skipped = int(counts.get(Outcome.SKIPPED.value, 0))
