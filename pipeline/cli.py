@@ -341,6 +341,8 @@ def main() -> None:
     try:
         app()
     except SystemExit as exc:     # how click ends every command, successful or not
+        if _interrupted(exc):      # typer turns Ctrl-C into exit code 130 without a word
+            err.print(_INTERRUPTED)
         _leave(exc.code)
     except MigrationError as exc:
         err.print(f"error ({exc.phase}): {exc}", markup=False, style="bold red")
@@ -349,8 +351,23 @@ def main() -> None:
         err.print(f"error (system): {_os_problem(exc)}", markup=False, style="bold red")
         _leave(2)
     except KeyboardInterrupt:
-        err.print("interrupted; rerun the same command to continue where it stopped")
+        err.print(_INTERRUPTED)
         _leave(130)
+
+
+_INTERRUPTED = "interrupted; rerun the same command (a migrate continues where it stopped)"
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is in ``exc``'s chain of causes and contexts."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if isinstance(link, KeyboardInterrupt):
+            return True
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return False
 
 
 def _os_problem(exc: OSError) -> str:

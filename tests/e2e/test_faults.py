@@ -6,6 +6,8 @@ in a child process, so SIGKILL is a real kill -9.
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from tests.e2e.conftest import Workspace, attrs, kill
@@ -49,6 +51,25 @@ def test_sigkill_during_the_load_then_rerun_completes(workspace: Workspace) -> N
     # the job that was running at the kill was adopted, not imported a second time
     started = {j["JobId"] for j in jobs if j["Status"] != "Created"}
     assert started <= {j["JobId"] for j in workspace.jobs(TENANT) if j["Status"] == "Succeeded"}
+
+
+def test_ctrl_c_during_the_load_says_so_then_rerun_completes(workspace: Workspace) -> None:
+    workspace.service.configure(users_per_second=150)
+    proc = workspace.popen("migrate", "--tenant", TENANT)
+    try:
+        workspace.wait_for_job(TENANT, "InProgress")
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            kill(proc)
+    assert proc.returncode == 130
+    assert "interrupted; rerun the same command" in stderr and "Traceback" not in stderr
+    workspace.service.configure(users_per_second=None)
+    rerun = workspace.run("migrate", "--tenant", TENANT)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    counts = assert_exact(workspace)
+    assert counts["failed"] == 0 and counts["skipped"] == 0
 
 
 def test_throttling_and_internal_errors_are_retried(workspace: Workspace) -> None:
