@@ -151,44 +151,46 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     _write_rejects(rejects_path, pd.DataFrame(columns=REJECT_COLUMNS), header=True)
 
     staged = Staging(staging)
-    validator = TenantValidator(contract, mapping.duplicates, rows=staged)
-    stats = QualityStats()
-    source_rows = 0
-    rejected: list[pd.Series] = []   # legacy ids as string[pyarrow]: ~10 bytes each, not a Python set
-    keys = _PrimaryKeys(mapping, settings.sql_dir / mapping.sql_file)
-    with open_source(settings.source_url) as source, closing(stream_partitions(
-            source, settings.sql_dir / mapping.sql_file, mapping.params, mapping.partition_rows)) as parts:
-        # closing(): a mistake found mid-stream ends the COPY before the connection closes
-        def map_partition(frame: pd.DataFrame) -> tuple[int, MappedPartition]:
-            check_source_columns(mapping, list(frame.columns))   # a clear error before keys.add reads the key
-            keys.add(frame)
-            return len(frame), apply_mapping(mapping, frame)
+    try:   # staged rows hold PII: removed whatever ends the plan (an error, Ctrl-C)
+        validator = TenantValidator(contract, mapping.duplicates, rows=staged)
+        stats = QualityStats()
+        source_rows = 0
+        rejected: list[pd.Series] = []   # legacy ids as string[pyarrow]: ~10 bytes each, not a Python set
+        keys = _PrimaryKeys(mapping, settings.sql_dir / mapping.sql_file)
+        with open_source(settings.source_url) as source, closing(stream_partitions(
+                source, settings.sql_dir / mapping.sql_file, mapping.params, mapping.partition_rows)) as parts:
+            # closing(): a mistake found mid-stream ends the COPY before the connection closes
+            def map_partition(frame: pd.DataFrame) -> tuple[int, MappedPartition]:
+                check_source_columns(mapping, list(frame.columns))   # a clear error before keys.add reads the key
+                keys.add(frame)
+                return len(frame), apply_mapping(mapping, frame)
 
-        # partition k+1 is mapped (mostly Arrow kernels, no GIL) while partition k is validated
-        for rows, mapped in ahead(parts, map_partition, name="map"):
-            checked = validator.validate(mapped.frame)
-            rejects = pd.concat([mapped.rejects, checked.rejects], ignore_index=True)
-            del mapped       # each stage's input is let go once the next has it (peak RSS at 1M rows)
-            _write_rejects(rejects_path, rejects)
-            rejected.append(rejects["legacy_id"].astype(_STRING))
-            stats.add_partition(rows, len(checked.valid), rejects)
-            staged.write(checked.valid)
-            source_rows += rows
-            progress.rows(tenant, "validated", rows)
-            del checked, rejects   # not alive while the next partition is read
+            # partition k+1 is mapped (mostly Arrow kernels, no GIL) while partition k is validated
+            for rows, mapped in ahead(parts, map_partition, name="map"):
+                checked = validator.validate(mapped.frame)
+                rejects = pd.concat([mapped.rejects, checked.rejects], ignore_index=True)
+                del mapped       # each stage's input is let go once the next has it (peak RSS at 1M rows)
+                _write_rejects(rejects_path, rejects)
+                rejected.append(rejects["legacy_id"].astype(_STRING))
+                stats.add_partition(rows, len(checked.valid), rejects)
+                staged.write(checked.valid)
+                source_rows += rows
+                progress.rows(tenant, "validated", rows)
+                del checked, rejects   # not alive while the next partition is read
 
-    keys.check_unique()
-    duplicates = validator.duplicate_rejects()
-    del validator   # its whole-tenant key store (tens of MB at 1M rows) is not needed for the chunks
-    _write_rejects(rejects_path, duplicates)
-    stats.remove_valid(duplicates)
-    losers = frozenset(duplicates["legacy_id"].astype(str))
-    rejected.append(duplicates["legacy_id"].astype(_STRING))
-    rejected_ids = pd.Series(pd.concat(rejected, ignore_index=True).unique(), dtype=_STRING)
+        keys.check_unique()
+        duplicates = validator.duplicate_rejects()
+        del validator   # its whole-tenant key store (tens of MB at 1M rows) is not needed for the chunks
+        _write_rejects(rejects_path, duplicates)
+        stats.remove_valid(duplicates)
+        losers = frozenset(duplicates["legacy_id"].astype(str))
+        rejected.append(duplicates["legacy_id"].astype(_STRING))
+        rejected_ids = pd.Series(pd.concat(rejected, ignore_index=True).unique(), dtype=_STRING)
 
-    chunks = chunking.write_chunks(staged.frames(losers), list(contract.csv_header), run_dir / "chunks",
-                                   chunk_rows=mapping.chunk_rows, canary_rows=mapping.canary_rows)
-    shutil.rmtree(staging)
+        chunks = chunking.write_chunks(staged.frames(losers), list(contract.csv_header), run_dir / "chunks",
+                                       chunk_rows=mapping.chunk_rows, canary_rows=mapping.canary_rows)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     report = build_plan_report(
         tenant=tenant, run_id=run_id, stats=stats, contract_fingerprint=contract.fingerprint,
         pool=_pool_summary(contract), mapping_digest=mapping.digest, mapping=mapping.as_dict(),

@@ -174,3 +174,5 @@ def test_a_primary_key_that_cannot_name_one_user_stops_the_plan(workspace: Works
     assert proc.returncode == 2
     no_traceback(proc)
     assert expected in proc.stderr and "'id'" in proc.stderr
+    run = workspace.latest_run("acme-jp")
+    assert run.is_dir() and not (run / "staging").exists()    # the staged rows (PII) went with the plan
