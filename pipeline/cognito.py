@@ -218,7 +218,7 @@ class CognitoTarget:
     # ---- the retry policy -------------------------------------------------------------------------
 
     def _call(self, operation: str, fn: Callable[..., Any], /, **kwargs: Any) -> Any:
-        last = ""
+        last, unreachable = "", False
         for attempt in range(self.retry.max_attempts):
             with self._calls_lock:
                 self.calls[operation] = self.calls.get(operation, 0) + 1
@@ -230,11 +230,12 @@ class CognitoTarget:
                 message = str(err.get("Message", ""))
                 status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
                 if code in RETRYABLE_CODES or status >= 500:
-                    last = f"{code or status}: {message}"
+                    last, unreachable = f"{code or status}: {message}", False
                 else:
                     raise _refusal(operation, code, message) from None
             except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:
                 last = type(exc).__name__
+                unreachable = isinstance(exc, botocore.exceptions.ConnectionError)
             except (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError,
                     botocore.exceptions.NoRegionError) as exc:
                 raise ConfigError(
@@ -243,6 +244,17 @@ class CognitoTarget:
                 ) from None
             if attempt + 1 < self.retry.max_attempts:
                 self.retry.sleep(self.retry.delay(attempt))
+        if unreachable:
+            client = getattr(getattr(fn, "__self__", None), "meta", None)
+            where = getattr(client, "endpoint_url", None) or self.endpoint_url or "the endpoint"
+            check = ("is the local Cognito service running there? `make migrate` starts one on its default "
+                     "port; for another COGNITO_ENDPOINT_URL start it yourself (make serve-cognito PORT=...)"
+                     if self.is_local else
+                     "check the network, any proxy (HTTPS_PROXY) and the region (COGNITO_REGION)")
+            raise TransientLoadError(
+                f"{operation}: cannot reach {where} after {self.retry.max_attempts} attempts ({last}); {check}. "
+                "Then rerun: the ledger resumes the run."
+            )
         raise TransientLoadError(
             f"{operation} still failing after {self.retry.max_attempts} attempts ({last}); "
             "Cognito is throttling or unavailable: rerun later, the ledger resumes the run."
