@@ -107,14 +107,13 @@ def write_retry_chunks(
         take = np.flatnonzero(keys["legacy_id"].isin(wanted).to_numpy())
         if not len(take):
             continue
-        data = chunk.csv_path.read_bytes().split(b"\n")
+        header, lines, taken = _lines_of(chunk, keys, take)
         if header_line is None:
-            header_line = data[0] + b"\n"
-        elif data[0] + b"\n" != header_line:
+            header_line = header
+        elif header != header_line:
             raise ChunkError(f"{chunk.csv_path.name} has another header than the files before it; "
                              "a retry file holds one pool's columns.")
-        lines = pa.array([data[i + 1] + b"\n" for i in take], pa.binary())   # data row i is line i + 1
-        picked.append((lines, keys.iloc[take][KEY_COLUMNS[1:]].reset_index(drop=True)))
+        picked.append((lines, taken))
     if header_line is None:
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -123,6 +122,39 @@ def write_retry_chunks(
     salt = ",".join(sorted(set(retries_of))).encode()
     return [replace(c, sha256=hashlib.sha256(c.sha256.encode() + b"\0retry-of:" + salt).hexdigest())
             for c in written]
+
+
+def write_remainder(chunk: ChunkInfo, done_ids: pd.Index) -> ChunkInfo | None:
+    """``chunk`` without its users in ``done_ids`` (unique legacy ids that earlier jobs imported or met
+    in the pool): ``chunk`` itself when it holds none of them, None when it holds nothing else, and
+    otherwise a new import file ``<name>-rest-00001`` beside it with the other users' lines byte for
+    byte (a canary stays a canary).
+
+    A rerun after the data or the mapping changed writes new files, holding users that earlier jobs
+    created; sending those again would only have them skipped (an import job never updates a user),
+    and a file of mostly skipped users ends Failed (docs/local-cognito.md, U4). The remainder is a
+    function of ``chunk`` and ``done_ids`` alone, so a rerun after a crash writes the same file again,
+    with the same sha256, and resumes its job.
+    """
+    keys = read_keys(chunk.keys_path)
+    done = done_ids.get_indexer(keys["legacy_id"]) != -1
+    if not done.any():
+        return chunk
+    take = np.flatnonzero(~done)
+    if not len(take):
+        return None
+    header, lines, taken = _lines_of(chunk, keys, take)
+    writer = _Writer(chunk.csv_path.parent, header, MAX_FILE_BYTES, prefix=f"{chunk.name}-rest")
+    (rest,) = _fill(writer, [(lines, taken)], MAX_FILE_USERS, canary_rows=len(take) if chunk.canary else 0)
+    return rest   # one file: fewer lines and bytes than the chunk, which fitted in one
+
+
+def _lines_of(chunk: ChunkInfo, keys: pd.DataFrame, take: np.ndarray) -> tuple[bytes, pa.Array, pd.DataFrame]:
+    """``chunk``'s header line and its data lines at the positions ``take``, byte for byte, with their keys
+    (without ``line``: a new file numbers its own)."""
+    data = chunk.csv_path.read_bytes().split(b"\n")
+    lines = pa.array([data[i + 1] + b"\n" for i in take], pa.binary())   # data row i is line i + 1
+    return data[0] + b"\n", lines, keys.iloc[take][KEY_COLUMNS[1:]].reset_index(drop=True)
 
 
 def _fill(writer: _Writer, encoded: Iterable[tuple[pa.Array, pd.DataFrame]], chunk_rows: int,

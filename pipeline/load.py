@@ -7,7 +7,10 @@
 * Every step is committed to the ledger before the next side effect. On start the ledger and
   ListUserImportJobs (our job names) decide what to do with earlier jobs: adopt a running one, harvest
   a finished one, start a Created one whose file was uploaded; a chunk already harvested is never
-  imported again, and no second job is started for a chunk whose job is running or done.
+  imported again, and no second job is started for a chunk whose job is running or done. A chunk
+  the ledger does not know (the data or the mapping changed since an earlier run) is sent without the
+  users earlier jobs imported or met in the pool (``chunk.write_remainder``); one holding only such
+  users needs no job. A chunk that needs no job has its files removed, as a harvested one has.
 * Harvest maps each ``[SUCCEEDED|SKIPPED|FAILED] Line Number N - msg`` log line to row N of the keys
   file (first data row = 1, U6), then confirms against the pool: imported users must exist with the
   expected status and attributes (their ``sub`` is recorded); users without a log line are settled by
@@ -25,8 +28,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
+
 from pipeline.chunk import (
     ChunkInfo,
+    write_remainder,
 )
 from pipeline.cognito import (
     CognitoTarget,
@@ -37,6 +43,7 @@ from pipeline.cognito import (
 from pipeline.errors import LoadError
 from pipeline.harvest import ChunkResult, Harvester, epoch_seconds
 from pipeline.ledger import Ledger
+from pipeline.reasons import Outcome
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Stopped", "Expired"})
 RUNNING = frozenset({"Pending", "InProgress", "Stopping"})
@@ -186,6 +193,7 @@ class _Loader(Harvester):
         self.run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:8]
         self.created: dict[str, int] = {}  # chunk sha -> jobs created in this run
         self._created_lock = threading.Lock()
+        self._done_users: pd.Index | None = None   # see _without_done_users
 
     # ---- reporting --------------------------------------------------------------------------------
 
@@ -230,8 +238,39 @@ class _Loader(Harvester):
                     f"{chunk.name} was imported by an earlier run; skipping it.",
                     chunk=chunk.name,
                 )
-            else:
-                pending.append(chunk)
+                self._discard(chunk)
+                continue
+            rest = self._without_done_users(chunk)
+            if rest is None:
+                results.append(ChunkResult(chunk.name, chunk.sha256, chunk.rows, chunk.canary, None, "done-before"))
+                self._event(
+                    "chunk_done_before",
+                    f"{chunk.name}: its {chunk.rows} users were all imported or met in the pool by earlier "
+                    "jobs; no job needed. (Its file differs from theirs: the data or the mapping changed "
+                    "since. An import job never updates a user, so they keep the attributes of that import.)",
+                    chunk=chunk.name,
+                )
+                self._discard(chunk)
+                continue
+            if rest is not chunk:
+                self._event(
+                    "chunk_remainder",
+                    f"{chunk.name}: {chunk.rows - rest.rows} of its users were imported or met in the pool by "
+                    f"earlier jobs (they keep the attributes of that import); importing the other {rest.rows} "
+                    f"from {rest.name}.",
+                    chunk=chunk.name,
+                )
+                self._discard(chunk)
+                chunk = rest
+                self.ledger.plan_chunk(self.tenant, self.pool_id, chunk.name, chunk.sha256, chunk.rows,
+                                       self.run_id, header=_header_of(chunk))
+                if self.ledger.chunk_done(self.tenant, self.pool_id, chunk.sha256):   # its failed users remain
+                    results.append(ChunkResult(chunk.name, chunk.sha256, chunk.rows, chunk.canary,
+                                               self.ledger.chunk(self.tenant, self.pool_id, chunk.sha256)["job_id"],
+                                               "done-before"))
+                    self._discard(chunk)
+                    continue
+            pending.append(chunk)
         plans = self._resume_plans(pending) if pending else {}
         stop_reason: str | None = None
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-next")
@@ -297,6 +336,22 @@ class _Loader(Harvester):
             stopped=bool(stop_reason),
             stop_reason=stop_reason,
         )
+
+    def _without_done_users(self, chunk: ChunkInfo) -> ChunkInfo | None:
+        """``chunk`` as it still needs importing (``chunk.write_remainder``), from the users the ledger has
+        as imported or skipped in this pool (read once per run, and only when a chunk is new to it)."""
+        if self._done_users is None:
+            outcomes = self.ledger.outcomes(self.tenant, self.pool_id)
+            done = outcomes.loc[outcomes["outcome"].isin([Outcome.IMPORTED.value, Outcome.SKIPPED.value]),
+                                "legacy_id"]
+            self._done_users = pd.Index(done.astype(str).unique())
+        return write_remainder(chunk, self._done_users) if len(self._done_users) else chunk
+
+    def _discard(self, chunk: ChunkInfo) -> None:
+        """The files of a chunk that needs no job of this run: removed as a harvested chunk's are."""
+        if not self.policy.keep_files:
+            chunk.csv_path.unlink(missing_ok=True)
+            chunk.keys_path.unlink(missing_ok=True)
 
     def _may_stop(self, chunk: ChunkInfo, final: dict[str, Any]) -> bool:
         """Whether a finished job's status and counters could stop the run (see ``_should_stop``)."""

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.chunk import ChunkError, read_chunk, read_keys, write_chunks, write_retry_chunks
+from pipeline.chunk import ChunkError, read_chunk, read_keys, write_chunks, write_remainder, write_retry_chunks
 from tests.loadfixtures import valid_frame
 
 HEADER = ["name", "email", "email_verified", "custom:tenant_id", "cognito:mfa_enabled", "cognito:username"]
@@ -119,6 +119,26 @@ def test_keys_mode_and_digest(tmp_path: Path) -> None:
     rows = read_chunk(chunks[1].csv_path)
     assert list(rows["cognito:username"]) == list(second["username"]) == ["user3", "user4"]
     assert list(second["legacy_id"]) == ["L3", "L4"] and set(second["tenant"]) == {"acme"}
+
+
+def test_a_remainder_holds_the_other_users_lines_byte_for_byte(tmp_path: Path) -> None:
+    canary, full = write_chunks([valid_frame(6)], HEADER, tmp_path, chunk_rows=4, canary_rows=2)
+    assert write_remainder(full, pd.Index(["L0", "L9"])) is full           # none of its users is done
+    assert write_remainder(full, pd.Index(["L2", "L3", "L4", "L5", "L0"])) is None   # all of them are
+    rest = write_remainder(full, pd.Index(["L3", "L5", "L0"]))
+    assert rest is not None and (rest.name, rest.rows, rest.canary) == ("chunk-00002-rest-00001", 2, False)
+    lines = full.csv_path.read_bytes().split(b"\n")
+    assert rest.csv_path.read_bytes() == b"\n".join([lines[0], lines[1], lines[3], b""])   # header, L2, L4
+    keys = read_keys(rest.keys_path)
+    assert list(keys["line"]) == [1, 2] and list(keys["legacy_id"]) == ["L2", "L4"]
+    assert list(read_chunk(rest.csv_path)["cognito:username"]) == list(keys["username"]) == ["user2", "user4"]
+    assert rest.sha256 == hashlib.sha256(rest.csv_path.read_bytes()).hexdigest()
+    for path in (rest.csv_path, rest.keys_path):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = write_remainder(full, pd.Index(["L0", "L3", "L5"]))   # the same done users: the same file
+    assert again is not None and again.sha256 == rest.sha256
+    canary_rest = write_remainder(canary, pd.Index(["L0"]))
+    assert canary_rest is not None and canary_rest.canary and canary_rest.rows == 1
 
 
 def test_retry_files_hold_exactly_the_named_users_lines(tmp_path: Path) -> None:

@@ -79,13 +79,15 @@ def test_existing_users_are_skipped(target: CognitoTarget, ledger: Ledger, tmp_p
     run_load(
         target, ledger, "acme", pool_id, make_chunks(tmp_path / "a", header, 10, chunk_rows=10), fast_policy()
     )
-    # a new plan (other users in the file, so another sha256) overlapping users 5..9
+    # a new plan (other users in the file, so another sha256) overlapping users 5..9: those were
+    # imported by our first run and are not sent again; the job imports L10-L14 from the remainder
     later = make_chunks(tmp_path / "b", header, 10, chunk_rows=10, start=5)
     result = run_load(target, ledger, "acme", pool_id, later, fast_policy())
     (chunk,) = result.chunks
-    assert (chunk.status, chunk.imported, chunk.skipped, chunk.failed) == ("Succeeded", 5, 5, 0)
+    assert (chunk.name, chunk.rows) == ("chunk-00001-rest-00001", 5)
+    assert (chunk.status, chunk.imported, chunk.skipped, chunk.failed) == ("Succeeded", 5, 0, 0)
+    assert not later[0].csv_path.exists()   # the whole file needed no job of its own
     out = ledger.outcomes("acme").set_index("legacy_id")
-    # L5-L9 were imported by our first run: that outcome stands, the second job's "skipped" does not undo it
     assert Counter(out["outcome"]) == {"imported": 15}
     assert (
         out.loc["L7", "outcome"] == "imported" and out.loc["L7", "job_id"] != chunk.job_id

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import re
+import sqlite3
 from pathlib import Path
 
 import pandas as pd
@@ -120,6 +121,38 @@ def test_rerun_after_success_creates_no_new_users(migrated: tuple[Workspace, str
     assert {t: len(ws.jobs(t)) for t in TENANTS} == jobs_before
     accounting = [line for line in proc.stdout.splitlines() if line.strip().startswith("source ")]
     assert accounting == [line for line in first_stdout.splitlines() if line.strip().startswith("source ")]
+    for tenant in TENANTS:   # the rerun's import files, already imported, are not left behind (PII)
+        assert list((ws.latest_run(tenant) / "chunks").iterdir()) == []
+
+
+def test_a_rerun_after_the_data_and_the_mapping_changed_imports_only_the_new_users(workspace: Workspace) -> None:
+    first = workspace.run("migrate", "--tenant", "acme-jp")
+    assert first.returncode == 0, first.stdout + first.stderr
+    before = workspace.outcomes("acme-jp")
+    users_before, jobs_before = len(workspace.users("acme-jp")), len(workspace.jobs("acme-jp"))
+    copied = sorted((i for i, o in before.items() if o == "imported"), key=int)[:3]
+    with sqlite3.connect(workspace.root / "var" / "demo-legacy.sqlite") as db:   # three new legacy users
+        db.execute(
+            "INSERT INTO app_users SELECT id + 900000, tenant_code, 'new' || login, 'new' || id || '@example.jp', "
+            "email_confirmed, NULL, NULL, first_name, last_name, birth_date, locale, role, "
+            "is_active, deleted_at, created_at, updated_at FROM app_users WHERE id IN (?, ?, ?)", copied)
+    mapping = workspace.root / "mappings" / "tenants" / "acme-jp.yaml"   # and one more attribute for all
+    mapping.write_text(mapping.read_text().replace(
+        'attributes:\n', 'attributes:\n  locale: {constant: ja-JP}\n', 1))
+
+    rerun = workspace.run("migrate", "--tenant", "acme-jp")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    new_ids = {str(int(i) + 900000) for i in copied}
+    after = workspace.outcomes("acme-jp")
+    assert {i: o for i, o in after.items() if i not in new_ids} == before   # earlier users: as they were
+    assert {after[i] for i in new_ids} == {"imported"}
+    assert len(workspace.users("acme-jp")) == users_before + 3
+    assert len(workspace.jobs("acme-jp")) == jobs_before + 1                # one job, for the new users only
+    assert "importing the other 3 from" in rerun.stdout + rerun.stderr
+    counts = workspace.report("acme-jp")["counts"]
+    assert counts["skipped"] == 0 and counts["failed"] == 0
+    assert counts["imported"] + counts["rejected"] == counts["source_rows"] == len(workspace.source_ids("acme-jp"))
+    assert list((workspace.latest_run("acme-jp") / "chunks").iterdir()) == []
 
 
 def test_pre_existing_users_come_out_skipped(workspace: Workspace) -> None:
