@@ -364,6 +364,9 @@ class _Loader(Harvester):
         reasons = (
             "; ".join(f"{n} x {m}" for m, n in result.failure_reasons[:5]) or "no per-user reasons logged"
         )
+        if result.skipped and not result.failed:   # skips alone can end a job Failed (U4)
+            reasons = (f"{result.skipped} of its users were skipped as already in the pool "
+                       f"({result.completion_message or 'no completion message'}); see outcomes.csv")
         if chunk.canary and (result.status != "Succeeded" or result.failed):
             return (
                 f"The canary {chunk.name} (job {result.job_id}) ended {result.status} with {result.failed} "

@@ -112,6 +112,19 @@ def test_existing_users_of_another_tool_are_skipped_with_the_message(
     _no_duplicates(target, pool_id, 4)
 
 
+def test_a_canary_of_users_already_in_the_pool_stops_with_that_reason(
+    target: CognitoTarget, ledger: Ledger, tmp_path: Path
+) -> None:
+    pool_id, header = new_pool(target)
+    for name in ("user0", "user1", "user2"):   # accounts of another tool hold 3 of the canary's 4 users
+        target._idp.admin_create_user(UserPoolId=pool_id, Username=name, MessageAction="SUPPRESS")
+    result = run_load(target, ledger, "acme", pool_id,
+                      make_chunks(tmp_path / "a", header, 8, chunk_rows=10, canary_rows=4), fast_policy())
+    assert result.stopped and [c.status for c in result.chunks] == ["Failed"]
+    assert "3 of its users were skipped as already in the pool" in str(result.stop_reason)
+    assert "no per-user reasons logged" not in str(result.stop_reason)
+
+
 def test_throttling_and_internal_errors_are_retried(
     service: Any, target: CognitoTarget, ledger: Ledger, tmp_path: Path
 ) -> None:
