@@ -223,34 +223,14 @@ class _Loader(Harvester):
                 header=_header_of(chunk),
             )
             if self.ledger.chunk_done(self.tenant, self.pool_id, chunk.sha256):
-                results.append(
-                    ChunkResult(
-                        chunk.name,
-                        chunk.sha256,
-                        chunk.rows,
-                        chunk.canary,
-                        self.ledger.chunk(self.tenant, self.pool_id, chunk.sha256)["job_id"],
-                        "done-before",
-                    )
-                )
-                self._event(
-                    "chunk_done_before",
-                    f"{chunk.name} was imported by an earlier run; skipping it.",
-                    chunk=chunk.name,
-                )
-                self._discard(chunk)
+                results.append(self._done_before(chunk, f"{chunk.name} was imported by an earlier run; skipping it."))
                 continue
             rest = self._without_done_users(chunk)
             if rest is None:
-                results.append(ChunkResult(chunk.name, chunk.sha256, chunk.rows, chunk.canary, None, "done-before"))
-                self._event(
-                    "chunk_done_before",
-                    f"{chunk.name}: its {chunk.rows} users were all imported or met in the pool by earlier "
-                    "jobs; no job needed. (Its file differs from theirs: the data or the mapping changed "
-                    "since. An import job never updates a user, so they keep the attributes of that import.)",
-                    chunk=chunk.name,
-                )
-                self._discard(chunk)
+                results.append(self._done_before(
+                    chunk, f"{chunk.name}: its {chunk.rows} users were all imported or met in the pool by earlier "
+                    "jobs; no job needed. (Its file differs from theirs: the data or the mapping changed since. "
+                    "An import job never updates a user, so they keep the attributes of that import.)"))
                 continue
             if rest is not chunk:
                 self._event(
@@ -265,10 +245,7 @@ class _Loader(Harvester):
                 self.ledger.plan_chunk(self.tenant, self.pool_id, chunk.name, chunk.sha256, chunk.rows,
                                        self.run_id, header=_header_of(chunk))
                 if self.ledger.chunk_done(self.tenant, self.pool_id, chunk.sha256):   # its failed users remain
-                    results.append(ChunkResult(chunk.name, chunk.sha256, chunk.rows, chunk.canary,
-                                               self.ledger.chunk(self.tenant, self.pool_id, chunk.sha256)["job_id"],
-                                               "done-before"))
-                    self._discard(chunk)
+                    results.append(self._done_before(chunk, f"{chunk.name} was imported by an earlier run."))
                     continue
             pending.append(chunk)
         plans = self._resume_plans(pending) if pending else {}
@@ -346,6 +323,13 @@ class _Loader(Harvester):
                                 "legacy_id"]
             self._done_users = pd.Index(done.astype(str).unique())
         return write_remainder(chunk, self._done_users) if len(self._done_users) else chunk
+
+    def _done_before(self, chunk: ChunkInfo, message: str) -> ChunkResult:
+        """The result of a chunk that needs no job of this run (its files removed, as a harvested one's)."""
+        done = self.ledger.chunk(self.tenant, self.pool_id, chunk.sha256) or {}
+        self._event("chunk_done_before", message, chunk=chunk.name)
+        self._discard(chunk)
+        return ChunkResult(chunk.name, chunk.sha256, chunk.rows, chunk.canary, done.get("job_id"), "done-before")
 
     def _discard(self, chunk: ChunkInfo) -> None:
         """The files of a chunk that needs no job of this run: removed as a harvested chunk's are."""
