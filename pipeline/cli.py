@@ -10,6 +10,7 @@ import ctypes
 import errno
 import gc
 import os
+import sqlite3
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -349,6 +350,12 @@ def main() -> None:
         _leave(exc.exit_code)
     except OSError as exc:        # no such directory, no permission, disk full, port taken
         err.print(f"error (system): {_os_problem(exc)}", markup=False, style="bold red")
+        _leave(2)
+    except sqlite3.Error as exc:  # the run ledger, mid-run (the source database's errors are ExtractErrors)
+        err.print(f"error (ledger): the run ledger could not be written ({exc}). Check that the disk of "
+                  f"MIGRATE_RUNS_DIR ({os.environ.get('MIGRATE_RUNS_DIR', 'runs/ by default')}) has room, "
+                  "then rerun the same command: what the ledger committed before stands.",
+                  markup=False, style="bold red")
         _leave(2)
     except KeyboardInterrupt:
         err.print(_INTERRUPTED)

@@ -77,6 +77,12 @@ class TransientLoadError(LoadError):
     """Worth retrying: throttling, 5xx, a connection reset."""
 
 
+class LedgerError(MigrationError):
+    """The run ledger cannot be opened or written (a damaged file, a full disk)."""
+
+    phase = "ledger"
+
+
 class RunLockedError(LoadError):
     """Another run holds the lock for this account."""
 

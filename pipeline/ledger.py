@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.errors import RunLockedError
+from pipeline.errors import LedgerError, RunLockedError
 
 # "failed": its job ended Failed and was harvested; the chunk is not done, so a rerun retries it.
 CHUNK_STATES = ("planned", "job_created", "uploaded", "started", "finished", "harvested", "verified",
@@ -147,11 +147,17 @@ class Ledger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.path.exists():
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))  # user data: owner only
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise LedgerError(
+                f"The run ledger {self.path} cannot be opened ({exc}). It holds what earlier runs did: "
+                "restore it from a backup if you have one; otherwise move it aside and rerun (jobs of "
+                "earlier runs are found again by their names in the pool and adopted).") from None
         self._mutex = threading.RLock()
         self._locks: dict[str, tuple[_FileLock, int]] = {}
 

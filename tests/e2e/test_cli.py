@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import socket
+import sqlite3
 
 import pytest
 
+from pipeline.ledger import Ledger
 from tests.e2e.conftest import TENANTS, Workspace
 
 
@@ -61,6 +63,26 @@ def test_an_unwritable_runs_directory_is_a_message(workspace: Workspace) -> None
     no_traceback(proc)
     assert "error (system): Not a directory: " + str(blocker) in proc.stderr
     assert "MIGRATE_RUNS_DIR" in proc.stderr
+
+
+def test_a_damaged_ledger_is_a_message(workspace: Workspace) -> None:
+    ledger = workspace.root / "runs" / "ledger.sqlite"
+    ledger.parent.mkdir(parents=True)
+    ledger.write_text("not a database")
+    proc = workspace.run("migrate", "--tenant", "acme-jp")
+    assert proc.returncode == 2
+    no_traceback(proc)
+    assert f"The run ledger {ledger} cannot be opened (file is not a database)" in proc.stderr
+    ledger.unlink()
+    Ledger(ledger).close()                 # a ledger that opens but refuses a write, as a full disk would
+    with sqlite3.connect(ledger) as db:
+        columns = [row[1] for row in db.execute("PRAGMA table_info(runs)")]
+        db.execute("DROP TABLE runs")
+        db.execute("CREATE VIEW runs AS SELECT " + ", ".join(f"NULL AS {c}" for c in columns))
+    proc = workspace.run("migrate", "--tenant", "acme-jp")
+    assert proc.returncode == 2
+    no_traceback(proc)
+    assert "error (ledger): the run ledger could not be written (cannot modify runs" in proc.stderr
 
 
 def test_a_taken_port_is_a_message(workspace: Workspace) -> None:
