@@ -42,12 +42,25 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from pipeline.errors import ExtractError
 
 _HINT = "Check LEGACY_DB_URL."
+_RAW_AT_HINT = " Its password holds an @: write it as %40 in the URL."
 _PIPE_BUFFER = 1 << 20
+
+
+def _raw_password(text: str) -> str | None:
+    """The password of a URL whose password holds a raw ``@``: everything between the user's ``:`` and
+    the last ``@`` of the authority. URL parsers end it at the first ``@`` and read the rest as host."""
+    authority = text.split("://", 1)[1].split("/", 1)[0] if "://" in text else ""
+    if authority.count("@") < 2 or ":" not in authority.rsplit("@", 1)[0]:
+        return None
+    return authority.rsplit("@", 1)[0].split(":", 1)[1]
 
 
 def redact_url(url: object) -> str:
     """``url`` with any password shown as ``***`` (in the userinfo part and in a ``password=`` query)."""
     text = str(url)
+    raw = _raw_password(text)
+    if raw:
+        text = text.replace(":" + raw + "@", ":***@", 1)
     try:
         text = make_url(text).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
@@ -56,6 +69,9 @@ def redact_url(url: object) -> str:
 
 
 def _secrets(url: str) -> list[str]:
+    raw = _raw_password(url)
+    if raw:     # each piece too: a driver names the part after the first @ as the host it tried
+        return sorted({p for p in (raw, *raw.split("@")) if len(p) >= 2}, key=len, reverse=True)
     try:
         pw = make_url(url).password
     except (ArgumentError, ValueError):
@@ -313,7 +329,7 @@ def open_source(url: str) -> SourceDB:
     except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
         engine.dispose()
         raise ExtractError(f"cannot connect to {source.url}: {_short_reason(exc, source._secrets)}. "
-                           f"{_HINT}") from None
+                           f"{_HINT}{_RAW_AT_HINT if _raw_password(url) else ''}") from None
     return source
 
 

@@ -25,6 +25,7 @@ SECRET = "Sup3r-s3cret-pw"
     ("sqlite:////var/demo.sqlite", "sqlite:////var/demo.sqlite"),
     (f"postgresql://u@h/db?password={SECRET}&sslmode=require", "postgresql://u@h/db?password=***&sslmode=require"),
     (f"not a url://u:{SECRET}@host", "not a url://u:***@host"),
+    ("postgresql://app:Sup3r@s3cret@db.internal/x", "postgresql://app:***@db.internal/x"),   # a raw @
 ])
 def test_redact_url_hides_only_the_password(url: str, expected: str) -> None:
     assert redact_url(url) == expected
@@ -67,6 +68,17 @@ def test_query_error_on_a_connected_source_is_redacted(pg_url: str, tmp_path: Pa
         list(stream_partitions(source, sql, {"tenant": "t"}))
     message = str(caught.value)
     assert SECRET not in message and "***" in message and str(sql) in message
+
+
+@pytest.mark.postgres
+def test_a_raw_at_in_the_password_leaks_no_part_of_it(pg_admin_url: str) -> None:
+    scheme, rest = pg_admin_url.split("://", 1)
+    url = f"{scheme}://postgres:Sup3r@s3cret-pw@{rest.split('@', 1)[1]}"   # the parser ends it at the first @
+    with pytest.raises(ExtractError) as caught:
+        open_source(url)
+    message = str(caught.value)
+    assert "Sup3r" not in message and "s3cret-pw" not in message
+    assert "write it as %40" in message and "LEGACY_DB_URL" in message
 
 
 def test_sqlite_missing_file_names_the_file(tmp_path: Path) -> None:
