@@ -234,6 +234,9 @@ def _print_result(result) -> None:
             mark = "[red]DOES NOT ADD UP[/]"
         out.print(f"  source {acc.source_rows} = imported {acc.imported} + skipped {acc.skipped} + "
                   f"rejected {acc.rejected} + failed {acc.failed}   {mark}")
+        if not acc.ok and not result.stop_reason:
+            for problem in acc.problems:
+                out.print(f"  - {problem}", markup=False)
         if result.stop_reason:
             out.print(f"  the load stopped: {result.stop_reason}", markup=False)
             out.print("  fix the cause, then rerun the same command: done chunks are not imported again")

@@ -38,6 +38,7 @@ class Accounting:
     failed: int
     missing: int = 0  # source users without any outcome (e.g. a run stopped early)
     double_counted: int = 0  # rejected ids that also carry a load outcome
+    double_in_pool: int = 0  # of those: imported or skipped, so in the pool
     failed_by_message: tuple[tuple[str, int], ...] = ()
     checked: int = 0  # imported users looked up in the pool
     unconfirmed: int = 0  # of those: absent, wrong status, other sub or other attributes
@@ -46,6 +47,30 @@ class Accounting:
     @property
     def accounted(self) -> int:
         return self.imported + self.skipped + self.rejected + self.failed
+
+    @property
+    def problems(self) -> list[str]:
+        """Why the accounting does not add up, one sentence each with what to do (empty when it does)."""
+        found = []
+        if self.missing:
+            found.append(f"{self.missing} source user(s) have no outcome yet: the load has not reached them "
+                         "(a stopped run); rerun the same command.")
+        if self.double_in_pool:
+            found.append(
+                f"{self.double_in_pool} user(s) this plan rejects were imported (or met in the pool) by an "
+                "earlier run: the data or the mapping changed since. They are in the pool; outcomes.csv says "
+                "so in their detail. Delete them from the pool (AdminDeleteUser) if they must not be there, "
+                "or change the mapping back.")
+        if self.double_counted > self.double_in_pool:
+            found.append(
+                f"{self.double_counted - self.double_in_pool} user(s) this plan rejects failed in an earlier "
+                "import job (the data or the mapping changed since); they are not in the pool.")
+        if self.unconfirmed:
+            found.append(f"{self.unconfirmed} imported user(s) do not match the pool: "
+                         + "; ".join(f"{n} {label}" for label, n in self.unconfirmed_by_problem) + ".")
+        if self.source_rows != self.accounted and not (self.missing or self.double_counted):
+            found.append(f"the outcomes count {self.accounted} users for {self.source_rows} source rows.")
+        return found
 
     @property
     def ok(self) -> bool:
@@ -87,7 +112,10 @@ def reconcile(
     ids = rejected_ids if isinstance(rejected_ids, pd.Series) else pd.Series(list(rejected_ids), dtype="string")
     rejected = pd.Index(ids.astype("string").unique())
     loaded_ids = pd.Index(outcomes["legacy_id"].astype(str))
-    double = int((rejected.get_indexer(loaded_ids) != -1).sum())   # (Index.isin on Arrow strings: ~1.4 s at 350k)
+    both = rejected.get_indexer(loaded_ids) != -1   # (Index.isin on Arrow strings: ~1.4 s at 350k)
+    double = int(both.sum())
+    double_in_pool = int((both & outcomes["outcome"].isin([Outcome.IMPORTED.value, Outcome.SKIPPED.value])
+                          .to_numpy()).sum())
     counts = outcomes["outcome"].value_counts()
     imported = int(counts.get(Outcome.IMPORTED.value, 0))
     skipped = int(counts.get(Outcome.SKIPPED.value, 0))
@@ -115,6 +143,7 @@ def reconcile(
         failed=failed,
         missing=max(0, int(source_rows) - accounted),
         double_counted=double,
+        double_in_pool=double_in_pool,
         failed_by_message=tuple((str(m), int(n)) for m, n in failed_msgs.items()),
         checked=checked,
         unconfirmed=unconfirmed,
@@ -251,6 +280,14 @@ def write_outcomes(ledger: Ledger, tenant: str, rejects_path: Path, path: Path,
     rejects = pd.read_csv(rejects_path, dtype=str, keep_default_na=False, na_filter=False)
     rejected = _reasons_per_id(rejects[["legacy_id", "reason"]])
     rejected.insert(1, "outcome", Outcome.REJECTED.value)
+    in_pool = loaded[loaded["outcome"].isin([Outcome.IMPORTED.value, Outcome.SKIPPED.value])]
+    earlier = pd.Index(in_pool["legacy_id"]).get_indexer(rejected["legacy_id"])   # imported before, now rejected
+    if (earlier != -1).any():
+        hit = earlier != -1
+        jobs = in_pool["job_id"].fillna("").astype(str).to_numpy()[earlier[hit]]
+        verbs = in_pool["outcome"].astype(str).to_numpy()[earlier[hit]]
+        rejected.loc[hit, "detail"] = [f"{d}; {v} by {f'job {j} of ' if j else ''}an earlier run: in the pool"
+                                       for d, v, j in zip(rejected.loc[hit, "detail"], verbs, jobs, strict=True)]
     not_rejected = pd.Index(rejected["legacy_id"]).get_indexer(loaded["legacy_id"]) == -1
     frame = pd.concat([rejected, loaded[not_rejected]], ignore_index=True)
     _write_private_csv(frame, path)

@@ -113,4 +113,5 @@ def _outcomes(result: Any, accounting: Accounting) -> dict[str, Any]:
         "failed_by_message": dict(accounting.failed_by_message),
         "jobs": [dict(j) for j in getattr(result, "jobs", [])],
         "accounting_ok": accounting.ok,
+        "problems": accounting.problems,
     }

@@ -43,8 +43,17 @@ def test_missing_and_double_counted_users_fail_the_accounting(ledger: Ledger) ->
     _outcomes(ledger, [("1", "imported", "ok"), ("2", "failed", "bad")])
     short = reconcile(ledger, "acme", 4, pd.Series(["3"]))
     assert not short.ok and short.missing == 1 and short.accounted == 3
+    assert short.problems == ["1 source user(s) have no outcome yet: the load has not reached them (a stopped "
+                              "run); rerun the same command."]
     double = reconcile(ledger, "acme", 3, {"2", "3"})
-    assert not double.ok and double.double_counted == 1
+    assert not double.ok and (double.double_counted, double.double_in_pool) == (1, 0)
+    assert double.problems == ["1 user(s) this plan rejects failed in an earlier import job (the data or the "
+                               "mapping changed since); they are not in the pool."]
+    in_pool = reconcile(ledger, "acme", 3, {"1", "3"})
+    assert not in_pool.ok and (in_pool.double_counted, in_pool.double_in_pool) == (1, 1)
+    (problem,) = in_pool.problems
+    assert problem.startswith("1 user(s) this plan rejects were imported (or met in the pool) by an earlier run")
+    assert reconcile(ledger, "acme", 3, {"3"}).problems == []
 
 
 def test_confirmed_against_the_pool_and_sub_mapping(service: Any, ledger: Ledger, tmp_path: Path) -> None:
@@ -166,7 +175,8 @@ def test_outcomes_file_joins_each_ids_distinct_reasons_in_order(ledger: Ledger, 
     assert out[["legacy_id", "outcome", "detail"]].values.tolist() == [
         ["7", "rejected", "bad_email;too_long"],
         ["5", "rejected", "missing"],
-        ["9", "rejected", "duplicate"],        # a rejected id is not also listed with its load outcome
+        # a rejected id is not also listed with its load outcome; an earlier import is named in its detail
+        ["9", "rejected", "duplicate; imported by an earlier run: in the pool"],
         ["1", "imported", "ok"],
         ["2", "failed", "bad phone"],
         ["3", "imported", "ok"],

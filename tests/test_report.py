@@ -302,9 +302,13 @@ def test_add_load_outcomes_adds_the_import_section_without_changing_the_plan_rep
         "jobs": OUTCOMES["jobs"],
         "failed_by_message": [{"message": "InvalidParameterException: bad phone", "rows": 1}],
         "accounting_ok": True,
+        "problems": [],
         "unaccounted": 0,
     }
     assert run["by_rule"] == plan["by_rule"] and run["gate"] == plan["gate"]
+    problem = "2 user(s) this plan rejects were imported (or met in the pool) by an earlier run."
+    broken = add_load_outcomes(plan, {**OUTCOMES, "accounting_ok": False, "problems": [problem]})
+    assert broken["load"]["problems"] == [problem] and problem in render_html(broken)
 
 
 def test_write_reports_writes_json_and_html(tmp_path: Path) -> None:

@@ -83,6 +83,7 @@ def add_load_outcomes(report: Mapping[str, Any], outcomes: Mapping[str, Any]) ->
         "jobs": [{k: _jsonable(job.get(k)) for k in _JOB_KEYS} for job in outcomes.get("jobs") or []],
         "failed_by_message": by_message,
         "accounting_ok": bool(outcomes.get("accounting_ok", False)),
+        "problems": [str(p) for p in outcomes.get("problems") or []],
         "unaccounted": out["counts"]["valid"] - imported - skipped - failed,
     }
     return out

@@ -155,6 +155,25 @@ def test_a_rerun_after_the_data_and_the_mapping_changed_imports_only_the_new_use
     assert list((workspace.latest_run("acme-jp") / "chunks").iterdir()) == []
 
 
+def test_users_imported_before_that_a_stricter_mapping_rejects_are_explained(workspace: Workspace) -> None:
+    first = workspace.run("migrate", "--tenant", "acme-jp")
+    assert first.returncode == 0, first.stdout + first.stderr
+    imported = {i for i, o in workspace.outcomes("acme-jp").items() if o == "imported"}
+    mapping = workspace.root / "mappings" / "tenants" / "acme-jp.yaml"   # now reject unconfirmed phones too
+    mapping.write_text(mapping.read_text() + "\npolicies:\n  disabled: {column: phone_confirmed, "
+                       "active_values: [t, '1', 'yes', 'Y', 'true', 'TRUE', 'y'], action: reject}\n"
+                       "report: {reject_threshold: 0.9}\n")
+    rerun = workspace.run("migrate", "--tenant", "acme-jp")
+    assert rerun.returncode == 5, rerun.stdout + rerun.stderr            # the accounting does not add up
+    with open(workspace.latest_run("acme-jp") / "outcomes.csv", newline="") as fh:
+        lines = list(csv.DictReader(fh))
+    both = {row["legacy_id"] for row in lines if row["outcome"] == "rejected" and row["legacy_id"] in imported}
+    assert both and all(row["detail"].endswith("of an earlier run: in the pool")
+                        for row in lines if row["legacy_id"] in both)
+    assert f"{len(both)} user(s) this plan rejects were imported (or met in the pool) by an earlier run" in rerun.stdout
+    assert workspace.report("acme-jp")["load"]["problems"][0].startswith(f"{len(both)} user(s) this plan rejects")
+
+
 def test_pre_existing_users_come_out_skipped(workspace: Workspace) -> None:
     dry = workspace.run("migrate", "--tenant", "acme-jp", "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
