@@ -345,12 +345,19 @@ class _Loader(Harvester):
         return status in ("Failed", "Stopped", "Expired") and self.policy.on_failed_job == "stop"
 
     def _should_stop(self, chunk: ChunkInfo, result: ChunkResult) -> str | None:
+        if result.status == "Failed" and result.skipped and not result.failed:
+            # Skips alone can end a job Failed (U4). Every user then has an outcome (a user without a log
+            # line and not in the pool counts as failed), none of them failed: nothing systematic to stop for.
+            self._event(
+                "job_failed_by_skips",
+                f"{chunk.name}: job {result.job_id} ended Failed ({result.completion_message}) because "
+                f"{result.skipped} of its users were already in the pool; none failed, so the run goes on.",
+                chunk=chunk.name, job_id=result.job_id or "",
+            )
+            return None
         reasons = (
             "; ".join(f"{n} x {m}" for m, n in result.failure_reasons[:5]) or "no per-user reasons logged"
         )
-        if result.skipped and not result.failed:   # skips alone can end a job Failed (U4)
-            reasons = (f"{result.skipped} of its users were skipped as already in the pool "
-                       f"({result.completion_message or 'no completion message'}); see outcomes.csv")
         if chunk.canary and (result.status != "Succeeded" or result.failed):
             return (
                 f"The canary {chunk.name} (job {result.job_id}) ended {result.status} with {result.failed} "

@@ -112,7 +112,7 @@ def test_existing_users_of_another_tool_are_skipped_with_the_message(
     _no_duplicates(target, pool_id, 4)
 
 
-def test_a_canary_of_users_already_in_the_pool_stops_with_that_reason(
+def test_a_job_failed_only_by_users_already_in_the_pool_does_not_stop_the_run(
     target: CognitoTarget, ledger: Ledger, tmp_path: Path
 ) -> None:
     pool_id, header = new_pool(target)
@@ -120,9 +120,12 @@ def test_a_canary_of_users_already_in_the_pool_stops_with_that_reason(
         target._idp.admin_create_user(UserPoolId=pool_id, Username=name, MessageAction="SUPPRESS")
     result = run_load(target, ledger, "acme", pool_id,
                       make_chunks(tmp_path / "a", header, 8, chunk_rows=10, canary_rows=4), fast_policy())
-    assert result.stopped and [c.status for c in result.chunks] == ["Failed"]
-    assert "3 of its users were skipped as already in the pool" in str(result.stop_reason)
-    assert "no per-user reasons logged" not in str(result.stop_reason)
+    # U4: 3 skipped of 4 ends the canary's job Failed; every user has an outcome and none failed
+    assert not result.stopped and [c.status for c in result.chunks] == ["Failed", "Succeeded"]
+    assert (result.imported, result.skipped, result.failed) == (5, 3, 0)
+    out = ledger.outcomes("acme").set_index("legacy_id")["outcome"]
+    assert out.to_dict() == {f"L{i}": "skipped" if i < 3 else "imported" for i in range(8)}
+    _no_duplicates(target, pool_id, 8)
 
 
 def test_throttling_and_internal_errors_are_retried(
