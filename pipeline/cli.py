@@ -237,6 +237,8 @@ def _print_result(result) -> None:
         if not acc.ok and not result.stop_reason:
             for problem in acc.problems:
                 out.print(f"  - {problem}", markup=False)
+        for note in acc.notes:
+            out.print(f"  NOTE: {note}", markup=False)
         if result.stop_reason:
             out.print(f"  the load stopped: {result.stop_reason}", markup=False)
             out.print("  fix the cause, then rerun the same command: done chunks are not imported again")

@@ -21,6 +21,7 @@ import pandas as pd
 
 from pipeline import chunk as chunking
 from pipeline.ahead import ahead
+from pipeline.arrowtext import key_hashes
 from pipeline.contract import PoolContract
 from pipeline.csvwrite import write_frame
 from pipeline.db import open_source
@@ -71,6 +72,7 @@ class PlanResult:
     chunks: list[Any]
     source_rows: int
     rejected_ids: pd.Series          # unique legacy ids (string[pyarrow]) rejected by mapping or validation
+    source_keys: np.ndarray | None = None   # sorted key_hashes of every source legacy id (8 bytes each)
     report_paths: dict[str, Path] = field(default_factory=dict)
     chunk_rows: int = 500_000        # the mapping's users per import file
 
@@ -178,7 +180,7 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
                 progress.rows(tenant, "validated", rows)
                 del checked, rejects   # not alive while the next partition is read
 
-        keys.check_unique()
+        source_keys = keys.check_unique()
         duplicates = validator.duplicate_rejects()
         del validator   # its whole-tenant key store (tens of MB at 1M rows) is not needed for the chunks
         _write_rejects(rejects_path, duplicates)
@@ -205,7 +207,7 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
          "mapping_digest": mapping.digest, "source_rows": source_rows, "rejected": len(rejected_ids),
          "chunks": report["chunks"]}, indent=2))
     return PlanResult(tenant=tenant, run_dir=run_dir, pool_id=pool_id, contract=contract, report=report,
-                      chunks=chunks, source_rows=source_rows, rejected_ids=rejected_ids,
+                      chunks=chunks, source_rows=source_rows, rejected_ids=rejected_ids, source_keys=source_keys,
                       report_paths=paths, chunk_rows=mapping.chunk_rows)
 
 
@@ -226,12 +228,13 @@ class _PrimaryKeys:
                 f"{int(empty.sum())} row(s) of {self.sql_path.name} for tenant {self.mapping.tenant} have no "
                 f"value in the primary key column '{self.mapping.primary_key}' (source.primary_key): every "
                 "user needs its legacy id. Fix the query or the data.", tenant=self.mapping.tenant)
-        self.hashes.append(pd.util.hash_pandas_object(pk, index=False, categorize=False).to_numpy())
+        self.hashes.append(key_hashes(pk))
 
-    def check_unique(self) -> None:
+    def check_unique(self) -> np.ndarray:
+        """The sorted key hashes of every source row (``key_hashes`` of the ids); an ExtractError for a repeat."""
         if not self.hashes:
-            return
-        _, counts = np.unique(np.concatenate(self.hashes), return_counts=True)
+            return np.zeros(0, dtype=np.uint64)
+        unique, counts = np.unique(np.concatenate(self.hashes), return_counts=True)
         repeated = int((counts > 1).sum())
         if repeated:
             raise ExtractError(
@@ -239,6 +242,7 @@ class _PrimaryKeys:
                 f"the rows {self.sql_path.name} returns for tenant {self.mapping.tenant}: {repeated} value(s) "
                 "appear more than once. Each legacy id must name one user; fix the query (a join that "
                 "repeats rows?) or name the right key column.", tenant=self.mapping.tenant)
+        return unique
 
 
 def _previous_contract(run_dir: Path, fingerprint: str) -> dict[str, Any] | None:

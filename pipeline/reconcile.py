@@ -17,8 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from pipeline.arrowtext import key_hashes
 from pipeline.chunk import attrs_digest, canonical_attributes, compared_attributes
 from pipeline.cognito import get_users, key_attribute_of, user_key, users_frame
 from pipeline.csvwrite import write_frame
@@ -39,6 +41,8 @@ class Accounting:
     missing: int = 0  # source users without any outcome (e.g. a run stopped early)
     double_counted: int = 0  # rejected ids that also carry a load outcome
     double_in_pool: int = 0  # of those: imported or skipped, so in the pool
+    not_in_source: int = 0   # users with a load outcome whose legacy id the source no longer returns
+    not_in_source_in_pool: int = 0  # of those: imported or skipped, so in the pool
     failed_by_message: tuple[tuple[str, int], ...] = ()
     checked: int = 0  # imported users looked up in the pool
     unconfirmed: int = 0  # of those: absent, wrong status, other sub or other attributes
@@ -47,6 +51,16 @@ class Accounting:
     @property
     def accounted(self) -> int:
         return self.imported + self.skipped + self.rejected + self.failed
+
+    @property
+    def notes(self) -> list[str]:
+        """What the accounting leaves out but a person should know (it does not make it fail)."""
+        if not self.not_in_source:
+            return []
+        return [f"{self.not_in_source} user(s) with an outcome from an earlier run are no longer in the source "
+                f"(deleted from the legacy database, or filtered out since); {self.not_in_source_in_pool} of them "
+                "are in the pool. They are left out of this accounting and stay in outcomes.csv and "
+                "legacy-id-to-sub.csv; delete them from the pool (AdminDeleteUser) if they must go."]
 
     @property
     def problems(self) -> list[str]:
@@ -95,6 +109,7 @@ def reconcile(
     recheck_confirmed: bool = True,
     listings: int = 4,
     outcomes: pd.DataFrame | None = None,
+    source_keys: np.ndarray | None = None,
 ) -> Accounting:
     """Add up the tenant's outcomes; with ``target`` (a CognitoTarget), confirm imported users in the pool.
 
@@ -107,8 +122,20 @@ def reconcile(
     ``outcomes``: the tenant's outcomes as ``Ledger.outcomes`` reads them, when the caller has them; what
     the check confirms (``confirmed``, ``sub``) is then stored in the ledger and in this frame alike, so
     that the output files need no second read (~1 s per 150,000 users).
+
+    ``source_keys``: the plan's sorted ``key_hashes`` of every source legacy id. Users with an outcome
+    that the source no longer returns are then counted apart (``not_in_source``), not in the accounting.
     """
     outcomes = ledger.outcomes(tenant, pool_id) if outcomes is None else outcomes
+    every = outcomes
+    gone = np.zeros(len(outcomes), dtype=bool)
+    if source_keys is not None and len(outcomes):
+        hashes = key_hashes(outcomes["legacy_id"].astype(str))
+        found = np.searchsorted(source_keys, hashes).clip(max=max(len(source_keys) - 1, 0))
+        gone = ~(source_keys[found] == hashes) if len(source_keys) else np.ones(len(outcomes), dtype=bool)
+        outcomes = outcomes[~gone]
+    gone_in_pool = int((gone & every["outcome"].isin([Outcome.IMPORTED.value, Outcome.SKIPPED.value])
+                        .to_numpy()).sum())
     ids = rejected_ids if isinstance(rejected_ids, pd.Series) else pd.Series(list(rejected_ids), dtype="string")
     rejected = pd.Index(ids.astype("string").unique())
     loaded_ids = pd.Index(outcomes["legacy_id"].astype(str))
@@ -131,7 +158,7 @@ def reconcile(
         confirmed = pd.to_numeric(outcomes["confirmed"], errors="coerce").fillna(0).eq(1)
         todo = outcomes[~(is_imported & confirmed)] if not recheck_confirmed else outcomes
         checked, unconfirmed, problems = _confirm(
-            ledger, target, tenant, todo, expected_status, pages_per_second, listings, into=outcomes
+            ledger, target, tenant, todo, expected_status, pages_per_second, listings, into=every
         )
         checked += 0 if recheck_confirmed else int((is_imported & confirmed).sum())
     return Accounting(
@@ -144,6 +171,8 @@ def reconcile(
         missing=max(0, int(source_rows) - accounted),
         double_counted=double,
         double_in_pool=double_in_pool,
+        not_in_source=int(gone.sum()),
+        not_in_source_in_pool=gone_in_pool,
         failed_by_message=tuple((str(m), int(n)) for m, n in failed_msgs.items()),
         checked=checked,
         unconfirmed=unconfirmed,

@@ -69,7 +69,7 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
     outcomes = ledger.outcomes(tenant, plan.pool_id)     # reconcile adds the subs it confirms
     accounting = reconcile(ledger, tenant, plan.source_rows, plan.rejected_ids, pool_id=plan.pool_id,
                            target=target, pages_per_second=settings.target.list_users_pages_per_second,
-                           outcomes=outcomes)
+                           outcomes=outcomes, source_keys=plan.source_keys)
     sub_path = plan.run_dir / "legacy-id-to-sub.csv"
     write_sub_mapping(ledger, tenant, sub_path, pool_id=plan.pool_id, outcomes=outcomes)
     write_outcomes(ledger, tenant, plan.run_dir / "rejects.csv", plan.run_dir / "outcomes.csv",
@@ -114,4 +114,5 @@ def _outcomes(result: Any, accounting: Accounting) -> dict[str, Any]:
         "jobs": [dict(j) for j in getattr(result, "jobs", [])],
         "accounting_ok": accounting.ok,
         "problems": accounting.problems,
+        "notes": accounting.notes,
     }

@@ -6,8 +6,10 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from pipeline.arrowtext import key_hashes
 from pipeline.ledger import Ledger
 from pipeline.load import run_load
 from pipeline.reconcile import reconcile, write_sub_mapping
@@ -54,6 +56,19 @@ def test_missing_and_double_counted_users_fail_the_accounting(ledger: Ledger) ->
     (problem,) = in_pool.problems
     assert problem.startswith("1 user(s) this plan rejects were imported (or met in the pool) by an earlier run")
     assert reconcile(ledger, "acme", 3, {"3"}).problems == []
+
+
+def test_users_no_longer_in_the_source_are_counted_apart(ledger: Ledger) -> None:
+    _outcomes(ledger, [("1", "imported", "ok"), ("2", "failed", "bad"), ("3", "imported", "ok"),
+                       ("5", "failed", "bad")])
+    source = np.sort(key_hashes(pd.Series(["1", "2", "4"])))       # 3 and 5 were deleted from the source
+    acc = reconcile(ledger, "acme", 3, {"4"}, source_keys=source)
+    assert acc.ok and (acc.imported, acc.failed, acc.rejected) == (1, 1, 1)
+    assert (acc.not_in_source, acc.not_in_source_in_pool) == (2, 1)
+    assert acc.notes[0].startswith("2 user(s) with an outcome from an earlier run are no longer in the source")
+    without = reconcile(ledger, "acme", 3, {"4"})                   # no source keys: they count, and fail it
+    assert not without.ok and without.notes == []
+    assert reconcile(ledger, "acme", 0, set(), source_keys=np.zeros(0, dtype=np.uint64)).not_in_source == 4
 
 
 def test_confirmed_against_the_pool_and_sub_mapping(service: Any, ledger: Ledger, tmp_path: Path) -> None:

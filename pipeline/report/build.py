@@ -84,6 +84,7 @@ def add_load_outcomes(report: Mapping[str, Any], outcomes: Mapping[str, Any]) ->
         "failed_by_message": by_message,
         "accounting_ok": bool(outcomes.get("accounting_ok", False)),
         "problems": [str(p) for p in outcomes.get("problems") or []],
+        "notes": [str(n) for n in outcomes.get("notes") or []],
         "unaccounted": out["counts"]["valid"] - imported - skipped - failed,
     }
     return out

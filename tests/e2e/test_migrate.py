@@ -174,6 +174,22 @@ def test_users_imported_before_that_a_stricter_mapping_rejects_are_explained(wor
     assert workspace.report("acme-jp")["load"]["problems"][0].startswith(f"{len(both)} user(s) this plan rejects")
 
 
+def test_users_deleted_from_the_source_after_their_import_are_a_note(workspace: Workspace) -> None:
+    first = workspace.run("migrate", "--tenant", "acme-jp")
+    assert first.returncode == 0, first.stdout + first.stderr
+    gone = sorted((i for i, o in workspace.outcomes("acme-jp").items() if o == "imported"), key=int)[:2]
+    with sqlite3.connect(workspace.root / "var" / "demo-legacy.sqlite") as db:
+        db.execute("DELETE FROM app_users WHERE id IN (?, ?)", gone)
+    rerun = workspace.run("migrate", "--tenant", "acme-jp")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    counts = workspace.report("acme-jp")["counts"]
+    assert counts["failed"] == 0 and counts["imported"] + counts["skipped"] + counts["rejected"] \
+        == counts["source_rows"] == len(workspace.source_ids("acme-jp"))
+    note = "2 user(s) with an outcome from an earlier run are no longer in the source"
+    assert note in rerun.stdout and workspace.report("acme-jp")["load"]["notes"][0].startswith(note)
+    assert {workspace.outcomes("acme-jp")[i] for i in gone} == {"imported"}   # still listed, still in the pool
+
+
 def test_pre_existing_users_come_out_skipped(workspace: Workspace) -> None:
     dry = workspace.run("migrate", "--tenant", "acme-jp", "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
