@@ -303,6 +303,7 @@ def test_add_load_outcomes_adds_the_import_section_without_changing_the_plan_rep
         "failed_by_message": [{"message": "InvalidParameterException: bad phone", "rows": 1}],
         "accounting_ok": True,
         "problems": [],
+        "notes": [],
         "unaccounted": 0,
     }
     assert run["by_rule"] == plan["by_rule"] and run["gate"] == plan["gate"]
