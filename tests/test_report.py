@@ -310,6 +310,9 @@ def test_add_load_outcomes_adds_the_import_section_without_changing_the_plan_rep
     problem = "2 user(s) this plan rejects were imported (or met in the pool) by an earlier run."
     broken = add_load_outcomes(plan, {**OUTCOMES, "accounting_ok": False, "problems": [problem]})
     assert broken["load"]["problems"] == [problem] and problem in render_html(broken)
+    note = "2 user(s) with an outcome from an earlier run are no longer in the source."
+    noted = add_load_outcomes(plan, {**OUTCOMES, "notes": [note]})
+    assert noted["load"]["notes"] == [note] and f"Note: {note}" in render_html(noted)
 
 
 def test_write_reports_writes_json_and_html(tmp_path: Path) -> None:
