@@ -19,7 +19,7 @@ from pipeline.chunk import ChunkInfo, attrs_digest, canonical_attributes, compar
 from pipeline.cognito import get_users, user_key, users_frame
 from pipeline.errors import LoadError
 from pipeline.ledger import Ledger
-from pipeline.reasons import Outcome
+from pipeline.reasons import IN_POOL, Outcome
 
 LOG_LINE = r"^\[(SUCCEEDED|SKIPPED|FAILED)\] Line Number (\d+) - (.*)$"
 _LOG_OUTCOME = {
@@ -196,9 +196,7 @@ class Harvester:
         attrs = compared_attributes(list(expected.columns))
         canon = canonical_attributes(expected, attrs)
         digests = attrs_digest(canon)
-        check = merged["outcome"].isna() | merged["outcome"].isin(
-            [Outcome.IMPORTED.value, Outcome.SKIPPED.value]
-        )
+        check = merged["outcome"].isna() | merged["outcome"].isin(IN_POOL)
         merged["confirmed"] = 0
         merged["sub"] = pd.Series([None] * len(merged), dtype="object")
         if not (self.policy.verify or merged["_unlogged"].any()):

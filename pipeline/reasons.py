@@ -46,5 +46,8 @@ class Outcome(StrEnum):
     FAILED = "failed"          # by Cognito, with its message
 
 
+IN_POOL = (Outcome.IMPORTED.value, Outcome.SKIPPED.value)   # the outcomes of users the pool holds
+
+
 # Columns of every rejects frame and of the rejects file (one line per (row, rule) broken).
 REJECT_COLUMNS = ["legacy_id", "tenant", "reason", "column", "masked_value", "detail"]

@@ -25,7 +25,7 @@ from pipeline.chunk import attrs_digest, canonical_attributes, compared_attribut
 from pipeline.cognito import get_users, key_attribute_of, user_key, users_frame
 from pipeline.csvwrite import write_frame
 from pipeline.ledger import Ledger
-from pipeline.reasons import Outcome
+from pipeline.reasons import IN_POOL, Outcome
 
 RECHECK_MISSING = 1_000   # wanted users absent from the listing that are looked up one by one
 
@@ -130,18 +130,16 @@ def reconcile(
     every = outcomes
     gone = np.zeros(len(outcomes), dtype=bool)
     if source_keys is not None and len(outcomes):
-        hashes = key_hashes(outcomes["legacy_id"].astype(str))
-        found = np.searchsorted(source_keys, hashes).clip(max=max(len(source_keys) - 1, 0))
-        gone = ~(source_keys[found] == hashes) if len(source_keys) else np.ones(len(outcomes), dtype=bool)
+        gone = ~np.isin(key_hashes(outcomes["legacy_id"].astype(str)), source_keys)
         outcomes = outcomes[~gone]
-    gone_in_pool = int((gone & every["outcome"].isin([Outcome.IMPORTED.value, Outcome.SKIPPED.value])
+    gone_in_pool = int((gone & every["outcome"].isin(IN_POOL)
                         .to_numpy()).sum())
     ids = rejected_ids if isinstance(rejected_ids, pd.Series) else pd.Series(list(rejected_ids), dtype="string")
     rejected = pd.Index(ids.astype("string").unique())
     loaded_ids = pd.Index(outcomes["legacy_id"].astype(str))
     both = rejected.get_indexer(loaded_ids) != -1   # (Index.isin on Arrow strings: ~1.4 s at 350k)
     double = int(both.sum())
-    double_in_pool = int((both & outcomes["outcome"].isin([Outcome.IMPORTED.value, Outcome.SKIPPED.value])
+    double_in_pool = int((both & outcomes["outcome"].isin(IN_POOL)
                           .to_numpy()).sum())
     counts = outcomes["outcome"].value_counts()
     imported = int(counts.get(Outcome.IMPORTED.value, 0))
@@ -197,7 +195,7 @@ def _confirm(
     """
     problems: dict[str, int] = {}
     checked = unconfirmed = 0
-    looked_up = outcomes[outcomes["outcome"].isin([Outcome.IMPORTED.value, Outcome.SKIPPED.value])]
+    looked_up = outcomes[outcomes["outcome"].isin(IN_POOL)]
     headers = {c["pool_id"]: json.loads(c["header"]) for c in ledger.chunks(tenant) if c.get("header")}
     for pool_id, group in looked_up.groupby("pool_id"):
         header = headers.get(pool_id) or []
@@ -309,7 +307,7 @@ def write_outcomes(ledger: Ledger, tenant: str, rejects_path: Path, path: Path,
     rejects = pd.read_csv(rejects_path, dtype=str, keep_default_na=False, na_filter=False)
     rejected = _reasons_per_id(rejects[["legacy_id", "reason"]])
     rejected.insert(1, "outcome", Outcome.REJECTED.value)
-    in_pool = loaded[loaded["outcome"].isin([Outcome.IMPORTED.value, Outcome.SKIPPED.value])]
+    in_pool = loaded[loaded["outcome"].isin(IN_POOL)]
     earlier = pd.Index(in_pool["legacy_id"]).get_indexer(rejected["legacy_id"])   # imported before, now rejected
     if (earlier != -1).any():
         hit = earlier != -1
@@ -356,7 +354,7 @@ def write_sub_mapping(ledger: Ledger, tenant: str, path: Path, pool_id: str | No
     confirms into), so that the file needs no read of its own.
     """
     outcomes = _read(ledger, tenant, pool_id, outcomes)
-    keep = outcomes["outcome"].isin([Outcome.IMPORTED.value, Outcome.SKIPPED.value]) & outcomes["sub"].notna()
+    keep = outcomes["outcome"].isin(IN_POOL) & outcomes["sub"].notna()
     frame = outcomes.loc[keep, ["legacy_id", "username", "sub"]]
     _write_private_csv(frame, path)
     return len(frame)
