@@ -7,6 +7,7 @@ in a child process, so SIGKILL is a real kill -9.
 from __future__ import annotations
 
 import signal
+import sqlite3
 
 import pytest
 
@@ -51,6 +52,34 @@ def test_sigkill_during_the_load_then_rerun_completes(workspace: Workspace) -> N
     # the job that was running at the kill was adopted, not imported a second time
     started = {j["JobId"] for j in jobs if j["Status"] != "Created"}
     assert started <= {j["JobId"] for j in workspace.jobs(TENANT) if j["Status"] == "Succeeded"}
+
+
+def test_sigkill_during_a_remainders_job_then_rerun_adopts_it(workspace: Workspace) -> None:
+    first = workspace.run("migrate", "--tenant", TENANT)
+    assert first.returncode == 0, first.stdout + first.stderr
+    with sqlite3.connect(workspace.root / "var" / "demo-legacy.sqlite") as db:   # 60 new legacy users
+        db.execute(
+            "INSERT INTO app_users SELECT id + 900000, tenant_code, 'new' || login, 'new' || id || '@example.jp', "
+            "email_confirmed, NULL, NULL, first_name, last_name, birth_date, locale, role, is_active, deleted_at, "
+            "created_at, updated_at FROM app_users WHERE tenant_code = ? AND is_active = 1 AND email_confirmed = 't' "
+            "AND deleted_at IS NULL AND login IS NOT NULL ORDER BY id LIMIT 60", (TENANT,))
+    workspace.service.configure(users_per_second=20)
+    proc = workspace.popen("migrate", "--tenant", TENANT)
+    try:
+        running = workspace.wait_for_job(TENANT, "InProgress")
+        kill(proc)
+    finally:
+        if proc.poll() is None:
+            kill(proc)
+    assert "-rest-00001-" in running["JobName"]      # the job of the new users' remainder file
+    workspace.service.configure(users_per_second=None)
+    rerun = workspace.run("migrate", "--tenant", TENANT)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    counts = assert_exact(workspace)
+    assert counts["failed"] == 0 and counts["skipped"] == 0
+    jobs = workspace.jobs(TENANT)                     # the rerun wrote the same remainder and adopted its job
+    assert [j["JobName"] for j in jobs].count(running["JobName"]) == 1
+    assert {j["Status"] for j in jobs} == {"Succeeded"}
 
 
 def test_ctrl_c_during_the_load_says_so_then_rerun_completes(workspace: Workspace) -> None:
