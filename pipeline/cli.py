@@ -225,6 +225,10 @@ def _print_result(result) -> None:
     if acc is None:
         out.print(f"  dry run: {plan.source_rows} source rows, {len(plan.rejected_ids)} rejected, "
                   f"{sum(c.rows for c in plan.chunks)} in {len(plan.chunks)} import file(s); nothing imported")
+        if result.already_in_pool:
+            to_send = sum(c.rows for c in plan.chunks) - result.already_in_pool
+            out.print(f"  {result.already_in_pool} of those users were imported or met in the pool by earlier "
+                      f"runs; a migrate would send the other {to_send}.")
     else:
         if acc.ok:
             mark = "[green]OK[/]"

@@ -10,13 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.chunk import ChunkInfo, write_retry_chunks
+import pandas as pd
+
+from pipeline.chunk import ChunkInfo, read_keys, write_retry_chunks
 from pipeline.cognito import CognitoTarget
 from pipeline.errors import ValidationGateError
 from pipeline.ledger import Ledger
 from pipeline.load import LoadPolicy, run_load, tell
 from pipeline.plan import PlanResult, Progress, plan_tenant, read_contract, resolve_pool
-from pipeline.reasons import Outcome
+from pipeline.reasons import IN_POOL, Outcome
 from pipeline.reconcile import Accounting, reconcile, write_outcomes, write_sub_mapping
 from pipeline.report import add_load_outcomes, write_reports
 from pipeline.settings import Settings
@@ -33,6 +35,7 @@ class MigrateResult:
     sub_mapping: Path | None
     stop_reason: str | None = None
     timings: dict[str, float] = field(default_factory=dict)   # seconds per stage: plan, load, reconcile
+    already_in_pool: int = 0   # dry run: users of the import files that earlier runs imported or met
 
 
 def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledger: Ledger,
@@ -58,7 +61,7 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
         if retry_failed:   # retry files are files too: written and described, never imported
             _retry_chunks(ledger, plan, progress)
         return MigrateResult(plan=plan, accounting=None, report_paths=plan.report_paths, sub_mapping=None,
-                             timings=timings)
+                             timings=timings, already_in_pool=_already_in_pool(ledger, plan))
     clock = time.monotonic()
     chunks = list(plan.chunks)
     if retry_failed:
@@ -80,6 +83,16 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
     timings["reconcile"] = time.monotonic() - clock
     return MigrateResult(plan=plan, accounting=accounting, report_paths=paths, sub_mapping=sub_path,
                          stop_reason=result.stop_reason if result.stopped else None, timings=timings)
+
+
+def _already_in_pool(ledger: Ledger, plan: PlanResult) -> int:
+    """How many users of the plan's import files the ledger has as imported or skipped in its pool: the
+    ones a migrate would not send again (``load`` sends each file's remainder)."""
+    outcomes = ledger.outcomes(plan.tenant, plan.pool_id)
+    done = pd.Index(outcomes.loc[outcomes["outcome"].isin(IN_POOL), "legacy_id"].astype(str).unique())
+    if not len(done):
+        return 0
+    return sum(int((done.get_indexer(read_keys(c.keys_path)["legacy_id"]) != -1).sum()) for c in plan.chunks)
 
 
 def _retry_chunks(ledger: Ledger, plan: PlanResult, progress: Progress | None) -> list[ChunkInfo]:

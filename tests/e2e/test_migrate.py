@@ -140,6 +140,10 @@ def test_a_rerun_after_the_data_and_the_mapping_changed_imports_only_the_new_use
     mapping.write_text(mapping.read_text().replace(
         'attributes:\n', 'attributes:\n  locale: {constant: ja-JP}\n', 1))
 
+    dry = workspace.run("migrate", "--tenant", "acme-jp", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert f"{users_before} of those users were imported or met in the pool by earlier runs; a migrate would " \
+           "send the other 3." in dry.stdout
     rerun = workspace.run("migrate", "--tenant", "acme-jp")
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     new_ids = {str(int(i) + 900000) for i in copied}
