@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.errors import LedgerError, RunLockedError
+from pipeline.reasons import IN_POOL
 
 # "failed": its job ended Failed and was harvested; the chunk is not done, so a rerun retries it.
 CHUNK_STATES = ("planned", "job_created", "uploaded", "started", "finished", "harvested", "verified",
@@ -414,6 +415,13 @@ class Ledger:
         with self._mutex:
             frame = pd.read_sql_query(sql + " ORDER BY rowid", self._db, params=params)
         return frame
+
+    def in_pool_ids(self, tenant: str, pool_id: str) -> pd.Index:
+        """The legacy ids recorded as imported or skipped in ``pool_id``: the users the pool holds."""
+        with self._mutex:
+            rows = self._db.execute("SELECT legacy_id FROM outcomes WHERE tenant = ? AND pool_id = ? AND outcome "
+                                    "IN (?, ?)", (tenant, pool_id, *IN_POOL)).fetchall()
+        return pd.Index([str(r[0]) for r in rows], dtype=object)
 
     def confirm_outcomes(self, tenant: str, pool_id: str, frame: pd.DataFrame) -> None:
         """Store ``confirmed`` and ``sub`` per legacy id after a check against the pool."""

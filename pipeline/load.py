@@ -43,7 +43,6 @@ from pipeline.cognito import (
 from pipeline.errors import LoadError
 from pipeline.harvest import ChunkResult, Harvester, epoch_seconds
 from pipeline.ledger import Ledger
-from pipeline.reasons import IN_POOL
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Stopped", "Expired"})
 RUNNING = frozenset({"Pending", "InProgress", "Stopping"})
@@ -318,9 +317,7 @@ class _Loader(Harvester):
         """``chunk`` as it still needs importing (``chunk.write_remainder``), from the users the ledger has
         as imported or skipped in this pool (read once per run, and only when a chunk is new to it)."""
         if self._done_users is None:
-            outcomes = self.ledger.outcomes(self.tenant, self.pool_id)
-            done = outcomes.loc[outcomes["outcome"].isin(IN_POOL), "legacy_id"]
-            self._done_users = pd.Index(done.astype(str).unique())
+            self._done_users = self.ledger.in_pool_ids(self.tenant, self.pool_id)
         return write_remainder(chunk, self._done_users) if len(self._done_users) else chunk
 
     def _done_before(self, chunk: ChunkInfo, message: str) -> ChunkResult:

@@ -10,15 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from pipeline.chunk import ChunkInfo, read_keys, write_retry_chunks
 from pipeline.cognito import CognitoTarget
 from pipeline.errors import ValidationGateError
 from pipeline.ledger import Ledger
 from pipeline.load import LoadPolicy, run_load, tell
 from pipeline.plan import PlanResult, Progress, plan_tenant, read_contract, resolve_pool
-from pipeline.reasons import IN_POOL, Outcome
+from pipeline.reasons import Outcome
 from pipeline.reconcile import Accounting, reconcile, write_outcomes, write_sub_mapping
 from pipeline.report import add_load_outcomes, write_reports
 from pipeline.settings import Settings
@@ -88,8 +86,7 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
 def _already_in_pool(ledger: Ledger, plan: PlanResult) -> int:
     """How many users of the plan's import files the ledger has as imported or skipped in its pool: the
     ones a migrate would not send again (``load`` sends each file's remainder)."""
-    outcomes = ledger.outcomes(plan.tenant, plan.pool_id)
-    done = pd.Index(outcomes.loc[outcomes["outcome"].isin(IN_POOL), "legacy_id"].astype(str).unique())
+    done = ledger.in_pool_ids(plan.tenant, plan.pool_id)
     if not len(done):
         return 0
     return sum(int((done.get_indexer(read_keys(c.keys_path)["legacy_id"]) != -1).sum()) for c in plan.chunks)

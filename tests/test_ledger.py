@@ -131,6 +131,8 @@ def test_state_survives_reopen(tmp_path: Path) -> None:
         assert [r["status"] for r in led.runs("acme")] == ["crashed"]
         out = led.outcomes("acme")
         assert list(out["outcome"]) == ["imported", "skipped", "failed"] and list(out["line"]) == [1, 2, 3]
+        assert list(led.in_pool_ids("acme", "pool_1")) == ["1", "2"]     # the failed user is not in the pool
+        assert list(led.in_pool_ids("acme", "pool_2")) == [] and list(led.in_pool_ids("beta", "pool_1")) == []
         # a later job reporting an imported user as skipped does not undo the import
         led.record_outcomes(
             "acme",
