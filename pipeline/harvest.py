@@ -48,6 +48,11 @@ class ChunkResult:
     resumed: str = ""  # "", "adopted", "harvested", "started-created"
     jobs_created: int = 0
 
+    @property
+    def failed_by_skips(self) -> bool:
+        """The job ended Failed only because users were already in the pool (U4): none failed."""
+        return self.status == "Failed" and self.skipped > 0 and self.failed == 0
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "chunk": self.name,
@@ -83,6 +88,12 @@ class Harvester:
 
     def _event(self, kind: str, message: str, **info: Any) -> None:
         raise NotImplementedError   # the job runner's
+
+    def _discard(self, chunk: ChunkInfo) -> None:
+        """A chunk's files once no job needs them (harvested, or done before): removed unless kept."""
+        if not self.policy.keep_files:
+            chunk.csv_path.unlink(missing_ok=True)
+            chunk.keys_path.unlink(missing_ok=True)
 
     # ---- harvest ----------------------------------------------------------------------------------
 
@@ -121,11 +132,11 @@ class Harvester:
         status = str(final.get("Status"))
         if status in ("Succeeded", "Failed"):
             state = "verified" if self.policy.verify and unconfirmed == 0 else "harvested"
-            state = "failed" if status == "Failed" else state
+            # a job Failed only by skips (U4) left every user with an outcome and none failed: it is done
+            state = "failed" if status == "Failed" and (len(failed_rows) or not skipped) else state
             self.ledger.set_chunk_state(self.tenant, self.pool_id, chunk.sha256, state, final_id)
-            if not self.policy.keep_files and state != "failed":   # a failed chunk is retried
-                chunk.csv_path.unlink(missing_ok=True)
-                chunk.keys_path.unlink(missing_ok=True)
+            if state != "failed":   # a failed chunk is retried: its files stay
+                self._discard(chunk)
         if hasattr(self.progress, "rows"):
             self.progress.rows(self.tenant, "imported", imported)
         self._event(

@@ -327,12 +327,6 @@ class _Loader(Harvester):
         self._discard(chunk)
         return ChunkResult(chunk.name, chunk.sha256, chunk.rows, chunk.canary, done.get("job_id"), "done-before")
 
-    def _discard(self, chunk: ChunkInfo) -> None:
-        """The files of a chunk that needs no job of this run: removed as a harvested chunk's are."""
-        if not self.policy.keep_files:
-            chunk.csv_path.unlink(missing_ok=True)
-            chunk.keys_path.unlink(missing_ok=True)
-
     def _may_stop(self, chunk: ChunkInfo, final: dict[str, Any]) -> bool:
         """Whether a finished job's status and counters could stop the run (see ``_should_stop``)."""
         status = final.get("Status")
@@ -341,9 +335,9 @@ class _Loader(Harvester):
         return status in ("Failed", "Stopped", "Expired") and self.policy.on_failed_job == "stop"
 
     def _should_stop(self, chunk: ChunkInfo, result: ChunkResult) -> str | None:
-        if result.status == "Failed" and result.skipped and not result.failed:
-            # Skips alone can end a job Failed (U4). Every user then has an outcome (a user without a log
-            # line and not in the pool counts as failed), none of them failed: nothing systematic to stop for.
+        if result.failed_by_skips:
+            # Every user has an outcome (one without a log line and not in the pool counts as failed) and
+            # none failed: nothing systematic to stop for; the harvest counted the chunk as done.
             self._event(
                 "job_failed_by_skips",
                 f"{chunk.name}: job {result.job_id} ended Failed ({result.completion_message}) because "

@@ -118,10 +118,13 @@ def test_a_job_failed_only_by_users_already_in_the_pool_does_not_stop_the_run(
     pool_id, header = new_pool(target)
     for name in ("user0", "user1", "user2"):   # accounts of another tool hold 3 of the canary's 4 users
         target._idp.admin_create_user(UserPoolId=pool_id, Username=name, MessageAction="SUPPRESS")
-    result = run_load(target, ledger, "acme", pool_id,
-                      make_chunks(tmp_path / "a", header, 8, chunk_rows=10, canary_rows=4), fast_policy())
+    chunks = make_chunks(tmp_path / "a", header, 8, chunk_rows=10, canary_rows=4)
+    result = run_load(target, ledger, "acme", pool_id, chunks, fast_policy())
     # U4: 3 skipped of 4 ends the canary's job Failed; every user has an outcome and none failed
     assert not result.stopped and [c.status for c in result.chunks] == ["Failed", "Succeeded"]
+    assert result.chunks[0].failed_by_skips and not result.chunks[1].failed_by_skips
+    for chunk in chunks:   # both are done (a rerun has nothing to retry) and their files are gone
+        assert ledger.chunk_done("acme", pool_id, chunk.sha256) and not chunk.csv_path.exists()
     assert (result.imported, result.skipped, result.failed) == (5, 3, 0)
     out = ledger.outcomes("acme").set_index("legacy_id")["outcome"]
     assert out.to_dict() == {f"L{i}": "skipped" if i < 3 else "imported" for i in range(8)}
