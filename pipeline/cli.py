@@ -362,7 +362,7 @@ def main() -> None:
         _leave(2)
     except sqlite3.Error as exc:  # the run ledger, mid-run (the source database's errors are ExtractErrors)
         err.print(f"error (ledger): the run ledger could not be written ({exc}). Check that the disk of "
-                  f"MIGRATE_RUNS_DIR ({os.environ.get('MIGRATE_RUNS_DIR', 'runs/ by default')}) has room, "
+                  f"{_runs_dir_setting()} has room, "
                   "then rerun the same command: what the ledger committed before stands.",
                   markup=False, style="bold red")
         _leave(2)
@@ -372,6 +372,11 @@ def main() -> None:
 
 
 _INTERRUPTED = "interrupted; rerun the same command (a migrate continues where it stopped)"
+
+
+def _runs_dir_setting() -> str:
+    """The runs directory setting as a message names it."""
+    return f"MIGRATE_RUNS_DIR ({os.environ.get('MIGRATE_RUNS_DIR', 'runs/ by default')})"
 
 
 def _interrupted(exc: BaseException) -> bool:
@@ -390,8 +395,7 @@ def _os_problem(exc: OSError) -> str:
     """What the system refused and what to check (no traceback: a full disk is not a bug of ours)."""
     where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
     if where:
-        return (f"{exc.strerror or exc}: {where}. Check that MIGRATE_RUNS_DIR "
-                f"({os.environ.get('MIGRATE_RUNS_DIR', 'runs/ by default')}) and the files named are writable "
+        return (f"{exc.strerror or exc}: {where}. Check that {_runs_dir_setting()} and the files named are writable "
                 "and the disk has room, then rerun the same command (a migrate resumes where it stopped).")
     if exc.errno == errno.EADDRINUSE:
         return (f"{exc.strerror}: another process holds that port. Choose another one (PORT=... or --port) "
