@@ -1,7 +1,8 @@
 """The command line: the only place that prints and chooses exit codes.
 
 Exit codes: 0 done; 2 a user mistake (config, mapping, source, pool); 3 the rejection gate stopped the
-run; 4 another run holds the lock; 5 the accounting does not add up; 6 a job or the load failed.
+run (or failed, for ``report``); 4 another run holds the lock; 5 the accounting does not add up; 6 a job
+or the load failed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from pipeline.errors import LoadError, MigrationError, ReconcileError
+from pipeline.errors import LoadError, MigrationError, ReconcileError, ValidationGateError
 from pipeline.settings import DEFAULT_LOCAL_PORT, Settings, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -137,12 +138,20 @@ def report(tenant: TenantOpt = None,
                              "(the tenant whose pool save-contract read).")
     _prepare_source(settings)
     target = None if contract_snapshot else _target(settings, yes=True, writes=False)
+    stopped: list[str] = []
     with _progress() as bars:
         for name in tenants:
             plan = plan_tenant(settings, name, target=target, contract_snapshot=contract_snapshot, progress=bars)
             out.print(render_terminal(plan.report), markup=False)
             _warn_contract_change(plan.report)
             out.print(f"report: {plan.report_paths.get('html')}  (json: {plan.report_paths.get('json')})\n")
+            if not plan.gate_passed:
+                stopped.append(name)
+    if stopped:   # a script (CI) running the report before a migrate learns it from the exit code
+        raise ValidationGateError(
+            f"the rejection gate failed for {', '.join(stopped)}: a migrate would stop before importing "
+            f"{'it' if len(stopped) == 1 else 'them'}. Read the report, then fix the data or the mapping, or "
+            "raise report.reject_threshold in the tenant's mapping file.")
 
 
 @app.command("save-contract")

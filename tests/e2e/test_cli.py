@@ -25,6 +25,19 @@ def test_unknown_tenant_names_the_known_ones(workspace: Workspace) -> None:
     assert "Unknown tenant(s) nope" in proc.stderr and all(t in proc.stderr for t in TENANTS)
 
 
+def test_a_failed_gate_makes_the_report_exit_3_after_every_report(workspace: Workspace) -> None:
+    mapping = workspace.root / "mappings" / "tenants" / "globex-us.yaml"
+    mapping.write_text(mapping.read_text() + "\nreport: {reject_threshold: 0.01}\n")
+    proc = workspace.run("report", "--tenant", "globex-us,acme-jp")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    no_traceback(proc)
+    assert "rejection gate failed for globex-us:" in proc.stderr and "acme-jp" not in proc.stderr
+    assert "Gate FAILED" in proc.stdout and "Gate PASSED" in proc.stdout
+    for tenant in ("globex-us", "acme-jp"):                  # both reports written all the same
+        assert (workspace.latest_run(tenant) / "report.html").exists()
+    assert json.loads((workspace.latest_run("globex-us") / "report.json").read_text())["gate"]["passed"] is False
+
+
 def test_tenants_can_be_a_comma_separated_batch(workspace: Workspace) -> None:
     proc = workspace.run("migrate", "--tenant", "globex-us,acme-jp", "--tenant", "acme-jp", "--dry-run")
     assert proc.returncode == 0, proc.stdout + proc.stderr
