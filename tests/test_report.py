@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -400,6 +401,22 @@ def test_a_tenant_without_source_rows_says_what_to_check() -> None:
     stats.add_partition(3, 3, rejects())
     some = plan_report(stats, chunks=[], files={})
     assert "returned no row" not in render_terminal(some) + render_html(some)
+
+
+def test_a_row_policy_that_takes_every_row_says_what_to_check() -> None:
+    def report(deleted: int) -> dict:
+        stats = QualityStats()
+        lines = [(str(i), Reason.SOFT_DELETED, "deleted_at", "0000-00-00", "soft-deleted") for i in range(deleted)]
+        stats.add_partition(3, 3 - deleted, rejects(*lines))
+        return plan_report(stats, chunks=[], files={})
+
+    every = report(3)
+    text = render_terminal(every)
+    examples = ", ".join(repr(e) for e in every["by_rule"][0]["examples"])   # as masked for the report
+    assert "NOTE: Every row was rejected as soft-deleted: deleted_at has a value in every row (such as " \
+           f"{examples})" in text and "NULLIF(deleted_at" in text
+    assert "Every row was rejected as soft-deleted" in html.unescape(render_html(every))
+    assert "NOTE" not in render_terminal(report(2))          # some rows deleted: nothing odd
 
 
 def test_terminal_summary_after_load_shows_the_outcomes() -> None:

@@ -44,15 +44,37 @@ def outcome_parts(report: Mapping[str, Any]) -> list[tuple[str, str, int]]:
             ("pending", "valid, no outcome", max(c["valid"] - done, 0))]
 
 
-def empty_source_note(report: Mapping[str, Any]) -> str | None:
-    """What to check when the tenant's query returned no row (most often a filter or database mistake:
-    a run that "succeeds" with zero users), or None."""
-    if report["counts"]["source_rows"]:
-        return None
-    source = (report.get("mapping") or {}).get("source") or {}
-    query = source.get("query") or "the tenant's SQL file"
-    return (f"The source query ({query}) returned no row for tenant {report['tenant']}: check source.params and "
-            "the filters in its mapping file, and the database LEGACY_DB_URL names. Nothing will be imported.")
+def plan_notes(report: Mapping[str, Any]) -> list[str]:
+    """What a person must check before anything else: the tenant's query returned no row (most often a
+    filter or database mistake: a run that "succeeds" with zero users), or a row policy took every row
+    (most often a flag the policy does not read as the mapping expects, such as a PostgreSQL boolean's
+    ``t``). Each note says what to do; none when the plan looks sane."""
+    source_rows = report["counts"]["source_rows"]
+    if not source_rows:
+        source = (report.get("mapping") or {}).get("source") or {}
+        query = source.get("query") or "the tenant's SQL file"
+        return [f"The source query ({query}) returned no row for tenant {report['tenant']}: check source.params "
+                "and the filters in its mapping file, and the database LEGACY_DB_URL names. Nothing will be "
+                "imported."]
+    policies = (report.get("mapping") or {}).get("policies") or {}
+    notes = []
+    for rule in report["by_rule"]:
+        if rule["rows"] != source_rows or rule["reason"] not in ("disabled", "soft_deleted"):
+            continue
+        seen = ", ".join(repr(e) for e in rule["examples"]) or "no value"
+        if rule["reason"] == "disabled":
+            active = (policies.get("disabled") or {}).get("active_values")
+            notes.append(
+                f"Every row was rejected as disabled: no row has {rule['column']} in active_values {active} "
+                f"(it holds {seen}). If one of those values means an active account (a PostgreSQL boolean "
+                "reads 't'), add it, quoted, to policies.disabled.active_values in the tenant's mapping.")
+        else:
+            notes.append(
+                f"Every row was rejected as soft-deleted: {rule['column']} has a value in every row (such as "
+                f"{seen}). Rows that are not deleted must have no value there: if one value means 'not "
+                f"deleted' (a zero date, 0, false), turn it into NULL in the SQL file (NULLIF({rule['column']}, "
+                "...)), or point policies.soft_deleted.column at the right column.")
+    return notes
 
 
 def render_html(report: Mapping[str, Any]) -> str:
@@ -71,7 +93,7 @@ def render_html(report: Mapping[str, Any]) -> str:
     }
     template = _environment().get_template("report.html.j2")
     return template.render(r=report, c=counts, load=load, charts=charts, colors=COLORS,
-                           empty_note=empty_source_note(report))
+                           notes=plan_notes(report))
 
 
 def render_terminal(report: Mapping[str, Any], *, width: int = 100) -> str:
@@ -84,7 +106,7 @@ def render_terminal(report: Mapping[str, Any], *, width: int = 100) -> str:
                   markup=False)
     console.print(f"Source rows {c['source_rows']:,}   valid {c['valid']:,}   rejected {c['rejected']:,}",
                   markup=False)
-    if note := empty_source_note(report):
+    for note in plan_notes(report):
         console.print(f"NOTE: {note}", markup=False)
     if load is not None:
         console.print(f"Imported {c['imported']:,}   skipped {c['skipped']:,}   failed {c['failed']:,}   "

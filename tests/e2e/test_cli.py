@@ -4,6 +4,7 @@ without an explicit switch."""
 
 from __future__ import annotations
 
+import html
 import json
 import socket
 import sqlite3
@@ -36,6 +37,50 @@ def test_a_failed_gate_makes_the_report_exit_3_after_every_report(workspace: Wor
     for tenant in ("globex-us", "acme-jp"):                  # both reports written all the same
         assert (workspace.latest_run(tenant) / "report.html").exists()
     assert json.loads((workspace.latest_run("globex-us") / "report.json").read_text())["gate"]["passed"] is False
+
+
+@pytest.mark.postgres
+def test_a_postgres_boolean_flag_that_disables_every_row_says_what_to_write(workspace: Workspace) -> None:
+    import sqlalchemy as sa
+
+    from pipeline.demo import load_table
+    from tests.dbfixtures import PG_ADMIN, _name, _pg_admin, _with_database
+
+    try:
+        admin = _pg_admin()
+    except Exception as exc:  # noqa: BLE001 - no server: skipped like every PostgreSQL test
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    name = _name()
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = _with_database(PG_ADMIN, name)
+        load_table(url, 200)
+        with sa.create_engine(url).begin() as conn:   # the legacy flag as a native boolean: COPY writes t/f
+            conn.exec_driver_sql("ALTER TABLE app_users ALTER COLUMN is_active TYPE boolean USING is_active <> 0")
+            inactive = conn.exec_driver_sql("SELECT count(*) FILTER (WHERE NOT is_active) FROM app_users "
+                                            "WHERE tenant_code = 'acme-jp'").scalar()
+        env = {"LEGACY_DB_URL": url}
+        proc = workspace.run("report", "--tenant", "acme-jp", extra_env=env)
+        assert proc.returncode == 3, proc.stdout + proc.stderr
+        note = "NOTE: Every row was rejected as disabled: no row has is_active in active_values ['1'] (it holds "
+        assert note in proc.stdout and "'t'" in proc.stdout
+        page = html.unescape((workspace.latest_run("acme-jp") / "report.html").read_text())
+        assert note.removeprefix("NOTE: ") in page
+        migrate = workspace.run("migrate", "--tenant", "acme-jp", extra_env=env)
+        assert migrate.returncode == 3 and note in migrate.stderr    # the gate's message carries it too
+        path = workspace.root / "mappings" / "tenants" / "acme-jp.yaml"
+        path.write_text(path.read_text() + '\npolicies:\n  disabled: {column: is_active, active_values: ["t"], '
+                        'action: reject}\n')
+        fixed = workspace.run("report", "--tenant", "acme-jp", extra_env=env)
+        assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+        assert "NOTE" not in fixed.stdout
+        disabled = [r for r in workspace.report("acme-jp")["by_rule"] if r["reason"] == "disabled"]
+        assert [r["rows"] for r in disabled] == ([inactive] if inactive else [])
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
 
 
 def test_tenants_can_be_a_comma_separated_batch(workspace: Workspace) -> None:
