@@ -9,7 +9,6 @@ load stage: a plan against a saved pool snapshot loads neither.
 from __future__ import annotations
 
 import json
-import shutil
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -38,7 +37,7 @@ from pipeline.mapping import (
 from pipeline.reasons import REJECT_COLUMNS
 from pipeline.report import QualityStats, build_plan_report, write_reports
 from pipeline.settings import Settings
-from pipeline.staging import Staging
+from pipeline.staging import Staging, claim, release, sweep_abandoned
 from pipeline.validate import TenantValidator
 
 if TYPE_CHECKING:
@@ -145,15 +144,16 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     run_dir = settings.runs_dir / tenant / run_id
     staging = run_dir / "staging"
-    staging.mkdir(parents=True, exist_ok=True)
-    for private in (settings.runs_dir, run_dir.parent, run_dir):   # staged rows and chunks hold PII
-        private.chmod(0o700)
-    contract.to_snapshot(run_dir / "contract.json")
-    rejects_path = run_dir / "rejects.csv"
-    _write_rejects(rejects_path, pd.DataFrame(columns=REJECT_COLUMNS), header=True)
-
+    run_dir.mkdir(parents=True, exist_ok=True)
+    sweep_abandoned(run_dir.parent)   # staged rows that a killed plan of this tenant left behind
+    owner = claim(staging)
     staged = Staging(staging)
-    try:   # staged rows hold PII: removed whatever ends the plan (an error, Ctrl-C)
+    try:   # staged rows hold PII: removed whatever ends the plan (an error, Ctrl-C; SIGKILL: the next sweep)
+        for private in (settings.runs_dir, run_dir.parent, run_dir):   # staged rows and chunks hold PII
+            private.chmod(0o700)
+        contract.to_snapshot(run_dir / "contract.json")
+        rejects_path = run_dir / "rejects.csv"
+        _write_rejects(rejects_path, pd.DataFrame(columns=REJECT_COLUMNS), header=True)
         validator = TenantValidator(contract, mapping.duplicates, rows=staged)
         stats = QualityStats()
         source_rows = 0
@@ -192,7 +192,7 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
         chunks = chunking.write_chunks(staged.frames(losers), list(contract.csv_header), run_dir / "chunks",
                                        chunk_rows=mapping.chunk_rows, canary_rows=mapping.canary_rows)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        release(staging, owner)
     report = build_plan_report(
         tenant=tenant, run_id=run_id, stats=stats, contract_fingerprint=contract.fingerprint,
         pool=_pool_summary(contract), mapping_digest=mapping.digest, mapping=mapping.as_dict(),

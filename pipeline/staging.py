@@ -7,6 +7,10 @@ back from the part that holds it, so the tracker keeps no copy of legacy ids or 
 
 from __future__ import annotations
 
+import fcntl
+import os
+import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +26,63 @@ STRING = pd.StringDtype("pyarrow")
 
 def _as_string_dtype(arrow_type: pa.DataType) -> Any:
     return STRING if arrow_type in (pa.string(), pa.large_string()) else None
+
+
+_UNOWNED_GRACE_S = 3600    # a staging without a lock file (an older version's) is left alone this long
+
+
+def _lock_of(directory: Path) -> Path:
+    return directory.with_name(directory.name + ".lock")
+
+
+def claim(directory: Path) -> int:
+    """Create ``directory`` for a plan that holds an exclusive lock on ``<directory>.lock`` (taken first,
+    so no sweep ever sees the directory unlocked); return the lock's file descriptor.
+
+    The lock lives as long as the descriptor, and the kernel drops it when the process ends however it
+    ends (SIGKILL included): that is how ``sweep_abandoned`` tells a live plan's staging from a dead one's.
+    """
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(_lock_of(directory), os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    directory.mkdir(exist_ok=True)
+    return fd
+
+
+def release(directory: Path, fd: int) -> None:
+    """Remove the staging and its lock file (the plan is done with it, or failed)."""
+    shutil.rmtree(directory, ignore_errors=True)
+    _lock_of(directory).unlink(missing_ok=True)
+    os.close(fd)
+
+
+def sweep_abandoned(tenant_dir: Path) -> list[Path]:
+    """Remove the staging directories (validated rows: PII) of the tenant's plans that died without
+    removing their own (killed with SIGKILL, a power cut); return what was removed.
+
+    A staging whose lock is held belongs to a live plan (a concurrent ``report``) and stays.
+    """
+    removed = []
+    for staging in sorted(tenant_dir.glob("*/staging")) if tenant_dir.is_dir() else []:
+        try:
+            fd = os.open(_lock_of(staging), os.O_RDWR)
+        except FileNotFoundError:
+            try:
+                abandoned = time.time() - staging.stat().st_mtime > _UNOWNED_GRACE_S
+            except FileNotFoundError:
+                continue
+            if abandoned:
+                shutil.rmtree(staging, ignore_errors=True)
+                removed.append(staging)
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue   # a live plan's
+        release(staging, fd)
+        removed.append(staging)
+    return removed
 
 
 class Staging:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pandas as pd
 
-from pipeline.staging import Staging
+from pipeline.staging import Staging, claim, release, sweep_abandoned
 
 STRING = pd.StringDtype("pyarrow")
 
@@ -33,3 +38,48 @@ def test_frames_leave_out_the_losers(tmp_path) -> None:
     staging.write(_part(["c"]))
     frames = list(staging.frames(frozenset({"b", "c"})))
     assert [f["_legacy_id"].tolist() for f in frames] == [["a"], []]
+
+
+def _claim_in_child(directory, then: str) -> subprocess.Popen:
+    """A process that claims ``directory`` as a plan does, writes a part, then ``then``: 'die' (SIGKILL
+    itself, as a killed plan) or 'live' (wait on stdin, as a plan still running)."""
+    code = ("import os, signal, sys; from pathlib import Path; from pipeline.staging import claim; "
+            f"d = Path({str(directory)!r}); claim(d); (d / 'part-00000.arrow').write_text('pii'); "
+            "print('claimed', flush=True); "
+            f"os.kill(os.getpid(), signal.SIGKILL) if {then!r} == 'die' else sys.stdin.read()")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline() == "claimed\n"
+    return proc
+
+
+def test_the_sweep_removes_a_killed_plans_staging_and_leaves_a_live_ones(tmp_path) -> None:
+    tenant = tmp_path / "acme"
+    killed, live = tenant / "run-1" / "staging", tenant / "run-2" / "staging"
+    _claim_in_child(killed, "die").wait()
+    alive = _claim_in_child(live, "live")
+    try:
+        assert sweep_abandoned(tenant) == [killed]
+        assert not killed.exists() and not (tenant / "run-1" / "staging.lock").exists()
+        assert (live / "part-00000.arrow").exists()          # its plan still holds the lock
+    finally:
+        alive.communicate("")
+    assert sweep_abandoned(tenant) == [live] and not live.exists()   # once it has gone too
+
+
+def test_a_staging_without_a_lock_file_is_removed_only_when_old(tmp_path) -> None:
+    older = tmp_path / "run-1" / "staging"          # left by a version that took no lock
+    recent = tmp_path / "run-2" / "staging"
+    for d in (older, recent):
+        d.mkdir(parents=True)
+    hours_ago = time.time() - 2 * 3600
+    os.utime(older, (hours_ago, hours_ago))
+    assert sweep_abandoned(tmp_path) == [older] and recent.exists()
+    assert sweep_abandoned(tmp_path / "no-such-tenant") == []
+
+
+def test_release_removes_the_staging_and_its_lock(tmp_path) -> None:
+    staging = tmp_path / "run" / "staging"
+    fd = claim(staging)
+    Staging(staging).write(_part(["a"]))
+    release(staging, fd)
+    assert list(tmp_path.joinpath("run").iterdir()) == []

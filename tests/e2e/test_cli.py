@@ -83,6 +83,20 @@ def test_a_postgres_boolean_flag_that_disables_every_row_says_what_to_write(work
         admin.close()
 
 
+def test_a_killed_plans_staged_rows_are_removed_by_the_next_plan_of_the_tenant(workspace: Workspace) -> None:
+    from tests.test_staging import _claim_in_child
+
+    killed = workspace.root / "runs" / "acme-jp" / "20250101T000000000000Z" / "staging"
+    _claim_in_child(killed, "die").wait()                  # as a plan killed with SIGKILL leaves it
+    other = workspace.root / "runs" / "globex-us" / "20250101T000000000000Z" / "staging"
+    _claim_in_child(other, "die").wait()
+    proc = workspace.run("report", "--tenant", "acme-jp")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not killed.exists() and not killed.with_name("staging.lock").exists()
+    assert other.exists()                                   # another tenant's: its own next plan sweeps it
+    assert not (workspace.latest_run("acme-jp") / "staging").exists()
+
+
 def test_tenants_can_be_a_comma_separated_batch(workspace: Workspace) -> None:
     proc = workspace.run("migrate", "--tenant", "globex-us,acme-jp", "--tenant", "acme-jp", "--dry-run")
     assert proc.returncode == 0, proc.stdout + proc.stderr
