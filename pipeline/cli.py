@@ -279,8 +279,9 @@ def stop_cognito() -> None:
     from pipeline import localservice
 
     settings = load_settings()
-    stopped = localservice.stop(settings.runs_dir.parent / "var")
-    out.print("stopped the local Cognito service" if stopped else "no local Cognito service was recorded")
+    stopped = localservice.stop(settings.runs_dir.parent / "var", port=settings.target.local_port)
+    out.print(f"stopped the local Cognito service (pid {', '.join(map(str, stopped))})" if stopped
+              else f"no local Cognito service of this checkout is running (port {settings.target.local_port})")
 
 
 @app.command()

@@ -72,14 +72,44 @@ def ensure_running(var_dir: Path, port: int = DEFAULT_LOCAL_PORT, wait_seconds: 
                       f"see {var_dir / 'localcognito.log'}.")
 
 
-def stop(var_dir: Path) -> bool:
-    """Stop the service started by ``ensure_running``; False when none was recorded."""
+def stop(var_dir: Path, port: int = DEFAULT_LOCAL_PORT, wait_seconds: float = 10.0) -> list[int]:
+    """Stop this checkout's local service: the one ``ensure_running`` recorded in ``var_dir`` and the one
+    answering on ``port`` (found even when the runs directory, and so ``var_dir``, changed since it
+    was started). Return the pids stopped, after they have exited (or ``wait_seconds`` passed).
+
+    A recorded pid is signalled only while it still runs ``pipeline.localcognito``: a pid file outliving
+    its service must not stop whatever process the system gave that pid to since. A service of another
+    checkout is left to that checkout.
+    """
+    pids: set[int] = set()
     pid_file = var_dir / "localcognito.pid"
-    if not pid_file.exists():
-        return False
     try:
-        os.kill(int(pid_file.read_text().strip()), signal.SIGTERM)
-    except (ProcessLookupError, ValueError):
-        pass
+        recorded = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        recorded = None
+    if recorded is not None and _is_local_service(recorded):
+        pids.add(recorded)
+    answer = _health(f"http://127.0.0.1:{port}", 1.0) or {}
+    ours = str(Path(__file__).resolve().parent.parent)
+    if isinstance(answer.get("pid"), int) and answer.get("checkout") == ours and _is_local_service(answer["pid"]):
+        pids.add(answer["pid"])
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + wait_seconds
+    while any(_is_local_service(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
     pid_file.unlink(missing_ok=True)
-    return True
+    return sorted(pids)
+
+
+def _is_local_service(pid: int) -> bool:
+    """Whether process ``pid`` is alive and runs ``python -m pipeline.localcognito``."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z" and b"pipeline.localcognito" in cmdline

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -62,3 +65,30 @@ def test_stopping_the_in_process_service_leaves_no_error_in_its_thread(monkeypat
         svc.stop()
         assert thread is not None and not thread.is_alive()
     assert errors == []
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_stop_finds_the_service_on_its_port_when_the_runs_directory_changed(tmp_path):
+    from pipeline import localservice
+
+    port = _free_port()
+    endpoint = localservice.ensure_running(tmp_path / "started-under" / "var", port=port)
+    pid = int((tmp_path / "started-under" / "var" / "localcognito.pid").read_text())
+    try:
+        stray = subprocess.Popen(["sleep", "30"])      # a pid file naming a process that is not the service
+        elsewhere = tmp_path / "now" / "var"
+        elsewhere.mkdir(parents=True)
+        (elsewhere / "localcognito.pid").write_text(str(stray.pid))
+        assert localservice.stop(elsewhere, port=port) == [pid]
+        assert not localservice.is_healthy(endpoint) and stray.poll() is None   # the stray process lives on
+        assert not (elsewhere / "localcognito.pid").exists()
+        assert localservice.stop(elsewhere, port=port) == []
+    finally:
+        stray.kill()
+        if localservice._is_local_service(pid):
+            os.kill(pid, signal.SIGKILL)
