@@ -49,9 +49,10 @@ lock: ## Re-resolve the newest versions pyproject.toml allows into constraints.t
 	mv constraints.txt.new constraints.txt && rm -rf .venv-lock
 	@echo "constraints.txt updated: review 'git diff constraints.txt', then run make test and make bench"
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff on the code, tests and benchmarks; mypy on pipeline/
 	$(VENV)/bin/ruff check pipeline tests bench
+	$(VENV)/bin/mypy
 
 clean: ## Stop the local service; remove generated runs and demo data (keeps .venv)
 	@test -x $(PY) && $(PY) -m pipeline stop-cognito || true
-	rm -rf runs var .pytest_cache bench/out
+	rm -rf runs var .pytest_cache .mypy_cache bench/out

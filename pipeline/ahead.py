@@ -25,6 +25,7 @@ def ahead(items: Iterable[T], work: Callable[[T], R], name: str = "ahead") -> It
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as worker:
         waiting: Future[R] | None = None
+        submitted: Future[R] | None
         for item in items:
             submitted = worker.submit(work, item)
             del item                       # the worker holds it only as long as it needs it

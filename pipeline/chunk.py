@@ -276,10 +276,10 @@ class _Writer:
         self._tmp_csv = self.csv_path.with_suffix(".csv.tmp")
         self._tmp_keys = self.keys_path.with_suffix(".csv.tmp")
         self._csv = _open_private(self._tmp_csv)
-        self._keys = _open_private(self._tmp_keys)
+        self._keys = keys = _open_private(self._tmp_keys)
         self._hash = hashlib.sha256()
         self._put(self.header_line)
-        self._keys.write((",".join(KEY_COLUMNS) + "\n").encode("utf-8"))
+        keys.write((",".join(KEY_COLUMNS) + "\n").encode("utf-8"))
         self.rows = 0
         self.is_canary = canary
 

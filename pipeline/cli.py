@@ -14,13 +14,14 @@ import os
 import sqlite3
 import sys
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from pipeline.errors import LoadError, MigrationError, ReconcileError, ValidationGateError
 from pipeline.settings import DEFAULT_LOCAL_PORT, Settings, load_settings
@@ -39,7 +40,7 @@ class _Bars:
 
     def __init__(self, progress: Progress) -> None:
         self._progress = progress
-        self._tasks: dict[tuple[str, str], int] = {}
+        self._tasks: dict[tuple[str, str], TaskID] = {}
 
     def rows(self, tenant: str, stage: str, n: int) -> None:
         key = (tenant, stage)
@@ -54,9 +55,10 @@ class _Bars:
         """Load-stage events: a bar per import job's status, a line for anything else."""
         if kind == "job_status":
             key = (tenant, f"{info.get('chunk')} {info.get('job_id')}")
+            rows, done = info.get("rows"), info.get("done")
             if key not in self._tasks:
-                self._tasks[key] = self._progress.add_task("", total=info.get("rows"))
-            self._progress.update(self._tasks[key], completed=info.get("done", 0),
+                self._tasks[key] = self._progress.add_task("", total=rows if isinstance(rows, int) else None)
+            self._progress.update(self._tasks[key], completed=done if isinstance(done, int) else 0,
                                   description=f"{tenant}: {info.get('chunk')} job {info.get('status')}")
         elif kind != "chunk_harvested" or not self._progress.disable:
             self._progress.console.print(f"{tenant}: {message}", markup=False, highlight=False)
@@ -191,9 +193,9 @@ def migrate(tenant: TenantOpt = None,
     target = _target(settings, yes=yes)
     # AWS jobs take minutes, so polling every 1-15 s costs nothing; the local service finishes a
     # chunk in seconds, where the same polling would be most of the gap between two jobs.
-    polling = {} if settings.target.is_aws else {"poll_initial_seconds": 0.1, "poll_max_seconds": 1.0,
-                                                 "active_wait_seconds": 1.0}
-    policy = LoadPolicy(on_failed_job=on_failed_job, keep_files=keep_files, **polling)
+    policy = LoadPolicy(on_failed_job=on_failed_job, keep_files=keep_files)
+    if not settings.target.is_aws:
+        policy = replace(policy, poll_initial_seconds=0.1, poll_max_seconds=1.0, active_wait_seconds=1.0)
     settings.runs_dir.mkdir(parents=True, exist_ok=True)
     failed_accounting: list[str] = []
     stopped: list[str] = []

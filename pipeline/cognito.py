@@ -157,7 +157,7 @@ class CognitoTarget:
         self.logs_role_arn = logs_role_arn
         self.retry = retry or RetryPolicy()
         self._account_key: str | None = None
-        proxies = {} if kind == "local" else None
+        proxies: dict[str, str] | None = {} if kind == "local" else None
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler(proxies))
         self.calls: dict[str, int] = {}  # operation -> attempts made (for tests and the report)
         self._calls_lock = threading.Lock()
@@ -550,7 +550,7 @@ def users_frame(
             keys.append(user.get("Username"))
         statuses.append(user.get("UserStatus"))
         when = user.get("UserCreateDate")
-        created.append(when.timestamp() if hasattr(when, "timestamp") else float(when or 0))
+        created.append(when.timestamp() if isinstance(when, datetime) else float(when or 0))
         rows.append(tuple(map(values.get, fields)))
     columns = list(zip(*rows, strict=True)) if rows else [()] * len(fields)
 

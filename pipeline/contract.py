@@ -63,9 +63,11 @@ class AttributeSpec:
 def standard_spec(name: str) -> AttributeSpec:
     """The spec a real pool gives a standard attribute, for pools whose response omits it."""
     data_type, limits = _STANDARD_TYPES.get(name, ("String", {"MinLength": "0", "MaxLength": "2048"}))
-    return _parse_attribute({"Name": name, "AttributeDataType": data_type,
+    spec = _parse_attribute({"Name": name, "AttributeDataType": data_type,
                              "StringAttributeConstraints" if data_type == "String"
                              else "NumberAttributeConstraints": limits}, [])
+    assert spec is not None, name   # a well-formed entry always parses
+    return spec
 
 
 @dataclass(frozen=True)

@@ -308,8 +308,7 @@ class SourceDB:
             else:
                 raw.invalidate()
             if failure and not cancelled:
-                exc = failure[0]
-                raise self._fail(exc, origin, "Fix the SQL file, or the database it reads.") from None
+                raise self._fail(failure[0], origin, "Fix the SQL file, or the database it reads.") from None
 
     @property
     def copy_supported(self) -> bool:

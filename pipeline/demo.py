@@ -372,9 +372,11 @@ def _demo_info(path: Path) -> tuple[int, int, int] | None:
             rows = db.scalar("SELECT COUNT(*) FROM app_users")
     except ExtractError:
         return None
-    if rows != (n or 0) * len(DEFAULT_TENANTS):
+    if not (isinstance(n, int) and isinstance(seed, int) and isinstance(version, int)):
+        return None   # not written by this generator: built again
+    if rows != n * len(DEFAULT_TENANTS):
         return None
-    return (int(n), int(seed), int(version))  # type: ignore[arg-type]
+    return (n, seed, version)
 
 
 # -- expected counts ------------------------------------------------------------------------------

@@ -84,7 +84,9 @@ class Harvester:
     pool_id: str
     progress: Any
     pool_size: int
+    pool_name: str
     key_attribute: str | None
+    created: dict[str, int]   # chunk sha256 -> jobs created in this run
 
     def _event(self, kind: str, message: str, **info: Any) -> None:
         raise NotImplementedError   # the job runner's

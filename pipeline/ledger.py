@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -227,11 +228,11 @@ class Ledger:
         with self._mutex:
             return self._db.execute(sql, tuple(params))
 
-    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         with self._mutex:
             cur = self._db.execute(sql, tuple(params))
             cols = [d[0] for d in cur.description]
-            return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]  # type: ignore[misc]
+            return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -337,7 +338,7 @@ class Ledger:
         """Insert or update a job from its UserImportJobType (never stores the pre-signed URL)."""
         now = time.time()
         created = job.get("CreationDate")
-        created_at = created.timestamp() if hasattr(created, "timestamp") else float(created or now)
+        created_at = created.timestamp() if isinstance(created, datetime) else float(created or now)
         self._exec(
             "INSERT INTO jobs (job_id, job_name, tenant, pool_id, chunk_sha256, chunk, run_id, status, "
             "imported, skipped, failed, completion_message, created_at, updated) "
@@ -374,7 +375,7 @@ class Ledger:
         return _job(rows[0]) if rows else None
 
     def jobs(self, tenant: str | None = None, chunk_sha256: str | None = None) -> list[JobRecord]:
-        sql, params = "SELECT * FROM jobs WHERE 1=1", []
+        sql, params = "SELECT * FROM jobs WHERE 1=1", list[str]()
         if tenant is not None:
             sql, params = sql + " AND tenant = ?", [*params, tenant]
         if chunk_sha256 is not None:

@@ -110,7 +110,7 @@ class JobStore:
     def get(self, region: str, pool_id: str, job_id: str) -> Job:
         with self.lock:
             self._expire(time.time())
-            job = self._pools.get((region, pool_id), {}).get(job_id)
+            job = self._pools.get((region, pool_id), OrderedDict[str, Job]()).get(job_id)
             if job is None:
                 raise ResourceNotFound(f"Import job {job_id} does not exist in user pool {pool_id}.")
             return job

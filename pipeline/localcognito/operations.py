@@ -10,7 +10,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, overload
 
 from moto.cognitoidp.models import CognitoIdpUserPool, cognitoidp_backends
 
@@ -40,7 +40,12 @@ class Context:
     base_url: str              # e.g. "http://127.0.0.1:9229", from the request's Host header
 
 
+@overload
+def _param(params: dict[str, Any], name: str) -> str: ...
+@overload
+def _param(params: dict[str, Any], name: str, required: Literal[False]) -> str | None: ...
 def _param(params: dict[str, Any], name: str, required: bool = True) -> str | None:
+    """The named request parameter, checked as Cognito checks it (null, length, pattern)."""
     wire, low, high, pattern = PARAMS[name]
     value = params.get(name)
     if value is None:

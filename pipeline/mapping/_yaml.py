@@ -63,7 +63,7 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
     return out
 
 
-class _LinedDict(dict):  # type: ignore[type-arg]
+class _LinedDict(dict[Any, Any]):
     """A dict that remembers the line of each of its keys."""
 
     def __init__(self) -> None:
@@ -71,7 +71,7 @@ class _LinedDict(dict):  # type: ignore[type-arg]
         self.lines: dict[Any, int] = {}
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)  # type: ignore[arg-type]
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 @dataclass

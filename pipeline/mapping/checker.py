@@ -123,6 +123,11 @@ class Checker:
 
     # ------------------------------------------------------------------------------------------ build
 
+    def _section(self, key: str) -> dict[str, Any]:
+        """A top-level mapping section, or {} when it is absent or not a mapping (reported elsewhere)."""
+        value = self.data.get(key)
+        return value if isinstance(value, dict) else {}
+
     def build(self, files: tuple[str, ...]) -> TenantMapping | None:
         self.unknown_keys((), self.data, _TOP)
         for path, allowed in _SECTIONS.items():
@@ -144,18 +149,18 @@ class Checker:
         targets = {r.target for r in attributes}
         username = self.username(targets, region)
         self.pool(targets, username)
-        policies = self.data.get("policies") if isinstance(self.data.get("policies"), dict) else {}
+        policies = self._section("policies")
         soft = self.row_policy("soft_deleted", policies.get("soft_deleted"))
         disabled = self.row_policy("disabled", policies.get("disabled"))
         newlines = self.choice(("policies", "newlines"), policies.get("newlines"), NEWLINES, "replace")
         duplicates = self.duplicates(policies.get("duplicates"), targets)
-        report = self.data.get("report") if isinstance(self.data.get("report"), dict) else {}
+        report = self._section("report")
         threshold = report.get("reject_threshold", 0.2)
         if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
             self.problem(("report", "reject_threshold"), f"must be a fraction from 0 to 1 (0.2 = stop when "
                          f"over 20% of rows are rejected); got {threshold!r}")
             threshold = 0.2
-        load = self.data.get("load") if isinstance(self.data.get("load"), dict) else {}
+        load = self._section("load")
         chunk_rows = self.integer(("load", "chunk_rows"), load.get("chunk_rows"), MAX_CHUNK_ROWS, 1,
                                   MAX_CHUNK_ROWS)
         canary_rows = self.integer(("load", "canary_rows"), load.get("canary_rows"), 100, 0, chunk_rows)
@@ -333,6 +338,7 @@ class Checker:
         steps = []
         for i, item in enumerate(items):
             here = (*path, i) if isinstance(raw, list) else path
+            args: Any
             if isinstance(item, str):
                 name, args = item, {}
             elif isinstance(item, dict) and len(item) == 1:

@@ -13,6 +13,7 @@ rejects it as ``invalid_phone`` with the value the user recognises.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -139,7 +140,7 @@ def to_e164(values: pd.Series, region: str) -> pd.Series:
     return string_series(out, values.index)
 
 
-def _lookup_cache(region: str, uniques: object) -> dict[str, str | None]:
+def _lookup_cache(region: str, uniques: Iterable[object]) -> dict[str, str | None]:
     return {v: _lookup(v, region) for v in uniques if isinstance(v, str)}
 
 

@@ -23,13 +23,13 @@ def build_plan_report(*, tenant: str, run_id: str, stats: QualityStats, contract
                       reject_threshold: float, chunks: list[Mapping[str, Any]],
                       files: Mapping[str, Any], generated_at: str) -> dict[str, Any]:
     """Assemble the data-quality report of one tenant's plan (before anything reaches Cognito)."""
-    by_rule = [
+    by_rule: list[dict[str, Any]] = [
         {"column": column, "reason": reason, "rows": rule.rows,
          "examples": list(rule.examples), "details": list(rule.details)}
         for (column, reason), rule in stats.rules.items()
     ]
     by_rule.sort(key=lambda r: (-r["rows"], r["column"], r["reason"]))
-    by_reason = [{"reason": reason, "rows": rows} for reason, rows in stats.reasons.items()]
+    by_reason: list[dict[str, Any]] = [{"reason": reason, "rows": rows} for reason, rows in stats.reasons.items()]
     by_reason.sort(key=lambda r: (-r["rows"], r["reason"]))
     return {
         "schema_version": SCHEMA_VERSION,
@@ -76,7 +76,7 @@ def add_load_outcomes(report: Mapping[str, Any], outcomes: Mapping[str, Any]) ->
     out = copy.deepcopy(dict(report))
     imported, skipped, failed = (int(outcomes.get(k, 0)) for k in ("imported", "skipped", "failed"))
     out["counts"].update(imported=imported, skipped=skipped, failed=failed)
-    by_message = [{"message": str(m), "rows": int(n)}
+    by_message: list[dict[str, Any]] = [{"message": str(m), "rows": int(n)}
                   for m, n in dict(outcomes.get("failed_by_message") or {}).items()]
     by_message.sort(key=lambda r: (-r["rows"], r["message"]))
     out["load"] = {

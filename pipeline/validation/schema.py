@@ -67,7 +67,7 @@ def prepare_frame(frame: pd.DataFrame, contract: PoolContract) -> pd.DataFrame:
 
 def build_schema(contract: PoolContract) -> PoolSchema:
     """Compile the pool's rules (import-rules section A and F) into one pandera schema."""
-    columns = {col: PoolColumn(STRING, checks=_column_checks(contract, col), nullable=False,
+    columns = {col: PoolColumn(STRING, checks=[*_column_checks(contract, col)], nullable=False,
                               required=True, coerce=False)
                for col in contract.csv_header}
     return PoolSchema(columns, checks=_row_checks(contract), strict=False, coerce=False,
