@@ -35,8 +35,11 @@ import botocore.exceptions
 import botocore.session
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from botocore.config import Config
 
+from pipeline.arrowtext import string_series
 from pipeline.errors import ConfigError, LoadError, TransientLoadError
 from pipeline.fanout import Pacer, interleave
 from pipeline.settings import LOCAL_LOGS_ROLE_ARN, TargetSettings
@@ -531,32 +534,41 @@ def users_frame(
 ) -> pd.DataFrame:
     """Users (ListUsers shape) as a frame indexed by the file's username: sub, status, created, ``attrs``.
 
-    Built column-wise (one tuple per user, columns straight into Arrow): a whole pool goes through here.
-    An attribute the user lacks is ``""``; a missing sub is NA.
+    Built column-wise, each attribute value put straight into its column's list and each list into
+    Arrow: a whole pool goes through here (142,000 users: 0.75 s, against 1.9 s through a dict and a
+    tuple per user). An attribute the user lacks is ``""``; a missing sub is NA.
     """
     fields = ["sub", *attrs]
-    keys: list[str | None] = []
-    statuses: list[Any] = []
-    created: list[float] = []
-    rows: list[tuple[Any, ...]] = []
-    for user in users:
-        values = {a["Name"]: a.get("Value", "") for a in user.get("Attributes", ())}
+    position = {name: i for i, name in enumerate(fields)}
+    n = len(users)
+    columns: list[list[Any]] = [[None] * n for _ in fields]
+    keys: list[str | None] = [None] * n
+    statuses: list[Any] = [None] * n
+    created = [0.0] * n
+    # the key attribute's values: its column when it is compared, a list of their own otherwise
+    key_values: list[Any] = columns[position[key_attribute]] if key_attribute in position else [None] * n
+    for row, user in enumerate(users):
+        for attribute in user.get("Attributes", ()):
+            name = attribute["Name"]
+            at = position.get(name)
+            if at is not None:
+                columns[at][row] = attribute.get("Value", "")
+            elif name == key_attribute:
+                key_values[row] = attribute.get("Value", "")
         if "_key" in user:
-            keys.append(str(user["_key"]))
+            keys[row] = str(user["_key"])
         elif key_attribute:
-            key = values.get(key_attribute)
-            keys.append(None if key is None else str(key))
+            key = key_values[row]
+            keys[row] = None if key is None else str(key)
         else:
-            keys.append(user.get("Username"))
-        statuses.append(user.get("UserStatus"))
+            keys[row] = user.get("Username")
+        statuses[row] = user.get("UserStatus")
         when = user.get("UserCreateDate")
-        created.append(when.timestamp() if isinstance(when, datetime) else float(when or 0))
-        rows.append(tuple(map(values.get, fields)))
-    columns = list(zip(*rows, strict=True)) if rows else [()] * len(fields)
+        created[row] = when.timestamp() if isinstance(when, datetime) else float(when or 0)
 
-    def text(values: Any, blank: bool = False) -> pd.Series:
-        column = pd.Series(pd.array(list(values), dtype="string[pyarrow]"))
-        return column.fillna("") if blank else column
+    def text(values: list[Any], blank: bool = False) -> pd.Series:
+        column = pa.array(values, pa.string())
+        return string_series(pc.fill_null(column, "") if blank else column)
 
     frame = pd.DataFrame({
         "username": text(keys), "sub": text(columns[0]), "status": text(statuses),

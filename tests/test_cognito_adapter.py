@@ -285,4 +285,6 @@ def test_users_frame_keys_blanks_and_missing_sub() -> None:
     assert frame["created"].tolist() == [when.timestamp(), 5.0, 0.0]
     by_email = users_frame(users[:2], ["email"], key_attribute="email")
     assert list(by_email.index)[:1] == ["a@x.jp"] and len(by_email) == 2
+    not_compared = users_frame(users[:2], ["name"], key_attribute="email")   # the key is not a compared column
+    assert list(not_compared.index)[:1] == ["a@x.jp"] and list(not_compared.columns)[-1] == "name"
     assert users_frame([], ["email"]).empty
