@@ -106,7 +106,14 @@ def stop(var_dir: Path, port: int = DEFAULT_LOCAL_PORT, wait_seconds: float = 10
 
 
 def _is_local_service(pid: int) -> bool:
-    """Whether process ``pid`` is alive and runs ``python -m pipeline.localcognito``."""
+    """Whether process ``pid`` is alive and runs ``python -m pipeline.localcognito`` (read from /proc;
+    where there is no /proc, whether it is alive at all)."""
+    if not Path("/proc/self").exists():
+        try:
+            os.kill(pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
