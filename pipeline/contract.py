@@ -149,6 +149,12 @@ class PoolContract:
         return standard_spec(column)
 
     @property
+    def required_columns(self) -> tuple[str, ...]:
+        """The header columns the pool requires a value in (its schema's ``Required``; the username is
+        required of every row anyway)."""
+        return tuple(c for c in self.csv_header if (spec := self.spec(c)) is not None and spec.required)
+
+    @property
     def fingerprint(self) -> str:
         """sha256 over the rule-relevant fields: changes iff the rules a row must meet change."""
         rules = {

@@ -480,6 +480,12 @@ def test_check_header_names_attributes_the_pool_lacks(tmp_path: Path) -> None:
                         f"'custom:legacy'?")
     assert "add it to the pool's schema" in p
     check_header(m, [*header, "custom:legacy_id"])
+    with pytest.raises(MappingError) as info:                    # a required attribute nothing fills
+        check_header(m, [*header, "custom:legacy_id", "name"], required=["cognito:username", "email", "name"])
+    (p,) = info.value.problems
+    assert p == (f"{DEFAULT_FILE}: attributes (line 4): the pool requires attribute 'name' but the mapping fills "
+                 "no such column, so every user would be rejected; map a source column to it (attributes: {name: "
+                 "{from: <column>}})")
 
 
 def test_several_problems_come_back_together(tmp_path: Path) -> None:

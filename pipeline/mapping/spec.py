@@ -109,9 +109,16 @@ def source_column_refs(m: TenantMapping) -> list[tuple[Path_, str]]:
     return refs
 
 
-def check_header(m: TenantMapping, csv_header: list[str]) -> None:
-    """Every column the mapping produces must be in the pool's CSV header (GetCSVHeader)."""
+def check_header(m: TenantMapping, csv_header: list[str], required: Iterable[str] = ()) -> None:
+    """Every column the mapping produces must be in the pool's CSV header (GetCSVHeader), and every
+    attribute the pool requires (``required``) must be one the mapping produces: otherwise every user
+    would be rejected (``missing_required``), which is a mistake of the mapping, not of the data."""
     problems = []
+    for attr in required:
+        if attr != USERNAME and attr not in m.targets:
+            problems.append(f"{m.where(('attributes',))}: the pool requires attribute '{attr}' but the mapping "
+                            f"fills no such column, so every user would be rejected; map a source column to "
+                            f"it (attributes: {{{attr}: {{from: <column>}}}})")
     for target in m.targets:
         if target not in csv_header:
             path: Path_ = ("username",) if target == USERNAME else ("attributes", target)

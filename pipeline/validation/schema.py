@@ -81,7 +81,7 @@ def _column_checks(contract: PoolContract, col: str) -> list[PoolCheck]:
                "contains a line break or ends in a backslash, which Cognito's CSV cannot carry"),
         _check(Reason.VALUE_TOO_LONG, rules.within_bytes, f"longer than {MAX_VALUE_BYTES:,} UTF-8 bytes"),
     ]
-    if col == USERNAME or (spec is not None and spec.required):
+    if col == USERNAME or col in contract.required_columns:
         checks.append(_check(Reason.MISSING_REQUIRED, rules.filled,
                              f"{col} is required by the pool and is empty", blank_passes=False))
 

@@ -116,6 +116,19 @@ def test_a_broken_mapping_names_file_key_and_fix(workspace: Workspace) -> None:
     assert "acme-jp.yaml: attributes.phone_numbr" in proc.stderr and "did you mean 'phone_number'" in proc.stderr
 
 
+def test_an_attribute_the_pool_requires_and_the_mapping_never_fills_is_a_mapping_error(
+        workspace: Workspace) -> None:
+    path = workspace.root / "mappings" / "tenants" / "globex-us.yaml"
+    path.write_text(path.read_text() + "      - {Name: nickname, AttributeDataType: String, Required: true, "
+                    "Mutable: true}\n")
+    proc = workspace.run("report", "--tenant", "globex-us")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    no_traceback(proc)
+    assert "the pool requires attribute 'nickname' but the mapping fills no such column" in proc.stderr
+    assert "attributes: {nickname: {from: <column>}}" in proc.stderr
+    assert not (workspace.root / "runs" / "globex-us").exists()          # stopped before any row was read
+
+
 def test_an_unreachable_source_hides_the_password(workspace: Workspace) -> None:
     env_url = "postgresql+psycopg2://postgres:s3cret-pw@127.0.0.1:5432/no_such_database_here"
     proc = workspace.run("report", "--tenant", "acme-jp", extra_env={"LEGACY_DB_URL": env_url})
