@@ -149,6 +149,13 @@ class PoolContract:
         return standard_spec(column)
 
     @property
+    def auto_verified_flags(self) -> tuple[str, ...]:
+        """The ``*_verified`` header columns of the attributes the pool auto-verifies: each user needs one
+        of them true (fact 5)."""
+        return tuple(VERIFIED_FLAG[a] for a in sorted(self.auto_verified)
+                     if a in VERIFIED_FLAG and VERIFIED_FLAG[a] in self.csv_header)
+
+    @property
     def required_columns(self) -> tuple[str, ...]:
         """The header columns the pool requires a value in (its schema's ``Required``; the username is
         required of every row anyway)."""

@@ -139,7 +139,8 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     problems = contract.problems()
     if problems:
         raise ContractError(f"Pool {pool_id} cannot take an import: " + "; ".join(problems), tenant=tenant)
-    check_header(mapping, list(contract.csv_header), required=contract.required_columns)
+    check_header(mapping, list(contract.csv_header), required=contract.required_columns,
+                 verified_flags=contract.auto_verified_flags)
 
     run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     run_dir = settings.runs_dir / tenant / run_id

@@ -488,6 +488,21 @@ def test_check_header_names_attributes_the_pool_lacks(tmp_path: Path) -> None:
                  "{from: <column>}})")
 
 
+def test_check_header_wants_a_verified_flag_of_what_a_real_pool_auto_verifies(tmp_path: Path) -> None:
+    """A pool given by id only (real AWS) is known from its contract, not from pool.local."""
+    without = DEFAULT.replace("  email_verified: {from: email_confirmed, transform: {boolean: {default: false}}}\n", "")
+    m = load_mapping(write(tmp_path, tenant="pool: {user_pool_id: us-east-1_AbC123}\n", default=without), "acme-jp")
+    header = ["cognito:username", "email", "email_verified", "phone_number", "phone_number_verified", "locale",
+              "custom:legacy_id"]
+    with pytest.raises(MappingError) as info:
+        check_header(m, header, verified_flags=["email_verified", "phone_number_verified"])
+    (p,) = info.value.problems
+    assert p == (f"{DEFAULT_FILE}: attributes (line 4): the pool auto-verifies email and phone_number, so every "
+                 "user needs email_verified or phone_number_verified true (import-rules fact 5); add "
+                 "attributes.email_verified")
+    check_header(load_mapping(write(tmp_path), "acme-jp"), header, verified_flags=["email_verified"])
+
+
 def test_several_problems_come_back_together(tmp_path: Path) -> None:
     root = write(tmp_path, tenant=POOL + """\
 attributes:

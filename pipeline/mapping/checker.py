@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 import string
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,13 @@ _SECTIONS = {
     ("load",): ("chunk_rows", "canary_rows"),
 }
 _RULE_KEYS = ("from", "template", "constant", "transform")
+
+
+def no_verified_flag(auto_verified: Sequence[str]) -> str:
+    """The problem of a mapping that fills no ``*_verified`` flag of the attributes its pool auto-verifies."""
+    return (f"the pool auto-verifies {' and '.join(auto_verified)}, so every user needs "
+            f"{' or '.join(a + '_verified' for a in auto_verified)} true (import-rules fact 5); add "
+            f"attributes.{auto_verified[0]}_verified")
 
 
 class Checker:
@@ -453,8 +461,7 @@ class Checker:
                          f"the rule{_suggest(target, declared)}")
         auto = [a for a in local.get("AutoVerifiedAttributes") or [] if a in ("email", "phone_number")]
         if auto and targets and not any(f"{a}_verified" in targets for a in auto):
-            self.problem(("attributes",), f"the pool auto-verifies {' and '.join(auto)}, so every user needs "
-                         f"{auto[0]}_verified true (import-rules fact 5); add attributes.{auto[0]}_verified")
+            self.problem(("attributes",), no_verified_flag(auto))
         if username is not None:
             poolcheck.check_username_fit(local, username.strategy, ("username",), self.problem)
 

@@ -8,12 +8,12 @@ Each problem names the file, the key path (and line), and what to write instead,
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pipeline.errors import MappingError
 from pipeline.mapping._yaml import Origins, Path_, deep_merge, load_file, plain, record_origins
-from pipeline.mapping.checker import STANDARD_ATTRIBUTES, Checker
+from pipeline.mapping.checker import STANDARD_ATTRIBUTES, Checker, no_verified_flag
 from pipeline.mapping.model import (
     META_COLUMNS,
     USERNAME,
@@ -109,11 +109,16 @@ def source_column_refs(m: TenantMapping) -> list[tuple[Path_, str]]:
     return refs
 
 
-def check_header(m: TenantMapping, csv_header: list[str], required: Iterable[str] = ()) -> None:
-    """Every column the mapping produces must be in the pool's CSV header (GetCSVHeader), and every
-    attribute the pool requires (``required``) must be one the mapping produces: otherwise every user
-    would be rejected (``missing_required``), which is a mistake of the mapping, not of the data."""
+def check_header(m: TenantMapping, csv_header: list[str], required: Iterable[str] = (),
+                 verified_flags: Sequence[str] = ()) -> None:
+    """Every column the mapping produces must be in the pool's CSV header (GetCSVHeader); every attribute
+    the pool requires (``required``) must be one the mapping produces, and so must one of the flags of
+    the attributes it auto-verifies (``verified_flags``, one of which must be true per user). Otherwise
+    every user would be rejected, which is a mistake of the mapping, not of the data."""
     problems = []
+    if verified_flags and not set(verified_flags) & set(m.targets):
+        problems.append(f"{m.where(('attributes',))}: "
+                        + no_verified_flag([f.removesuffix("_verified") for f in verified_flags]))
     for attr in required:
         if attr != USERNAME and attr not in m.targets:
             problems.append(f"{m.where(('attributes',))}: the pool requires attribute '{attr}' but the mapping "

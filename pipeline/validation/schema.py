@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow.compute as pc
 
 from pipeline.arrowtext import all_empty, arrow, trim_whitespace
-from pipeline.contract import MFA_ENABLED, USERNAME, VERIFIABLE, VERIFIED_FLAG, PoolContract
+from pipeline.contract import MFA_ENABLED, USERNAME, VERIFIABLE, PoolContract
 from pipeline.csvdialect import MAX_ROW_CHARS, MAX_VALUE_BYTES
 from pipeline.reasons import Reason
 from pipeline.validation import rules
@@ -164,8 +164,7 @@ def _row_checks(contract: PoolContract) -> list[PoolCheck]:
                 Reason.VERIFIED_WITHOUT_VALUE,
                 lambda df, a=attr, f=flag: ~(rules.in_values(df[f], ["true"]) & rules.empty(df[a])),
                 f"{flag} is true but {attr} is empty", column=flag))
-    flags = [VERIFIED_FLAG[a] for a in sorted(contract.auto_verified)
-             if a in VERIFIED_FLAG and VERIFIED_FLAG[a] in header]
+    flags = list(contract.auto_verified_flags)
     if flags:   # fact 5; a pool with none cannot import at all (PoolContract.problems)
         checks.append(_check(
             Reason.NO_AUTO_VERIFIED_TRUE,
