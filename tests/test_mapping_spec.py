@@ -503,6 +503,17 @@ def test_check_header_wants_a_verified_flag_of_what_a_real_pool_auto_verifies(tm
     check_header(load_mapping(write(tmp_path), "acme-jp"), header, verified_flags=["email_verified"])
 
 
+def test_check_header_wants_a_username_strategy_that_fits_a_real_pools_sign_in(tmp_path: Path) -> None:
+    m = load_mapping(write(tmp_path, tenant="pool: {user_pool_id: us-east-1_AbC123}\n"), "acme-jp")   # column: login
+    header = ["cognito:username", "email", "email_verified", "phone_number", "locale", "custom:legacy_id"]
+    with pytest.raises(MappingError) as info:
+        check_header(m, header, sign_in={"UsernameAttributes": ["email"], "AliasAttributes": []})
+    (p,) = info.value.problems
+    assert p == (f"{DEFAULT_FILE}: username.strategy (line 3): the pool signs in with UsernameAttributes "
+                 "['email'], so cognito:username must hold that value; write strategy: email")
+    check_header(m, header, sign_in={"UsernameAttributes": [], "AliasAttributes": ["email"]})   # column fits
+
+
 def test_several_problems_come_back_together(tmp_path: Path) -> None:
     root = write(tmp_path, tenant=POOL + """\
 attributes:

@@ -8,8 +8,9 @@ Each problem names the file, the key path (and line), and what to write instead,
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from pipeline.errors import MappingError
 from pipeline.mapping._yaml import Origins, Path_, deep_merge, load_file, plain, record_origins
@@ -25,6 +26,7 @@ from pipeline.mapping.model import (
     UsernameRule,
 )
 from pipeline.mapping.model import suggest as _suggest
+from pipeline.mapping.pool import check_username_fit
 from pipeline.mapping.transforms import template_fields
 
 __all__ = [
@@ -110,12 +112,18 @@ def source_column_refs(m: TenantMapping) -> list[tuple[Path_, str]]:
 
 
 def check_header(m: TenantMapping, csv_header: list[str], required: Iterable[str] = (),
-                 verified_flags: Sequence[str] = ()) -> None:
+                 verified_flags: Sequence[str] = (), sign_in: Mapping[str, Any] | None = None) -> None:
     """Every column the mapping produces must be in the pool's CSV header (GetCSVHeader); every attribute
     the pool requires (``required``) must be one the mapping produces, and so must one of the flags of
-    the attributes it auto-verifies (``verified_flags``, one of which must be true per user). Otherwise
-    every user would be rejected, which is a mistake of the mapping, not of the data."""
+    the attributes it auto-verifies (``verified_flags``, one of which must be true per user); and the
+    username strategy must suit how the pool signs users in (``sign_in``: its UsernameAttributes and
+    AliasAttributes). Otherwise every user would be rejected, which is a mistake of the mapping, not of
+    the data. Mappings of local pools meet the same checks at load time, from ``pool.local``; these
+    hold for any pool, a real one given by id included."""
     problems = []
+    if sign_in is not None:
+        check_username_fit(dict(sign_in), m.username.strategy, ("username",),
+                           lambda path, text: problems.append(f"{m.where(path)}: {text}"))
     if verified_flags and not set(verified_flags) & set(m.targets):
         problems.append(f"{m.where(('attributes',))}: "
                         + no_verified_flag([f.removesuffix("_verified") for f in verified_flags]))
