@@ -142,7 +142,8 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     check_header(mapping, list(contract.csv_header), required=contract.required_columns,
                  verified_flags=contract.auto_verified_flags,
                  sign_in={"UsernameAttributes": sorted(contract.username_attributes),
-                          "AliasAttributes": sorted(contract.alias_attributes)})
+                          "AliasAttributes": sorted(contract.alias_attributes)},
+                 mfa=contract.mfa)
 
     run_id = run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     run_dir = settings.runs_dir / tenant / run_id

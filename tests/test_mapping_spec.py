@@ -514,6 +514,21 @@ def test_check_header_wants_a_username_strategy_that_fits_a_real_pools_sign_in(t
     check_header(m, header, sign_in={"UsernameAttributes": [], "AliasAttributes": ["email"]})   # column fits
 
 
+def test_check_header_wants_a_constant_mfa_flag_the_pools_mfa_allows(tmp_path: Path) -> None:
+    m = load_mapping(write(tmp_path, tenant=POOL + 'attributes:\n  cognito:mfa_enabled: {constant: "false"}\n'),
+                     "acme-jp")
+    header = ["cognito:username", "email", "email_verified", "phone_number", "locale", "custom:legacy_id",
+              "cognito:mfa_enabled"]
+    with pytest.raises(MappingError) as info:
+        check_header(m, header, mfa="ON")
+    (p,) = info.value.problems
+    assert p == (f"{TENANT_FILE}: attributes.cognito:mfa_enabled (line 8): the pool's MFA is ON, so "
+                 'cognito:mfa_enabled must be true or empty, but the mapping sets "false" for every user, so '
+                 'every user would be rejected; write {constant: "true"} or remove the rule')
+    for fits in ("OFF", "OPTIONAL", None):
+        check_header(m, header, mfa=fits)
+
+
 def test_several_problems_come_back_together(tmp_path: Path) -> None:
     root = write(tmp_path, tenant=POOL + """\
 attributes:

@@ -111,19 +111,34 @@ def source_column_refs(m: TenantMapping) -> list[tuple[Path_, str]]:
     return refs
 
 
+_MFA_ENABLED = "cognito:mfa_enabled"
+
+
 def check_header(m: TenantMapping, csv_header: list[str], required: Iterable[str] = (),
-                 verified_flags: Sequence[str] = (), sign_in: Mapping[str, Any] | None = None) -> None:
-    """Every column the mapping produces must be in the pool's CSV header (GetCSVHeader); every attribute
-    the pool requires (``required``) must be one the mapping produces, and so must one of the flags of
-    the attributes it auto-verifies (``verified_flags``, one of which must be true per user); and the
-    username strategy must suit how the pool signs users in (``sign_in``: its UsernameAttributes and
-    AliasAttributes). Otherwise every user would be rejected, which is a mistake of the mapping, not of
-    the data. Mappings of local pools meet the same checks at load time, from ``pool.local``; these
-    hold for any pool, a real one given by id included."""
+                 verified_flags: Sequence[str] = (), sign_in: Mapping[str, Any] | None = None,
+                 mfa: str | None = None) -> None:
+    """The mapping against the pool's contract, before any row is read.
+
+    Every column the mapping produces must be in the pool's CSV header (GetCSVHeader). And what would
+    have every user rejected is a mistake of the mapping, not of the data: an attribute the pool
+    requires (``required``) that the mapping never fills; no flag of what the pool auto-verifies
+    (``verified_flags``, one of which must be true per user); a username strategy that does not suit
+    how the pool signs users in (``sign_in``: its UsernameAttributes and AliasAttributes); a constant
+    ``cognito:mfa_enabled`` against the pool's MFA setting (``mfa``). Mappings of local pools meet some
+    of these at load time, from ``pool.local``; here they hold for any pool, one given by id included.
+    """
     problems = []
     if sign_in is not None:
         check_username_fit(dict(sign_in), m.username.strategy, ("username",),
                            lambda path, text: problems.append(f"{m.where(path)}: {text}"))
+    must = {"ON": "true", "OFF": "false"}.get(mfa or "")
+    for rule in m.attributes:
+        if (rule.target == _MFA_ENABLED and must and rule.constant is not None and not rule.steps
+                and rule.constant.strip() not in ("", must)):
+            problems.append(f"{m.where(('attributes', _MFA_ENABLED))}: the pool's MFA is {mfa}, so "
+                            f"{_MFA_ENABLED} must be {must} or empty, but the mapping sets \"{rule.constant}\" "
+                            f"for every user, so every user would be rejected; write {{constant: \"{must}\"}} "
+                            "or remove the rule")
     if verified_flags and not set(verified_flags) & set(m.targets):
         problems.append(f"{m.where(('attributes',))}: "
                         + no_verified_flag([f.removesuffix("_verified") for f in verified_flags]))

@@ -129,6 +129,16 @@ def test_an_attribute_the_pool_requires_and_the_mapping_never_fills_is_a_mapping
     assert not (workspace.root / "runs" / "globex-us").exists()          # stopped before any row was read
 
 
+def test_a_pool_with_mfa_on_against_the_default_mfa_constant_is_a_mapping_error(workspace: Workspace) -> None:
+    path = workspace.root / "mappings" / "tenants" / "acme-jp.yaml"
+    path.write_text(path.read_text().replace('MfaConfiguration: "OFF"', 'MfaConfiguration: "ON"'))
+    proc = workspace.run("report", "--tenant", "acme-jp")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    no_traceback(proc)
+    assert ("attributes.cognito:mfa_enabled (line 26): the pool's MFA is ON, so cognito:mfa_enabled must be true "
+            "or empty") in proc.stderr and "mappings/default.yaml" in proc.stderr
+
+
 def test_an_unreachable_source_hides_the_password(workspace: Workspace) -> None:
     env_url = "postgresql+psycopg2://postgres:s3cret-pw@127.0.0.1:5432/no_such_database_here"
     proc = workspace.run("report", "--tenant", "acme-jp", extra_env={"LEGACY_DB_URL": env_url})
