@@ -419,6 +419,17 @@ def test_a_row_policy_that_takes_every_row_says_what_to_check() -> None:
     assert "NOTE" not in render_terminal(report(2))          # some rows deleted: nothing odd
 
 
+def test_a_validation_rule_that_every_row_breaks_points_at_the_mapping() -> None:
+    stats = QualityStats()
+    stats.add_partition(2, 0, rejects(("1", Reason.INVALID_PHONE, "phone_number", "***", "not an E.164 number"),
+                                      ("2", Reason.INVALID_PHONE, "phone_number", "***", "not an E.164 number"),
+                                      ("2", Reason.INVALID_EMAIL, "email", "***", "not an email address")))
+    text = " ".join(render_terminal(plan_report(stats, chunks=[], files={})).split())   # lines wrap at 100
+    assert ("NOTE: Every row broke invalid_phone on phone_number (not an E.164 number; examples '***'). A rule "
+            "that no row meets points at the mapping") in text
+    assert "broke invalid_email" not in text                   # one row of two: the data's business
+
+
 def test_terminal_summary_after_load_shows_the_outcomes() -> None:
     text = render_terminal(add_load_outcomes(plan_report(sample_stats()), OUTCOMES))
     assert re.search(r"Imported 5\s+skipped 1\s+failed 1\s+accounting OK", text)

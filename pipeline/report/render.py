@@ -46,9 +46,10 @@ def outcome_parts(report: Mapping[str, Any]) -> list[tuple[str, str, int]]:
 
 def plan_notes(report: Mapping[str, Any]) -> list[str]:
     """What a person must check before anything else: the tenant's query returned no row (most often a
-    filter or database mistake: a run that "succeeds" with zero users), or a row policy took every row
-    (most often a flag the policy does not read as the mapping expects, such as a PostgreSQL boolean's
-    ``t``). Each note says what to do; none when the plan looks sane."""
+    filter or database mistake: a run that "succeeds" with zero users), or a rule took every row (a row
+    policy's flag the mapping reads otherwise than the database writes it, such as a PostgreSQL
+    boolean's ``t``; a validation rule no row meets, which points at the mapping). Each note says what to
+    do; none when the plan looks sane."""
     source_rows = report["counts"]["source_rows"]
     if not source_rows:
         source = (report.get("mapping") or {}).get("source") or {}
@@ -59,7 +60,7 @@ def plan_notes(report: Mapping[str, Any]) -> list[str]:
     policies = (report.get("mapping") or {}).get("policies") or {}
     notes = []
     for rule in report["by_rule"]:
-        if rule["rows"] != source_rows or rule["reason"] not in ("disabled", "soft_deleted"):
+        if rule["rows"] != source_rows:
             continue
         seen = ", ".join(repr(e) for e in rule["examples"]) or "no value"
         if rule["reason"] == "disabled":
@@ -68,12 +69,18 @@ def plan_notes(report: Mapping[str, Any]) -> list[str]:
                 f"Every row was rejected as disabled: no row has {rule['column']} in active_values {active} "
                 f"(it holds {seen}). If one of those values means an active account (a PostgreSQL boolean "
                 "reads 't'), add it, quoted, to policies.disabled.active_values in the tenant's mapping.")
-        else:
+        elif rule["reason"] == "soft_deleted":
             notes.append(
                 f"Every row was rejected as soft-deleted: {rule['column']} has a value in every row (such as "
                 f"{seen}). Rows that are not deleted must have no value there: if one value means 'not "
                 f"deleted' (a zero date, 0, false), turn it into NULL in the SQL file (NULLIF({rule['column']}, "
                 "...)), or point policies.soft_deleted.column at the right column.")
+        else:
+            detail = rule["details"][0] if rule["details"] else rule["reason"]
+            notes.append(
+                f"Every row broke {rule['reason']} on {rule['column']} ({detail}; examples {seen}). A rule "
+                "that no row meets points at the mapping rather than the data: check how the tenant's mapping "
+                f"fills {rule['column']} (its source column, transform or constant).")
     return notes
 
 
