@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -107,13 +107,13 @@ def write_retry_chunks(
         take = np.flatnonzero(keys["legacy_id"].isin(wanted).to_numpy())
         if not len(take):
             continue
-        header, lines, taken = _lines_of(chunk, keys, take)
+        header = _header_of(chunk)
         if header_line is None:
             header_line = header
         elif header != header_line:
             raise ChunkError(f"{chunk.csv_path.name} has another header than the files before it; "
                              "a retry file holds one pool's columns.")
-        picked.append((lines, taken))
+        picked.extend(_lines_of(chunk, keys, take))
     if header_line is None:
         return []
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -143,18 +143,43 @@ def write_remainder(chunk: ChunkInfo, done_ids: pd.Index) -> ChunkInfo | None:
     take = np.flatnonzero(~done)
     if not len(take):
         return None
-    header, lines, taken = _lines_of(chunk, keys, take)
-    writer = _Writer(chunk.csv_path.parent, header, MAX_FILE_BYTES, prefix=f"{chunk.name}-rest")
-    (rest,) = _fill(writer, [(lines, taken)], MAX_FILE_USERS, canary_rows=len(take) if chunk.canary else 0)
+    writer = _Writer(chunk.csv_path.parent, _header_of(chunk), MAX_FILE_BYTES, prefix=f"{chunk.name}-rest")
+    (rest,) = _fill(writer, _lines_of(chunk, keys, take), MAX_FILE_USERS,
+                    canary_rows=len(take) if chunk.canary else 0)
     return rest   # one file: fewer lines and bytes than the chunk, which fitted in one
 
 
-def _lines_of(chunk: ChunkInfo, keys: pd.DataFrame, take: np.ndarray) -> tuple[bytes, pa.Array, pd.DataFrame]:
-    """``chunk``'s header line and its data lines at the positions ``take``, byte for byte, with their keys
-    (without ``line``: a new file numbers its own)."""
-    data = chunk.csv_path.read_bytes().split(b"\n")
-    lines = pa.array([data[i + 1] + b"\n" for i in take], pa.binary())   # data row i is line i + 1
-    return data[0] + b"\n", lines, keys.iloc[take][KEY_COLUMNS[1:]].reset_index(drop=True)
+def _header_of(chunk: ChunkInfo) -> bytes:
+    with chunk.csv_path.open("rb") as handle:
+        return handle.readline()
+
+
+def _lines_of(chunk: ChunkInfo, keys: pd.DataFrame, take: np.ndarray,
+              block: int = 50_000) -> Iterator[tuple[pa.Array, pd.DataFrame]]:
+    """``chunk``'s data lines at the positions ``take``, byte for byte, with their keys (without ``line``:
+    a new file numbers its own), ``block`` lines at a time: memory holds a block, not the file (a chunk
+    can be 100 MB)."""
+    wanted = np.zeros(len(keys), dtype=bool)
+    wanted[take] = True
+    picked = wanted.tolist()
+    columns = keys[list(KEY_COLUMNS[1:])]
+    lines: list[bytes] = []
+    rows: list[int] = []
+    count = 0
+    with chunk.csv_path.open("rb") as handle:
+        handle.readline()                                   # the header; data row i is line i + 1
+        for count, line in enumerate(handle, start=1):
+            if count <= len(picked) and picked[count - 1]:
+                lines.append(line)
+                rows.append(count - 1)
+                if len(lines) == block:
+                    yield pa.array(lines, pa.binary()), columns.iloc[rows].reset_index(drop=True)
+                    lines, rows = [], []
+    if count != len(keys):
+        raise ChunkError(f"{chunk.csv_path.name} has {count} data lines but {chunk.keys_path.name} has "
+                         f"{len(keys)}: the files do not belong together. Plan again (make report) and rerun.")
+    if lines:
+        yield pa.array(lines, pa.binary()), columns.iloc[rows].reset_index(drop=True)
 
 
 def _fill(writer: _Writer, encoded: Iterable[tuple[pa.Array, pd.DataFrame]], chunk_rows: int,

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from pipeline import chunk as chunking
 from pipeline.chunk import ChunkError, read_chunk, read_keys, write_chunks, write_remainder, write_retry_chunks
 from tests.loadfixtures import valid_frame
 
@@ -139,6 +140,19 @@ def test_a_remainder_holds_the_other_users_lines_byte_for_byte(tmp_path: Path) -
     assert again is not None and again.sha256 == rest.sha256
     canary_rest = write_remainder(canary, pd.Index(["L0"]))
     assert canary_rest is not None and canary_rest.canary and canary_rest.rows == 1
+
+
+def test_picked_lines_come_in_blocks_byte_for_byte_and_files_must_match_their_keys(tmp_path: Path) -> None:
+    (full,) = write_chunks([valid_frame(7)], HEADER, tmp_path, chunk_rows=10)
+    keys = read_keys(full.keys_path)
+    blocks = list(chunking._lines_of(full, keys, np.array([0, 2, 3, 6]), block=3))   # a block of 3, then 1
+    assert [len(lines) for lines, _ in blocks] == [3, 1]
+    data = full.csv_path.read_bytes().split(b"\n")
+    assert [line for lines, _ in blocks for line in lines.to_pylist()] == [data[i] + b"\n" for i in (1, 3, 4, 7)]
+    assert [k for _, block in blocks for k in block["legacy_id"]] == ["L0", "L2", "L3", "L6"]
+    full.csv_path.write_bytes(b"\n".join(data[:-2]) + b"\n")           # one data line fewer than the keys say
+    with pytest.raises(ChunkError, match="has 6 data lines but chunk-00001.keys.csv has 7"):
+        list(chunking._lines_of(full, keys, np.array([0])))
 
 
 def test_retry_files_hold_exactly_the_named_users_lines(tmp_path: Path) -> None:
