@@ -56,10 +56,12 @@ def test_a_postgres_boolean_flag_that_disables_every_row_says_what_to_write(work
     try:
         url = _with_database(PG_ADMIN, name)
         load_table(url, 200)
-        with sa.create_engine(url).begin() as conn:   # the legacy flag as a native boolean: COPY writes t/f
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:   # the legacy flag as a native boolean: COPY writes t/f
             conn.exec_driver_sql("ALTER TABLE app_users ALTER COLUMN is_active TYPE boolean USING is_active <> 0")
             inactive = conn.exec_driver_sql("SELECT count(*) FILTER (WHERE NOT is_active) FROM app_users "
                                             "WHERE tenant_code = 'acme-jp'").scalar()
+        engine.dispose()
         env = {"LEGACY_DB_URL": url}
         proc = workspace.run("report", "--tenant", "acme-jp", extra_env=env)
         assert proc.returncode == 3, proc.stdout + proc.stderr
