@@ -158,26 +158,28 @@ def _lines_of(chunk: ChunkInfo, keys: pd.DataFrame, take: np.ndarray,
               block: int = 50_000) -> Iterator[tuple[pa.Array, pd.DataFrame]]:
     """``chunk``'s data lines at the positions ``take``, byte for byte, with their keys (without ``line``:
     a new file numbers its own), ``block`` lines at a time: memory holds a block, not the file (a chunk
-    can be 100 MB)."""
+    can be 100 MB). A file and keys file that disagree on their line count are refused before any line
+    is handed out."""
+    with chunk.csv_path.open("rb") as handle:
+        count = sum(piece.count(b"\n") for piece in iter(lambda: handle.read(1 << 20), b"")) - 1
+    if count != len(keys):
+        raise ChunkError(f"{chunk.csv_path.name} has {count} data lines but {chunk.keys_path.name} has "
+                         f"{len(keys)}: the files do not belong together. Plan again (make report) and rerun.")
     wanted = np.zeros(len(keys), dtype=bool)
     wanted[take] = True
     picked = wanted.tolist()
     columns = keys[list(KEY_COLUMNS[1:])]
     lines: list[bytes] = []
     rows: list[int] = []
-    count = 0
     with chunk.csv_path.open("rb") as handle:
         handle.readline()                                   # the header; data row i is line i + 1
-        for count, line in enumerate(handle, start=1):
-            if count <= len(picked) and picked[count - 1]:
+        for row, line in enumerate(handle):
+            if picked[row]:
                 lines.append(line)
-                rows.append(count - 1)
+                rows.append(row)
                 if len(lines) == block:
                     yield pa.array(lines, pa.binary()), columns.iloc[rows].reset_index(drop=True)
                     lines, rows = [], []
-    if count != len(keys):
-        raise ChunkError(f"{chunk.csv_path.name} has {count} data lines but {chunk.keys_path.name} has "
-                         f"{len(keys)}: the files do not belong together. Plan again (make report) and rerun.")
     if lines:
         yield pa.array(lines, pa.binary()), columns.iloc[rows].reset_index(drop=True)
 
