@@ -225,12 +225,10 @@ def _warn_contract_change(report: dict) -> None:
 
 
 def _print_result(result) -> None:
-    from pipeline.report.render import plan_notes
-
     plan = result.plan
     _warn_contract_change(plan.report)
     out.print(f"[bold]{plan.tenant}[/]  pool {plan.pool_id}")
-    for note in plan_notes(plan.report):
+    for note in plan.report.get("notes") or []:
         out.print(f"  NOTE: {note}", markup=False)
     acc = result.accounting
     if acc is None:

@@ -19,7 +19,6 @@ from pipeline.plan import PlanResult, Progress, plan_tenant, read_contract, reso
 from pipeline.reasons import Outcome
 from pipeline.reconcile import Accounting, reconcile, write_outcomes, write_sub_mapping
 from pipeline.report import add_load_outcomes, write_reports
-from pipeline.report.render import plan_notes
 from pipeline.settings import Settings
 
 __all__ = ["MigrateResult", "PlanResult", "Progress", "migrate_tenant", "plan_tenant", "read_contract",
@@ -56,7 +55,7 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
             f"{gate['reject_rate']:.1%} of {tenant}'s rows were rejected, over the threshold of "
             f"{gate['reject_threshold']:.1%}. Read {plan.report_paths.get('html')} and fix the data or the "
             "mapping, or raise report.reject_threshold in the tenant's mapping file."
-            + "".join(f" NOTE: {note}" for note in plan_notes(plan.report)), tenant=tenant)
+            + "".join(f" NOTE: {note}" for note in plan.report.get("notes") or []), tenant=tenant)
     if dry_run:
         if retry_failed:   # retry files are files too: written and described, never imported
             _retry_chunks(ledger, plan, progress)

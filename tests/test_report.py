@@ -259,6 +259,7 @@ def test_plan_report_json_content() -> None:
         {"reason": "duplicate_username", "rows": 1}, {"reason": "invalid_phone", "rows": 1},
     ]
     assert report["gate"] == {"reject_threshold": 0.2, "reject_rate": 0.3, "passed": False}
+    assert report["notes"] == []                          # no rule took every row, the source was not empty
     assert report["contract_fingerprint"] == "sha256:f1f2f3"
     assert report["mapping_digest"] == "sha256:d1d2d3"
     assert report["mapping"]["columns"]["email"] == {"from": "email_address"}
@@ -392,9 +393,10 @@ def test_terminal_summary_has_counts_top_rules_the_gate_and_files() -> None:
 
 
 def test_a_tenant_without_source_rows_says_what_to_check() -> None:
-    empty = plan_report(QualityStats(), chunks=[], files={})
-    empty["mapping"] = {"source": {"query": "users.sql", "params": {"tenant": "{tenant}"}}}
+    empty = plan_report(QualityStats(), chunks=[], files={},
+                        mapping={"source": {"query": "users.sql", "params": {"tenant": "{tenant}"}}})
     note = "The source query (users.sql) returned no row for tenant acme"
+    assert empty["notes"][0].startswith(note)                       # in the JSON, the contract
     assert f"NOTE: {note}" in render_terminal(empty) and note in render_html(empty)
     assert "LEGACY_DB_URL" in render_terminal(empty)
     stats = QualityStats()
@@ -417,6 +419,7 @@ def test_a_row_policy_that_takes_every_row_says_what_to_check() -> None:
            f"{examples})" in text and "NULLIF(deleted_at" in text
     assert "Every row was rejected as soft-deleted" in html.unescape(render_html(every))
     assert "NOTE" not in render_terminal(report(2))          # some rows deleted: nothing odd
+    assert len(every["notes"]) == 1 and report(2)["notes"] == []   # the notes are part of the JSON
 
 
 def test_a_validation_rule_that_every_row_breaks_points_at_the_mapping() -> None:

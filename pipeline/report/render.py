@@ -44,46 +44,6 @@ def outcome_parts(report: Mapping[str, Any]) -> list[tuple[str, str, int]]:
             ("pending", "valid, no outcome", max(c["valid"] - done, 0))]
 
 
-def plan_notes(report: Mapping[str, Any]) -> list[str]:
-    """What a person must check before anything else: the tenant's query returned no row (most often a
-    filter or database mistake: a run that "succeeds" with zero users), or a rule took every row (a row
-    policy's flag the mapping reads otherwise than the database writes it, such as a PostgreSQL
-    boolean's ``t``; a validation rule no row meets, which points at the mapping). Each note says what to
-    do; none when the plan looks sane."""
-    source_rows = report["counts"]["source_rows"]
-    if not source_rows:
-        source = (report.get("mapping") or {}).get("source") or {}
-        query = source.get("query") or "the tenant's SQL file"
-        return [f"The source query ({query}) returned no row for tenant {report['tenant']}: check source.params "
-                "and the filters in its mapping file, and the database LEGACY_DB_URL names. Nothing will be "
-                "imported."]
-    policies = (report.get("mapping") or {}).get("policies") or {}
-    notes = []
-    for rule in report["by_rule"]:
-        if rule["rows"] != source_rows:
-            continue
-        seen = ", ".join(repr(e) for e in rule["examples"]) or "no value"
-        if rule["reason"] == "disabled":
-            active = (policies.get("disabled") or {}).get("active_values")
-            notes.append(
-                f"Every row was rejected as disabled: no row has {rule['column']} in active_values {active} "
-                f"(it holds {seen}). If one of those values means an active account (a PostgreSQL boolean "
-                "reads 't'), add it, quoted, to policies.disabled.active_values in the tenant's mapping.")
-        elif rule["reason"] == "soft_deleted":
-            notes.append(
-                f"Every row was rejected as soft-deleted: {rule['column']} has a value in every row (such as "
-                f"{seen}). Rows that are not deleted must have no value there: if one value means 'not "
-                f"deleted' (a zero date, 0, false), turn it into NULL in the SQL file (NULLIF({rule['column']}, "
-                "...)), or point policies.soft_deleted.column at the right column.")
-        else:
-            detail = rule["details"][0] if rule["details"] else rule["reason"]
-            notes.append(
-                f"Every row broke {rule['reason']} on {rule['column']} ({detail}; examples {seen}). A rule "
-                "that no row meets points at the mapping rather than the data: check how the tenant's mapping "
-                f"fills {rule['column']} (its source column, transform or constant).")
-    return notes
-
-
 def render_html(report: Mapping[str, Any]) -> str:
     """The report as one HTML file that opens offline: inline CSS and SVG, no scripts, no links out."""
     counts = report["counts"]
@@ -100,7 +60,7 @@ def render_html(report: Mapping[str, Any]) -> str:
     }
     template = _environment().get_template("report.html.j2")
     return template.render(r=report, c=counts, load=load, charts=charts, colors=COLORS,
-                           notes=plan_notes(report))
+                           notes=report.get("notes") or [])
 
 
 def render_terminal(report: Mapping[str, Any], *, width: int = 100) -> str:
@@ -113,7 +73,7 @@ def render_terminal(report: Mapping[str, Any], *, width: int = 100) -> str:
                   markup=False)
     console.print(f"Source rows {c['source_rows']:,}   valid {c['valid']:,}   rejected {c['rejected']:,}",
                   markup=False)
-    for note in plan_notes(report):
+    for note in report.get("notes") or []:
         console.print(f"NOTE: {note}", markup=False)
     if load is not None:
         console.print(f"Imported {c['imported']:,}   skipped {c['skipped']:,}   failed {c['failed']:,}   "
