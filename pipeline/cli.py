@@ -143,8 +143,12 @@ def report(tenant: TenantOpt = None,
     stopped: list[str] = []
     with _progress() as bars:
         for name in tenants:
-            plan = plan_tenant(settings, name, target=target, contract_snapshot=contract_snapshot, progress=bars)
+            plan = plan_tenant(settings, name, target=target, contract_snapshot=contract_snapshot, progress=bars,
+                               purpose="report")
             out.print(render_terminal(plan.report), markup=False)
+            if plan.pruned_runs:
+                out.print(f"removed the would-be import files (PII) of {plan.pruned_runs} earlier report run(s) of "
+                          f"{name}; their reports stay", markup=False)
             _warn_contract_change(plan.report)
             out.print(f"report: {plan.report_paths.get('html')}  (json: {plan.report_paths.get('json')})\n")
             if not plan.gate_passed:
@@ -230,6 +234,9 @@ def _print_result(result) -> None:
     out.print(f"[bold]{plan.tenant}[/]  pool {plan.pool_id}")
     for note in plan.report.get("notes") or []:
         out.print(f"  NOTE: {note}", markup=False)
+    if plan.pruned_runs:
+        out.print(f"  removed the would-be import files (PII) of {plan.pruned_runs} earlier report run(s); their "
+                  "reports stay", markup=False)
     acc = result.accounting
     if acc is None:
         out.print(f"  dry run: {plan.source_rows} source rows, {len(plan.rejected_ids)} rejected, "

@@ -9,6 +9,7 @@ load stage: a plan against a saved pool snapshot loads neither.
 from __future__ import annotations
 
 import json
+import shutil
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -74,6 +75,7 @@ class PlanResult:
     source_keys: np.ndarray | None = None   # sorted key_hashes of every source legacy id (8 bytes each)
     report_paths: dict[str, Path] = field(default_factory=dict)
     chunk_rows: int = 500_000        # the mapping's users per import file
+    pruned_runs: int = 0             # earlier report runs whose would-be import files this plan removed
 
     @property
     def gate_passed(self) -> bool:
@@ -124,8 +126,12 @@ def read_contract(target: CognitoTarget, pool_id: str) -> PoolContract:
 
 def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None,
                 contract_snapshot: Path | None = None, progress: Progress | None = None,
-                run_id: str | None = None) -> PlanResult:
-    """Everything up to the import files and the data-quality report, touching no import job."""
+                run_id: str | None = None, purpose: str = "migrate") -> PlanResult:
+    """Everything up to the import files and the data-quality report, touching no import job.
+
+    ``purpose`` ("report" or "migrate") is kept in plan.json. The would-be import files of the tenant's
+    earlier report runs are removed once this plan has written its own (``_prune_report_files``).
+    """
     progress = progress or _Silent()
     mapping = load_mapping(settings.mappings_dir, tenant)
     if contract_snapshot is not None:
@@ -209,10 +215,11 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     (run_dir / "plan.json").write_text(json.dumps(
         {"tenant": tenant, "run_id": run_id, "pool_id": pool_id, "fingerprint": contract.fingerprint,
          "mapping_digest": mapping.digest, "source_rows": source_rows, "rejected": len(rejected_ids),
-         "chunks": report["chunks"]}, indent=2))
+         "chunks": report["chunks"], "purpose": purpose}, indent=2))
+    pruned = _prune_report_files(run_dir)
     return PlanResult(tenant=tenant, run_dir=run_dir, pool_id=pool_id, contract=contract, report=report,
                       chunks=chunks, source_rows=source_rows, rejected_ids=rejected_ids, source_keys=source_keys,
-                      report_paths=paths, chunk_rows=mapping.chunk_rows)
+                      report_paths=paths, chunk_rows=mapping.chunk_rows, pruned_runs=pruned)
 
 
 class _PrimaryKeys:
@@ -247,6 +254,30 @@ class _PrimaryKeys:
                 "appear more than once. Each legacy id must name one user; fix the query (a join that "
                 "repeats rows?) or name the right key column.", tenant=self.mapping.tenant)
         return unique
+
+
+def _prune_report_files(run_dir: Path) -> int:
+    """Remove the import files of the tenant's earlier report runs; return how many runs had some.
+
+    A report writes would-be import files (every valid user's email, phone and name) each time it
+    runs, and a team cleaning its data runs it again and again: kept, they pile up, 130 MB of PII per
+    run at 1M users. They are only ever a preview, rebuilt by the next plan; the reports, rejects
+    and plan.json of those runs stay. Runs of a migrate are not touched (their load removes its files
+    as each job is harvested, or keeps them on request), nor is a run whose plan is still under way.
+    """
+    pruned = 0
+    for earlier in sorted(p for p in run_dir.parent.iterdir() if p.is_dir() and p.name < run_dir.name):
+        chunks = earlier / "chunks"
+        if (earlier / "staging").exists() or not chunks.is_dir() or not any(chunks.iterdir()):
+            continue
+        try:
+            purpose = json.loads((earlier / "plan.json").read_text()).get("purpose")
+        except (OSError, ValueError):
+            continue
+        if purpose == "report":
+            shutil.rmtree(chunks, ignore_errors=True)
+            pruned += 1
+    return pruned
 
 
 def _previous_contract(run_dir: Path, fingerprint: str) -> dict[str, Any] | None:

@@ -99,6 +99,27 @@ def test_a_killed_plans_staged_rows_are_removed_by_the_next_plan_of_the_tenant(w
     assert not (workspace.latest_run("acme-jp") / "staging").exists()
 
 
+def test_a_report_removes_the_import_files_of_earlier_reports_and_only_those(workspace: Workspace) -> None:
+    kept = workspace.run("migrate", "--tenant", "acme-jp", "--keep-files")
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    migrate_run = workspace.latest_run("acme-jp")
+    dry = workspace.run("migrate", "--tenant", "acme-jp", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    dry_run = workspace.latest_run("acme-jp")
+    first = workspace.run("report", "--tenant", "acme-jp")
+    assert first.returncode == 0 and "would-be import files" not in first.stdout
+    first_run = workspace.latest_run("acme-jp")
+    assert list((first_run / "chunks").glob("chunk-*.csv"))
+    second = workspace.run("report", "--tenant", "acme-jp")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "removed the would-be import files (PII) of 1 earlier report run(s) of acme-jp" in second.stdout
+    assert not (first_run / "chunks").exists()
+    assert (first_run / "report.html").exists() and (first_run / "rejects.csv").exists()   # the report stays
+    assert list((workspace.latest_run("acme-jp") / "chunks").glob("chunk-*.csv"))         # the newest: kept
+    for run in (migrate_run, dry_run):                  # a migrate's files are its own business
+        assert list((run / "chunks").glob("chunk-*.csv"))
+
+
 def test_tenants_can_be_a_comma_separated_batch(workspace: Workspace) -> None:
     proc = workspace.run("migrate", "--tenant", "globex-us,acme-jp", "--tenant", "acme-jp", "--dry-run")
     assert proc.returncode == 0, proc.stdout + proc.stderr
