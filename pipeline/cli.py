@@ -203,11 +203,19 @@ def migrate(tenant: TenantOpt = None,
     settings.runs_dir.mkdir(parents=True, exist_ok=True)
     failed_accounting: list[str] = []
     stopped: list[str] = []
+    gated: list[str] = []
     with Ledger.open(settings.runs_dir / "ledger.sqlite", lock_key=target.account_key) as ledger, \
             _progress() as bars:
         for name in tenants:
-            result = migrate_tenant(settings, name, target=target, ledger=ledger, policy=policy,
-                                    dry_run=dry_run, retry_failed=retry_failed, progress=bars)
+            try:
+                result = migrate_tenant(settings, name, target=target, ledger=ledger, policy=policy,
+                                        dry_run=dry_run, retry_failed=retry_failed, progress=bars)
+            except ValidationGateError as exc:   # this tenant imports nothing; the batch's others go on
+                if len(tenants) == 1:
+                    raise
+                err.print(f"error ({exc.phase}): {exc}", markup=False, style="bold red")
+                gated.append(name)
+                continue
             _print_result(result)
             if result.stop_reason:
                 stopped.append(name)
@@ -218,6 +226,9 @@ def migrate(tenant: TenantOpt = None,
                              "run reports above.")
     if stopped:
         raise LoadError(f"The load stopped early for {', '.join(stopped)}; see the reasons above.")
+    if gated:
+        raise ValidationGateError(f"The rejection gate stopped {', '.join(gated)} before any import (the other "
+                                  "tenants ran); see the reasons above.")
 
 
 def _warn_contract_change(report: dict) -> None:

@@ -120,6 +120,21 @@ def test_a_report_removes_the_import_files_of_earlier_reports_and_only_those(wor
         assert list((run / "chunks").glob("chunk-*.csv"))
 
 
+def test_a_tenant_stopped_by_its_gate_does_not_stop_the_rest_of_the_batch(workspace: Workspace) -> None:
+    mapping = workspace.root / "mappings" / "tenants" / "globex-us.yaml"
+    mapping.write_text(mapping.read_text() + "\nreport: {reject_threshold: 0.01}\n")
+    proc = workspace.run("migrate")                                # acme-jp, globex-us, initech-de
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    no_traceback(proc)
+    assert "of globex-us's rows were rejected, over the threshold of 1.0%" in proc.stderr
+    assert "The rejection gate stopped globex-us before any import (the other tenants ran)" in proc.stderr
+    assert workspace.jobs("globex-us") == [] and workspace.users("globex-us") == []
+    for tenant in ("acme-jp", "initech-de"):                      # before and after it in the batch
+        assert workspace.jobs(tenant) and len(workspace.users(tenant)) == workspace.report(tenant)["counts"]["imported"]
+    single = workspace.run("migrate", "--tenant", "globex-us")
+    assert single.returncode == 3 and "over the threshold" in single.stderr
+
+
 def test_tenants_can_be_a_comma_separated_batch(workspace: Workspace) -> None:
     proc = workspace.run("migrate", "--tenant", "globex-us,acme-jp", "--tenant", "acme-jp", "--dry-run")
     assert proc.returncode == 0, proc.stdout + proc.stderr
