@@ -79,8 +79,8 @@ def test_stop_finds_the_service_on_its_port_when_the_runs_directory_changed(tmp_
     port = _free_port()
     endpoint = localservice.ensure_running(tmp_path / "started-under" / "var", port=port)
     pid = int((tmp_path / "started-under" / "var" / "localcognito.pid").read_text())
+    stray = subprocess.Popen(["sleep", "30"])          # a pid file naming a process that is not the service
     try:
-        stray = subprocess.Popen(["sleep", "30"])      # a pid file naming a process that is not the service
         elsewhere = tmp_path / "now" / "var"
         elsewhere.mkdir(parents=True)
         (elsewhere / "localcognito.pid").write_text(str(stray.pid))
