@@ -147,8 +147,7 @@ def report(tenant: TenantOpt = None,
                                purpose="report")
             out.print(render_terminal(plan.report), markup=False)
             if plan.pruned_runs:
-                out.print(f"removed the would-be import files (PII) of {plan.pruned_runs} earlier report run(s) of "
-                          f"{name}; their reports stay", markup=False)
+                out.print(_pruned(plan), markup=False)
             _warn_contract_change(plan.report)
             out.print(f"report: {plan.report_paths.get('html')}  (json: {plan.report_paths.get('json')})\n")
             if not plan.gate_passed:
@@ -239,15 +238,19 @@ def _warn_contract_change(report: dict) -> None:
                   "compare the two contract.json files before importing.", markup=False)
 
 
+def _pruned(plan) -> str:
+    return (f"removed the would-be import files (PII) of {plan.pruned_runs} earlier report run(s) of {plan.tenant}; "
+            "their reports stay")
+
+
 def _print_result(result) -> None:
     plan = result.plan
     _warn_contract_change(plan.report)
     out.print(f"[bold]{plan.tenant}[/]  pool {plan.pool_id}")
-    for note in plan.report.get("notes") or []:
+    for note in plan.report["notes"]:
         out.print(f"  NOTE: {note}", markup=False)
     if plan.pruned_runs:
-        out.print(f"  removed the would-be import files (PII) of {plan.pruned_runs} earlier report run(s); their "
-                  "reports stay", markup=False)
+        out.print(f"  {_pruned(plan)}", markup=False)
     acc = result.accounting
     if acc is None:
         out.print(f"  dry run: {plan.source_rows} source rows, {len(plan.rejected_ids)} rejected, "

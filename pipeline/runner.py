@@ -55,7 +55,7 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
             f"{gate['reject_rate']:.1%} of {tenant}'s rows were rejected, over the threshold of "
             f"{gate['reject_threshold']:.1%}. Read {plan.report_paths.get('html')} and fix the data or the "
             "mapping, or raise report.reject_threshold in the tenant's mapping file."
-            + "".join(f" NOTE: {note}" for note in plan.report.get("notes") or []), tenant=tenant)
+            + "".join(f" NOTE: {note}" for note in plan.report["notes"]), tenant=tenant)
     if dry_run:
         if retry_failed:   # retry files are files too: written and described, never imported
             _retry_chunks(ledger, plan, progress)

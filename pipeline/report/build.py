@@ -119,7 +119,7 @@ def add_load_outcomes(report: Mapping[str, Any], outcomes: Mapping[str, Any]) ->
     imported, skipped, failed = (int(outcomes.get(k, 0)) for k in ("imported", "skipped", "failed"))
     out["counts"].update(imported=imported, skipped=skipped, failed=failed)
     by_message: list[dict[str, Any]] = [{"message": str(m), "rows": int(n)}
-                  for m, n in dict(outcomes.get("failed_by_message") or {}).items()]
+                                        for m, n in dict(outcomes.get("failed_by_message") or {}).items()]
     by_message.sort(key=lambda r: (-r["rows"], r["message"]))
     out["load"] = {
         "jobs": [{k: _jsonable(job.get(k)) for k in _JOB_KEYS} for job in outcomes.get("jobs") or []],
