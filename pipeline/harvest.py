@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 from pipeline.chunk import ChunkInfo, attrs_digest, canonical_attributes, compared_attributes, read_chunk, read_keys
-from pipeline.cognito import get_users, user_key, users_frame
 from pipeline.errors import LoadError
 from pipeline.ledger import Ledger
+from pipeline.poolusers import get_users, user_key, users_frame
 from pipeline.reasons import IN_POOL, Outcome
 
 LOG_LINE = r"^\[(SUCCEEDED|SKIPPED|FAILED)\] Line Number (\d+) - (.*)$"

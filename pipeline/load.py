@@ -38,11 +38,11 @@ from pipeline.cognito import (
     CognitoTarget,
     PreconditionNotMet,
     UrlExpired,
-    key_attribute_of,
 )
 from pipeline.errors import LoadError
 from pipeline.harvest import ChunkResult, Harvester, epoch_seconds
 from pipeline.ledger import Ledger
+from pipeline.poolusers import key_attribute_of
 
 TERMINAL = frozenset({"Succeeded", "Failed", "Stopped", "Expired"})
 RUNNING = frozenset({"Pending", "InProgress", "Stopping"})

@@ -22,9 +22,9 @@ import pandas as pd
 
 from pipeline.arrowtext import key_hashes
 from pipeline.chunk import attrs_digest, canonical_attributes, compared_attributes
-from pipeline.cognito import get_users, key_attribute_of, user_key, users_frame
 from pipeline.csvwrite import write_frame
 from pipeline.ledger import Ledger
+from pipeline.poolusers import get_users, key_attribute_of, user_key, users_frame
 from pipeline.reasons import IN_POOL, Outcome
 
 RECHECK_MISSING = 1_000   # wanted users absent from the listing that are looked up one by one

@@ -267,7 +267,7 @@ def test_a_failing_listing_ends_the_sharded_listing(service: Any, target: Cognit
 def test_users_frame_keys_blanks_and_missing_sub() -> None:
     from datetime import UTC, datetime
 
-    from pipeline.cognito import users_frame
+    from pipeline.poolusers import users_frame
 
     when = datetime(2026, 1, 2, tzinfo=UTC)
     users = [
