@@ -448,8 +448,10 @@ def test_terminal_does_not_interpret_markup_in_values() -> None:
 
 # --- a sample to look at -------------------------------------------------------------------------
 
-def test_render_a_sample_report(tmp_path: Path) -> None:
-    """Writes /tmp/sample-report.html (a realistic run) so a person can open and look at it."""
+def test_a_realistic_run_shows_its_figures_in_the_html_and_the_terminal(tmp_path: Path) -> None:
+    """A run of 25,000 rows with seven rules broken and a load with skipped and failed users: every count,
+    rule, chunk and Cognito message reaches both renderings. (To look at it: ``pytest -k realistic
+    --basetemp=DIR`` keeps report.html and terminal.txt under DIR.)"""
     stats = QualityStats(max_examples=5)
     rules = [(Reason.INVALID_EMAIL, "email", "j***@e***.com", "not a valid email address", 412),
              (Reason.INVALID_PHONE, "phone_number", "+44***90", "cannot be read as E.164", 230),
@@ -483,5 +485,23 @@ def test_render_a_sample_report(tmp_path: Path) -> None:
         "accounting_ok": True,
     })
     paths = write_reports(report, tmp_path)
-    Path("/tmp/sample-report.html").write_text(paths["html"].read_text(encoding="utf-8"), encoding="utf-8")
-    Path("/tmp/sample-report.txt").write_text(render_terminal(report), encoding="utf-8")
+    page = paths["html"].read_text(encoding="utf-8")
+    text = render_terminal(report)
+    (tmp_path / "terminal.txt").write_text(text, encoding="utf-8")
+
+    assert "Source rows 25,000   valid 23,811   rejected 1,189" in text
+    assert "Imported 23,754   skipped 40   failed 17   accounting OK" in text
+    assert "Gate PASSED: reject rate 4.76% (threshold 10.00%)" in text
+    top = [line.split()[:3] for line in text.splitlines()[6:11]]
+    assert top == [["412", "email", "invalid_email"], ["310", "(row)", "soft_deleted"],
+                   ["230", "phone_number", "invalid_phone"], ["121", "email", "missing_required"],
+                   ["64", "email", "duplicate_email"]]
+    assert "(and 2 more in the report)" in text
+    for reason, _, _, _, n in rules:
+        assert f"{reason.value}: {n}" in page, reason       # its bar in the chart
+    for chunk in chunks:
+        assert chunk["name"] in page
+    for message in ("InvalidParameterException: phone_number format", "UsernameExistsException: alias already in use"):
+        assert message in page and message in text
+    examples = set(re.findall(r"[a-z]\*\*\*@[a-z]\*\*\*\.com", page))
+    assert len(examples) >= 5 and not re.search(r"[a-z]{2,}@", page)     # masked, never a raw address
