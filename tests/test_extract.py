@@ -69,6 +69,23 @@ def test_null_empty_and_lookalike_strings_survive(backend_url: str, tmp_path: Pa
     pd.testing.assert_frame_equal(got, frame)
 
 
+def test_partitions_larger_than_a_driver_fetch_are_cut_exactly(backend_url: str, tmp_path: Path) -> None:
+    """The cursor path reads the driver 5,000 rows at a time and cuts partitions from the Arrow batches:
+    a partition spans several fetches, and a fetch several partitions, with every row in order once."""
+    n = 27_001
+    frame = pd.DataFrame({"id": [str(i) for i in range(n)], "v": [f"v{i * 7919 % n}" for i in range(n)]},
+                         dtype=STRING)
+    replace_table(backend_url, "cm_many", [TableColumn("id", "integer", nullable=False, primary_key=True),
+                                           TableColumn("v", "text")], [frame])
+    sql = tmp_path / "many.sql"
+    sql.write_text("SELECT id, v FROM cm_many ORDER BY id")
+    parts = _extract(backend_url, sql, {}, rows=12_000)
+    assert [len(p) for p in parts] == [12_000, 12_000, 3_001]
+    got = pd.concat(parts)
+    assert list(got.index) == list(range(n))
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), frame)
+
+
 def test_missing_sql_file_names_the_file(sqlite_demo: str, tmp_path: Path) -> None:
     with open_source(sqlite_demo) as source, pytest.raises(ExtractError, match="nowhere.sql"):
         stream_partitions(source, tmp_path / "nowhere.sql", {"tenant": "acme-jp"})
