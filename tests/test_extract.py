@@ -86,6 +86,28 @@ def test_partitions_larger_than_a_driver_fetch_are_cut_exactly(backend_url: str,
     pd.testing.assert_frame_equal(got.reset_index(drop=True), frame)
 
 
+@pytest.mark.mariadb
+def test_mariadb_values_arrive_as_the_server_writes_them(mariadb_url: str, admin_execute: Callable[[str, str], None],
+                                                        tmp_path: Path) -> None:
+    """Dates, times and decimals are the server's text, as PostgreSQL's COPY gives them (the driver's
+    Python objects turned a TIME into ``3:04:05`` and dropped a DATETIME(6)'s zero fraction). The
+    pooled connection reads typed values again afterwards."""
+    admin_execute(mariadb_url, "DROP TABLE IF EXISTS cm_types")
+    admin_execute(mariadb_url, "CREATE TABLE cm_types (id INT PRIMARY KEY, at DATETIME, at6 DATETIME(6), d DATE, "
+                               "t TIME, amount DECIMAL(10,2), ratio DOUBLE, flag TINYINT(1), raw VARBINARY(8))")
+    admin_execute(mariadb_url, "INSERT INTO cm_types VALUES (1, '2024-05-01 10:00:00', '2024-05-01 10:00:00', "
+                               "'2024-05-01', '03:04:05', 12.5, 0.1, 1, 'ab'), "
+                               "(2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)")
+    sql = tmp_path / "types.sql"
+    sql.write_text("SELECT id, at, at6, d, t, amount, ratio, flag, raw FROM cm_types ORDER BY id")
+    with open_source(mariadb_url) as source:
+        got = pd.concat(list(stream_partitions(source, sql, {}, 10)))
+        assert source.scalar("SELECT COUNT(*) FROM cm_types") == 2
+    assert got.iloc[0].tolist() == ["1", "2024-05-01 10:00:00", "2024-05-01 10:00:00.000000", "2024-05-01",
+                                    "03:04:05", "12.50", "0.1", "1", "ab"]
+    assert got.iloc[1].tolist()[0] == "2" and got.iloc[1].isna().sum() == 8
+
+
 def test_missing_sql_file_names_the_file(sqlite_demo: str, tmp_path: Path) -> None:
     with open_source(sqlite_demo) as source, pytest.raises(ExtractError, match="nowhere.sql"):
         stream_partitions(source, tmp_path / "nowhere.sql", {"tenant": "acme-jp"})
