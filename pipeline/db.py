@@ -208,8 +208,9 @@ class SourceDB:
             raise self._fail(exc, None, "Fix the statement or the database.") from None
 
     def stream_rows(self, sql: str, params: Mapping[str, object], partition_rows: int,
-                    origin: str | None = None) -> Iterator[tuple[list[str], list[tuple[Any, ...]]]]:
-        """Yield ``(column names, rows)`` ``partition_rows`` at a time from a server-side cursor.
+                    origin: str | None = None) -> Iterator[tuple[list[str], Sequence[Sequence[Any]]]]:
+        """Yield ``(column names, rows)`` ``partition_rows`` at a time from a server-side cursor. The rows
+        are SQLAlchemy's, read as sequences (copying each into a tuple cost ~15% of a SQLite extraction).
 
         Always yields at least once, so an empty result still names its columns. The driver's Python
         values are returned as they come (``int``, ``float``, ``bytes``, ``str``...); on MariaDB and
@@ -224,7 +225,7 @@ class SourceDB:
                 try:
                     for rows in result.partitions(partition_rows):
                         empty = False
-                        yield columns, [tuple(r) for r in rows]
+                        yield columns, rows
                 except GeneratorExit:
                     # Stopped early: drop the connection rather than let the driver read (and throw
                     # away) the rest of the result; tell pymysql's cursor not to try either.
