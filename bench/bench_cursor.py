@@ -1,0 +1,89 @@
+"""The plan stage on the sources read through a server-side cursor (MariaDB, SQLite), beside each
+database's own command-line client dumping the same query to a file.
+
+For 300,000 rows of one tenant in each, every round times the client (``mariadb --batch``,
+``sqlite3 -csv``) and ``python -m pipeline report`` against a saved pool snapshot, alternating; it
+reports the median ratio and the highest peak RSS. There is no target (the issue's is for
+PostgreSQL, ``bench_plan``): it keeps the cursor path measurable. That path pays for its driver's
+Python on every row (PyMySQL parses each value in Python), which a client written in C does not.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.bench_plan import TENANT, _copy_sql, _snapshot, _timed_child
+
+MARIADB_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/"
+DB = "cm_bench_cursor"
+
+
+def _dump(cmd: list[str], out: Path) -> float:
+    """Wall seconds of a client writing the query's rows to ``out``."""
+    start = time.perf_counter()
+    with out.open("wb") as handle:
+        subprocess.run(cmd, stdout=handle, stderr=subprocess.PIPE, check=True)
+    return time.perf_counter() - start
+
+
+def main(argv: list[str]) -> dict:
+    import sqlalchemy as sa
+
+    from pipeline.demo import DEFAULT_TENANTS, load_table
+
+    n = 30_000 if "--quick" in argv else 300_000
+    repeat = next((int(a.split("=", 1)[1]) for a in argv if a.startswith("--repeat=")), 3)
+    work = Path(tempfile.mkdtemp(prefix="bench-cursor-"))
+    admin = sa.create_engine(MARIADB_ADMIN)
+    results: dict = {"rows": n, "backends": {}}
+    try:
+        snapshot = work / "contract.json"
+        _snapshot(snapshot)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB}"))
+            conn.execute(sa.text(f"CREATE DATABASE {DB}"))
+        query = _copy_sql()
+        sqlite_db = work / "legacy.sqlite"
+        backends = {
+            "mariadb": (f"{MARIADB_ADMIN}{DB}",
+                        ["mariadb", "-h", "127.0.0.1", "-u", "root", DB, "--batch", "-e", query]),
+            "sqlite": (f"sqlite:///{sqlite_db}", ["sqlite3", "-csv", "-header", str(sqlite_db), query]),
+        }
+        tenants = [t for t in DEFAULT_TENANTS if t.code == TENANT]
+        for name, (url, client) in backends.items():
+            load_table(url, n, tenants=tenants)
+            env = {**os.environ, "LEGACY_DB_URL": url, "MIGRATE_RUNS_DIR": str(work / f"runs-{name}"),
+                   "COGNITO_TARGET": "local"}
+            _dump(client, work / "dump.txt")          # untimed: both measured runs then read a warm table
+            rounds = []
+            for _ in range(repeat):
+                dump_s = _dump(client, work / "dump.txt")
+                plan_s, plan_rss = _timed_child(
+                    [sys.executable, "-m", "pipeline", "report", "--tenant", TENANT,
+                     "--contract-snapshot", str(snapshot)], env)
+                rounds.append({"client_s": round(dump_s, 2), "plan_s": round(plan_s, 2),
+                               "ratio": round(plan_s / dump_s, 2), "plan_peak_rss_bytes": plan_rss})
+            ratios = sorted(r["ratio"] for r in rounds)
+            peak = max(r["plan_peak_rss_bytes"] for r in rounds)
+            row = {"rounds": rounds, "ratio": statistics.median(ratios), "ratio_range": [ratios[0], ratios[-1]],
+                   "client_s": statistics.median(r["client_s"] for r in rounds),
+                   "plan_s": statistics.median(r["plan_s"] for r in rounds),
+                   "plan_peak_rss_mib": round(peak / 2**20)}
+            results["backends"][name] = row
+            print(f"  {name:>8} {n:,} rows: client dump {row['client_s']:5.2f} s | plan {row['plan_s']:6.2f} s | "
+                  f"ratio {row['ratio']:.2f}x (range {ratios[0]:.2f}-{ratios[-1]:.2f} over {repeat} rounds) | "
+                  f"peak RSS {row['plan_peak_rss_mib']} MiB", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+        with admin.begin() as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {DB}"))
+        admin.dispose()
+    return results
+
