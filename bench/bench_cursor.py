@@ -10,16 +10,15 @@ Python on every row (PyMySQL parses each value in Python), which a client writte
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
-import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_plan import TENANT, _copy_sql, _snapshot, _timed_child
+from bench.bench_plan import TENANT, _copy_sql, _snapshot, alternate
 
 MARIADB_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/"
 DB = "cm_bench_cursor"
@@ -61,24 +60,11 @@ def main(argv: list[str]) -> dict:
             load_table(url, n, tenants=tenants)
             env = {**os.environ, "LEGACY_DB_URL": url, "MIGRATE_RUNS_DIR": str(work / f"runs-{name}"),
                    "COGNITO_TARGET": "local"}
-            _dump(client, work / "dump.txt")          # untimed: both measured runs then read a warm table
-            rounds = []
-            for _ in range(repeat):
-                dump_s = _dump(client, work / "dump.txt")
-                plan_s, plan_rss = _timed_child(
-                    [sys.executable, "-m", "pipeline", "report", "--tenant", TENANT,
-                     "--contract-snapshot", str(snapshot)], env)
-                rounds.append({"client_s": round(dump_s, 2), "plan_s": round(plan_s, 2),
-                               "ratio": round(plan_s / dump_s, 2), "plan_peak_rss_bytes": plan_rss})
-            ratios = sorted(r["ratio"] for r in rounds)
-            peak = max(r["plan_peak_rss_bytes"] for r in rounds)
-            row = {"rounds": rounds, "ratio": statistics.median(ratios), "ratio_range": [ratios[0], ratios[-1]],
-                   "client_s": statistics.median(r["client_s"] for r in rounds),
-                   "plan_s": statistics.median(r["plan_s"] for r in rounds),
-                   "plan_peak_rss_mib": round(peak / 2**20)}
+            row = alternate(functools.partial(_dump, client, work / "dump.txt"), "client_s", env, snapshot, repeat)
+            ratios = row["ratio_range"]
             results["backends"][name] = row
             print(f"  {name:>8} {n:,} rows: client dump {row['client_s']:5.2f} s | plan {row['plan_s']:6.2f} s | "
-                  f"ratio {row['ratio']:.2f}x (range {ratios[0]:.2f}-{ratios[-1]:.2f} over {repeat} rounds) | "
+                  f"ratio {row['ratio']:.2f}x (range {ratios[0]:.2f}-{ratios[1]:.2f} over {repeat} rounds) | "
                   f"peak RSS {row['plan_peak_rss_mib']} MiB", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)

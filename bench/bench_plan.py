@@ -12,6 +12,7 @@ machine is shared and noisy: one round can be off by 20%.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import statistics
@@ -19,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,6 +43,32 @@ def _timed_child(cmd: list[str], env: dict[str, str]) -> tuple[float, int]:
     if os.waitstatus_to_exitcode(status) != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-2000:] if proc.stderr else ''}")
     return elapsed, usage.ru_maxrss * 1024
+
+
+def _seconds(cmd: list[str], env: dict[str, str]) -> float:
+    return _timed_child(cmd, env)[0]
+
+
+def alternate(reference: Callable[[], float], key: str, env: dict[str, str], snapshot: Path,
+              repeat: int) -> dict:
+    """``reference()`` (its wall seconds) and the plan (``report`` against ``snapshot``), ``repeat``
+    rounds alternating after one untimed reference run (so both measured sides read a warm table), and
+    so that a noisy spell hits both alike: the rounds, the median ratio and its range, each side's
+    median seconds (the reference's under ``key``) and the plan's highest peak RSS."""
+    reference()
+    rounds = []
+    for _ in range(repeat):
+        ref_s = reference()
+        plan_s, plan_rss = _timed_child([sys.executable, "-m", "pipeline", "report", "--tenant", TENANT,
+                                         "--contract-snapshot", str(snapshot)], env)
+        rounds.append({key: round(ref_s, 2), "plan_s": round(plan_s, 2), "ratio": round(plan_s / ref_s, 2),
+                       "plan_peak_rss_bytes": plan_rss})
+    ratios = sorted(r["ratio"] for r in rounds)
+    peak = max(r["plan_peak_rss_bytes"] for r in rounds)
+    return {"rounds": rounds, "ratio": statistics.median(ratios), "ratio_range": [ratios[0], ratios[-1]],
+            key: statistics.median(r[key] for r in rounds), "plan_s": statistics.median(r["plan_s"] for r in rounds),
+            "plan_peak_rss_bytes": peak, "plan_peak_rss_mib": round(peak / 2**20),
+            "plan_peak_rss_mb": round(peak / 1e6, 1)}
 
 
 def _snapshot(path: Path) -> None:
@@ -85,26 +113,13 @@ def main(argv: list[str]) -> dict:
                    "COGNITO_TARGET": "local"}
             copy_cmd = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", DB, "-qc",
                         f"\\copy ({_copy_sql()}) TO '{work / 'copy.csv'}' CSV HEADER"]
-            _timed_child(copy_cmd, env)   # untimed: both measured runs then read a warm table
-            rounds = []
-            for _ in range(repeat):       # alternated, so that a noisy spell hits both sides alike
-                copy_s, _ = _timed_child(copy_cmd, env)
-                plan_s, plan_rss = _timed_child(
-                    [sys.executable, "-m", "pipeline", "report", "--tenant", TENANT,
-                     "--contract-snapshot", str(snapshot)], env)
-                rounds.append({"copy_s": round(copy_s, 2), "plan_s": round(plan_s, 2),
-                               "ratio": round(plan_s / copy_s, 2), "plan_peak_rss_bytes": plan_rss})
-            ratios = sorted(r["ratio"] for r in rounds)
-            peak = max(r["plan_peak_rss_bytes"] for r in rounds)
-            row = {"rows": n, "rounds": rounds, "ratio": statistics.median(ratios),
-                   "ratio_range": [ratios[0], ratios[-1]], "plan_peak_rss_bytes": peak,
-                   "plan_peak_rss_mib": round(peak / 2**20), "plan_peak_rss_mb": round(peak / 1e6, 1),
-                   "copy_s": statistics.median(r["copy_s"] for r in rounds),
-                   "plan_s": statistics.median(r["plan_s"] for r in rounds)}
+            copy = functools.partial(_seconds, copy_cmd, env)
+            row = {"rows": n, **alternate(copy, "copy_s", env, snapshot, repeat)}
+            ratios = row["ratio_range"]
             row["plan_rows_per_s"] = round(n / row["plan_s"])
             results["sizes"][n] = row
             print(f"  {n:>9,} rows: psql \\copy {row['copy_s']:6.2f} s | plan {row['plan_s']:6.2f} s | "
-                  f"ratio {row['ratio']:.2f}x (range {ratios[0]:.2f}-{ratios[-1]:.2f} over {repeat} rounds; "
+                  f"ratio {row['ratio']:.2f}x (range {ratios[0]:.2f}-{ratios[1]:.2f} over {repeat} rounds; "
                   f"target <= 4x) | peak RSS {row['plan_peak_rss_mib']} MiB = {row['plan_peak_rss_mb']} MB "
                   "(target < 400 MB; 400 MiB is 419.4 MB)", flush=True)
     finally:
