@@ -207,9 +207,9 @@ class SourceDB:
         except SQLAlchemyError as exc:
             raise self._fail(exc, None, "Fix the statement or the database.") from None
 
-    def stream_rows(self, sql: str, params: Mapping[str, object], partition_rows: int,
+    def stream_rows(self, sql: str, params: Mapping[str, object], batch_rows: int,
                     origin: str | None = None) -> Iterator[tuple[list[str], Sequence[Sequence[Any]]]]:
-        """Yield ``(column names, rows)`` ``partition_rows`` at a time from a server-side cursor. The rows
+        """Yield ``(column names, rows)`` ``batch_rows`` at a time from a server-side cursor. The rows
         are SQLAlchemy's, read as sequences (copying each into a tuple cost ~15% of a SQLite extraction).
 
         Always yields at least once, so an empty result still names its columns. The driver's Python
@@ -218,12 +218,12 @@ class SourceDB:
         """
         try:
             with self.engine.connect() as conn, _server_text(conn):
-                result = conn.execution_options(stream_results=True, yield_per=partition_rows).execute(
+                result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(
                     sa.text(sql), dict(params))
                 columns = list(result.keys())
                 empty = True
                 try:
-                    for rows in result.partitions(partition_rows):
+                    for rows in result.partitions(batch_rows):
                         empty = False
                         yield columns, rows
                 except GeneratorExit:
