@@ -20,7 +20,8 @@ def _imports() -> dict[str, set[str]]:
             if isinstance(node, ast.Import):
                 names.update(alias.name for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names.add(node.module)
+                names.add(node.module)      # and "from pipeline import plan" as pipeline.plan:
+                names.update(f"{node.module}.{alias.name}" for alias in node.names)
         found[path.relative_to(PIPELINE.parent).as_posix()] = names
     return found
 
