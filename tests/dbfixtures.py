@@ -4,7 +4,9 @@ Load with ``pytest_plugins = ["tests.dbfixtures"]`` in a test module (registered
 every module shares the same databases). Each database is named ``cm_test_<pid>_<random>`` and
 dropped at the end, so parallel runs (pytest-xdist, other developers) never collide. Servers:
 ``CM_TEST_PG`` (default ``postgresql+psycopg2://postgres@127.0.0.1:5432/postgres``) and ``CM_TEST_MARIADB``
-(default ``mysql+pymysql://root@127.0.0.1:3306/test``); an unreachable server skips its tests.
+(default ``mysql+pymysql://root@127.0.0.1:3306/test``); an unreachable server skips its tests, unless
+``CM_TEST_REQUIRE_SERVERS=1`` (as CI sets it): then they fail, so that a run without the servers
+cannot pass for one that tested against them.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import urllib.parse
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pandas as pd
 import psycopg2
@@ -50,13 +53,20 @@ def _mariadb_admin() -> pymysql.connections.Connection:
                            database=u.path.lstrip("/"), connect_timeout=5, autocommit=True)
 
 
+def unreachable(reason: str) -> NoReturn:
+    """Skip the test for a database server that is not running, or fail it where servers are required."""
+    if os.environ.get("CM_TEST_REQUIRE_SERVERS") == "1":
+        pytest.fail(f"{reason} (CM_TEST_REQUIRE_SERVERS=1: the servers must run)", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """URL of an empty, private PostgreSQL database (writable: use it to set up, not to extract)."""
     try:
         admin = _pg_admin()
     except psycopg2.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}: {exc}")
+        unreachable(f"PostgreSQL not reachable at {PG_ADMIN}: {exc}")
     name = _name()
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
@@ -74,7 +84,7 @@ def mariadb_url() -> Iterator[str]:
     try:
         admin = _mariadb_admin()
     except pymysql.err.OperationalError as exc:
-        pytest.skip(f"MariaDB not reachable at {MARIADB_ADMIN}: {exc}")
+        unreachable(f"MariaDB not reachable at {MARIADB_ADMIN}: {exc}")
     name = _name()
     with admin.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")

@@ -44,12 +44,12 @@ def test_a_postgres_boolean_flag_that_disables_every_row_says_what_to_write(work
     import sqlalchemy as sa
 
     from pipeline.demo import load_table
-    from tests.dbfixtures import PG_ADMIN, _name, _pg_admin, _with_database
+    from tests.dbfixtures import PG_ADMIN, _name, _pg_admin, _with_database, unreachable
 
     try:
         admin = _pg_admin()
-    except Exception as exc:  # noqa: BLE001 - no server: skipped like every PostgreSQL test
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    except Exception as exc:  # noqa: BLE001 - no server: skipped (or failed) like every PostgreSQL test
+        unreachable(f"PostgreSQL not reachable: {exc}")
     name = _name()
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
