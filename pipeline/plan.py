@@ -155,7 +155,8 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     run_dir = settings.runs_dir / tenant / run_id
     staging = run_dir / "staging"
     run_dir.mkdir(parents=True, exist_ok=True)
-    sweep_abandoned(run_dir.parent)   # staged rows that a killed plan of this tenant left behind
+    # staged rows, and import files it was writing, that a killed plan of this tenant left behind
+    sweep_abandoned(run_dir.parent, also=("chunks",))
     owner = claim(staging)
     staged = Staging(staging)
     try:   # staged rows hold PII: removed whatever ends the plan (an error, Ctrl-C; SIGKILL: the next sweep)

@@ -56,9 +56,11 @@ def release(directory: Path, fd: int) -> None:
     os.close(fd)
 
 
-def sweep_abandoned(tenant_dir: Path) -> list[Path]:
+def sweep_abandoned(tenant_dir: Path, also: tuple[str, ...] = ()) -> list[Path]:
     """Remove the staging directories (validated rows: PII) of the tenant's plans that died without
-    removing their own (killed with SIGKILL, a power cut); return what was removed.
+    removing their own (killed with SIGKILL, a power cut); return what was removed. ``also`` names
+    directories beside such a staging that only a finished plan may keep (the import files a plan
+    killed while writing them left): they are removed with it.
 
     A staging whose lock is held belongs to a live plan (a concurrent ``report``) and stays.
     """
@@ -73,7 +75,7 @@ def sweep_abandoned(tenant_dir: Path) -> list[Path]:
                 continue
             if abandoned:
                 shutil.rmtree(staging, ignore_errors=True)
-                removed.append(staging)
+                removed += [staging, *_remove_beside(staging, also)]
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -81,8 +83,15 @@ def sweep_abandoned(tenant_dir: Path) -> list[Path]:
             os.close(fd)
             continue   # a live plan's
         release(staging, fd)
-        removed.append(staging)
+        removed += [staging, *_remove_beside(staging, also)]
     return removed
+
+
+def _remove_beside(staging: Path, names: tuple[str, ...]) -> list[Path]:
+    gone = [staging.with_name(name) for name in names if staging.with_name(name).exists()]
+    for path in gone:
+        shutil.rmtree(path, ignore_errors=True)
+    return gone
 
 
 class Staging:

@@ -66,6 +66,18 @@ def test_the_sweep_removes_a_killed_plans_staging_and_leaves_a_live_ones(tmp_pat
     assert sweep_abandoned(tenant) == [live] and not live.exists()   # once it has gone too
 
 
+def test_the_sweep_takes_the_import_files_a_killed_plan_was_writing(tmp_path) -> None:
+    """Import files are written while the plan holds its staging: a plan killed then leaves files no
+    plan.json describes (PII that no later prune would reach). A finished run's files stay."""
+    killed, finished = tmp_path / "run-1", tmp_path / "run-2"
+    _claim_in_child(killed / "staging", "die").wait()
+    for run in (killed, finished):
+        (run / "chunks").mkdir(parents=True)
+        (run / "chunks" / "chunk-00001.csv").write_text("pii")
+    assert sweep_abandoned(tmp_path, also=("chunks",)) == [killed / "staging", killed / "chunks"]
+    assert not (killed / "chunks").exists() and (finished / "chunks" / "chunk-00001.csv").exists()
+
+
 def test_a_staging_without_a_lock_file_is_removed_only_when_old(tmp_path) -> None:
     older = tmp_path / "run-1" / "staging"          # left by a version that took no lock
     recent = tmp_path / "run-2" / "staging"
