@@ -76,6 +76,31 @@ def _holds(raw: np.ndarray, needle: bytes) -> bool:
     return bool(hit.any())
 
 
+def printable_ascii(s: pd.Series) -> bool:
+    """Whether every byte of the column's data is printable ASCII other than space (0x21-0x7E), so no
+    value holds a space, a control character or a non-ASCII character (False may be a false alarm from
+    the bytes of values sliced away)."""
+    return all(bool(((raw - np.uint8(0x21)) < np.uint8(0x7F - 0x21)).all()) for raw in _buffers(s))
+
+
+def digits_only(s: pd.Series) -> bool:
+    """Whether every byte of the column's data is an ASCII digit, so each non-empty value is a
+    non-negative integer (False may be a false alarm, as in ``printable_ascii``)."""
+    return all(bool(((raw - np.uint8(ord("0"))) < 10).all()) for raw in _buffers(s))
+
+
+def value_lengths(s: pd.Series | pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """UTF-8 bytes of each value (int64; -1 for NA), from the offsets: no pass over the data."""
+    arr = arrow(s) if isinstance(s, pd.Series) else s
+    parts = []
+    for chunk in arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]:
+        n = np.diff(offsets(chunk)).astype(np.int64, copy=False) if len(chunk) else np.zeros(0, np.int64)
+        if chunk.null_count:
+            n = np.where(np.asarray(chunk.is_valid(), dtype=bool), n, -1)
+        parts.append(n)
+    return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
 def has_non_ascii(s: pd.Series) -> bool:
     """Whether any byte of the column's data is outside ASCII (so some value is)."""
     return any(int(raw.max()) >= 0x80 for raw in _buffers(s))

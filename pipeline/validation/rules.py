@@ -1,21 +1,34 @@
 """Vectorised value predicates: each takes a clean string Series and returns a numpy bool mask (True = ok).
 
 "Clean" means what ``prepare_frame`` produces: ``string[pyarrow]``, no NA, trimmed. Regexes run in
-pyarrow's RE2 (``Series.str.fullmatch`` on pyarrow strings), which knows Unicode classes such as
-``\\p{L}``; only non-ASCII emails fall back to the email-validator library, one value at a time,
-because a regex cannot decide internationalised addresses (performance-notes: 157x per row).
+pyarrow's RE2 (``pc.match_substring_regex``), which knows Unicode classes such as ``\\p{L}``; only
+non-ASCII emails fall back to the email-validator library, one value at a time, because a regex cannot
+decide internationalised addresses (performance-notes: 157x per row). Rules whose answer lies in a
+value's bytes (a phone number's, a birthdate's, an all-digit column's, a printable-ASCII username's) read
+them from the Arrow offsets and data buffer with numpy, without a regex and without the GIL; each is
+held to its pattern value by value in ``tests/test_rules.py``.
 Empty values are the caller's business: every predicate here judges non-empty values and answers
 True for empty ones, so an optional attribute left blank never fails a format rule.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import all_empty, arrow, has_bytes
+from pipeline.arrowtext import (
+    all_empty,
+    arrow,
+    digits_only,
+    has_bytes,
+    offsets,
+    printable_ascii,
+    value_lengths,
+)
 from pipeline.csvdialect import MAX_VALUE_BYTES, uncarriable
 
 # fact 7: API UsernameType, 1-128 characters of letters, marks, symbols, numbers, punctuation
@@ -45,8 +58,13 @@ def _np_arrow(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(arr.to_numpy(zero_copy_only=False))
 
 
+def _mask(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """An Arrow boolean result as a numpy mask, NA as False."""
+    return np.asarray(pc.fill_null(arr, False), dtype=bool)
+
+
 def empty(s: pd.Series) -> np.ndarray:
-    return _np(s.eq(""))
+    return value_lengths(s) == 0
 
 
 def filled(s: pd.Series) -> np.ndarray:
@@ -54,40 +72,56 @@ def filled(s: pd.Series) -> np.ndarray:
 
 
 def fullmatch(s: pd.Series, pattern: str) -> np.ndarray:
-    """True where the whole value matches ``pattern`` (RE2 syntax)."""
-    return _np(s.str.fullmatch(pattern))
+    """True where the whole value matches ``pattern`` (RE2 syntax); NA is False."""
+    return _mask(pc.match_substring_regex(arrow(s), f"^(?:{pattern})$"))
 
 
 def _blank_or(s: pd.Series, ok: np.ndarray) -> np.ndarray:
     return empty(s) | ok
 
 
+def _passes_unless(s: pd.Series, chars: bytes, check: Callable[[], np.ndarray]) -> np.ndarray:
+    """``check()``, or every row True when no value holds a byte of ``chars`` (a scan of the data buffer
+    decides, and rows without one of them could not fail ``check``)."""
+    return check() if has_bytes(s, chars) else np.ones(len(s), dtype=bool)
+
+
 def carriable(s: pd.Series) -> np.ndarray:
     """Not ``csvdialect.uncarriable``; columns without a CR, LF or backslash byte skip the regex."""
-    if not has_bytes(s, b"\r\n\\"):
-        return np.ones(len(s), dtype=bool)
-    return ~_np(uncarriable(s))
+    return _passes_unless(s, b"\r\n\\", lambda: ~_np(uncarriable(s)))
 
 
 def byte_lengths(s: pd.Series) -> np.ndarray:
-    return _np_arrow(pc.binary_length(arrow(s))).astype(np.int64)
+    """UTF-8 bytes per value (-1 for NA), read from the offsets: no pass over the data."""
+    return value_lengths(s)
 
 
 def within_bytes(s: pd.Series, limit: int = MAX_VALUE_BYTES) -> np.ndarray:
-    """UTF-8 byte length <= limit (fact 13: 2,048 bytes per value)."""
-    return byte_lengths(s) <= limit
+    """UTF-8 byte length <= limit (fact 13: 2,048 bytes per value); NA is not within."""
+    n = value_lengths(s)
+    return (n >= 0) & (n <= limit)
 
 
 def valid_username(s: pd.Series) -> np.ndarray:
-    n = _np(s.str.len().le(USERNAME_MAX))
-    return _blank_or(s, n & fullmatch(s, USERNAME_CHARS))
+    """1-128 letters, marks, symbols, numbers or punctuation. An all-ASCII column whose bytes are all
+    printable (0x21-0x7E, which is exactly those classes in ASCII) needs only the length test."""
+    n = value_lengths(s)
+    ok = n >= 0 if printable_ascii(s) else fullmatch(s, USERNAME_CHARS)   # NA: False either way
+    if not (n <= USERNAME_MAX).all():   # bytes bound characters: the count only where bytes exceed it
+        ok &= _np(s.str.len().le(USERNAME_MAX))
+    return _blank_or(s, ok)
 
 
 def valid_email(s: pd.Series) -> np.ndarray:
+    arr = arrow(s)
     ok = fullmatch(s, EMAIL_ASCII)
-    local_len = s.str.find("@")
-    ok &= _np(local_len.le(64)) & _np(s.str.len().le(254))
-    non_ascii = ~_np_arrow(pc.string_is_ascii(arrow(s))).astype(bool)
+    n = value_lengths(s)
+    ok &= n <= 254
+    # a matching address is ASCII, so bytes are characters; a local part over 64 needs a value over 65
+    long = np.flatnonzero(ok & (n > 65))
+    if len(long):
+        ok[long] = _np_arrow(pc.find_substring(arr.take(pa.array(long)), "@")) <= 64
+    non_ascii = ~np.asarray(pc.fill_null(pc.string_is_ascii(arr), True), dtype=bool)   # NA: no library call
     if non_ascii.any():
         # only internationalised addresses pay for the library (one call per such value)
         positions = np.flatnonzero(non_ascii)
@@ -105,42 +139,74 @@ def _idn_email_ok(value: str) -> bool:
     return True
 
 
+def _single(s: pd.Series) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """The column as one Arrow array, its offsets (int64) and its data bytes (zero copy when it is one
+    chunk already)."""
+    arr = arrow(s)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    bounds = offsets(arr).astype(np.int64)
+    data = arr.buffers()[2]
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    return arr, bounds, raw
+
+
 def valid_phone(s: pd.Series) -> np.ndarray:
-    return _blank_or(s, fullmatch(s, E164))
+    """``E164``, judged from the bytes (numpy over the buffer, no regex): 3 to 16 of them, a "+" then a
+    digit 1-9, and no other byte that is not an ASCII digit."""
+    arr, bounds, raw = _single(s)
+    n = value_lengths(arr)
+    ok = (n >= 3) & (n <= 16)
+    rows = np.flatnonzero(ok)
+    if len(rows):
+        used = raw[bounds[0]:bounds[-1]]
+        other = ((used - np.uint8(ord("0"))) >= 10).astype(np.int64)   # bytes that are not digits
+        # an empty last value starts at the end of the data: clipped (and n == 0 keeps it out of rows)
+        others = np.add.reduceat(other, np.minimum(bounds[:-1] - bounds[0], len(used) - 1))
+        first, second = raw[bounds[rows]], raw[bounds[rows] + 1]
+        ok[rows] = (first == ord("+")) & (second != ord("0")) & (second != ord("+")) & (others[rows] == 1)
+    return _blank_or(s, ok)
 
 
 def valid_boolean(s: pd.Series) -> np.ndarray:
-    return _np(s.isin(["", "true", "false"]))
+    return in_values(s, ["", "true", "false"])
 
 
 def in_values(s: pd.Series, allowed: list[str]) -> np.ndarray:
-    return _np(s.isin(allowed))
+    arr = arrow(s)
+    return _mask(pc.is_in(arr, value_set=pa.array(allowed, type=arr.type)))
 
 
 def valid_birthdate(s: pd.Series) -> np.ndarray:
-    """mm/dd/yyyy and a real calendar date (leap years included), year >= 1."""
-    ok = fullmatch(s, BIRTHDATE)
-    if ok.any():
-        sub = arrow(s).filter(pa.array(ok))
-
-        def part(start: int, stop: int) -> np.ndarray:
-            return _np_arrow(pc.cast(pc.utf8_slice_codeunits(sub, start, stop), pa.int64()))
-
-        month, day, year = part(0, 2), part(3, 5), part(6, 10)
+    """mm/dd/yyyy and a real calendar date (leap years included), year >= 1 (``BIRTHDATE`` and the
+    calendar, judged from each 10-byte value's bytes with numpy)."""
+    arr, bounds, raw = _single(s)
+    ok = value_lengths(arr) == 10
+    rows = np.flatnonzero(ok)
+    if len(rows):
+        b = raw[bounds[rows][:, None] + np.arange(10)].astype(np.int64) - ord("0")
+        digit = (b >= 0) & (b <= 9)
+        form = digit[:, [0, 1, 3, 4, 6, 7, 8, 9]].all(axis=1) & (b[:, 2] == ord("/") - ord("0")) & \
+            (b[:, 5] == ord("/") - ord("0"))
+        month, day = b[:, 0] * 10 + b[:, 1], b[:, 3] * 10 + b[:, 4]
+        year = ((b[:, 6] * 10 + b[:, 7]) * 10 + b[:, 8]) * 10 + b[:, 9]
+        form &= (month >= 1) & (month <= 12) & (day >= 1)
         leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-        limit = _DAYS[month] - ((month == 2) & ~leap)
-        ok[np.flatnonzero(ok)] = (day <= limit) & (year >= 1)
+        limit = _DAYS[np.where(form, month, 0)] - ((month == 2) & ~leap)
+        ok[rows] = form & (day <= limit) & (year >= 1)
     return _blank_or(s, ok)
 
 
 def valid_number(s: pd.Series, integer: bool) -> np.ndarray:
+    if digits_only(s):
+        return value_lengths(s) >= 0
     return _blank_or(s, fullmatch(s, INTEGER if integer else DECIMAL))
 
 
 def number_in_range(s: pd.Series, low: int | None, high: int | None) -> np.ndarray:
     """Numbers within [low, high]; values that are not numbers pass (valid_number reports them)."""
     ok = np.ones(len(s), dtype=bool)
-    numeric = fullmatch(s, DECIMAL)
+    numeric = value_lengths(s) > 0 if digits_only(s) else fullmatch(s, DECIMAL)
     values = np.full(len(s), np.nan)
     if numeric.any():
         values[numeric] = _np_arrow(pc.cast(arrow(s).filter(pa.array(numeric)), pa.float64()))
@@ -167,7 +233,11 @@ def length_between(s: pd.Series, low: int | None, high: int | None) -> np.ndarra
     return _blank_or(s, ok)
 
 
-def not_like(s: pd.Series, pattern: str) -> np.ndarray:
+def not_like(s: pd.Series, pattern: str, needs: bytes = b"") -> np.ndarray:
+    """Not matching ``pattern``; with ``needs``, every match holds one of those bytes, so a column with
+    none of them skips the regex."""
+    if needs:
+        return _passes_unless(s, needs, lambda: ~fullmatch(s, pattern))
     return ~fullmatch(s, pattern)
 
 
@@ -202,7 +272,7 @@ def row_fits(frame: pd.DataFrame, columns: list[str], limit: int) -> np.ndarray:
     bound = max(len(columns) - 1, 0)
     for col in columns:
         if not all_empty(frame[col]):
-            bound += 2 * int(pc.max(pc.binary_length(arrow(frame[col]))).as_py() or 0)
+            bound += 2 * max(int(value_lengths(frame[col]).max(initial=0)), 0)
     if bound <= limit:
         return np.ones(len(frame), dtype=bool)
     return csv_line_length(frame, columns) <= limit

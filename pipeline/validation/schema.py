@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.arrowtext import all_empty, arrow, trim_whitespace
@@ -56,13 +57,20 @@ def prepare_frame(frame: pd.DataFrame, contract: PoolContract) -> pd.DataFrame:
     data: dict[str, pd.Series] = {}
     for col in (*contract.csv_header, *META_COLUMNS):
         s = frame[col] if col in frame.columns else None
-        if s is None or s.isna().all():
-            data[col] = pd.Series("", index=index, dtype=STRING)
-            continue
-        arr = arrow(s if s.dtype == STRING else s.astype(STRING))
-        arr = trim_whitespace(pc.fill_null(arr, ""))
+        arr = None if s is None else arrow(s if s.dtype == STRING else s.astype(STRING))
+        if arr is None or arr.null_count == len(arr):
+            arr = _blank_column(n)
+        else:
+            if arr.null_count:
+                arr = pc.fill_null(arr, "")
+            arr = trim_whitespace(arr)
         data[col] = pd.Series(STRING.__from_arrow__(arr), index=index)
     return pd.DataFrame(data, index=index)
+
+
+def _blank_column(n: int) -> pa.Array:
+    """``n`` empty strings as Arrow builds them from all-zero offsets (no per-value work)."""
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(np.zeros(n + 1, dtype=np.int64)), pa.py_buffer(b""))
 
 
 def build_schema(contract: PoolContract) -> PoolSchema:
@@ -145,11 +153,11 @@ def _username_checks(contract: PoolContract) -> list[PoolCheck]:
                              "the pool signs users in by phone: the username must be an E.164 number"))
     if "email" in contract.alias_attributes:
         checks.append(_check(Reason.USERNAME_LOOKS_LIKE_ALIAS,
-                             lambda s: rules.not_like(s, rules.LOOKS_LIKE_EMAIL),
+                             lambda s: rules.not_like(s, rules.LOOKS_LIKE_EMAIL, needs=b"@"),
                              "email is an alias in this pool: the username must not look like an email"))
     if "phone_number" in contract.alias_attributes:
         checks.append(_check(Reason.USERNAME_LOOKS_LIKE_ALIAS,
-                             lambda s: rules.not_like(s, rules.LOOKS_LIKE_PHONE),
+                             lambda s: rules.not_like(s, rules.LOOKS_LIKE_PHONE, needs=b"+"),
                              "phone_number is an alias in this pool: the username must not look like a "
                              "phone number"))
     return checks

@@ -1,0 +1,145 @@
+"""The vectorised rules against their definitions, value by value, whichever path a rule takes.
+
+Several rules judge a column from its bytes (offsets and data buffer) instead of running their regex:
+a phone number, a birthdate, an all-digit number column, an all-printable-ASCII username column, a
+username column without "@" or "+". Each is compared here with the plain definition (the documented
+pattern, Python's calendar) over values built to sit on every edge, in every Arrow layout a column
+can arrive in: one chunk, a slice (non-zero offset, bytes of other values around it), several chunks,
+and with NA.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from pipeline.validation import rules
+
+STRING = pd.StringDtype("pyarrow")
+
+EDGES = {
+    "phone": ["", "+", "+1", "+12", "+0123", "+10", "+123456789012345", "+1234567890123456", "++12",
+              "+1+2", "1234", "+81 90", "+8190١٢", "n/a", "-", "+819012345678", " +8190", "+8190 ", "+",
+              "+9", "+99", "+12a", "+\u0661\u0662\u0663"],
+    "birthdate": ["", "01/01/2000", "02/29/2000", "02/29/1900", "02/29/2004", "02/30/2004", "04/31/2001",
+                  "12/31/9999", "01/01/0000", "01/01/0001", "00/10/2000", "13/01/2000", "1/01/2000",
+                  "01/1/2000", "01/01/20000", "01-01-2000", "01/01/200a", "０1/01/2000", "01/00/2000",
+                  "11/31/2000", "12/32/2000", "06/15/1985x", "aa/bb/cccc", "//////////", "10/10/1010"],
+    "number": ["", "0", "007", "-1", "1.5", "-0.25", "1e5", "12a", " 1", "+1", "٣", "1.", ".5", "--1",
+               "99999999999999999999", "3"],
+    "username": ["", "a", "a b", "user_1", "ユーザー", "tab\there", "x" * 128, "x" * 129, "é" * 64,
+                 "é" * 65, "~!#", "a@b.c", "+8190", "new\nline", "\u00a0nbsp"],
+    "email": ["", "a@b.co", "a@b", "a@@b.co", "@b.co", "a@b.c0", "a.b@c.jp", "a..b@c.jp",
+              "x" * 64 + "@b.co", "x" * 65 + "@b.co", "y@" + "b" * 60 + "." + "c" * 60 + "." + "d" * 60
+              + "." + "e" * 60 + ".jp", "ü@b.co", "a@ü.co", "a b@c.jp", "a@b.co@", "a@-b.co",
+              "z@" + "b" * 50 + ("." + "c" * 50) * 4 + ".jp", "z@" + "b" * 50 + ("." + "c" * 50) * 3 + "."
+              + "c" * 44 + ".jp", "z@" + "b" * 50 + ("." + "c" * 50) * 3 + "." + "c" * 45 + ".jp"],
+}
+ALPHABET = "+0123456789/-.@ aZé\u3042"
+
+
+def _random_values(seed: int, n: int = 400) -> list[str]:
+    rng = random.Random(seed)
+    return ["".join(rng.choice(ALPHABET) for _ in range(rng.randint(0, 18))) for _ in range(n)]
+
+
+def _layouts(values: list[str | None]) -> dict[str, pd.Series]:
+    """The same values as a string[pyarrow] Series in each Arrow layout a column can arrive in."""
+    whole = pa.array(["pad-ding", "++@@//", *values, "tail\n+@"], type=pa.large_string())
+    sliced = whole.slice(2, len(values))            # non-zero offset, other values' bytes around it
+    half = len(values) // 2
+    chunked = pa.chunked_array([sliced.slice(0, half), sliced.slice(half)])
+    return {
+        "one chunk": pd.Series(values, dtype=STRING),
+        "sliced": pd.Series(pd.arrays.ArrowStringArray(sliced)),
+        "two chunks": pd.Series(pd.arrays.ArrowStringArray(chunked)),
+    }
+
+
+def _date_ok(v: str) -> bool:
+    if not re.fullmatch(rules.BIRTHDATE, v):
+        return False
+    try:
+        dt.date(int(v[6:]), int(v[:2]), int(v[3:5]))
+    except ValueError:                              # no such day, or year 0
+        return False
+    return True
+
+
+def _username_ok(v: str) -> bool:
+    matches = pc.match_substring_regex(pa.array([v]), f"^(?:{rules.USERNAME_CHARS})$")[0].as_py()
+    return len(v) <= rules.USERNAME_MAX and matches
+
+
+def _email_ok(v: str) -> bool:
+    if not v.isascii():
+        return rules._idn_email_ok(v)
+    return bool(re.fullmatch(rules.EMAIL_ASCII, v)) and v.find("@") <= 64 and len(v) <= 254
+
+
+def _in_range(v: str, low: float, high: float) -> bool:
+    return not re.fullmatch(rules.DECIMAL, v) or low <= float(v) <= high
+
+
+CASES = {
+    # rule under test, the definition per non-NA value (blank values pass every format rule), NA's answer
+    "phone": (rules.valid_phone, lambda v: not v or bool(re.fullmatch(rules.E164, v)), False),
+    "birthdate": (rules.valid_birthdate, lambda v: not v or _date_ok(v), False),
+    "integer": (lambda s: rules.valid_number(s, True), lambda v: not v or bool(re.fullmatch(rules.INTEGER, v)),
+                False),
+    "decimal": (lambda s: rules.valid_number(s, False), lambda v: not v or bool(re.fullmatch(rules.DECIMAL, v)),
+                False),
+    "range": (lambda s: rules.number_in_range(s, 1, 500), lambda v: _in_range(v, 1, 500), True),
+    "username": (rules.valid_username, lambda v: not v or _username_ok(v), False),
+    "email": (rules.valid_email, lambda v: not v or _email_ok(v), False),
+    "not an email": (lambda s: rules.not_like(s, rules.LOOKS_LIKE_EMAIL, needs=b"@"),
+                     lambda v: not re.fullmatch(rules.LOOKS_LIKE_EMAIL, v), True),
+    "not a phone": (lambda s: rules.not_like(s, rules.LOOKS_LIKE_PHONE, needs=b"+"),
+                    lambda v: not re.fullmatch(rules.LOOKS_LIKE_PHONE, v), True),
+    "boolean": (rules.valid_boolean, lambda v: v in ("", "true", "false"), False),
+    "bytes": (lambda s: rules.within_bytes(s, 6), lambda v: len(v.encode()) <= 6, False),
+}
+EDGE_SET = {"phone": "phone", "birthdate": "birthdate", "integer": "number", "decimal": "number",
+            "range": "number", "username": "username", "email": "email", "not an email": "username",
+            "not a phone": "phone", "boolean": "number", "bytes": "username"}
+
+
+def _check(case: str, values: list[str | None]) -> None:
+    assert len(values) >= 2
+    rule, definition, na_answer = CASES[case]
+    want = np.array([na_answer if v is None else bool(definition(v)) for v in values])
+    for layout, series in _layouts(values).items():
+        got = rule(series)
+        wrong = [values[i] for i in np.flatnonzero(got != want)]
+        assert not wrong, f"{case} ({layout}) judges these values wrongly: {wrong!r}"
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rule_agrees_with_its_definition_on_edge_values(case: str) -> None:
+    _check(case, EDGES[EDGE_SET[case]])
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rule_agrees_with_its_definition_with_na_and_random_values(case: str) -> None:
+    _check(case, [*EDGES[EDGE_SET[case]], None, *_random_values(7), None])
+
+
+@pytest.mark.parametrize("case, values", [
+    ("phone", ["+819012345678", "+14155550100", "", None, "+442071234567"]),   # only "+" and digits
+    ("integer", ["1667315885", "", None, "0", "42"]),                          # only digits
+    ("range", ["1", "", None, "500", "501", "0"]),
+    ("username", ["hwatanabe1", "MYamamoto2", "", None, "x" * 129]),           # printable ASCII only
+    ("username", ["hwatanabe1", "", None]),
+    ("not an email", ["hwatanabe1", "", None, "user+tag"]),                    # no "@": regex skipped
+    ("not a phone", ["hwatanabe1", "", None, "a@b.co"]),                       # no "+": regex skipped
+])
+def test_byte_level_paths_agree_with_the_definition(case: str, values: list[str]) -> None:
+    """Columns made so that the rule takes its byte-level shortcut (the random ones above rarely do)."""
+    _check(case, values)
