@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -66,22 +67,22 @@ def apply_mapping(m: TenantMapping, frame: pd.DataFrame) -> MappedPartition:
     out = _map_columns(m, kept, kept_legacy)
 
     if m.newlines != "replace":
-        bad = pd.Series(False, index=out.index)
-        for name in out.columns:
-            if not has_bytes(out[name], b"\r\n\\"):
+        bad = np.zeros(len(kept), dtype=bool)
+        for name, values in out.items():
+            if not has_bytes(values, b"\r\n\\"):
                 continue
-            hit = uncarriable(out[name]).to_numpy(dtype=bool)
+            hit = uncarriable(values).to_numpy(dtype=bool)
             if hit.any():
-                hits = pd.Series(hit, index=out.index)
-                rejects.append(_lines(m, kept_legacy, hits, Reason.UNCARRIABLE_VALUE, name, out[name],
-                                      _DETAIL[Reason.UNCARRIABLE_VALUE]))
-                bad |= hits
-        out, kept_legacy = out[~bad.to_numpy()], kept_legacy[~bad.to_numpy()]
+                rejects.append(_lines(m, kept_legacy, pd.Series(hit, index=values.index),
+                                      Reason.UNCARRIABLE_VALUE, name, values, _DETAIL[Reason.UNCARRIABLE_VALUE]))
+                bad |= hit
+        if bad.any():
+            out = {name: values[~bad] for name, values in out.items()}
+            kept_legacy = kept_legacy[~bad]
 
-    index = pd.RangeIndex(len(out))
+    index = pd.RangeIndex(len(kept_legacy))
     # column by column, each source column let go as soon as it is finished (peak memory: one frame)
-    columns = {name: pd.Series(_finish(out.pop(name), m.newlines == "replace"), index=index)
-               for name in list(out.columns)}
+    columns = {name: pd.Series(_finish(out.pop(name), m.newlines == "replace"), index=index) for name in list(out)}
     columns["_legacy_id"] = string_series(string_array(kept_legacy), index)   # Arrow to Arrow: no Python strings
     columns["_tenant"] = pd.Series(m.tenant, index=index, dtype=STRING)
     out = pd.DataFrame(columns, index=index)
@@ -103,12 +104,13 @@ def _finish(values: pd.Series, replace_newlines: bool) -> pd.arrays.ArrowStringA
     return pd.arrays.ArrowStringArray(arr)
 
 
-def _map_columns(m: TenantMapping, frame: pd.DataFrame, legacy: pd.Series) -> pd.DataFrame:
+def _map_columns(m: TenantMapping, frame: pd.DataFrame, legacy: pd.Series) -> dict[str, pd.Series]:
+    """The mapped columns by target name, the username first (a dict: a frame's ``pop`` of each column
+    as it is finished costs a rebuild of its block index every time)."""
     values: dict[str, pd.Series] = {}
     for rule in m.attributes:
         values[rule.target] = _rule(m, rule, frame)
-    values = {USERNAME: _username(m, frame, legacy, values), **values}
-    return pd.DataFrame(values, index=frame.index)
+    return {USERNAME: _username(m, frame, legacy, values), **values}
 
 
 def _rule(m: TenantMapping, rule: AttributeRule, frame: pd.DataFrame) -> pd.Series:
