@@ -193,10 +193,10 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
 
         source_keys = keys.check_unique()
         duplicates = validator.duplicate_rejects()
+        losers = validator.duplicate_rows()
         del validator   # its whole-tenant key store (tens of MB at 1M rows) is not needed for the chunks
         _write_rejects(rejects_path, duplicates)
         stats.remove_valid(duplicates)
-        losers = frozenset(duplicates["legacy_id"].astype(str))
         rejected.append(duplicates["legacy_id"].astype(_STRING))
         rejected_ids = pd.Series(pd.concat(rejected, ignore_index=True).unique(), dtype=_STRING)
 

@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.feather as feather
 
 STRING = pd.StringDtype("pyarrow")
@@ -124,11 +123,16 @@ class Staging:
         back[order] = np.arange(len(rows))                    # undo the grouping by part
         return whole.take(pa.array(back)).to_pandas(types_mapper=_as_string_dtype)
 
-    def frames(self, losers: frozenset[str]) -> Iterator[pd.DataFrame]:
-        """The staged partitions in order, without the rows that lost a whole-tenant duplicate."""
-        loser_ids = pa.array(sorted(losers), pa.string())
-        for part in self.parts:
+    def frames(self, drop: np.ndarray) -> Iterator[pd.DataFrame]:
+        """The staged partitions in order, without the rows numbered ``drop`` (those that lost a
+        whole-tenant duplicate; numbered as ``take`` counts them)."""
+        drop = np.sort(np.asarray(drop, dtype=np.int64))
+        for i, part in enumerate(self.parts):
             table = feather.read_table(part)
-            if len(loser_ids):
-                table = table.filter(pc.invert(pc.is_in(table["_legacy_id"], value_set=loser_ids)))
+            start, stop = self.starts[i], self.starts[i + 1]
+            here = drop[np.searchsorted(drop, start):np.searchsorted(drop, stop)] - start
+            if len(here):
+                keep = np.ones(stop - start, dtype=bool)
+                keep[here] = False
+                table = table.filter(pa.array(keep))
             yield table.to_pandas(types_mapper=_as_string_dtype)

@@ -36,8 +36,12 @@ def test_frames_leave_out_the_losers(tmp_path) -> None:
     staging = Staging(tmp_path)
     staging.write(_part(["a", "b"]))
     staging.write(_part(["c"]))
-    frames = list(staging.frames(frozenset({"b", "c"})))
-    assert [f["_legacy_id"].tolist() for f in frames] == [["a"], []]
+    staging.write(_part([]))
+    staging.write(_part(["d", "e", "f"]))
+    frames = list(staging.frames(np.array([5, 1, 2])))     # rows as take numbers them, in any order
+    assert [f["_legacy_id"].tolist() for f in frames] == [["a"], [], [], ["d", "e"]]
+    assert [f["_legacy_id"].tolist() for f in staging.frames(np.array([], dtype=np.int64))] == \
+        [["a", "b"], ["c"], [], ["d", "e", "f"]]
 
 
 def _claim_in_child(directory, then: str) -> subprocess.Popen:

@@ -207,9 +207,16 @@ class DuplicateTracker:
 
     def rejects(self) -> pd.DataFrame:
         """REJECT_COLUMNS lines for every row that loses a duplicate group (computed once, cached)."""
+        return self._resolved()[REJECT_COLUMNS].copy()
+
+    def loser_rows(self) -> np.ndarray:
+        """The row numbers (in the order rows were added, as ``RowSource`` counts them) of those rows."""
+        return self._resolved()["_row"].to_numpy(np.int64)
+
+    def _resolved(self) -> pd.DataFrame:
         if self._result is None:
             self._result = self._resolve()
-        return self._result.copy()
+        return self._result
 
     def _resolve(self) -> pd.DataFrame:
         dead = np.zeros(self._n, dtype=bool)
@@ -250,9 +257,10 @@ class DuplicateTracker:
                 "detail": detail,
             }))
         if not parts:
-            return pd.DataFrame({c: pd.Series(dtype=STRING) for c in REJECT_COLUMNS})
+            return pd.DataFrame({"_row": pd.Series(dtype=np.int64),
+                                 **{c: pd.Series(dtype=STRING) for c in REJECT_COLUMNS}})
         out = pd.concat(parts, ignore_index=True).sort_values("_row", kind="stable")
-        return out[REJECT_COLUMNS].reset_index(drop=True)
+        return out[["_row", *REJECT_COLUMNS]].reset_index(drop=True)
 
     def _losers(self, hashes: np.ndarray, positions: np.ndarray,
                 order: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:

@@ -87,6 +87,10 @@ class TenantValidator:
         """Rows to remove from the staged valid rows: losers of whole-tenant duplicate groups."""
         return self._tracker.rejects()
 
+    def duplicate_rows(self) -> np.ndarray:
+        """Those rows' numbers among the valid rows of every partition, in order (``Staging``'s rows)."""
+        return self._tracker.loser_rows()
+
     def _rejects(self, prepared: pd.DataFrame,
                  errors: list[pandera.errors.SchemaError]) -> tuple[pd.DataFrame, np.ndarray]:
         """Reject lines from pandera's errors: each failed check's boolean output names its rows.
