@@ -125,20 +125,23 @@ class Harvester:
         expected = read_chunk(chunk.csv_path)
         merged, digests = self._confirm(merged, expected, final)
         merged["attrs_digest"] = digests
-        self.ledger.record_outcomes(self.tenant, self.pool_id, merged)
         imported = int(merged["outcome"].eq(Outcome.IMPORTED.value).sum())
         skipped = int(merged["outcome"].eq(Outcome.SKIPPED.value).sum())
         failed_rows = merged[merged["outcome"].eq(Outcome.FAILED.value)]
         reasons = tuple((str(m), int(n)) for m, n in failed_rows["message"].value_counts().items())
         unconfirmed = int((merged["outcome"].eq(Outcome.IMPORTED.value) & merged["confirmed"].eq(0)).sum())
         status = str(final.get("Status"))
+        state = None
         if status in ("Succeeded", "Failed"):
             state = "verified" if self.policy.verify and unconfirmed == 0 else "harvested"
             # a job Failed only by skips (U4) left every user with an outcome and none failed: it is done
             state = "failed" if status == "Failed" and (len(failed_rows) or not skipped) else state
-            self.ledger.set_chunk_state(self.tenant, self.pool_id, chunk.sha256, state, final_id)
-            if state != "failed":   # a failed chunk is retried: its files stay
-                self._discard(chunk)
+        # the outcomes and the chunk's state in one transaction: a chunk is never left with its users'
+        # outcomes stored but not done (a rerun would send its failed users again as its remainder)
+        self.ledger.record_outcomes(self.tenant, self.pool_id, merged,
+                                    chunk_state=None if state is None else (chunk.sha256, state, final_id))
+        if state is not None and state != "failed":   # a failed chunk is retried: its files stay
+            self._discard(chunk)
         if hasattr(self.progress, "rows"):
             self.progress.rows(self.tenant, "imported", imported)
         self._event(

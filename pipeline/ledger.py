@@ -312,19 +312,7 @@ class Ledger:
     def set_chunk_state(
         self, tenant: str, pool_id: str, sha256: str, state: str, job_id: str | None = None
     ) -> None:
-        if state not in CHUNK_STATES:
-            raise ValueError(f"unknown chunk state {state!r}")
-        if job_id is None:
-            self._exec(
-                "UPDATE chunks SET state = ?, updated = ? WHERE tenant = ? AND pool_id = ? AND sha256 = ?",
-                (state, time.time(), tenant, pool_id, sha256),
-            )
-        else:
-            self._exec(
-                "UPDATE chunks SET state = ?, job_id = ?, updated = ? WHERE tenant = ? AND pool_id = ? "
-                "AND sha256 = ?",
-                (state, job_id, time.time(), tenant, pool_id, sha256),
-            )
+        self._exec(*_chunk_state(tenant, pool_id, sha256, state, job_id))
 
     def chunk_done(self, tenant: str, pool_id: str, sha256: str) -> bool:
         chunk = self.chunk(tenant, pool_id, sha256)
@@ -384,11 +372,15 @@ class Ledger:
 
     # ---- outcomes ---------------------------------------------------------------------------------
 
-    def record_outcomes(self, tenant: str, pool_id: str, frame: pd.DataFrame) -> None:
+    def record_outcomes(self, tenant: str, pool_id: str, frame: pd.DataFrame,
+                        chunk_state: tuple[str, str, str | None] | None = None) -> None:
         """Upsert one outcome per legacy id, in one transaction.
 
         A user already recorded as imported keeps that outcome when a later job of ours reports it as
         skipped (the later job met the user the earlier job created, e.g. after a stopped job).
+        ``chunk_state`` (sha256, state, job id): the harvested chunk's new state, set in the same
+        transaction. Apart, a kill between the two left a chunk with its outcomes but not done, and
+        every rerun sent the users that had failed again, in a new job, as the chunk's remainder.
         """
         data = frame.reindex(columns=OUTCOME_COLUMNS)
         for c in ("line", "confirmed"):
@@ -407,6 +399,8 @@ class Ledger:
                 "WHERE NOT (outcomes.outcome = 'imported' AND excluded.outcome = 'skipped')",
                 rows,
             )
+            if chunk_state is not None:
+                db.execute(*_chunk_state(tenant, pool_id, *chunk_state))
 
     def outcomes(self, tenant: str, pool_id: str | None = None) -> pd.DataFrame:
         sql = "SELECT pool_id, " + ", ".join(OUTCOME_COLUMNS) + " FROM outcomes WHERE tenant = ?"
@@ -457,3 +451,15 @@ def _job(row: dict[str, Any]) -> JobRecord:
         completion_message=row["completion_message"],
         created_at=row["created_at"],
     )
+
+
+def _chunk_state(tenant: str, pool_id: str, sha256: str, state: str,
+                 job_id: str | None = None) -> tuple[str, tuple[Any, ...]]:
+    """The UPDATE that sets a chunk's state (and its job, when given)."""
+    if state not in CHUNK_STATES:
+        raise ValueError(f"unknown chunk state {state!r}")
+    if job_id is None:
+        return ("UPDATE chunks SET state = ?, updated = ? WHERE tenant = ? AND pool_id = ? AND sha256 = ?",
+                (state, time.time(), tenant, pool_id, sha256))
+    return ("UPDATE chunks SET state = ?, job_id = ?, updated = ? WHERE tenant = ? AND pool_id = ? "
+            "AND sha256 = ?", (state, job_id, time.time(), tenant, pool_id, sha256))

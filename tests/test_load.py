@@ -382,3 +382,53 @@ def test_a_lookup_still_throttled_after_its_retries_goes_once_more_alone() -> No
     loader.pool_size, loader.key_attribute = 0, None
     frame = loader._fetch_users(["u0", "u1", "u2", "u3"], [])
     assert list(frame.index) == ["u0", "u1", "u2", "u3"] and calls["u2"] == 2
+
+
+class _Killed(BaseException):
+    """Stands in for kill -9 at a chosen point: nothing after it in that code path runs."""
+
+
+def test_a_kill_while_a_harvest_is_stored_leaves_the_chunk_to_be_harvested_again(
+    target: CognitoTarget, ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk's outcomes and its done state are one transaction. Stored apart, a kill between them left
+    the outcomes without the state: the rerun took the chunk's failed user for its remainder and sent it
+    in a new job, which failed, on every rerun."""
+    import uuid
+
+    import pipeline.ledger as ledger_module
+    from tests.loadfixtures import POOL_PARAMS
+
+    pool_id = target.find_or_create_local_pool(
+        {"PoolName": f"alias-{uuid.uuid4().hex[:10]}", **POOL_PARAMS, "AliasAttributes": ["email"]})
+    header = target.get_csv_header(pool_id)
+    target._idp.admin_create_user(   # a pool user holds user1's verified email: row 2 fails, the job succeeds
+        UserPoolId=pool_id, Username="holder", MessageAction="SUPPRESS",
+        UserAttributes=[{"Name": "email", "Value": "user1@example.com"}, {"Name": "email_verified", "Value": "true"}])
+    (chunk,) = make_chunks(tmp_path / "c", header, 4, chunk_rows=4)
+
+    state_update = ledger_module._chunk_state
+
+    def killed(*args: Any, **kwargs: Any) -> Any:
+        if args[3] in ledger_module.DONE_STATES:
+            raise _Killed()           # inside the harvest's transaction: nothing of it is committed
+        return state_update(*args, **kwargs)
+
+    monkeypatch.setattr(ledger_module, "_chunk_state", killed)
+    with pytest.raises(_Killed):
+        run_load(target, ledger, "acme", pool_id, [chunk], fast_policy(keep_files=True))
+    monkeypatch.setattr(ledger_module, "_chunk_state", state_update)
+    assert ledger.outcomes("acme").empty
+    assert not ledger.chunk_done("acme", pool_id, chunk.sha256)
+    (first_job,) = [j["JobId"] for j in target.list_import_jobs(pool_id)]
+
+    again = run_load(target, ledger, "acme", pool_id, [chunk], fast_policy(keep_files=True))
+    assert (again.jobs_created, again.stopped) == (0, False)
+    assert (again.chunks[0].job_id, again.chunks[0].imported, again.chunks[0].failed) == (first_job, 3, 1)
+    assert ledger.chunk_done("acme", pool_id, chunk.sha256)
+    outcomes = ledger.outcomes("acme").set_index("legacy_id").sort_index()
+    assert list(outcomes["outcome"]) == ["imported", "failed", "imported", "imported"]
+    assert set(outcomes["job_id"]) == {first_job}
+    third = run_load(target, ledger, "acme", pool_id, [chunk], fast_policy(keep_files=True))
+    assert (third.jobs_created, third.stopped) == (0, False)
+    assert len(target.list_import_jobs(pool_id)) == 1
