@@ -392,12 +392,15 @@ class _Loader(Harvester):
                 self.ledger.record_job(job, tenant=self.tenant, chunk=chunk.name, chunk_sha256=chunk.sha256)
             newest_first = sorted(remote.values(), key=lambda j: epoch_seconds(j.get("CreationDate")), reverse=True)
             plan: tuple[str, Any] = ("new", None)
-            for job in newest_first:
+            for newer, job in enumerate(newest_first):
                 status = job.get("Status")
                 if status in RUNNING:
                     plan = ("adopt", job)
                     break
-                if status == "Failed" and self._harvested_failure(chunk, job):
+                # a Failed job with a newer job of the chunk was harvested before (a run creates a job
+                # for a chunk only once its last one failed and was harvested, or never ran): say the
+                # rerun was killed after creating its retry job, before uploading it
+                if status == "Failed" and (newer or self._harvested_failure(chunk, job)):
                     break              # already harvested: the rerun retries the chunk with a new job
                 if status in ("Succeeded", "Failed"):
                     plan = ("harvest", job)

@@ -432,3 +432,31 @@ def test_a_kill_while_a_harvest_is_stored_leaves_the_chunk_to_be_harvested_again
     third = run_load(target, ledger, "acme", pool_id, [chunk], fast_policy(keep_files=True))
     assert (third.jobs_created, third.stopped) == (0, False)
     assert len(target.list_import_jobs(pool_id)) == 1
+
+
+def test_a_kill_before_a_retry_job_is_uploaded_does_not_bring_the_old_failure_back(
+    service: Any, target: CognitoTarget, ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk whose job failed is retried by the rerun with a new job. A kill after that job was created
+    and before its file was uploaded pointed the chunk at the new job: the next rerun harvested the old
+    failed job again and stopped, instead of retrying the chunk."""
+    pool_id, header = new_pool(target)
+    (chunk,) = make_chunks(tmp_path / "c", header, 4, chunk_rows=4)
+    service.configure(fail_next_jobs=1)
+    first = run_load(target, ledger, "acme", pool_id, [chunk], fast_policy(keep_files=True))
+    assert first.stopped and first.chunks[0].status == "Failed"
+    service.reset_faults()
+
+    def killed(*args: Any, **kwargs: Any) -> None:
+        raise _Killed()               # after CreateUserImportJob and its ledger rows, before the PUT
+
+    monkeypatch.setattr(target, "upload", killed)
+    with pytest.raises(_Killed):
+        run_load(target, ledger, "acme", pool_id, [chunk], fast_policy(keep_files=True))
+    monkeypatch.undo()
+
+    again = run_load(target, ledger, "acme", pool_id, [chunk], fast_policy(keep_files=True))
+    assert not again.stopped, again.stop_reason
+    assert (again.chunks[0].status, again.chunks[0].imported, again.chunks[0].jobs_created) == ("Succeeded", 4, 1)
+    assert ledger.chunk_done("acme", pool_id, chunk.sha256)
+    _no_duplicates(target, pool_id, 4)
