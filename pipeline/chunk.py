@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -83,22 +83,23 @@ def write_chunks(
 
 def write_retry_chunks(
     chunks: Iterable[ChunkInfo],
-    legacy_ids: Collection[str],
+    failed_in: Mapping[str, str],
     out_dir: Path,
-    retries_of: Iterable[str],
     chunk_rows: int = 500_000,
     max_bytes: int = MAX_FILE_BYTES,
 ) -> list[ChunkInfo]:
-    """Import files named ``retry-NNNNN`` holding the users ``legacy_ids`` of ``chunks``, their lines as
-    those files hold them: the users whose earlier import failed, to import them again once the cause
-    (say, a pool user holding their verified email) is fixed.
+    """Import files named ``retry-NNNNN`` holding the users ``failed_in`` names (legacy id -> the job their
+    import failed in) of ``chunks``, their lines as those files hold them: the users whose earlier import
+    failed, to import them again once the cause (say, a pool user holding their verified email) is fixed.
 
     A chunk is known to the ledger by its sha256, and a retry of unchanged lines would have the sha256
-    of the previous retry, which is done. So a retry file's sha256 also covers ``retries_of`` (the ids of
-    the jobs whose failures it retries): a rerun of a crashed retry resumes the same chunk, and a retry
-    after the users failed once more is a new one. The file itself is an ordinary import file.
+    of the previous retry, which is done. So a retry file's sha256 also covers the jobs its own users
+    failed in: a rerun of a crashed retry resumes the same chunk, and a retry after the users failed once
+    more is a new one. Only its own users' jobs: a retry file harvested before the crash changes what
+    failed where, and must not change the identity of the next file, whose job the rerun resumes. The
+    file itself is an ordinary import file.
     """
-    wanted = set(legacy_ids)
+    wanted = set(failed_in)
     chunk_rows = min(int(chunk_rows), MAX_FILE_USERS)
     header_line: bytes | None = None
     picked: list[tuple[pa.Array, pd.DataFrame]] = []
@@ -119,9 +120,12 @@ def write_retry_chunks(
     out_dir.mkdir(parents=True, exist_ok=True)
     writer = _Writer(out_dir, header_line, max_bytes, prefix="retry")
     written = _fill(writer, picked, chunk_rows, canary_rows=0)
-    salt = ",".join(sorted(set(retries_of))).encode()
-    return [replace(c, sha256=hashlib.sha256(c.sha256.encode() + b"\0retry-of:" + salt).hexdigest())
-            for c in written]
+    retries = []
+    for c in written:
+        jobs = {failed_in[legacy_id] for legacy_id in read_keys(c.keys_path)["legacy_id"]}
+        salt = ",".join(sorted(j for j in jobs if j)).encode()
+        retries.append(replace(c, sha256=hashlib.sha256(c.sha256.encode() + b"\0retry-of:" + salt).hexdigest()))
+    return retries
 
 
 def write_remainder(chunk: ChunkInfo, done_ids: pd.Index) -> ChunkInfo | None:

@@ -106,8 +106,8 @@ def _retry_chunks(ledger: Ledger, plan: PlanResult, progress: Progress | None) -
         tell(progress, "retry", plan.tenant, "--retry-failed: no user failed in an earlier job; nothing to retry.")
         return []
     done = [c for c in plan.chunks if ledger.chunk_done(plan.tenant, plan.pool_id, c.sha256)]
-    retries = write_retry_chunks(done, frozenset(failed["legacy_id"].astype(str)), plan.run_dir / "chunks",
-                                 retries_of=failed["job_id"].dropna().astype(str), chunk_rows=plan.chunk_rows)
+    failed_in = dict(zip(failed["legacy_id"].astype(str), failed["job_id"].fillna("").astype(str), strict=True))
+    retries = write_retry_chunks(done, failed_in, plan.run_dir / "chunks", chunk_rows=plan.chunk_rows)
     retried = sum(c.rows for c in retries)
     message = f"--retry-failed: {retried} user(s) that failed in earlier jobs go into {len(retries)} retry file(s)"
     if len(failed) > retried:

@@ -164,8 +164,8 @@ def test_retry_files_hold_exactly_the_named_users_lines(tmp_path: Path) -> None:
                                    c.csv_path.read_bytes().split(b"\n")[1:], strict=False)}
     old = os.umask(0)
     try:
-        retries = write_retry_chunks(chunks, {"L1", "L4", "L6", "L99"}, tmp_path / "retry",
-                                     retries_of=["job-b", "job-a"], chunk_rows=2)
+        retries = write_retry_chunks(chunks, {"L1": "job-a", "L4": "job-b", "L6": "job-b", "L99": "job-a"},
+                                     tmp_path / "retry", chunk_rows=2)
     finally:
         os.umask(old)
     assert [(c.name, c.rows, c.canary) for c in retries] == [("retry-00001", 2, False), ("retry-00002", 1, False)]
@@ -180,17 +180,21 @@ def test_retry_files_hold_exactly_the_named_users_lines(tmp_path: Path) -> None:
         for path in (c.csv_path, c.keys_path):
             assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert read_chunk(retries[0].csv_path).loc[1, "name"] == "Comma, In Name"
-    # the ledger's identity covers the retried jobs: same jobs -> same chunk (a crashed retry resumes),
-    # other jobs -> a new chunk (a second retry of unchanged lines is not taken for the first, done one)
+    # the ledger's identity covers the jobs its users failed in: same jobs -> same chunk (a crashed retry
+    # resumes), other jobs -> a new chunk (a second retry of unchanged lines is not taken for the first,
+    # done one); only its own users' jobs count
     file_sha = hashlib.sha256(retries[0].csv_path.read_bytes()).hexdigest()
     assert retries[0].sha256 != file_sha
-    again = write_retry_chunks(chunks, {"L1", "L4", "L6"}, tmp_path / "again", retries_of=["job-a", "job-b"],
+    again = write_retry_chunks(chunks, {"L1": "job-a", "L4": "job-b", "L6": "job-b"}, tmp_path / "again",
                                chunk_rows=2)
-    later = write_retry_chunks(chunks, {"L1", "L4", "L6"}, tmp_path / "later", retries_of=["retry-job"],
-                               chunk_rows=2)
+    later = write_retry_chunks(chunks, {"L1": "retry-job", "L4": "retry-job", "L6": "retry-job"},
+                               tmp_path / "later", chunk_rows=2)
     assert [c.sha256 for c in again] == [c.sha256 for c in retries]
     assert {c.sha256 for c in later}.isdisjoint(c.sha256 for c in retries)
-    assert write_retry_chunks(chunks, {"L99"}, tmp_path / "none", retries_of=["job-a"]) == []
+    # the first file's users imported in its job: the file holding L6 is still the one the rerun resumes
+    (rest,) = write_retry_chunks(chunks, {"L6": "job-b"}, tmp_path / "rest", chunk_rows=2)
+    assert rest.sha256 == retries[1].sha256
+    assert write_retry_chunks(chunks, {"L99": "job-a"}, tmp_path / "none") == []
 
 
 def test_empty_input_writes_nothing(tmp_path: Path) -> None:

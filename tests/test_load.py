@@ -460,3 +460,55 @@ def test_a_kill_before_a_retry_job_is_uploaded_does_not_bring_the_old_failure_ba
     assert (again.chunks[0].status, again.chunks[0].imported, again.chunks[0].jobs_created) == ("Succeeded", 4, 1)
     assert ledger.chunk_done("acme", pool_id, chunk.sha256)
     _no_duplicates(target, pool_id, 4)
+
+
+def test_a_killed_retry_run_resumes_its_retry_job_after_another_retry_file_was_harvested(
+    target: CognitoTarget, ledger: Ledger, tmp_path: Path
+) -> None:
+    """``--retry-failed`` killed while its second retry file's job runs, after the first file's job was
+    harvested: the rerun writes the second file again with the same identity and harvests its job. With
+    every failed user's job in each file's identity, the first file's harvest changed the second's: a
+    second job was sent for the same users, and the first job's user was recorded as skipped."""
+    import uuid
+    from types import SimpleNamespace
+
+    from pipeline.runner import _retry_chunks
+    from tests.loadfixtures import POOL_PARAMS
+
+    pool_id = target.find_or_create_local_pool(
+        {"PoolName": f"alias-{uuid.uuid4().hex[:10]}", **POOL_PARAMS, "AliasAttributes": ["email"]})
+    header = target.get_csv_header(pool_id)
+    for n in (1, 5):   # pool users hold user1's and user5's verified emails: those two rows fail
+        target._idp.admin_create_user(
+            UserPoolId=pool_id, Username=f"holder{n}", MessageAction="SUPPRESS",
+            UserAttributes=[{"Name": "email", "Value": f"user{n}@example.com"},
+                            {"Name": "email_verified", "Value": "true"}])
+    chunks = make_chunks(tmp_path / "c", header, 8, chunk_rows=4)
+    policy = fast_policy(keep_files=True)
+    first = run_load(target, ledger, "acme", pool_id, chunks, policy)
+    assert [(c.status, c.failed) for c in first.chunks] == [("Succeeded", 1), ("Succeeded", 1)]
+    for n in (1, 5):   # the cause is fixed; the operator runs migrate --retry-failed
+        target._idp.admin_delete_user(UserPoolId=pool_id, Username=f"holder{n}")
+    plan = SimpleNamespace(tenant="acme", pool_id=pool_id, chunks=chunks, run_dir=tmp_path / "run", chunk_rows=1)
+    retries = _retry_chunks(ledger, plan, None)
+    assert [c.name for c in retries] == ["retry-00001", "retry-00002"]
+
+    started: dict[str, str] = {}
+
+    def kill_once_the_second_runs(info: dict[str, Any]) -> None:
+        started[info["chunk"]] = info["job_id"]
+        if info["chunk"] == "retry-00002":
+            raise _Killed()
+
+    with pytest.raises(_Killed):
+        run_load(target, ledger, "acme", pool_id, [*chunks, *retries], policy,
+                 progress=Recorder({"job_started": kill_once_the_second_runs}))
+    running = started["retry-00002"]
+
+    plan.run_dir = tmp_path / "run2"
+    again = run_load(target, ledger, "acme", pool_id, [*chunks, *_retry_chunks(ledger, plan, None)], policy)
+    assert again.jobs_created == 0 and not again.stopped
+    outcomes = ledger.outcomes("acme").set_index("legacy_id")
+    assert (outcomes.loc["L5", "outcome"], outcomes.loc["L5", "job_id"]) == ("imported", running)
+    assert list(outcomes.sort_index()["outcome"]) == ["imported"] * 8
+    _no_duplicates(target, pool_id, 8)
