@@ -155,8 +155,8 @@ def tell(progress: Any, kind: str, tenant: str, message: str, **info: Any) -> No
 
 def job_name(tenant: str, chunk: ChunkInfo) -> str:
     """``<tenant>-<chunk>-<sha8>``, within JobName's pattern ``[\\w\\s+=,.@-]+`` and 128 characters."""
-    safe = re.sub(r"[^\w+=,.@-]", "-", tenant)[:100]
-    return f"{safe}-{chunk.name}-{chunk.sha256[:8]}"
+    rest = f"-{chunk.name}-{chunk.sha256[:8]}"          # a remainder's name is 22 characters
+    return re.sub(r"[^\w+=,.@-]", "-", tenant)[:128 - len(rest)] + rest
 
 
 def run_load(

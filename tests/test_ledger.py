@@ -151,3 +151,35 @@ def test_state_survives_reopen(tmp_path: Path) -> None:
         out = led.outcomes("acme").set_index("legacy_id")
         assert out.loc["1", "outcome"] == "imported" and out.loc["1", "job_id"] == "import-abc"
         assert out.loc["3", "outcome"] == "imported" and len(out) == 3
+
+
+def test_a_commit_that_fails_leaves_no_transaction_open(tmp_path: Path) -> None:
+    """A COMMIT that fails (a full disk) is rolled back: the connection must not stay inside that
+    transaction, where every later write would land uncommitted and the next one could not begin."""
+    import sqlite3
+
+    class FailingCommit:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+            if sql == "COMMIT":
+                raise sqlite3.OperationalError("database or disk is full")
+            return self.db.execute(sql, *args)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.db, name)
+
+    with Ledger.open(tmp_path / "ledger.sqlite") as led:
+        led.plan_chunk("acme", "pool_1", "chunk-00001", "a" * 64, 3, "r1")
+        real = led._db
+        led._db = FailingCommit(real)   # type: ignore[assignment]
+        with pytest.raises(sqlite3.OperationalError, match="disk is full"):
+            led.record_outcomes("acme", "pool_1", pd.DataFrame({"legacy_id": ["L1"], "outcome": ["imported"]}),
+                                chunk_state=("a" * 64, "harvested", "import-1"))
+        led._db = real
+        assert not real.in_transaction
+        assert led.outcomes("acme").empty
+        assert led.chunk("acme", "pool_1", "a" * 64)["state"] == "planned"
+        led.record_outcomes("acme", "pool_1", pd.DataFrame({"legacy_id": ["L1"], "outcome": ["imported"]}))
+        assert list(led.outcomes("acme")["legacy_id"]) == ["L1"]

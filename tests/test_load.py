@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -512,3 +513,14 @@ def test_a_killed_retry_run_resumes_its_retry_job_after_another_retry_file_was_h
     assert (outcomes.loc["L5", "outcome"], outcomes.loc["L5", "job_id"]) == ("imported", running)
     assert list(outcomes.sort_index()["outcome"]) == ["imported"] * 8
     _no_duplicates(target, pool_id, 8)
+
+
+def test_job_names_stay_within_cognitos_128_characters(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    (chunk,) = make_chunks(tmp_path / "c", ["cognito:username", "email"], 1, chunk_rows=1)
+    rest = replace(chunk, name="chunk-00001-rest-00001")
+    for tenant in ("acme", "t" * 97, "x y/z" * 40):
+        name = job_name(tenant, rest)
+        assert len(name) <= 128 and name.endswith(f"-chunk-00001-rest-00001-{chunk.sha256[:8]}"), name
+        assert re.fullmatch(r"[\w\s+=,.@-]+", name)
