@@ -91,11 +91,6 @@ def carriable(s: pd.Series) -> np.ndarray:
     return _passes_unless(s, b"\r\n\\", lambda: ~_np(uncarriable(s)))
 
 
-def byte_lengths(s: pd.Series) -> np.ndarray:
-    """UTF-8 bytes per value (-1 for NA), read from the offsets: no pass over the data."""
-    return value_lengths(s)
-
-
 def within_bytes(s: pd.Series, limit: int = MAX_VALUE_BYTES) -> np.ndarray:
     """UTF-8 byte length <= limit (fact 13: 2,048 bytes per value); NA is not within."""
     n = value_lengths(s)
@@ -256,7 +251,7 @@ def csv_line_length(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
         if not pc.all(pc.string_is_ascii(arr)).as_py():
             total += _np_arrow(pc.utf8_length(arr)).astype(np.int64)
         else:
-            total += byte_lengths(s)
+            total += value_lengths(s)
         if has_bytes(s, b","):
             total += _np_arrow(pc.count_substring(arr, ",")).astype(np.int64)
     return total
