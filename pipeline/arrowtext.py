@@ -169,9 +169,16 @@ def all_empty(s: pd.Series) -> bool:
     return all(c.null_count == 0 and (c.buffers()[2] is None or c.buffers()[2].size == 0) for c in chunks)
 
 
-def non_ascii(s: pd.Series | pa.Array) -> np.ndarray:
+def non_ascii(s: pd.Series | pa.Array | pa.ChunkedArray) -> np.ndarray:
     """True where a value holds a non-ASCII character (NA: False)."""
-    return ~np.asarray(pc.fill_null(pc.string_is_ascii(string_array(s)), True), dtype=bool)
+    return ~np.asarray(pc.fill_null(pc.string_is_ascii(arrow(s) if isinstance(s, pd.Series) else s), True),
+                       dtype=bool)
+
+
+def fullmatch(s: pd.Series | pa.Array | pa.ChunkedArray, pattern: str) -> np.ndarray:
+    """True where the whole value matches ``pattern`` (RE2, an Arrow kernel); NA is False."""
+    arr = arrow(s) if isinstance(s, pd.Series) else s
+    return np.asarray(pc.fill_null(pc.match_substring_regex(arr, f"^(?:{pattern})$"), False), dtype=bool)
 
 
 def key_hashes(values: pd.Series) -> np.ndarray:

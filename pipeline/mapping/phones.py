@@ -22,7 +22,15 @@ import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import has_bytes, has_non_ascii, non_ascii, string_array, string_series, trim_whitespace
+from pipeline.arrowtext import (
+    fullmatch,
+    has_bytes,
+    has_non_ascii,
+    non_ascii,
+    string_array,
+    string_series,
+    trim_whitespace,
+)
 
 STRING = "string[pyarrow]"
 # Patterns avoid \s, \S, \d and look-arounds: with those, pandas leaves pyarrow's RE2 for Python's
@@ -51,10 +59,6 @@ RULES: dict[str, _Rule] = {
 _BY_CODE: dict[str, _Rule] = {r.country_code: r for r in RULES.values()}
 
 _ALLOWED = r"\+?[0-9 \-().\/]+"        # after NFKC: anything else (letters, '#', '*', ext.) is refused
-
-
-def _fullmatch(arr: pa.Array, pattern: str) -> np.ndarray:
-    return np.asarray(pc.fill_null(pc.match_substring_regex(arr, f"^(?:{pattern})$"), False), dtype=bool)
 
 
 def _starts(arr: pa.Array, prefix: str) -> np.ndarray:
@@ -86,7 +90,7 @@ def to_e164(values: pd.Series, region: str) -> pd.Series:
         norm = pc.replace_with_mask(raw, wide, pc.utf8_normalize(raw.filter(wide), form="NFKC"))
     if has_bytes(norm, b"("):          # "+49 (0)30 ..." writes the trunk prefix in brackets: drop it
         norm = pc.replace_substring_regex(norm, r"^\+ *([0-9]{1,3}) *\(0\)", r"+\1")
-    shaped = _fullmatch(norm, _ALLOWED) & ~blank
+    shaped = fullmatch(norm, _ALLOWED) & ~blank
     plus = _starts(norm, "+")
     digits = _digits(norm)             # meaningful where shaped; nothing else reads it
 
@@ -111,7 +115,7 @@ def to_e164(values: pd.Series, region: str) -> pd.Series:
         nsn = pc.utf8_slice_codeunits(intl.filter(pa.array(hit)), len(code))
         if r.trunk == "0":             # "+81 090-..." repeats the trunk 0 after the country code
             nsn = pc.replace_substring_regex(nsn, "^0", "")
-        good = pa.array(_fullmatch(nsn, r.national))
+        good = pa.array(fullmatch(nsn, r.national))
         out = pc.replace_with_mask(out, pa.array(hit), pc.if_else(good, pc.binary_join_element_wise(
             "+" + code, nsn, ""), pa.scalar(None, pa.string())))
         decided |= hit                 # a known country code with a bad length is decided: invalid
@@ -122,7 +126,7 @@ def to_e164(values: pd.Series, region: str) -> pd.Series:
         d = digits.filter(pa.array(national))
         with_trunk = _starts(d, rule.trunk)
         nsn = pc.if_else(pa.array(with_trunk), pc.utf8_slice_codeunits(d, len(rule.trunk)), d)
-        good = _fullmatch(nsn, rule.national)
+        good = fullmatch(nsn, rule.national)
         if not rule.trunk_optional:
             good &= with_trunk         # no trunk prefix: not for the rule to decide
         out = pc.replace_with_mask(out, pa.array(national), pc.if_else(pa.array(good), pc.binary_join_element_wise(

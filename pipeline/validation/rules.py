@@ -24,7 +24,9 @@ from pipeline.arrowtext import (
     all_empty,
     arrow,
     digits_only,
+    fullmatch,
     has_bytes,
+    non_ascii,
     offsets,
     printable_ascii,
     value_lengths,
@@ -58,22 +60,12 @@ def _np_arrow(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(arr.to_numpy(zero_copy_only=False))
 
 
-def _mask(arr: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """An Arrow boolean result as a numpy mask, NA as False."""
-    return np.asarray(pc.fill_null(arr, False), dtype=bool)
-
-
 def empty(s: pd.Series) -> np.ndarray:
     return value_lengths(s) == 0
 
 
 def filled(s: pd.Series) -> np.ndarray:
     return ~empty(s)
-
-
-def fullmatch(s: pd.Series, pattern: str) -> np.ndarray:
-    """True where the whole value matches ``pattern`` (RE2 syntax); NA is False."""
-    return _mask(pc.match_substring_regex(arrow(s), f"^(?:{pattern})$"))
 
 
 def _blank_or(s: pd.Series, ok: np.ndarray) -> np.ndarray:
@@ -116,10 +108,10 @@ def valid_email(s: pd.Series) -> np.ndarray:
     long = np.flatnonzero(ok & (n > 65))
     if len(long):
         ok[long] = _np_arrow(pc.find_substring(arr.take(pa.array(long)), "@")) <= 64
-    non_ascii = ~np.asarray(pc.fill_null(pc.string_is_ascii(arr), True), dtype=bool)   # NA: no library call
-    if non_ascii.any():
+    wide = non_ascii(arr)     # NA: False, so no library call
+    if wide.any():
         # only internationalised addresses pay for the library (one call per such value)
-        positions = np.flatnonzero(non_ascii)
+        positions = np.flatnonzero(wide)
         ok[positions] = [_idn_email_ok(v) for v in s.iloc[positions]]
     return _blank_or(s, ok)
 
@@ -169,7 +161,7 @@ def valid_boolean(s: pd.Series) -> np.ndarray:
 
 def in_values(s: pd.Series, allowed: list[str]) -> np.ndarray:
     arr = arrow(s)
-    return _mask(pc.is_in(arr, value_set=pa.array(allowed, type=arr.type)))
+    return np.asarray(pc.fill_null(pc.is_in(arr, value_set=pa.array(allowed, type=arr.type)), False), dtype=bool)
 
 
 def valid_birthdate(s: pd.Series) -> np.ndarray:
