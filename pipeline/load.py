@@ -293,17 +293,20 @@ class _Loader(Harvester):
                     if stop_reason:
                         self._event("run_stopped", stop_reason, chunk=chunk.name, job_id=result.job_id)
                         break
-        finally:
-            for future in prepared.values():
-                try:
-                    future.result()
-                except Exception:  # noqa: BLE001 - the run is ending; the ledger knows the job's state
-                    pass
-            executor.shutdown(wait=True)
-            harvester.shutdown(wait=True)
-            results.extend(future.result() for future in harvests)
-            status = "stopped" if stop_reason else "finished"
-            self.ledger.finish_run(self.run_id, status)
+        except BaseException as failure:
+            # the loop's error is the one the caller sees; the harvests under way still finish (their
+            # outcomes are stored) and one that failed too is told, not raised in its place
+            self._wind_down(executor, prepared, harvester)
+            for error in self._collect(harvests, results):
+                if error is not failure:
+                    self._event("harvest_failed", f"A harvest also failed while the run was ending: {error}")
+            self.ledger.finish_run(self.run_id, "failed")
+            raise
+        self._wind_down(executor, prepared, harvester)
+        errors = self._collect(harvests, results)
+        self.ledger.finish_run(self.run_id, "failed" if errors else "stopped" if stop_reason else "finished")
+        if errors:
+            raise errors[0]
         return LoadResult(
             self.run_id,
             self.tenant,
@@ -312,6 +315,31 @@ class _Loader(Harvester):
             stopped=bool(stop_reason),
             stop_reason=stop_reason,
         )
+
+    @staticmethod
+    def _wind_down(executor: ThreadPoolExecutor, prepared: dict[str, Future[dict[str, Any]]],
+                   harvester: ThreadPoolExecutor) -> None:
+        """Wait for the job being prepared (the ledger knows its state, so its error is not needed) and
+        for every harvest under way."""
+        for future in prepared.values():
+            try:
+                future.result()
+            except Exception:  # noqa: BLE001 - the run is ending; the ledger knows the job's state
+                pass
+        executor.shutdown(wait=True)
+        harvester.shutdown(wait=True)
+
+    @staticmethod
+    def _collect(harvests: list[Future[ChunkResult]], results: list[ChunkResult]) -> list[BaseException]:
+        """Append each finished harvest's result to ``results``; return the errors of those that failed."""
+        errors: list[BaseException] = []
+        for future in harvests:
+            error = future.exception()
+            if error is None:
+                results.append(future.result())
+            else:
+                errors.append(error)
+        return errors
 
     def _without_done_users(self, chunk: ChunkInfo) -> ChunkInfo | None:
         """``chunk`` as it still needs importing (``chunk.write_remainder``), from the users the ledger has

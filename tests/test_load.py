@@ -524,3 +524,64 @@ def test_job_names_stay_within_cognitos_128_characters(tmp_path: Path) -> None:
         name = job_name(tenant, rest)
         assert len(name) <= 128 and name.endswith(f"-chunk-00001-rest-00001-{chunk.sha256[:8]}"), name
         assert re.fullmatch(r"[\w\s+=,.@-]+", name)
+
+
+def _fail_harvest_of(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    from pipeline.errors import LoadError
+    from pipeline.load import _Loader
+
+    harvest = _Loader._harvest
+
+    def failing(self: Any, chunk: Any, *args: Any, **kwargs: Any) -> Any:
+        if chunk.name == name:
+            raise LoadError(f"{chunk.name}: the harvest broke")
+        return harvest(self, chunk, *args, **kwargs)
+
+    monkeypatch.setattr(_Loader, "_harvest", failing)
+
+
+def test_an_error_of_the_job_loop_is_not_replaced_by_a_failed_harvest(
+    target: CognitoTarget, ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A harvest that fails while the loop is failing too is told as an event; the loop's own error is
+    the one raised, and the run is recorded as failed, not left running."""
+    from pipeline.errors import LoadError
+    from pipeline.load import _Loader
+
+    pool_id, header = new_pool(target)
+    chunks = make_chunks(tmp_path / "c", header, 9, chunk_rows=3)
+    _fail_harvest_of(monkeypatch, chunks[0].name)
+    poll = _Loader._poll
+
+    def poll_breaks_on_the_second(self: Any, chunk: Any, job: Any) -> Any:
+        if chunk.name == chunks[1].name:
+            raise LoadError("the poll of the second chunk broke")
+        return poll(self, chunk, job)
+
+    monkeypatch.setattr(_Loader, "_poll", poll_breaks_on_the_second)
+    events = Recorder()
+    with pytest.raises(LoadError, match="the poll of the second chunk broke"):
+        run_load(target, ledger, "acme", pool_id, chunks, fast_policy(), progress=events)
+    told = [info["message"] for kind, info in events.events if kind == "harvest_failed"]
+    assert told == [f"A harvest also failed while the run was ending: {chunks[0].name}: the harvest broke"]
+    assert [r["status"] for r in ledger.runs("acme")] == ["failed"]
+
+
+def test_a_failed_harvest_fails_the_run_after_the_other_harvests_are_stored(
+    target: CognitoTarget, ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.errors import LoadError
+
+    pool_id, header = new_pool(target)
+    chunks = make_chunks(tmp_path / "c", header, 6, chunk_rows=3)
+    _fail_harvest_of(monkeypatch, chunks[0].name)
+    with pytest.raises(LoadError, match="the harvest broke"):
+        run_load(target, ledger, "acme", pool_id, chunks, fast_policy())
+    assert [r["status"] for r in ledger.runs("acme")] == ["failed"]
+    assert sorted(ledger.outcomes("acme")["legacy_id"]) == ["L3", "L4", "L5"]   # the second chunk's users
+    monkeypatch.undo()
+    again = run_load(target, ledger, "acme", pool_id, chunks, fast_policy())
+    assert (again.ok, again.jobs_created, again.imported) == (True, 0, 3)   # the first job, harvested now
+    out = ledger.outcomes("acme")
+    assert len(out) == 6 and set(out["outcome"]) == {"imported"}
+    assert [r["status"] for r in ledger.runs("acme")] == ["failed", "finished"]
