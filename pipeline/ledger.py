@@ -5,8 +5,9 @@ takes its next side effect (create a job, upload, start), so a run killed at any
 what the ledger says plus what Cognito says, and never imports a chunk twice.
 
 Two runs against the same account and region must not collide (one import job per account, fact 27):
-``Ledger.open(..., lock_key=...)`` takes an ``fcntl.flock`` on a lock file beside the ledger. The OS
-releases it when the holder dies, even by ``kill -9``.
+``Ledger.open(..., lock_key=...)`` takes an ``fcntl.flock`` on a lock file named after the key in one
+directory per OS user (``lock_dir``), not beside the ledger, so that runs from two checkouts or two
+runs directories block each other too. The OS releases it when the holder dies, even by ``kill -9``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import hashlib
 import json
 import os
 import sqlite3
+import stat
+import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -133,6 +136,32 @@ class _FileLock:
             self._fd = None
 
 
+def lock_dir() -> Path:
+    """Where the account locks live: ``MIGRATE_LOCK_DIR``, else a directory of this OS user under
+    ``XDG_RUNTIME_DIR`` or the temp directory, the same whatever the runs directory."""
+    configured = os.environ.get("MIGRATE_LOCK_DIR")
+    if configured:
+        return Path(configured)
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    base = runtime if runtime and os.path.isdir(runtime) else tempfile.gettempdir()
+    return Path(base) / f"cognito-migrate-locks-{os.getuid()}"
+
+
+def _own_directory(path: Path) -> Path:
+    """``path``, created 0700 if missing, refused unless it is a real directory of this user: in a
+    shared temp directory another user could have made it first and could then unlock our runs."""
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.lstat(path)
+    except OSError as exc:
+        raise LedgerError(f"The lock directory {path} cannot be created ({exc.strerror}): set "
+                          "MIGRATE_LOCK_DIR to a directory of yours.") from None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise LedgerError(f"The lock directory {path} is not a directory that only you can write to: "
+                          "remove it, or set MIGRATE_LOCK_DIR to a directory of yours.")
+    return path
+
+
 def _describe_key(key: str) -> str:
     """The lock key without the full account number (messages stay account-free)."""
     parts = key.split(":")
@@ -188,9 +217,10 @@ class Ledger:
 
     # ---- the account lock -------------------------------------------------------------------------
 
-    def lock_path(self, key: str) -> Path:
+    @staticmethod
+    def lock_path(key: str) -> Path:
         digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
-        return self.path.with_name(f"{self.path.name}.{digest}.lock")
+        return _own_directory(lock_dir()) / f"{digest}.lock"
 
     def acquire_lock(self, key: str) -> None:
         """Take the lock for ``key`` (re-entrant within this ledger); RunLockedError if another holds it."""

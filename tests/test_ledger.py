@@ -67,6 +67,32 @@ def test_second_holder_is_refused_naming_the_pid(tmp_path: Path) -> None:
         proc.wait()
 
 
+def test_a_run_with_another_ledger_is_refused_for_the_same_account(tmp_path: Path) -> None:
+    """The lock is the account's, not the ledger file's: a second checkout, or MIGRATE_RUNS_DIR set
+    elsewhere, must not start import jobs in an account where a run is going on."""
+    proc = _holder(tmp_path / "one" / "ledger.sqlite")
+    try:
+        with pytest.raises(RunLockedError, match=f"pid {proc.pid}"):
+            Ledger.open(tmp_path / "other" / "ledger.sqlite", lock_key=KEY)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_lock_directory_others_can_write_to_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline.errors import LedgerError
+
+    shared = tmp_path / "locks"
+    shared.mkdir()
+    shared.chmod(0o777)
+    monkeypatch.setenv("MIGRATE_LOCK_DIR", str(shared))
+    with pytest.raises(LedgerError, match=f"{shared} is not a directory that only you can write to"):
+        Ledger.open(tmp_path / "ledger.sqlite", lock_key=KEY)
+    shared.chmod(0o700)
+    with Ledger.open(tmp_path / "ledger.sqlite", lock_key=KEY):
+        assert len(list(shared.iterdir())) == 1
+
+
 def test_lock_is_released_when_the_holder_is_killed(tmp_path: Path) -> None:
     path = tmp_path / "ledger.sqlite"
     proc = _holder(path)
