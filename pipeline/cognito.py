@@ -37,6 +37,7 @@ from botocore.config import Config
 
 from pipeline.errors import ConfigError, LoadError, TransientLoadError
 from pipeline.fanout import Pacer, interleave
+from pipeline.masking import scrub_text
 from pipeline.settings import LOCAL_LOGS_ROLE_ARN, TargetSettings
 
 RETRYABLE_CODES = frozenset(
@@ -225,7 +226,7 @@ class CognitoTarget:
             except botocore.exceptions.ClientError as exc:
                 err = exc.response.get("Error", {})
                 code = str(err.get("Code", ""))
-                message = str(err.get("Message", ""))
+                message = scrub_text(str(err.get("Message", "")))   # AWS may quote the request's values
                 status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
                 if code in RETRYABLE_CODES or status >= 500:
                     last, unreachable = f"{code or status}: {message}", False

@@ -8,6 +8,8 @@ fixed-width filler.
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -91,3 +93,23 @@ def _mask_emails(s: pa.Array) -> pa.Array:
                                          pc.utf8_slice_codeunits(domain, 0, 1), _FILL, dotted, "")
     no_at = pc.invert(pc.match_substring(s, "@"))
     return pc.if_else(no_at, pc.binary_join_element_wise(pc.utf8_slice_codeunits(s, 0, 1), _FILL, ""), masked)
+
+
+# What a service's own error text may echo of a request: AWS's validation messages quote the value
+# ("Value 'jane@example.com' at 'username' failed to satisfy constraint"), and any text may hold an
+# address or a long run of digits (a phone number).
+_QUOTED = re.compile(r"Value '(?P<value>[^']*)' at '(?P<field>[^']*)'")
+_EMAIL = re.compile(r"[^\s'\"<>(),;:@]+@[^\s'\"<>(),;:]+")
+_DIGITS = re.compile(r"\+?\d[\d ().-]{6,}\d")
+
+
+def scrub_text(text: str) -> str:
+    """``text`` from outside (an AWS error message) with every value it may quote masked: a quoted
+    request value by its field, then any email address or phone-like run of 8 or more digits."""
+    text = _QUOTED.sub(lambda m: f"Value '{_mask_quoted(m['field'], m['value'])}' at '{m['field']}'", text)
+    text = _EMAIL.sub(lambda m: mask_email(m[0]), text)
+    return _DIGITS.sub(lambda m: mask_phone(m[0]) if sum(c.isdigit() for c in m[0]) >= 8 else m[0], text)
+
+
+def _mask_quoted(field: str, value: str) -> str:
+    return mask_email(value) if "@" in value else mask_value(field, value)

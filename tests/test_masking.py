@@ -29,3 +29,35 @@ def test_masks_hide_the_value() -> None:
     assert mask_email("jane.doe@example.co.jp") == "j***@e***.jp"
     assert mask_phone("+819012345678") == "+81***78"
     assert "doe" not in mask_series("family_name", pd.Series(["doe"], dtype="string")).iloc[0]
+
+
+def test_scrub_text_masks_what_an_aws_message_may_quote() -> None:
+    from pipeline.masking import scrub_text
+
+    quoted = ("1 validation error detected: Value 'jane.doe@example.com' at 'username' failed to satisfy "
+              "constraint: Member must satisfy regular expression pattern: [\\p{L}\\p{M}\\p{S}\\p{N}\\p{P}]+")
+    assert scrub_text(quoted) == quoted.replace("jane.doe@example.com", "j***@e***.com")
+    assert scrub_text("Value 'Yamada Taro' at 'name' is too long") == "Value 'Y***' at 'name' is too long"
+    assert scrub_text("user +81 90-1234-5678 and mail taro@example.jp exist") == (
+        "user +81***78 and mail t***@e***.jp exist")
+    kept = "No csv file was uploaded for import-9sHxosU7BP (HTTP 400, 2 of 128 users)"
+    assert scrub_text(kept) == kept
+
+
+def test_a_refused_call_does_not_echo_the_users_data() -> None:
+    import botocore.exceptions
+
+    from pipeline.cognito import CognitoCallError, CognitoTarget
+    from pipeline.settings import TargetSettings
+
+    target = CognitoTarget.from_settings(TargetSettings(), endpoint_url="http://127.0.0.1:9")
+
+    def refused(**_: object) -> None:
+        raise botocore.exceptions.ClientError({"Error": {
+            "Code": "InvalidParameterException",
+            "Message": "1 validation error detected: Value 'jane.doe@example.com' at 'username' failed"}},
+            "AdminGetUser")
+
+    with pytest.raises(CognitoCallError) as caught:
+        target._call("AdminGetUser", refused)
+    assert "jane" not in str(caught.value) and "Value 'j***@e***.com' at 'username'" in str(caught.value)
