@@ -138,6 +138,26 @@ def test_verified_email_must_be_unique_in_alias_pool() -> None:
         "detail": "same verified email as legacy id 1, which is kept (first)"}]
 
 
+def test_each_key_names_its_own_losers_winners_and_values() -> None:
+    """Losers of two keys in one tenant: each line carries its own row's id, value and winner."""
+    _, _, _, dups = validate_all("alias", [
+        [row("alias", 1, **{USER: "ann"}, email="one@example.com"),
+         row("alias", 2, **{USER: "bob"}, email="two@example.com")],
+        [row("alias", 3, **{USER: "ann"}, email="three@example.com"),
+         row("alias", 4, **{USER: "cid"}, email="Two@Example.com"),
+         row("alias", 5, **{USER: "dan"}, email="zed@example.org")],
+        [row("alias", 6, **{USER: "eve"}, email="zed@example.org")],
+    ])
+    assert dups[["legacy_id", "reason", "masked_value", "detail"]].to_dict("records") == [
+        {"legacy_id": "3", "reason": "duplicate_username", "masked_value": "a***",
+         "detail": "same username as legacy id 1, which is kept (first)"},
+        {"legacy_id": "4", "reason": "duplicate_email", "masked_value": "T***@E***.com",
+         "detail": "same verified email as legacy id 2, which is kept (first)"},
+        {"legacy_id": "6", "reason": "duplicate_email", "masked_value": "z***@e***.org",
+         "detail": "same verified email as legacy id 5, which is kept (first)"},
+    ]
+
+
 def test_unverified_email_duplicates_allowed_in_alias_pool() -> None:
     phone = {"phone_number_verified": "true"}
     _, staged, rejected, dups = validate_all("alias", [
