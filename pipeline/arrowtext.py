@@ -148,6 +148,12 @@ def trim_whitespace(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArr
     return pc.utf8_trim_whitespace(arr) if may_be_padded(arr) else arr
 
 
+def is_blank(arr: pa.Array) -> bool:
+    """Whether no value holds a character (each is empty or null): O(1), from the first and last offset."""
+    bounds = offsets(arr)
+    return bool(bounds[-1] == bounds[0])
+
+
 def has_empty(arr: pa.Array | pa.ChunkedArray) -> bool:
     """Whether some value (not null) is the empty string."""
     for chunk in arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]:

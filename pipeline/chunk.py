@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.ahead import ahead
-from pipeline.arrowtext import has_bytes, string_array, string_series
+from pipeline.arrowtext import has_bytes, is_blank, string_array, string_series
 from pipeline.csvdialect import ESCAPED_SEPARATOR, MAX_FILE_BYTES, MAX_FILE_USERS, MAX_ROW_CHARS, SEPARATOR
 from pipeline.csvwrite import data_view, write_frame
 from pipeline.errors import MigrationError
@@ -234,6 +234,29 @@ def _strings(values: pd.Series) -> pa.Array:
     return pc.fill_null(string_array(values), "")
 
 
+def _join_arguments(columns: list[pa.Array]) -> list[pa.Array | str]:
+    """What to join with SEPARATOR for the lines: the columns, the last one ending in the line end (so
+    the joined array is the file's bytes as they are), and each run of r columns after the first that
+    are empty in every row as one constant of r - 1 separators, which joins to the same bytes. The
+    join costs per argument and row, and a pool's header has many unused attributes (9 of the demo
+    pool's 24 columns): at 35,000 rows, 9 ms instead of 17."""
+    arguments: list[pa.Array | str] = [columns[0]]
+    run = 0
+    for column in columns[1:]:
+        if is_blank(column):
+            run += 1
+            continue
+        if run:
+            arguments.append(SEPARATOR * (run - 1))
+            run = 0
+        arguments.append(column)
+    if run:
+        arguments.append(SEPARATOR * (run - 1) + "\n")
+    else:
+        arguments[-1] = pc.binary_join_element_wise(arguments[-1], "\n", "")
+    return arguments
+
+
 def _encode(frame: pd.DataFrame, header: list[str]) -> tuple[pa.Array, pd.DataFrame]:
     """The CSV lines (each ended by a newline) and the key columns of one frame, built by Arrow
     kernels: commas escaped in the columns that hold one, then every column joined in one pass."""
@@ -245,9 +268,7 @@ def _encode(frame: pd.DataFrame, header: list[str]) -> tuple[pa.Array, pd.DataFr
         )
     columns = [_strings(frame[c]) for c in header]
     columns = [pc.replace_substring(c, ",", ESCAPED_SEPARATOR) if has_bytes(c, b",") else c for c in columns]
-    # the line end goes onto the last value, so the joined array is the file's bytes as they are
-    columns[-1] = pc.binary_join_element_wise(columns[-1], "\n", "")
-    line = pc.binary_join_element_wise(*columns, SEPARATOR)
+    line = pc.binary_join_element_wise(*_join_arguments(columns), SEPARATOR)
     del columns
     raw = bytes(data_view(line))
     if raw.count(b"\n") != len(line) or b"\r" in raw:     # one line end per row, and no CR at all

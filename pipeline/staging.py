@@ -125,10 +125,12 @@ class Staging:
 
     def frames(self, drop: np.ndarray) -> Iterator[pd.DataFrame]:
         """The staged partitions in order, without the rows numbered ``drop`` (those that lost a
-        whole-tenant duplicate; numbered as ``take`` counts them)."""
+        whole-tenant duplicate; numbered as ``take`` counts them). Each part is memory-mapped, as in
+        ``take``: read into memory instead, the ~200 MB of staged rows at 1M users cost ~0.15 s more of
+        system time, copied once more on their way to the import files."""
         drop = np.sort(np.asarray(drop, dtype=np.int64))
         for i, part in enumerate(self.parts):
-            table = feather.read_table(part)
+            table = feather.read_table(part, memory_map=True)
             start, stop = self.starts[i], self.starts[i + 1]
             here = drop[np.searchsorted(drop, start):np.searchsorted(drop, stop)] - start
             if len(here):

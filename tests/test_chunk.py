@@ -36,6 +36,24 @@ def test_dialect_header_escaping_and_encoding(tmp_path: Path) -> None:
     assert list(back.columns) == HEADER
 
 
+@pytest.mark.parametrize("blank", [
+    (), ("name",), ("email",), ("email", "email_verified"), ("email", "email_verified", "custom:tenant_id"),
+    ("cognito:username",), ("cognito:mfa_enabled", "cognito:username"), ("name", "email", "custom:tenant_id"),
+    ("email", "email_verified", "custom:tenant_id", "cognito:mfa_enabled", "cognito:username"),
+])
+def test_columns_empty_in_every_row_join_to_the_same_bytes(tmp_path: Path, blank: tuple[str, ...]) -> None:
+    """Unused attributes are joined as constants: the file must not change by a byte, wherever they are."""
+    frame = valid_frame(4)
+    frame["email"] = frame["email"].astype("string")
+    for column in blank:
+        frame[column] = pd.Series([pd.NA, "", pd.NA, ""], dtype="string")
+    frame.loc[2, "name"] = "Zoë, Jr."
+    (chunk,) = write_chunks([frame.iloc[1:]], HEADER, tmp_path)      # a slice: offsets start past 0
+    expected = "".join(",".join("" if pd.isna(v) else str(v).replace(",", "\\,") for v in row) + "\n"
+                       for row in frame.iloc[1:][HEADER].itertuples(index=False))
+    assert chunk.csv_path.read_text(encoding="utf-8") == ",".join(HEADER) + "\n" + expected
+
+
 def test_read_back_refuses_a_line_with_the_wrong_number_of_values(tmp_path: Path) -> None:
     path = tmp_path / "chunk.csv"
     path.write_text("a,b,c\n1,x\\,y,2\n1,2\n1,2,3,4\n", encoding="utf-8")
