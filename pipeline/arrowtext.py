@@ -101,6 +101,44 @@ def value_lengths(s: pd.Series | pa.Array | pa.ChunkedArray) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
+def fixed_width(arr: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``arr`` (one chunk) whose value is exactly ``width`` bytes, NA excluded, and those
+    values' bytes by position: a (width, rows) uint8 array whose row j holds each value's byte j,
+    gathered from the data buffer one position at a time (no Python strings, no index matrix)."""
+    rows = np.flatnonzero(value_lengths(arr) == width)
+    data = arr.buffers()[2]
+    if not len(rows) or data is None:
+        return rows[:0], np.zeros((width, 0), dtype=np.uint8)
+    raw = np.frombuffer(data, dtype=np.uint8)
+    starts = offsets(arr)[rows].astype(np.int64)
+    out = np.empty((width, len(rows)), dtype=np.uint8)
+    for j in range(width):
+        np.take(raw, starts + j, out=out[j])
+    return rows, out
+
+
+def decimal_fields(columns: np.ndarray, *fields: tuple[int, int]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """For ``fixed_width``'s bytes by position: whether every byte of each ``(start, stop)`` field is an
+    ASCII digit, and each field's number (int64). One pass of 1-D numpy per position."""
+    ok = np.ones(columns.shape[1], dtype=bool)
+    numbers = []
+    for start, stop in fields:
+        number = np.zeros(columns.shape[1], dtype=np.int64)
+        for j in range(start, stop):
+            digit = columns[j] - np.uint8(ord("0"))          # wraps around below "0": one comparison
+            ok &= digit < 10
+            number = number * 10 + digit
+        numbers.append(number)
+    return ok, numbers
+
+
+def from_fixed_width(values: np.ndarray) -> pa.Array:
+    """A (rows, width) uint8 matrix of UTF-8 text as a string array, one value per row."""
+    rows, width = values.shape
+    bounds = np.arange(0, (rows + 1) * width, width, dtype=np.int32)
+    return pa.StringArray.from_buffers(rows, pa.py_buffer(bounds), pa.py_buffer(np.ascontiguousarray(values)))
+
+
 def has_non_ascii(s: pd.Series) -> bool:
     """Whether any byte of the column's data is outside ASCII (so some value is)."""
     return any(int(raw.max()) >= 0x80 for raw in _buffers(s))

@@ -136,8 +136,67 @@ def test_epoch_converts_timestamps_to_seconds() -> None:
     assert out(tf.epoch(S(raw))) == ["1614834367"] * 4 + ["0", "1614834367", "1614834367"]
 
 
+def test_epoch_of_years_outside_pandas_nanosecond_range() -> None:
+    """Before, a timestamp of year 1 or 9999 in a parser-only spelling overflowed a nanosecond Timedelta
+    and the whole partition's mapping raised."""
+    raw = ["0001-01-01 00:00:00", "0001-01-01T00:00:00Z", "9999-12-31 23:59:59", "9999-12-31T23:59:59.5+00:00",
+           "1600-06-15 12:00:00.25"]
+    assert out(tf.epoch(S(raw))) == ["-62135596800", "-62135596800", "253402300799", "253402300799",
+                                     "-11661710400"]
+
+
 def test_epoch_leaves_what_it_cannot_parse() -> None:
     assert out(tf.epoch(S(["garbage", None, "", " 2021-13-45 "]))) == ["garbage", NA, "", "2021-13-45"]
+
+
+def _layouts(values: list[str | None]) -> list[pd.Series]:
+    """The same values as one chunk, and as two chunks the first of which is a slice (offsets past 0)."""
+    import pyarrow as pa
+
+    whole = pa.array(["padding", *values], pa.string())
+    half = len(values) // 2
+    chunked = pa.chunked_array([whole.slice(1, half), pa.array(values[half:], pa.string())])
+    return [S(values), pd.Series(pd.arrays.ArrowStringArray(chunked))]
+
+
+def _dates_and_times(seed: int, n: int) -> list[str | None]:
+    """Fixed-width values the fast paths take (valid or not, in range or not) and the spellings they
+    leave to the parser, shuffled."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    year = rng.choice([1, 4, 100, 1582, 1677, 1678, 1900, 1970, 2000, 2024, 2261, 2262, 9999], n)
+    month, day = rng.integers(0, 14, n), rng.integers(0, 33, n)
+    hour, minute, second = rng.integers(0, 26, n), rng.integers(0, 62, n), rng.integers(0, 62, n)
+    values: list[str | None] = []
+    for i in range(n):
+        d = f"{year[i]:04d}-{month[i]:02d}-{day[i]:02d}"
+        values += [d, f"{d} {hour[i]:02d}:{minute[i]:02d}:{second[i]:02d}",
+                   f"{d}T{hour[i] % 24:02d}:{minute[i] % 60:02d}:{second[i] % 60:02d}"]
+    values += ["1985-2-1", "1985-02-01 10:00", "1985-02-01t10:00:00", "1985-02-01 10:00:00.5",
+               "1985-02-01 10:00:00+09", "1985/02/01", "１９８５-０２-０１", " 1985-02-01 ", "1614834367",
+               "1985-02-01x10:00:00", "198a-02-01", "", None, "abcdefghij", "abcdefghijklmnopqrs"]
+    rng.shuffle(values)      # type: ignore[arg-type]
+    return values
+
+
+def test_the_fixed_width_date_path_agrees_with_the_pattern_on_every_value() -> None:
+    from pipeline.arrowtext import string_array
+
+    values = _dates_and_times(1, 400)
+    expected = out(pd.Series(pd.arrays.ArrowStringArray(tf._date_by_pattern(string_array(tf.trim(S(values)))))))
+    changed = sum(isinstance(w, str) and v != w for v, w in zip(values, expected, strict=True))
+    assert sum(w is NA for w in expected) == 1 and changed > 300
+    for s in _layouts(values):
+        assert out(tf.date(s)) == expected
+
+
+def test_the_fixed_width_epoch_path_agrees_with_the_parser_on_every_value() -> None:
+    values = _dates_and_times(2, 400)
+    expected = out(pd.Series(pd.arrays.ArrowStringArray(tf._epoch_by_parser(tf.trim(S(values))))))
+    assert sum(isinstance(w, str) and v != w for v, w in zip(values, expected, strict=True)) > 300
+    for s in _layouts(values):
+        assert out(tf.epoch(s)) == expected
 
 
 # ------------------------------------------------------------------------------ text, template, const

@@ -18,6 +18,9 @@ import pyarrow.compute as pc
 
 from pipeline.arrowtext import (
     arrow,
+    decimal_fields,
+    fixed_width,
+    from_fixed_width,
     has_bytes,
     has_non_ascii,
     has_substring,
@@ -26,7 +29,9 @@ from pipeline.arrowtext import (
     string_array,
     string_series,
     trim_whitespace,
+    value_lengths,
 )
+from pipeline.calendar_days import days_since_epoch, real_dates
 from pipeline.mapping.phones import to_e164
 
 STRING = "string[pyarrow]"
@@ -47,7 +52,7 @@ ARGUMENTS: dict[str, dict[str, str]] = {
     "epoch": {},
 }
 
-_EPOCH = pd.Timestamp(0, tz="UTC")
+_TICKS_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
 # Runs of horizontal whitespace (not line breaks). Spelt out, not [^\S\r\n]: pandas runs patterns with
 # \s, \S or \d through Python's re value by value instead of pyarrow's RE2.
 SPACES = "[ \t\f\v\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+"
@@ -119,38 +124,88 @@ def date(values: pd.Series) -> pd.Series:
     """ISO dates ('1985-02-01', also the date part of a timestamp) to ``mm/dd/yyyy`` (fact 8).
 
     The calendar is checked with integer arithmetic, so year 0001 or 9999 is no problem; other
-    spellings ('01/02/1985' could be either day) are left for validation.
+    spellings ('01/02/1985' could be either day) are left for validation. A value of exactly
+    ``yyyy-mm-dd`` (what a DATE column gives) has its bytes moved with numpy; only the others go
+    through the regex (``_date_by_pattern``): 14 -> ~3 ms a 50,000-row partition.
     """
     s = trim(values)
-    # pyarrow's extract_regex directly: pandas' str.extract runs Python's re row by row.
-    arr = pa.array(s.array)                                   # zero-copy: the column's Arrow data
+    arr = string_array(s)
+    rows, b = fixed_width(arr, 10)
+    form, (year, month, day) = decimal_fields(b, (0, 4), (5, 7), (8, 10))
+    fast = form & (b[4] == ord("-")) & (b[7] == ord("-")) & real_dates(year, month, day)
+    slash = np.full(int(fast.sum()), ord("/"), dtype=np.uint8)
+    mdy = np.stack([b[5][fast], b[6][fast], slash, b[8][fast], b[9][fast], slash, *(b[j][fast] for j in range(4))],
+                   axis=1)
+    out = _replace_rows(arr, rows[fast], from_fixed_width(mdy))
+    rest = value_lengths(arr) > 0
+    rest[rows[fast]] = False
+    if rest.any():
+        out = _replace_rows(out, np.flatnonzero(rest), _date_by_pattern(arr.filter(pa.array(rest))))
+    return string_series(out, s.index)
+
+
+def _date_by_pattern(arr: pa.Array) -> pa.Array:
+    """``date`` of any value, by a regex over each and numpy for the calendar."""
     parts = pc.extract_regex(arr, r"^(?P<y>[0-9]{4})-(?P<m>[0-9]{1,2})-(?P<d>[0-9]{1,2})(?:[ T].*)?$")
     fields = [pc.struct_field(parts, [i]) for i in range(3)]     # null where the pattern did not match
-    y, m, d = (pc.cast(f, pa.float64()).to_numpy(zero_copy_only=False) for f in fields)
-    leap = ((y % 4 == 0) & (y % 100 != 0)) | (y % 400 == 0)
-    month_days = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype="float64")
-    in_month = (m >= 1) & (m <= 12)
-    dim = np.where(in_month, month_days[np.where(in_month, m, 0).astype(int)], 0) + (leap & (m == 2))
-    ok = pa.array(in_month & (d >= 1) & (d <= dim) & (y >= 1))
+    y, m, d = (np.nan_to_num(pc.cast(f, pa.float64()).to_numpy(zero_copy_only=False)).astype(np.int64)
+               for f in fields)
+    ok = pa.array(real_dates(y, m, d))
     yy, mm, dd = (f.cast(pa.string()) for f in fields)
     formatted = pc.binary_join_element_wise(pc.utf8_lpad(mm, 2, "0"), pc.utf8_lpad(dd, 2, "0"), yy, "/")
-    return string_series(pc.if_else(ok, formatted, arr), s.index)
+    return pc.if_else(ok, formatted, arr)
+
+
+def _replace_rows(arr: pa.Array, rows: np.ndarray, values: pa.Array) -> pa.Array:
+    """``arr`` with the values at ``rows`` (ascending) replaced by ``values``, in order."""
+    if not len(rows):
+        return arr
+    if len(rows) == len(arr):
+        return values
+    mask = np.zeros(len(arr), dtype=bool)
+    mask[rows] = True
+    return pc.replace_with_mask(arr, pa.array(mask), values)
 
 
 def epoch(values: pd.Series) -> pd.Series:
     """Timestamps to epoch seconds (fact 9). Naive timestamps are taken as UTC; a value that is
-    already all digits is taken as epoch seconds. ISO 8601 is parsed in C; only the rest goes
-    through the slower ``format="mixed"`` parser."""
+    already all digits is taken as epoch seconds.
+
+    A value of exactly ``yyyy-mm-dd hh:mm:ss`` (or with a ``T``; what a TIMESTAMP column gives) is
+    computed from its bytes with numpy; the others are parsed by pandas (``_epoch_by_parser``):
+    15 -> ~4.5 ms a 50,000-row partition.
+    """
     s = trim(values)
+    arr = string_array(s)
+    rows, b = fixed_width(arr, 19)
+    form, (year, month, day, hour, minute, second) = decimal_fields(
+        b, (0, 4), (5, 7), (8, 10), (11, 13), (14, 16), (17, 19))
+    fast = (form & (b[4] == ord("-")) & (b[7] == ord("-")) & ((b[10] == ord(" ")) | (b[10] == ord("T")))
+            & (b[13] == ord(":")) & (b[16] == ord(":")) & real_dates(year, month, day)
+            & (hour < 24) & (minute < 60) & (second < 60))
+    seconds = (days_since_epoch(year[fast], month[fast], day[fast]) * 86400
+               + hour[fast] * 3600 + minute[fast] * 60 + second[fast])
+    out = _replace_rows(arr, rows[fast], pc.cast(pa.array(seconds, pa.int64()), pa.string()))
+    rest = value_lengths(arr) > 0
+    rest[rows[fast]] = False
+    if rest.any():
+        out = _replace_rows(out, np.flatnonzero(rest), _epoch_by_parser(string_series(arr.filter(pa.array(rest)))))
+    return string_series(out, s.index)
+
+
+def _epoch_by_parser(s: pd.Series) -> pa.Array:
+    """``epoch`` of trimmed values: ISO 8601 parsed in C, only the rest by the slower ``format="mixed"``."""
     digits = s.str.fullmatch(r"[0-9]{1,12}").fillna(False)
     todo = s.notna() & s.ne("").fillna(False) & ~digits
     parsed = pd.to_datetime(s.where(todo), format="ISO8601", utc=True, errors="coerce")
     again = todo & parsed.isna()
     if again.any():
         parsed = parsed.where(~again, pd.to_datetime(s[again], format="mixed", utc=True, errors="coerce"))
-    seconds = (parsed - _EPOCH) // pd.Timedelta(seconds=1)
-    text = seconds.astype("Int64").astype(STRING)
-    return text.where(parsed.notna(), s).astype(STRING)
+    # whole seconds from the parser's own ticks, floored: through a nanosecond Timedelta, a year
+    # outside 1678-2261 (which pandas parses at microseconds) overflowed and raised
+    ticks = np.asarray(parsed.array.asi8, dtype=np.int64) // _TICKS_PER_SECOND[parsed.dt.unit]
+    text = pd.Series(ticks, index=s.index).astype(STRING)
+    return string_array(text.where(parsed.notna(), s).astype(STRING))
 
 
 STEPS: dict[str, Callable[..., pd.Series]] = {

@@ -23,7 +23,9 @@ import pyarrow.compute as pc
 from pipeline.arrowtext import (
     all_empty,
     arrow,
+    decimal_fields,
     digits_only,
+    fixed_width,
     fullmatch,
     has_bytes,
     non_ascii,
@@ -31,6 +33,7 @@ from pipeline.arrowtext import (
     printable_ascii,
     value_lengths,
 )
+from pipeline.calendar_days import real_dates
 from pipeline.csvdialect import MAX_VALUE_BYTES, uncarriable
 
 # fact 7: API UsernameType, 1-128 characters of letters, marks, symbols, numbers, punctuation
@@ -49,7 +52,6 @@ INTEGER = r"-?[0-9]+"
 DECIMAL = r"-?[0-9]+(\.[0-9]+)?"
 DATETIME = (r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
             r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?|[0-9]+")
-_DAYS = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
 
 
 def _np(mask: pd.Series) -> np.ndarray:
@@ -167,20 +169,12 @@ def in_values(s: pd.Series, allowed: list[str]) -> np.ndarray:
 def valid_birthdate(s: pd.Series) -> np.ndarray:
     """mm/dd/yyyy and a real calendar date (leap years included), year >= 1 (``BIRTHDATE`` and the
     calendar, judged from each 10-byte value's bytes with numpy)."""
-    arr, bounds, raw = _single(s)
-    ok = value_lengths(arr) == 10
-    rows = np.flatnonzero(ok)
+    ok = np.zeros(len(s), dtype=bool)
+    rows, b = fixed_width(_single(s)[0], 10)
     if len(rows):
-        b = raw[bounds[rows][:, None] + np.arange(10)].astype(np.int64) - ord("0")
-        digit = (b >= 0) & (b <= 9)
-        form = digit[:, [0, 1, 3, 4, 6, 7, 8, 9]].all(axis=1) & (b[:, 2] == ord("/") - ord("0")) & \
-            (b[:, 5] == ord("/") - ord("0"))
-        month, day = b[:, 0] * 10 + b[:, 1], b[:, 3] * 10 + b[:, 4]
-        year = ((b[:, 6] * 10 + b[:, 7]) * 10 + b[:, 8]) * 10 + b[:, 9]
-        form &= (month >= 1) & (month <= 12) & (day >= 1)
-        leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
-        limit = _DAYS[np.where(form, month, 0)] - ((month == 2) & ~leap)
-        ok[rows] = form & (day <= limit) & (year >= 1)
+        form, (month, day, year) = decimal_fields(b, (0, 2), (3, 5), (6, 10))
+        form &= (b[2] == ord("/")) & (b[5] == ord("/"))
+        ok[rows] = form & real_dates(year, month, day)
     return _blank_or(s, ok)
 
 
