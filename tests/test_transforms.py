@@ -292,3 +292,19 @@ def test_trimming_is_skipped_only_where_no_value_could_change() -> None:
     assert (has_empty(pa.array(["a", None])), has_empty(pa.array(["a", ""])),
             has_empty(pa.array(["", "a"]).slice(1)), has_empty(pa.array(["a", None, ""]).slice(0, 2))) == (
         False, True, False, False)
+
+
+def test_filter_rows_equals_boolean_indexing() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from pipeline.arrowtext import filter_rows
+
+    chunked = pa.chunked_array([pa.array(["pad", "a", None], pa.string()).slice(1), pa.array(["", "d", "e"])])
+    frame = pd.DataFrame({"text": pd.Series(pd.arrays.ArrowStringArray(chunked)), "number": [1, 2, 3, 4, 5],
+                          "flag": pd.array([True, None, False, True, None], dtype="boolean")},
+                         index=[10, 11, 12, 13, 14])
+    keep = np.array([True, False, True, True, False])
+    got, expected = filter_rows(frame, keep), frame[keep]
+    pd.testing.assert_frame_equal(got, expected)
+    assert got["text"].dtype == frame["text"].dtype and list(got.index) == [10, 12, 13]

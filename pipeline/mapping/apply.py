@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import has_bytes, has_empty, string_array, string_series, trim_whitespace
+from pipeline.arrowtext import filter_rows, has_bytes, has_empty, string_array, string_series, trim_whitespace
 from pipeline.csvdialect import uncarriable
 from pipeline.mapping import transforms as tf
 from pipeline.mapping.spec import USERNAME, AttributeRule, Step, TenantMapping, check_source_columns
@@ -62,7 +62,7 @@ def apply_mapping(m: TenantMapping, frame: pd.DataFrame) -> MappedPartition:
         rejects.append(_lines(m, legacy, hit, Reason.DISABLED, m.disabled.column, col, detail))
         excluded |= hit
 
-    kept = frame[~excluded.to_numpy()]
+    kept = filter_rows(frame, ~excluded.to_numpy())
     kept_legacy = legacy[~excluded.to_numpy()]
     out = _map_columns(m, kept, kept_legacy)
 

@@ -137,7 +137,8 @@ def to_e164(values: pd.Series, region: str) -> pd.Series:
     rest = shaped & ~decided
     if rest.any():
         mask = pa.array(rest)
-        ask = pc.if_else(pa.array(is_intl), pc.binary_join_element_wise("+", intl, ""), norm).filter(mask)
+        ask = pc.if_else(pa.array(is_intl[rest]), pc.binary_join_element_wise("+", intl.filter(mask), ""),
+                         norm.filter(mask))
         answers = _lookup_cache(region, pc.unique(ask).to_pylist())
         out = pc.replace_with_mask(out, mask, pa.array([answers.get(v) for v in ask.to_pylist()], pa.string()))
     out = pc.if_else(pa.array(blank), pa.scalar(None, pa.string()), pc.coalesce(out, raw))

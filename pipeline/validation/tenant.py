@@ -21,7 +21,7 @@ import pandera.errors
 import pandera.pandas as pandera_pa
 import pyarrow as pa
 
-from pipeline.arrowtext import string_array, string_series
+from pipeline.arrowtext import filter_rows, string_array, string_series
 from pipeline.contract import PoolContract
 from pipeline.errors import ConfigError
 from pipeline.masking import mask_series
@@ -78,7 +78,7 @@ class TenantValidator:
             rejects, bad = empty_rejects(), np.zeros(len(prepared), dtype=bool)
         except pandera.errors.SchemaErrors as err:
             rejects, bad = self._rejects(prepared, err.schema_errors)
-        valid = prepared.loc[~bad]
+        valid = filter_rows(prepared, ~bad)
         self._tracker.add(valid)
         valid.index = frame.index[~bad]
         return ValidatedPartition(valid=valid, rejects=rejects)
