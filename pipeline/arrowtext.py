@@ -64,6 +64,22 @@ def has_bytes(s: pd.Series | pa.Array | pa.ChunkedArray, chars: bytes) -> bool:
     return any(text.find(c) >= 0 for text in (raw.tobytes() for raw in _buffers(s)) for c in chars)
 
 
+def rows_with_bytes(arr: pa.Array, chars: bytes) -> np.ndarray:
+    """Which values of ``arr`` (one chunk) hold a byte of ``chars`` (ASCII): the positions of those
+    bytes in the data buffer, mapped to their rows through the offsets (no per-value pass)."""
+    found = np.zeros(len(arr), dtype=bool)
+    data = arr.buffers()[2]
+    if not len(arr) or data is None:
+        return found
+    bounds = offsets(arr).astype(np.int64)
+    piece = np.frombuffer(data, dtype=np.uint8)[bounds[0]: bounds[-1]]
+    wanted = np.zeros(256, dtype=bool)
+    wanted[list(chars)] = True
+    at = np.flatnonzero(wanted[piece]) + bounds[0]
+    found[np.searchsorted(bounds, at, side="right") - 1] = True
+    return found
+
+
 def has_substring(s: pd.Series, needle: bytes, *more: bytes) -> bool:
     """Like ``has_bytes`` for byte sequences (such as two spaces): whether any of them occurs.
 

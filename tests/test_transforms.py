@@ -308,3 +308,18 @@ def test_filter_rows_equals_boolean_indexing() -> None:
     got, expected = filter_rows(frame, keep), frame[keep]
     pd.testing.assert_frame_equal(got, expected)
     assert got["text"].dtype == frame["text"].dtype and list(got.index) == [10, 12, 13]
+
+
+def test_rows_with_bytes_names_exactly_the_values_that_hold_one() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from pipeline.arrowtext import rows_with_bytes
+
+    values = ["a\nb", None, "", "plain", "\r", "x\r\n", "日本\n", "tail\n"]
+    whole = pa.array(["\n\n", *values, "\r"], pa.string())
+    for arr in (pa.array(values, pa.string()), whole.slice(1, len(values))):   # a slice between line breaks
+        assert rows_with_bytes(arr, b"\r\n").tolist() == [v is not None and ("\n" in v or "\r" in v) for v in values]
+        assert not rows_with_bytes(arr, b"#").any()
+    assert rows_with_bytes(pa.array([], pa.string()), b"\n").tolist() == []
+    assert np.flatnonzero(rows_with_bytes(whole, b"\n")).tolist() == [0, 1, 6, 7, 8]

@@ -14,7 +14,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import filter_rows, has_bytes, has_empty, string_array, string_series, trim_whitespace
+from pipeline.arrowtext import (
+    filter_rows,
+    has_bytes,
+    has_empty,
+    rows_with_bytes,
+    string_array,
+    string_series,
+    trim_whitespace,
+)
 from pipeline.csvdialect import uncarriable
 from pipeline.mapping import transforms as tf
 from pipeline.mapping.spec import USERNAME, AttributeRule, Step, TenantMapping, check_source_columns
@@ -97,7 +105,10 @@ def _finish(values: pd.Series, replace_newlines: bool) -> pd.arrays.ArrowStringA
     arr = string_array(values)
     if replace_newlines:
         if has_bytes(arr, b"\r\n"):          # a byte scan of the buffer first: line breaks are rare
-            arr = pc.replace_substring_regex(arr, _LINE_BREAK, " ")
+            broken = rows_with_bytes(arr, b"\r\n")                  # and the regex only where they are
+            if broken.any():
+                mask = pa.array(broken)
+                arr = pc.replace_with_mask(arr, mask, pc.replace_substring_regex(arr.filter(mask), _LINE_BREAK, " "))
         arr = trim_whitespace(arr)
     if has_empty(arr):
         arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
