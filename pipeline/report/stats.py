@@ -94,20 +94,19 @@ class QualityStats:
         pair = column_codes.astype(np.int64) * len(reasons) + reason_codes
         self.reject_lines += len(rejects)
 
-        width = int(rows.max()) + 1
-        pairs = pd.unique(pair)                                   # in order of first appearance
-        per_pair = np.bincount(np.unique(pair * width + rows) // width, minlength=len(columns) * len(reasons))
+        width = int(rows.max()) + 1                               # the row codes are dense: 0 .. width - 1
+        present, pairs = pd.factorize(pair)                       # pairs in order of first appearance
+        per_pair = _distinct_rows(present, rows, len(pairs), width)
         keys = {int(p): (str(columns[p // len(reasons)]), str(reasons[p % len(reasons)])) for p in pairs}
-        for p in pairs:
-            self.rules.setdefault(keys[int(p)], RuleStats()).rows += int(per_pair[p])
-        per_reason = np.bincount(np.unique(reason_codes.astype(np.int64) * width + rows) // width,
-                                 minlength=len(reasons))
+        for i, p in enumerate(pairs):
+            self.rules.setdefault(keys[int(p)], RuleStats()).rows += int(per_pair[i])
+        per_reason = _distinct_rows(reason_codes.astype(np.int64), rows, len(reasons), width)
         for r in pd.unique(reason_codes):
             self.reasons[str(reasons[r])] = self.reasons.get(str(reasons[r]), 0) + int(per_reason[r])
 
         self._keep_samples(keys, pair, rejects["masked_value"], "examples")
         self._keep_samples(keys, pair, rejects["detail"], "details")
-        return len(np.unique(rows))
+        return width
 
     def _keep_samples(self, keys: dict[int, tuple[str, str]], pair: np.ndarray, source: pd.Series,
                       target: str) -> None:
@@ -122,11 +121,18 @@ class QualityStats:
         if target == "details":      # cut the distinct details (a few per check), then merge equal cuts
             cut, distinct = pd.factorize(pd.Series(distinct, dtype="string").str.slice(0, _DETAIL_MAX_CHARS))
             codes = cut[codes]
-        candidates = pd.DataFrame({"pair": pair[chosen], "value": codes}).drop_duplicates()
-        candidates = candidates[distinct.take(candidates["value"].to_numpy()) != ""]
-        candidates = candidates.groupby("pair", sort=False).head(self.max_examples)
-        candidates["value"] = distinct.take(candidates["value"].to_numpy())
-        for p, value in candidates.itertuples(index=False, name=None):
+        pairs = pair[chosen]
+        # each distinct non-empty (pair, value) at its first line, in line order; then the first
+        # max_examples of them per pair (numpy: a frame's drop_duplicates and groupby cost ~4x more)
+        filled = np.flatnonzero(np.asarray(distinct != "", dtype=bool)[codes])
+        _, first = np.unique(pairs[filled] * len(distinct) + codes[filled], return_index=True)
+        first = filled[np.sort(first)]
+        by_pair = np.argsort(pairs[first], kind="stable")
+        grouped = pairs[first][by_pair]
+        starts = np.flatnonzero(np.r_[True, grouped[1:] != grouped[:-1]])
+        rank = np.arange(len(grouped)) - np.repeat(starts, np.diff(np.r_[starts, len(grouped)]))
+        picked = first[np.sort(by_pair[rank < self.max_examples])]
+        for p, value in zip(pairs[picked], distinct.take(codes[picked]), strict=True):
             column, _ = key = keys[int(p)]
             kept: list[str] = getattr(self.rules[key], target)
             if len(kept) >= self.max_examples:
@@ -135,6 +141,14 @@ class QualityStats:
                 value = safe_example(column, str(value))
             if value not in kept:
                 kept.append(str(value))
+
+
+def _distinct_rows(group: np.ndarray, rows: np.ndarray, groups: int, width: int) -> np.ndarray:
+    """For each group code (0 .. groups - 1), how many distinct rows its lines name: a (groups, width)
+    table of flags, with no sort (a partition's rules and rejected rows are a few dozen and ~15,000)."""
+    seen = np.zeros(groups * width, dtype=bool)
+    seen[group * width + rows] = True
+    return seen.reshape(groups, width).sum(axis=1)
 
 
 def _row_codes(legacy_ids: pd.Series) -> np.ndarray:
