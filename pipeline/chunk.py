@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.ahead import ahead
-from pipeline.arrowtext import has_bytes, is_blank, string_array, string_series
+from pipeline.arrowtext import has_bytes, is_blank, string_array, string_series, trim_whitespace
 from pipeline.csvdialect import ESCAPED_SEPARATOR, MAX_FILE_BYTES, MAX_FILE_USERS, MAX_ROW_CHARS, SEPARATOR
 from pipeline.csvwrite import data_view, write_frame
 from pipeline.errors import MigrationError
@@ -286,13 +286,10 @@ def _encode(frame: pd.DataFrame, header: list[str]) -> tuple[pa.Array, pd.DataFr
                 f"{too_long} row(s) exceed {MAX_ROW_CHARS} characters; the validator "
                 "should have rejected them (row_too_long)."
             )
-    keys = pd.DataFrame(
-        {
-            "legacy_id": frame["_legacy_id"].astype("string").fillna("").reset_index(drop=True),
-            "tenant": frame["_tenant"].astype("string").fillna("").reset_index(drop=True),
-            "username": frame[USERNAME_COLUMN].astype("string").fillna("").str.strip().reset_index(drop=True),
-        }
-    )
+    index = pd.RangeIndex(len(frame))
+    keys = pd.DataFrame({"legacy_id": string_series(_strings(frame["_legacy_id"]), index),
+                         "tenant": string_series(_strings(frame["_tenant"]), index),
+                         "username": string_series(trim_whitespace(_strings(frame[USERNAME_COLUMN])), index)})
     return line, keys
 
 
