@@ -27,10 +27,11 @@ import pyarrow.compute as pc
 from pipeline.ahead import ahead
 from pipeline.arrowtext import has_bytes, is_blank, string_array, string_series, trim_whitespace
 from pipeline.csvdialect import ESCAPED_SEPARATOR, MAX_FILE_BYTES, MAX_FILE_USERS, MAX_ROW_CHARS, SEPARATOR
-from pipeline.csvwrite import data_view, write_frame
+from pipeline.csvwrite import csv_rows, data_view
 from pipeline.errors import MigrationError
 
 KEY_COLUMNS = ["line", "legacy_id", "tenant", "username"]
+_KEYS_TEXT = "_keys_text"    # a block's keys file text per row, without the line number
 USERNAME_COLUMN = "cognito:username"
 
 
@@ -290,6 +291,7 @@ def _encode(frame: pd.DataFrame, header: list[str]) -> tuple[pa.Array, pd.DataFr
     keys = pd.DataFrame({"legacy_id": string_series(_strings(frame["_legacy_id"]), index),
                          "tenant": string_series(_strings(frame["_tenant"]), index),
                          "username": string_series(trim_whitespace(_strings(frame[USERNAME_COLUMN])), index)})
+    keys[_KEYS_TEXT] = string_series(csv_rows(keys), index)     # here, not on the thread that writes
     return line, keys
 
 
@@ -339,11 +341,14 @@ class _Writer:
         self.bytes += len(data)
 
     def write(self, lines: pa.Array, keys: pd.DataFrame) -> None:
+        """Append the lines, and their keys numbered from the file's next line (``keys`` may bring
+        each row's keys file text without its number, as ``_encode`` does)."""
         assert self._keys is not None
         self._put(data_view(lines))
-        block = keys.copy()
-        block.insert(0, "line", np.arange(self.rows + 1, self.rows + 1 + len(block), dtype=np.int64))
-        write_frame(self._keys, block, header=False)
+        text = (string_array(keys[_KEYS_TEXT]) if _KEYS_TEXT in keys.columns
+                else csv_rows(keys[KEY_COLUMNS[1:]]))
+        numbers = pc.cast(pa.array(np.arange(self.rows + 1, self.rows + 1 + len(keys), dtype=np.int64)), pa.string())
+        self._keys.write(data_view(pc.binary_join_element_wise(numbers, text, ",")))
         self.rows += len(lines)
 
     def close(self) -> None:

@@ -44,9 +44,17 @@ def lines_view(lines: pa.Array) -> memoryview:
     return data_view(pc.binary_join_element_wise(lines, pa.scalar(""), "\n"))   # "line" + "\n" + ""
 
 
+def csv_rows(frame: pd.DataFrame) -> pa.Array:
+    """Each row of ``frame`` as one CSV line, its line end included (the line end goes onto the last
+    field, so the rows need no second join to be written back to back)."""
+    fields = [_field(frame[c]) for c in frame.columns]
+    fields[-1] = pc.binary_join_element_wise(fields[-1], "\n", "")
+    return pc.binary_join_element_wise(*fields, ",")
+
+
 def write_frame(handle: BinaryIO, frame: pd.DataFrame, header: bool = True) -> None:
     """Append ``frame`` to an open binary file as CSV (with its column names first when ``header``)."""
     if header:
         handle.write(lines_view(pa.array([",".join(_field(pa.array(list(frame.columns))).to_pylist())])))
     if len(frame) and len(frame.columns):
-        handle.write(lines_view(pc.binary_join_element_wise(*[_field(frame[c]) for c in frame.columns], ",")))
+        handle.write(data_view(csv_rows(frame)))
