@@ -173,16 +173,19 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
         with open_source(settings.source_url) as source, closing(stream_partitions(
                 source, settings.sql_dir / mapping.sql_file, mapping.params, mapping.partition_rows)) as parts:
             # closing(): a mistake found mid-stream ends the COPY before the connection closes
-            def map_partition(frame: pd.DataFrame) -> tuple[int, MappedPartition]:
+            prepare = validator.prepare   # the frame the checks read, built on the mapping thread too
+
+            def map_partition(frame: pd.DataFrame) -> tuple[int, MappedPartition, pd.DataFrame]:
                 check_source_columns(mapping, list(frame.columns))   # a clear error before keys.add reads the key
                 keys.add(frame)
-                return len(frame), apply_mapping(mapping, frame)
+                mapped = apply_mapping(mapping, frame)
+                return len(frame), mapped, prepare(mapped.frame)
 
-            # partition k+1 is mapped (mostly Arrow kernels, no GIL) while partition k is validated
-            for rows, mapped in ahead(parts, map_partition, name="map"):
-                checked = validator.validate(mapped.frame)
+            # partition k+1 is mapped and prepared (mostly Arrow kernels, no GIL) while partition k is validated
+            for rows, mapped, prepared in ahead(parts, map_partition, name="map"):
+                checked = validator.validate(mapped.frame, prepared)
                 rejects = pd.concat([mapped.rejects, checked.rejects], ignore_index=True)
-                del mapped       # each stage's input is let go once the next has it (peak RSS at 1M rows)
+                del mapped, prepared   # each stage's input is let go once the next has it (peak RSS at 1M rows)
                 _write_rejects(rejects_path, rejects)
                 rejected.append(rejects["legacy_id"].astype(_STRING))
                 stats.add_partition(rows, len(checked.valid), rejects)

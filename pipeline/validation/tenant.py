@@ -70,9 +70,15 @@ class TenantValidator:
         self._rank = _check_order(self.schema)
         self._tracker = DuplicateTracker(contract, self.policy, rows)
 
-    def validate(self, frame: pd.DataFrame) -> ValidatedPartition:
-        """Split one mapped partition into clean valid rows and reject lines."""
-        prepared = prepare_frame(frame, self.contract)
+    def prepare(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """``frame`` as ``validate`` checks it (``prepare_frame``): it reads only the contract, so the
+        runner calls it on its mapping thread, ahead of ``validate``."""
+        return prepare_frame(frame, self.contract)
+
+    def validate(self, frame: pd.DataFrame, prepared: pd.DataFrame | None = None) -> ValidatedPartition:
+        """Split one mapped partition into clean valid rows and reject lines (``prepared``: what
+        ``prepare`` gave for it, if it was called already)."""
+        prepared = prepare_frame(frame, self.contract) if prepared is None else prepared
         try:
             self.schema.validate(prepared, lazy=True, inplace=True)
             rejects, bad = empty_rejects(), np.zeros(len(prepared), dtype=bool)
