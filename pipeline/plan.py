@@ -28,7 +28,6 @@ from pipeline.db import open_source
 from pipeline.errors import ConfigError, ContractError, ExtractError
 from pipeline.extract import stream_partitions
 from pipeline.mapping import (
-    MappedPartition,
     TenantMapping,
     apply_mapping,
     check_header,
@@ -175,17 +174,17 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
             # closing(): a mistake found mid-stream ends the COPY before the connection closes
             prepare = validator.prepare   # the frame the checks read, built on the mapping thread too
 
-            def map_partition(frame: pd.DataFrame) -> tuple[int, MappedPartition, pd.DataFrame]:
+            def map_partition(frame: pd.DataFrame) -> tuple[int, pd.DataFrame, pd.DataFrame]:
                 check_source_columns(mapping, list(frame.columns))   # a clear error before keys.add reads the key
                 keys.add(frame)
                 mapped = apply_mapping(mapping, frame)
-                return len(frame), mapped, prepare(mapped.frame)
+                return len(frame), mapped.rejects, prepare(mapped.frame)   # the mapped frame goes here
 
             # partition k+1 is mapped and prepared (mostly Arrow kernels, no GIL) while partition k is validated
-            for rows, mapped, prepared in ahead(parts, map_partition, name="map"):
-                checked = validator.validate(mapped.frame, prepared)
-                rejects = pd.concat([mapped.rejects, checked.rejects], ignore_index=True)
-                del mapped, prepared   # each stage's input is let go once the next has it (peak RSS at 1M rows)
+            for rows, mapping_rejects, prepared in ahead(parts, map_partition, name="map"):
+                checked = validator.validate(prepared, prepared=True)
+                rejects = pd.concat([mapping_rejects, checked.rejects], ignore_index=True)
+                del mapping_rejects, prepared   # each stage's input is let go once the next has it (peak RSS)
                 _write_rejects(rejects_path, rejects)
                 rejected.append(rejects["legacy_id"].astype(_STRING))
                 stats.add_partition(rows, len(checked.valid), rejects)

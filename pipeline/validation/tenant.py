@@ -75,16 +75,16 @@ class TenantValidator:
         runner calls it on its mapping thread, ahead of ``validate``."""
         return prepare_frame(frame, self.contract)
 
-    def validate(self, frame: pd.DataFrame, prepared: pd.DataFrame | None = None) -> ValidatedPartition:
-        """Split one mapped partition into clean valid rows and reject lines (``prepared``: what
-        ``prepare`` gave for it, if it was called already)."""
-        prepared = prepare_frame(frame, self.contract) if prepared is None else prepared
+    def validate(self, frame: pd.DataFrame, prepared: bool = False) -> ValidatedPartition:
+        """Split one mapped partition into clean valid rows and reject lines (``prepared``: ``frame``
+        is what ``prepare`` gave for it, so the mapped frame could be let go earlier)."""
+        prepared_frame = frame if prepared else prepare_frame(frame, self.contract)
         try:
-            self.schema.validate(prepared, lazy=True, inplace=True)
-            rejects, bad = empty_rejects(), np.zeros(len(prepared), dtype=bool)
+            self.schema.validate(prepared_frame, lazy=True, inplace=True)
+            rejects, bad = empty_rejects(), np.zeros(len(prepared_frame), dtype=bool)
         except pandera.errors.SchemaErrors as err:
-            rejects, bad = self._rejects(prepared, err.schema_errors)
-        valid = filter_rows(prepared, ~bad)
+            rejects, bad = self._rejects(prepared_frame, err.schema_errors)
+        valid = filter_rows(prepared_frame, ~bad)
         self._tracker.add(valid)
         valid.index = frame.index[~bad]
         return ValidatedPartition(valid=valid, rejects=rejects)
