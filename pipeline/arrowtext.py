@@ -251,8 +251,54 @@ def fullmatch(s: pd.Series | pa.Array | pa.ChunkedArray, pattern: str) -> np.nda
     return np.asarray(pc.fill_null(pc.match_substring_regex(arr, f"^(?:{pattern})$"), False), dtype=bool)
 
 
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer, in place: every input bit reaches every output bit (a bijection)."""
+    h ^= h >> np.uint64(30)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(27)
+    h *= np.uint64(0x94D049BB133111EB)
+    h ^= h >> np.uint64(31)
+    return h
+
+
+def string_hashes(values: pd.Series | pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """64-bit hashes (uint64) of the values' UTF-8 bytes, NA as empty: numpy only, so no Python string
+    is made and the GIL is free while they run (pandas' SipHash of a string column turns each value
+    into a Python object and holds the GIL throughout; in the plan that blocked the mapping thread).
+
+    A value's length seeds its hash, then each 8-byte word of it (the last one zero-filled) is folded
+    in and mixed (splitmix64's finalizer), like the word loop of xxHash or MurmurHash: equal values
+    hash equal wherever their bytes lie; unequal ones collide as two random 64-bit numbers would
+    (~3e-8 among 1M values), unless made to on purpose, which SipHash with pandas' fixed key does not
+    prevent either."""
+    with np.errstate(over="ignore"):
+        arr = string_array(values)
+        bounds = offsets(arr).astype(np.int64) if len(arr) else np.zeros(1, dtype=np.int64)
+        lengths = np.diff(bounds)
+        data = arr.buffers()[2] if len(arr) else None
+        raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+        padded = np.zeros(len(raw) + 8, dtype=np.uint8)
+        padded[:len(raw)] = raw
+        # every byte offset read as a little-endian 8-byte word: an unaligned view, no copy
+        words = np.ndarray(shape=(len(padded) - 7,), dtype=np.uint64, buffer=padded, strides=(1,))
+        h = _mix(lengths.astype(np.uint64) * _GOLDEN)
+        rows = np.flatnonzero(lengths)
+        at, left = bounds[rows], lengths[rows]
+        while len(rows):
+            word = words[at]
+            short = left < 8
+            if short.any():
+                word[short] &= (np.uint64(1) << (left[short].astype(np.uint64) * np.uint64(8))) - np.uint64(1)
+            h[rows] = _mix((h[rows] ^ word) * _GOLDEN)
+            more = left > 8
+            at, left, rows = at[more] + 8, left[more] - 8, rows[more]
+        return h
+
+
 def key_hashes(values: pd.Series) -> np.ndarray:
     """64-bit hashes (uint64) of values as strings: how the plan keeps every source legacy id in 8 bytes
-    (pandas' SipHash; a false match is ~3e-8 likely among 1M ids)."""
-    strings = values if values.dtype == _STRING else values.astype(_STRING)
-    return pd.util.hash_pandas_object(strings, index=False, categorize=False).to_numpy(np.uint64)
+    (``string_hashes``; a false match is ~3e-8 likely among 1M ids). In memory only, within one run."""
+    return string_hashes(values if values.dtype == _STRING else values.astype(_STRING))

@@ -323,3 +323,54 @@ def test_rows_with_bytes_names_exactly_the_values_that_hold_one() -> None:
         assert not rows_with_bytes(arr, b"#").any()
     assert rows_with_bytes(pa.array([], pa.string()), b"\n").tolist() == []
     assert np.flatnonzero(rows_with_bytes(whole, b"\n")).tolist() == [0, 1, 6, 7, 8]
+
+
+def _reference_hash(value: bytes) -> int:
+    """``string_hashes``' definition, in Python integers."""
+    m = (1 << 64) - 1
+
+    def mix(h: int) -> int:
+        h ^= h >> 30
+        h = (h * 0xBF58476D1CE4E5B9) & m
+        h ^= h >> 27
+        h = (h * 0x94D049BB133111EB) & m
+        return h ^ (h >> 31)
+
+    h = mix((len(value) * 0x9E3779B97F4A7C15) & m)
+    for at in range(0, len(value), 8):
+        word = int.from_bytes(value[at:at + 8], "little")
+        h = mix(((h ^ word) * 0x9E3779B97F4A7C15) & m)
+    return h
+
+
+def test_string_hashes_follow_their_definition_in_every_layout() -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    from pipeline.arrowtext import key_hashes, string_hashes
+
+    rng = np.random.default_rng(5)
+    values = ["", "a", "abcdefgh", "abcdefghi", "abc\x00", "abc", "ユーザー@例え.jp", "x" * 300]
+    values += ["".join(chr(c) for c in rng.integers(32, 0x3000, rng.integers(0, 40))) for _ in range(500)]
+    expected = [_reference_hash(v.encode()) for v in values]
+    whole = pa.array(["before", *values, "after"], pa.string())
+    layouts = [pa.array(values, pa.string()), whole.slice(1, len(values)),
+               pa.chunked_array([whole.slice(1, 200), pa.array(values[200:], pa.string())]),
+               pd.Series(values, dtype=object), pd.Series(values, dtype="string[pyarrow]")]
+    for layout in layouts:
+        assert string_hashes(layout).tolist() == expected
+    assert key_hashes(pd.Series(values, dtype=object)).tolist() == expected
+
+
+def test_string_hashes_tell_apart_values_that_differ_in_any_byte_or_length() -> None:
+    import numpy as np
+
+    from pipeline.arrowtext import string_hashes
+
+    rng = np.random.default_rng(9)
+    base = [bytes(rng.integers(0, 256, rng.integers(0, 70), dtype=np.uint8)).decode("latin-1") for _ in range(20_000)]
+    values = set(base)
+    for v in base[:5_000]:                       # neighbours: a byte changed, a byte added or removed
+        values.update({v + "\x00", v[:-1], v[:-1] + chr((ord(v[-1]) + 1) % 256) if v else "z"})
+    hashes = string_hashes(pd.Series(sorted(values), dtype="string[pyarrow]"))
+    assert len(np.unique(hashes)) == len(values)

@@ -10,8 +10,9 @@ to mask in a reject line) are read back at the end from a ``RowSource``: the run
 partitions, which hold exactly the rows given to ``add``, in the same order; without one the tracker
 keeps those few columns itself (``KeptRows``).
 
-Hash collisions: pandas' ``hash_pandas_object`` gives a 64-bit SipHash-based hash. For n keys the
-chance of any collision is about n^2 / 2^65: 2.7e-8 at 1 million rows, 2.7e-6 at 10 million. A
+Hash collisions: ``arrowtext.string_hashes`` gives a 64-bit hash of each value's bytes (numpy, the GIL
+free). For n keys the chance of any collision is about n^2 / 2^65: 2.7e-8 at 1 million rows, 2.7e-6
+at 10 million. A
 collision would reject one row as a duplicate, visibly (it is written to the rejects file with the
 legacy id it collided with), never drop it in silence.
 
@@ -37,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import arrow
+from pipeline.arrowtext import arrow, string_hashes
 from pipeline.contract import USERNAME, VERIFIED_FLAG, PoolContract
 from pipeline.errors import ConfigError
 from pipeline.masking import mask_series
@@ -199,8 +200,7 @@ class DuplicateTracker:
             values = s[take]
             if key.fold:
                 values = values.str.lower()
-            store.hashes.append(pd.util.hash_pandas_object(values, index=False, categorize=False)
-                                .to_numpy(np.uint64))
+            store.hashes.append(string_hashes(values))
             store.rows.append(rows[take])
             if order is not None:
                 store.order.append(order[take])
