@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from pipeline.cognito import CognitoTarget
+from pipeline.jobsteps import job_name
 from pipeline.ledger import Ledger
-from pipeline.load import job_name, run_load
+from pipeline.load import run_load
 from tests import loadfixtures as fx
 from tests.loadfixtures import Recorder, fast_policy, make_chunks, make_target, new_pool, pool_usernames
 
@@ -317,7 +318,7 @@ def test_users_missing_from_the_log_are_settled_by_the_pool(
 
 
 def test_poll_schedule_backs_off_until_the_counters_move() -> None:
-    from pipeline.load import PollSchedule
+    from pipeline.jobsteps import PollSchedule
 
     schedule = PollSchedule(initial=1.0, maximum=4.0, rows=1_000)
     waits = [schedule.next_wait(now=float(t), done=0) for t in range(6)]
@@ -325,7 +326,7 @@ def test_poll_schedule_backs_off_until_the_counters_move() -> None:
 
 
 def test_poll_schedule_asks_again_when_the_job_should_end() -> None:
-    from pipeline.load import PollSchedule
+    from pipeline.jobsteps import PollSchedule
 
     schedule = PollSchedule(initial=1.0, maximum=15.0, rows=1_000)
     assert schedule.next_wait(now=0.0, done=0) == 1.0          # Pending: plain backoff
