@@ -64,15 +64,24 @@ def has_bytes(s: pd.Series | pa.Array | pa.ChunkedArray, chars: bytes) -> bool:
     return any(text.find(c) >= 0 for text in (raw.tobytes() for raw in _buffers(s)) for c in chars)
 
 
+def single_chunk(values: pd.Series | pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
+    """The column as one Arrow array, its offsets (int64, its slice applied) and its whole data buffer
+    as bytes (zero copy when it is one chunk already)."""
+    arr = arrow(values) if isinstance(values, pd.Series) else values
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    bounds = offsets(arr).astype(np.int64) if len(arr) else np.zeros(1, dtype=np.int64)
+    data = arr.buffers()[2] if len(arr) else None
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
+    return arr, bounds, raw
+
+
 def rows_with_bytes(arr: pa.Array, chars: bytes) -> np.ndarray:
     """Which values of ``arr`` (one chunk) hold a byte of ``chars`` (ASCII): the positions of those
     bytes in the data buffer, mapped to their rows through the offsets (no per-value pass)."""
+    arr, bounds, raw = single_chunk(arr)
     found = np.zeros(len(arr), dtype=bool)
-    data = arr.buffers()[2]
-    if not len(arr) or data is None:
-        return found
-    bounds = offsets(arr).astype(np.int64)
-    piece = np.frombuffer(data, dtype=np.uint8)[bounds[0]: bounds[-1]]
+    piece = raw[bounds[0]: bounds[-1]]
     wanted = np.zeros(256, dtype=bool)
     wanted[list(chars)] = True
     at = np.flatnonzero(wanted[piece]) + bounds[0]
@@ -131,12 +140,11 @@ def fixed_width(arr: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:
     """The rows of ``arr`` (one chunk) whose value is exactly ``width`` bytes, NA excluded, and those
     values' bytes by position: a (width, rows) uint8 array whose row j holds each value's byte j,
     gathered from the data buffer one position at a time (no Python strings, no index matrix)."""
+    arr, bounds, raw = single_chunk(arr)
     rows = np.flatnonzero(value_lengths(arr) == width)
-    data = arr.buffers()[2]
-    if not len(rows) or data is None:
+    if not len(rows) or not len(raw):
         return rows[:0], np.zeros((width, 0), dtype=np.uint8)
-    raw = np.frombuffer(data, dtype=np.uint8)
-    starts = offsets(arr)[rows].astype(np.int64)
+    starts = bounds[rows]
     out = np.empty((width, len(rows)), dtype=np.uint8)
     for j in range(width):
         np.take(raw, starts + j, out=out[j])
@@ -275,11 +283,8 @@ def string_hashes(values: pd.Series | pa.Array | pa.ChunkedArray) -> np.ndarray:
     (~3e-8 among 1M values), unless made to on purpose, which SipHash with pandas' fixed key does not
     prevent either."""
     with np.errstate(over="ignore"):
-        arr = string_array(values)
-        bounds = offsets(arr).astype(np.int64) if len(arr) else np.zeros(1, dtype=np.int64)
+        _, bounds, raw = single_chunk(string_array(values))
         lengths = np.diff(bounds)
-        data = arr.buffers()[2] if len(arr) else None
-        raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
         padded = np.zeros(len(raw) + 8, dtype=np.uint8)
         padded[:len(raw)] = raw
         # every byte offset read as a little-endian 8-byte word: an unaligned view, no copy

@@ -39,11 +39,6 @@ def data_view(values: pa.Array) -> memoryview:
     return memoryview(values.buffers()[2])[int(bounds[0]): int(bounds[-1])]
 
 
-def lines_view(lines: pa.Array) -> memoryview:
-    """Every line followed by a newline, as one block of UTF-8 text (no Python loop)."""
-    return data_view(pc.binary_join_element_wise(lines, pa.scalar(""), "\n"))   # "line" + "\n" + ""
-
-
 def csv_rows(frame: pd.DataFrame) -> pa.Array:
     """Each row of ``frame`` as one CSV line, its line end included (the line end goes onto the last
     field, so the rows need no second join to be written back to back)."""
@@ -55,6 +50,6 @@ def csv_rows(frame: pd.DataFrame) -> pa.Array:
 def write_frame(handle: BinaryIO, frame: pd.DataFrame, header: bool = True) -> None:
     """Append ``frame`` to an open binary file as CSV (with its column names first when ``header``)."""
     if header:
-        handle.write(lines_view(pa.array([",".join(_field(pa.array(list(frame.columns))).to_pylist())])))
+        handle.write((",".join(_field(pa.array(list(frame.columns))).to_pylist()) + "\n").encode("utf-8"))
     if len(frame) and len(frame.columns):
         handle.write(data_view(csv_rows(frame)))

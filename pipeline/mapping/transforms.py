@@ -136,12 +136,7 @@ def date(values: pd.Series) -> pd.Series:
     slash = np.full(int(fast.sum()), ord("/"), dtype=np.uint8)
     mdy = np.stack([b[5][fast], b[6][fast], slash, b[8][fast], b[9][fast], slash, *(b[j][fast] for j in range(4))],
                    axis=1)
-    out = _replace_rows(arr, rows[fast], from_fixed_width(mdy))
-    rest = value_lengths(arr) > 0
-    rest[rows[fast]] = False
-    if rest.any():
-        out = _replace_rows(out, np.flatnonzero(rest), _date_by_pattern(arr.filter(pa.array(rest))))
-    return string_series(out, s.index)
+    return string_series(_fast_then_rest(arr, rows[fast], from_fixed_width(mdy), _date_by_pattern), s.index)
 
 
 def _date_by_pattern(arr: pa.Array) -> pa.Array:
@@ -154,6 +149,18 @@ def _date_by_pattern(arr: pa.Array) -> pa.Array:
     yy, mm, dd = (f.cast(pa.string()) for f in fields)
     formatted = pc.binary_join_element_wise(pc.utf8_lpad(mm, 2, "0"), pc.utf8_lpad(dd, 2, "0"), yy, "/")
     return pc.if_else(ok, formatted, arr)
+
+
+def _fast_then_rest(arr: pa.Array, rows: np.ndarray, values: pa.Array,
+                    general: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """``arr`` with the values at ``rows`` (ascending) replaced by ``values`` (the fixed-width path's),
+    and every other non-empty value by what ``general`` makes of them (NA and "" stay as they are)."""
+    out = _replace_rows(arr, rows, values)
+    rest = value_lengths(arr) > 0
+    rest[rows] = False
+    if rest.any():
+        out = _replace_rows(out, np.flatnonzero(rest), general(arr.filter(pa.array(rest))))
+    return out
 
 
 def _replace_rows(arr: pa.Array, rows: np.ndarray, values: pa.Array) -> pa.Array:
@@ -185,12 +192,9 @@ def epoch(values: pd.Series) -> pd.Series:
             & (hour < 24) & (minute < 60) & (second < 60))
     seconds = (days_since_epoch(year[fast], month[fast], day[fast]) * 86400
                + hour[fast] * 3600 + minute[fast] * 60 + second[fast])
-    out = _replace_rows(arr, rows[fast], pc.cast(pa.array(seconds, pa.int64()), pa.string()))
-    rest = value_lengths(arr) > 0
-    rest[rows[fast]] = False
-    if rest.any():
-        out = _replace_rows(out, np.flatnonzero(rest), _epoch_by_parser(string_series(arr.filter(pa.array(rest)))))
-    return string_series(out, s.index)
+    text = pc.cast(pa.array(seconds, pa.int64()), pa.string())
+    return string_series(_fast_then_rest(arr, rows[fast], text, lambda rest: _epoch_by_parser(string_series(rest))),
+                         s.index)
 
 
 def _epoch_by_parser(s: pd.Series) -> pa.Array:

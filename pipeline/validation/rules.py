@@ -29,8 +29,8 @@ from pipeline.arrowtext import (
     fullmatch,
     has_bytes,
     non_ascii,
-    offsets,
     printable_ascii,
+    single_chunk,
     value_lengths,
 )
 from pipeline.calendar_days import real_dates
@@ -128,22 +128,10 @@ def _idn_email_ok(value: str) -> bool:
     return True
 
 
-def _single(s: pd.Series) -> tuple[pa.Array, np.ndarray, np.ndarray]:
-    """The column as one Arrow array, its offsets (int64) and its data bytes (zero copy when it is one
-    chunk already)."""
-    arr = arrow(s)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    bounds = offsets(arr).astype(np.int64)
-    data = arr.buffers()[2]
-    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
-    return arr, bounds, raw
-
-
 def valid_phone(s: pd.Series) -> np.ndarray:
     """``E164``, judged from the bytes (numpy over the buffer, no regex): 3 to 16 of them, a "+" then a
     digit 1-9, and no other byte that is not an ASCII digit."""
-    arr, bounds, raw = _single(s)
+    arr, bounds, raw = single_chunk(s)
     n = value_lengths(arr)
     ok = (n >= 3) & (n <= 16)
     rows = np.flatnonzero(ok)
@@ -170,7 +158,7 @@ def valid_birthdate(s: pd.Series) -> np.ndarray:
     """mm/dd/yyyy and a real calendar date (leap years included), year >= 1 (``BIRTHDATE`` and the
     calendar, judged from each 10-byte value's bytes with numpy)."""
     ok = np.zeros(len(s), dtype=bool)
-    rows, b = fixed_width(_single(s)[0], 10)
+    rows, b = fixed_width(single_chunk(s)[0], 10)
     if len(rows):
         form, (month, day, year) = decimal_fields(b, (0, 2), (3, 5), (6, 10))
         form &= (b[2] == ord("/")) & (b[5] == ord("/"))
