@@ -136,8 +136,8 @@ def value_lengths(s: pd.Series | pa.Array | pa.ChunkedArray) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
-def fixed_width(arr: pa.Array, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """The rows of ``arr`` (one chunk) whose value is exactly ``width`` bytes, NA excluded, and those
+def fixed_width(arr: pd.Series | pa.Array | pa.ChunkedArray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``arr`` whose value is exactly ``width`` bytes, NA excluded, and those
     values' bytes by position: a (width, rows) uint8 array whose row j holds each value's byte j,
     gathered from the data buffer one position at a time (no Python strings, no index matrix)."""
     arr, bounds, raw = single_chunk(arr)

@@ -158,7 +158,7 @@ def valid_birthdate(s: pd.Series) -> np.ndarray:
     """mm/dd/yyyy and a real calendar date (leap years included), year >= 1 (``BIRTHDATE`` and the
     calendar, judged from each 10-byte value's bytes with numpy)."""
     ok = np.zeros(len(s), dtype=bool)
-    rows, b = fixed_width(single_chunk(s)[0], 10)
+    rows, b = fixed_width(s, 10)
     if len(rows):
         form, (month, day, year) = decimal_fields(b, (0, 2), (3, 5), (6, 10))
         form &= (b[2] == ord("/")) & (b[5] == ord("/"))
