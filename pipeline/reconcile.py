@@ -47,6 +47,8 @@ class Accounting:
     checked: int = 0  # imported users looked up in the pool
     unconfirmed: int = 0  # of those: absent, wrong status, other sub or other attributes
     unconfirmed_by_problem: tuple[tuple[str, int], ...] = ()
+    changed_since: int = 0  # imported users an earlier run confirmed whose status/attributes/sub changed since
+    gone_since: int = 0     # imported users an earlier run confirmed who are no longer in the pool
 
     @property
     def accounted(self) -> int:
@@ -55,12 +57,25 @@ class Accounting:
     @property
     def notes(self) -> list[str]:
         """What the accounting leaves out but a person should know (it does not make it fail)."""
-        if not self.not_in_source:
-            return []
-        return [f"{self.not_in_source} user(s) with an outcome from an earlier run are no longer in the source "
+        notes = []
+        if self.not_in_source:
+            notes.append(
+                f"{self.not_in_source} user(s) with an outcome from an earlier run are no longer in the source "
                 f"(deleted from the legacy database, or filtered out since); {self.not_in_source_in_pool} of them "
                 "are in the pool. They are left out of this accounting and stay in outcomes.csv and "
-                "legacy-id-to-sub.csv; delete them from the pool (AdminDeleteUser) if they must go."]
+                "legacy-id-to-sub.csv; delete them from the pool (AdminDeleteUser) if they must go.")
+        if self.changed_since:
+            notes.append(
+                f"{self.changed_since} user(s) imported and confirmed in the pool by an earlier run have changed "
+                "there since (status, attributes or sub: a password reset or a profile edit, say). That is the "
+                "pool's own life after the import, not a failed import: they stay confirmed, and "
+                "legacy-id-to-sub.csv keeps the sub confirmed then.")
+        if self.gone_since:
+            notes.append(
+                f"{self.gone_since} user(s) imported and confirmed in the pool by an earlier run are no longer "
+                "there (deleted since). They are not imported again; outcomes.csv and legacy-id-to-sub.csv keep "
+                "them as imported, with the sub they had.")
+        return notes
 
     @property
     def problems(self) -> list[str]:
@@ -110,6 +125,7 @@ def reconcile(
     listings: int = 4,
     outcomes: pd.DataFrame | None = None,
     source_keys: np.ndarray | None = None,
+    settled: pd.Index | None = None,
 ) -> Accounting:
     """Add up the tenant's outcomes; with ``target`` (a CognitoTarget), confirm imported users in the pool.
 
@@ -125,6 +141,13 @@ def reconcile(
 
     ``source_keys``: the plan's sorted ``key_hashes`` of every source legacy id. Users with an outcome
     that the source no longer returns are then counted apart (``not_in_source``), not in the accounting.
+
+    ``settled``: the legacy ids an earlier run imported and confirmed in the pool (``Ledger.confirmed_ids``,
+    read before this run loaded). After an import the pool lives on: users reset their password (their
+    status leaves RESET_REQUIRED), edit their profile, or are deleted. Such a change to a settled user is
+    counted apart (``changed_since``, ``gone_since``: a note), not as an unconfirmed import, and the
+    confirmation of then stands; without ``settled`` every difference is a problem. Users imported by
+    this run, or never confirmed, are always held to their import file.
     """
     outcomes = ledger.outcomes(tenant, pool_id) if outcomes is None else outcomes
     every = outcomes
@@ -151,12 +174,14 @@ def reconcile(
     )
     checked = unconfirmed = 0
     problems: dict[str, int] = {}
+    since: dict[str, int] = {}
     if target is not None and imported:
         is_imported = outcomes["outcome"].eq(Outcome.IMPORTED.value)
         confirmed = pd.to_numeric(outcomes["confirmed"], errors="coerce").fillna(0).eq(1)
         todo = outcomes[~(is_imported & confirmed)] if not recheck_confirmed else outcomes
-        checked, unconfirmed, problems = _confirm(
-            ledger, target, tenant, todo, expected_status, pages_per_second, listings, into=every
+        checked, unconfirmed, problems, since = _confirm(
+            ledger, target, tenant, todo, expected_status, pages_per_second, listings, into=every,
+            settled=settled,
         )
         checked += 0 if recheck_confirmed else int((is_imported & confirmed).sum())
     return Accounting(
@@ -175,6 +200,8 @@ def reconcile(
         checked=checked,
         unconfirmed=unconfirmed,
         unconfirmed_by_problem=tuple(sorted(problems.items())),
+        changed_since=since.get("changed", 0),
+        gone_since=since.get("gone", 0),
     )
 
 
@@ -187,13 +214,16 @@ def _confirm(
     pages_per_second: float,
     listings: int,
     into: pd.DataFrame | None = None,
-) -> tuple[int, int, dict[str, int]]:
-    """Look up every imported user in its pool; return (checked, unconfirmed users, problem -> users).
+    settled: pd.Index | None = None,
+) -> tuple[int, int, dict[str, int], dict[str, int]]:
+    """Look up every imported user in its pool; return (checked, unconfirmed users, problem -> users,
+    {"changed": n, "gone": n} among the ``settled`` users, which are never unconfirmed again).
 
     Skipped users (already in the pool) are looked up too, for their ``sub``: the application team
     needs the existing account's sub for them as much as for the imported ones.
     """
     problems: dict[str, int] = {}
+    since = {"changed": 0, "gone": 0}
     checked = unconfirmed = 0
     looked_up = outcomes[outcomes["outcome"].isin(IN_POOL)]
     headers = {c["pool_id"]: json.loads(c["header"]) for c in ledger.chunks(tenant) if c.get("header")}
@@ -232,22 +262,31 @@ def _confirm(
         attrs_ok = group["attrs_digest"].isna().to_numpy() | (
             group["attrs_digest"].to_numpy() == digest.to_numpy()
         )
+        was_settled = (
+            settled.get_indexer(group["legacy_id"].astype(str)) != -1
+            if settled is not None and len(settled)
+            else np.zeros(len(group), dtype=bool)
+        )
+        fresh = ~was_settled
         for label, bad in (
             ("not in the pool", ~exists),
             ("status is not " + "/".join(expected_status), exists & ~status_ok),
             ("sub differs from the one recorded", exists & ~sub_ok),
             ("attributes differ from the import file", exists & ~attrs_ok),
         ):
-            if bad.any():
-                problems[label] = problems.get(label, 0) + int(bad.sum())
+            if (bad & fresh).any():
+                problems[label] = problems.get(label, 0) + int((bad & fresh).sum())
         bad_any = ~exists | ~status_ok | ~sub_ok | ~attrs_ok
+        since["gone"] += int((was_settled & ~exists).sum())
+        since["changed"] += int((was_settled & exists & bad_any).sum())
         checked += len(group)
-        unconfirmed += int(bad_any.sum())
+        unconfirmed += int((bad_any & fresh).sum())
         confirm = group[["legacy_id"]].copy()
-        confirm["confirmed"] = (~bad_any).astype(int)
-        confirm["sub"] = found["sub"].to_numpy()
+        confirm["confirmed"] = (~bad_any | was_settled).astype(int)
+        # a settled user now absent or under another sub keeps the sub confirmed then (None: not stored)
+        confirm["sub"] = found["sub"].where(~(was_settled & ~(exists & sub_ok)), None).to_numpy()
         _store(ledger, tenant, str(pool_id), confirm, into)
-    return checked, unconfirmed, problems
+    return checked, unconfirmed, problems, since
 
 
 def _store(ledger: Ledger, tenant: str, pool_id: str, confirm: pd.DataFrame, into: pd.DataFrame | None) -> None:

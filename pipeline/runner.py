@@ -62,6 +62,7 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
         return MigrateResult(plan=plan, accounting=None, report_paths=plan.report_paths, sub_mapping=None,
                              timings=timings, already_in_pool=_already_in_pool(ledger, plan))
     clock = time.monotonic()
+    settled = ledger.confirmed_ids(tenant, plan.pool_id)   # before this run confirms any user itself
     chunks = list(plan.chunks)
     if retry_failed:
         chunks += _retry_chunks(ledger, plan, progress)
@@ -71,7 +72,7 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
     outcomes = ledger.outcomes(tenant, plan.pool_id)     # reconcile adds the subs it confirms
     accounting = reconcile(ledger, tenant, plan.source_rows, plan.rejected_ids, pool_id=plan.pool_id,
                            target=target, pages_per_second=settings.target.list_users_pages_per_second,
-                           outcomes=outcomes, source_keys=plan.source_keys)
+                           outcomes=outcomes, source_keys=plan.source_keys, settled=settled)
     sub_path = plan.run_dir / "legacy-id-to-sub.csv"
     write_sub_mapping(ledger, tenant, sub_path, pool_id=plan.pool_id, outcomes=outcomes)
     write_outcomes(ledger, tenant, plan.run_dir / "rejects.csv", plan.run_dir / "outcomes.csv",
@@ -126,4 +127,6 @@ def _outcomes(result: Any, accounting: Accounting) -> dict[str, Any]:
         "accounting_ok": accounting.ok,
         "problems": accounting.problems,
         "notes": accounting.notes,
+        "changed_in_pool_since": accounting.changed_since,
+        "gone_from_pool_since": accounting.gone_since,
     }

@@ -104,6 +104,39 @@ def test_confirmed_against_the_pool_and_sub_mapping(service: Any, ledger: Ledger
     }
 
 
+def test_the_pools_own_changes_after_an_earlier_runs_confirmation_are_notes(service: Any, ledger: Ledger,
+                                                                            tmp_path: Path) -> None:
+    """After go-live users reset their password and edit their profile, and some are deleted: a later
+    run notes that for the users an earlier run confirmed, and still fails on its own imports."""
+    service.reset_faults()
+    target = make_target(service)
+    pool_id, header = new_pool(target)
+    run_load(target, ledger, "acme", pool_id, make_chunks(tmp_path / "c", header, 8, chunk_rows=4), fast_policy())
+    assert reconcile(ledger, "acme", 8, set(), target=target).ok
+    subs = {r.legacy_id: r.sub for r in ledger.outcomes("acme", pool_id).itertuples()}
+    settled = ledger.confirmed_ids("acme", pool_id)
+    assert sorted(settled) == [f"L{i}" for i in range(8)]
+
+    target._idp.admin_set_user_password(UserPoolId=pool_id, Username="user1", Password="Aa1!aaaaaaaa",
+                                        Permanent=True)
+    target._idp.admin_update_user_attributes(
+        UserPoolId=pool_id, Username="user2", UserAttributes=[{"Name": "name", "Value": "Someone Else"}])
+    target._idp.admin_delete_user(UserPoolId=pool_id, Username="user3")
+    later = reconcile(ledger, "acme", 8, set(), target=target, settled=settled)
+    assert later.ok and (later.checked, later.unconfirmed, later.changed_since, later.gone_since) == (8, 0, 2, 1)
+    assert later.problems == [] and len(later.notes) == 2
+    assert later.notes[0].startswith("2 user(s) imported and confirmed in the pool by an earlier run have changed")
+    assert later.notes[1].startswith("1 user(s) imported and confirmed in the pool by an earlier run are no longer")
+    after = ledger.outcomes("acme", pool_id).set_index("legacy_id")
+    assert after["confirmed"].eq(1).all() and after.loc["L3", "sub"] == subs["L3"]   # the deleted one keeps its sub
+    assert reconcile(ledger, "acme", 8, set(), target=target, settled=settled).notes == later.notes   # stable
+
+    # the same changes to users this run imported (not settled) are its own failed confirmations
+    fresh = reconcile(ledger, "acme", 8, set(), target=target, settled=settled.drop(["L1", "L3"]))
+    assert not fresh.ok and (fresh.unconfirmed, fresh.changed_since, fresh.gone_since) == (2, 1, 0)
+    assert dict(fresh.unconfirmed_by_problem) == {"not in the pool": 1, "status is not RESET_REQUIRED": 1}
+
+
 def test_skipped_users_get_the_existing_accounts_sub(service: Any, ledger: Ledger, tmp_path: Path) -> None:
     """A user who was already in the pool is mapped to that account's sub, even when the harvest's
     sample did not look it up."""

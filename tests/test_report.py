@@ -306,6 +306,8 @@ def test_add_load_outcomes_adds_the_import_section_without_changing_the_plan_rep
         "accounting_ok": True,
         "problems": [],
         "notes": [],
+        "changed_in_pool_since": 0,
+        "gone_from_pool_since": 0,
         "unaccounted": 0,
     }
     assert run["by_rule"] == plan["by_rule"] and run["gate"] == plan["gate"]

@@ -127,6 +127,9 @@ def add_load_outcomes(report: Mapping[str, Any], outcomes: Mapping[str, Any]) ->
         "accounting_ok": bool(outcomes.get("accounting_ok", False)),
         "problems": [str(p) for p in outcomes.get("problems") or []],
         "notes": [str(n) for n in outcomes.get("notes") or []],
+        # users an earlier run imported and confirmed that the pool has changed or deleted since (notes)
+        "changed_in_pool_since": int(outcomes.get("changed_in_pool_since", 0)),
+        "gone_from_pool_since": int(outcomes.get("gone_from_pool_since", 0)),
         "unaccounted": out["counts"]["valid"] - imported - skipped - failed,
     }
     return out
