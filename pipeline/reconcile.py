@@ -96,7 +96,9 @@ class Accounting:
                 "import job (the data or the mapping changed since); they are not in the pool.")
         if self.unconfirmed:
             found.append(f"{self.unconfirmed} imported user(s) do not match the pool: "
-                         + "; ".join(f"{n} {label}" for label, n in self.unconfirmed_by_problem) + ".")
+                         + "; ".join(f"{n} {label}" for label, n in self.unconfirmed_by_problem)
+                         + ". outcomes.csv marks them imported with confirmed 0: look them up in the pool "
+                         "(AdminGetUser) and compare with their import line; the next run checks them again.")
         if self.source_rows != self.accounted and not (self.missing or self.double_counted):
             found.append(f"the outcomes count {self.accounted} users for {self.source_rows} source rows.")
         return found
@@ -332,17 +334,22 @@ def _listed(target: Any, pool_id: str, wanted: set[str], attrs: list[str], key_a
 
 def write_outcomes(ledger: Ledger, tenant: str, rejects_path: Path, path: Path,
                    pool_id: str | None = None, outcomes: pd.DataFrame | None = None) -> int:
-    """Write one line per source user (mode 0600): ``legacy_id,outcome,detail,job_id,line``.
+    """Write one line per source user (mode 0600): ``legacy_id,outcome,detail,job_id,line,confirmed``.
 
     ``detail`` is the rejection reason codes (joined with ``;``) for rejected users and Cognito's
-    message for skipped and failed ones. Users the load has not reached yet (a stopped run) are absent
-    here and counted as ``missing`` by ``reconcile``. ``outcomes``: the ledger's outcomes already read
-    (``Ledger.outcomes``), so that one read serves both output files (~1.4 s each at 350k users).
+    message for skipped and failed ones. ``confirmed`` is 1 or 0 for users in the pool (imported or
+    skipped): whether the check against the pool found them as their import file says; empty otherwise.
+    Users the load has not reached yet (a stopped run) are absent here and counted as ``missing`` by
+    ``reconcile``. ``outcomes``: the ledger's outcomes already read (``Ledger.outcomes``), so that one
+    read serves both output files (~1.4 s each at 350k users).
     """
-    loaded = _read(ledger, tenant, pool_id, outcomes)[["legacy_id", "outcome", "message", "job_id", "line"]]
+    loaded = _read(ledger, tenant, pool_id, outcomes)[
+        ["legacy_id", "outcome", "message", "job_id", "line", "confirmed"]]
     loaded = loaded.rename(columns={"message": "detail"})
     # SQLite hands a column with NULLs to pandas as floats: the line numbers would read "12.0"
     loaded["line"] = pd.to_numeric(loaded["line"], errors="coerce").astype("Int64")
+    loaded["confirmed"] = (pd.to_numeric(loaded["confirmed"], errors="coerce").fillna(0).astype("Int64")
+                           .where(loaded["outcome"].isin(IN_POOL), pd.NA))
     rejects = pd.read_csv(rejects_path, dtype=str, keep_default_na=False, na_filter=False)
     rejected = _reasons_per_id(rejects[["legacy_id", "reason"]])
     rejected.insert(1, "outcome", Outcome.REJECTED.value)

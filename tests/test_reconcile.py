@@ -102,6 +102,15 @@ def test_confirmed_against_the_pool_and_sub_mapping(service: Any, ledger: Ledger
         "attributes differ from the import file": 1,
         "not in the pool": 1,
     }
+    (problem,) = drift.problems
+    assert problem.startswith("2 imported user(s) do not match the pool: 1 attributes differ from the import "
+                              "file; 1 not in the pool. outcomes.csv marks them imported with confirmed 0")
+    from pipeline.reconcile import write_outcomes
+
+    pd.DataFrame(columns=["legacy_id", "reason"]).to_csv(tmp_path / "rejects.csv", index=False)
+    write_outcomes(ledger, "acme", tmp_path / "rejects.csv", tmp_path / "outcomes.csv")
+    out = pd.read_csv(tmp_path / "outcomes.csv", dtype=str)
+    assert sorted(out.loc[out["confirmed"].eq("0"), "legacy_id"]) == ["L2", "L5"]
 
 
 def test_the_pools_own_changes_after_an_earlier_runs_confirmation_are_notes(service: Any, ledger: Ledger,
@@ -232,3 +241,9 @@ def test_outcomes_file_joins_each_ids_distinct_reasons_in_order(ledger: Ledger, 
     ]
     assert out.set_index("legacy_id")["line"].to_dict() == {     # line numbers as integers, not "12.0"
         "7": "", "5": "", "9": "", "1": "", "2": "", "3": "12", "4": ""}
+    assert list(out.columns) == ["legacy_id", "outcome", "detail", "job_id", "line", "confirmed"]
+    ledger.confirm_outcomes("acme", "pool_1", pd.DataFrame({"legacy_id": ["3"], "confirmed": [1], "sub": ["s3"]}))
+    write_outcomes(ledger, "acme", tmp_path / "rejects.csv", tmp_path / "outcomes.csv")
+    out = pd.read_csv(tmp_path / "outcomes.csv", dtype=str, keep_default_na=False)
+    assert out.set_index("legacy_id")["confirmed"].to_dict() == {   # only users in the pool have a verdict
+        "7": "", "5": "", "9": "", "1": "0", "2": "", "3": "1", "4": ""}
