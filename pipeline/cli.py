@@ -182,6 +182,10 @@ def migrate(tenant: TenantOpt = None,
             on_failed_job: Annotated[str, typer.Option(help="stop | continue")] = "stop",
             retry_failed: Annotated[bool, typer.Option(
                 help="Import again the users Cognito failed in earlier jobs (after fixing the cause)")] = False,
+            recheck_pool: Annotated[bool, typer.Option(
+                help="Look up again the users earlier runs confirmed in the pool, and note those changed or "
+                     "deleted there since (on AWS a listing of the whole pool: ~1 hour per million users at "
+                     "COGNITO_LIST_USERS_RPS=5)")] = False,
             yes: Annotated[bool, typer.Option("--yes", help="Confirm a run against real AWS")] = False) -> None:
     """Plan, import and reconcile every tenant (or --tenant); the local Cognito service by default."""
     from pipeline.ledger import Ledger
@@ -208,7 +212,8 @@ def migrate(tenant: TenantOpt = None,
         for name in tenants:
             try:
                 result = migrate_tenant(settings, name, target=target, ledger=ledger, policy=policy,
-                                        dry_run=dry_run, retry_failed=retry_failed, progress=bars)
+                                        dry_run=dry_run, retry_failed=retry_failed,
+                                        recheck_pool=recheck_pool, progress=bars)
             except ValidationGateError as exc:   # this tenant imports nothing; the batch's others go on
                 if len(tenants) == 1:
                     raise

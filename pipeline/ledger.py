@@ -31,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from pipeline.errors import LedgerError, RunLockedError
-from pipeline.reasons import IN_POOL, Outcome
+from pipeline.reasons import IN_POOL
 
 # "failed": its job ended Failed and was harvested; the chunk is not done, so a rerun retries it.
 CHUNK_STATES = ("planned", "job_created", "uploaded", "started", "finished", "harvested", "verified",
@@ -450,12 +450,12 @@ class Ledger:
         return pd.Index([str(r[0]) for r in rows], dtype=object)
 
     def confirmed_ids(self, tenant: str, pool_id: str) -> pd.Index:
-        """The legacy ids recorded as imported into ``pool_id`` and confirmed there by a check against the
-        pool (a harvest's or a reconciliation's): read before a run loads, they are the users whose
-        import an earlier run settled."""
+        """The legacy ids recorded as imported or skipped in ``pool_id`` and confirmed there by a check
+        against the pool (a harvest's or a reconciliation's): read before a run loads, they are the users
+        an earlier run settled."""
         with self._mutex:
             rows = self._db.execute("SELECT legacy_id FROM outcomes WHERE tenant = ? AND pool_id = ? AND outcome "
-                                    "= ? AND confirmed = 1", (tenant, pool_id, Outcome.IMPORTED.value)).fetchall()
+                                    "IN (?, ?) AND confirmed = 1", (tenant, pool_id, *IN_POOL)).fetchall()
         return pd.Index([str(r[0]) for r in rows], dtype=object)
 
     def confirm_outcomes(self, tenant: str, pool_id: str, frame: pd.DataFrame) -> None:

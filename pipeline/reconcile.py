@@ -123,19 +123,19 @@ def reconcile(
     target: Any = None,
     expected_status: tuple[str, ...] = ("RESET_REQUIRED",),
     pages_per_second: float = 4.0,
-    recheck_confirmed: bool = True,
     listings: int = 4,
     outcomes: pd.DataFrame | None = None,
     source_keys: np.ndarray | None = None,
     settled: pd.Index | None = None,
+    recheck_settled: bool = False,
 ) -> Accounting:
     """Add up the tenant's outcomes; with ``target`` (a CognitoTarget), confirm imported users in the pool.
 
-    The load stage already confirmed each chunk's users right after its job. By default every imported
-    user is looked up again here, so a pool changed since (a user deleted or edited) is caught; that
-    costs one ListUsers page per 60 users at ``pages_per_second`` (0 = no limit, the local service),
-    the pool listed as ``listings`` concurrent shards that share that rate. ``recheck_confirmed=False``
-    looks up only the users the load could not confirm.
+    The load stage confirmed a sample of each chunk's users right after its job. Every user in the pool
+    (imported or skipped) is looked up here, but for the ``settled`` ones, so that a pool changed during
+    the run (a user deleted or edited) is caught. Many users cost one ListUsers page per 60 users at
+    ``pages_per_second`` (0 = no limit, the local service), the pool listed as ``listings`` concurrent
+    shards that share that rate; a few (under one in 60 of the pool) cost an AdminGetUser each.
 
     ``outcomes``: the tenant's outcomes as ``Ledger.outcomes`` reads them, when the caller has them; what
     the check confirms (``confirmed``, ``sub``) is then stored in the ledger and in this frame alike, so
@@ -144,12 +144,14 @@ def reconcile(
     ``source_keys``: the plan's sorted ``key_hashes`` of every source legacy id. Users with an outcome
     that the source no longer returns are then counted apart (``not_in_source``), not in the accounting.
 
-    ``settled``: the legacy ids an earlier run imported and confirmed in the pool (``Ledger.confirmed_ids``,
-    read before this run loaded). After an import the pool lives on: users reset their password (their
-    status leaves RESET_REQUIRED), edit their profile, or are deleted. Such a change to a settled user is
-    counted apart (``changed_since``, ``gone_since``: a note), not as an unconfirmed import, and the
-    confirmation of then stands; without ``settled`` every difference is a problem. Users imported by
-    this run, or never confirmed, are always held to their import file.
+    ``settled``: the legacy ids an earlier run confirmed in the pool (``Ledger.confirmed_ids``, read
+    before this run loaded). Their confirmation stands and they are not looked up again: a rerun of a
+    migrated tenant (a delta run before cut-over) would otherwise list the whole pool, ~1 hour per
+    million users at AWS's 5 pages a second. With ``recheck_settled`` they are looked up too. After an
+    import the pool lives on: users reset their password (their status leaves RESET_REQUIRED), edit
+    their profile, or are deleted; such a change to a settled user is counted apart (``changed_since``,
+    ``gone_since``: a note), not as an unconfirmed import. Users imported by this run, or never
+    confirmed, are always held to their import file.
     """
     outcomes = ledger.outcomes(tenant, pool_id) if outcomes is None else outcomes
     every = outcomes
@@ -178,14 +180,14 @@ def reconcile(
     problems: dict[str, int] = {}
     since: dict[str, int] = {}
     if target is not None and imported:
-        is_imported = outcomes["outcome"].eq(Outcome.IMPORTED.value)
-        confirmed = pd.to_numeric(outcomes["confirmed"], errors="coerce").fillna(0).eq(1)
-        todo = outcomes[~(is_imported & confirmed)] if not recheck_confirmed else outcomes
+        has_settled = settled is not None and len(settled) > 0
+        if has_settled and not recheck_settled:
+            assert settled is not None
+            outcomes = outcomes[settled.get_indexer(outcomes["legacy_id"].astype(str)) == -1]
         checked, unconfirmed, problems, since = _confirm(
-            ledger, target, tenant, todo, expected_status, pages_per_second, listings, into=every,
-            settled=settled,
+            ledger, target, tenant, outcomes, expected_status, pages_per_second, listings, into=every,
+            settled=settled if has_settled else None,
         )
-        checked += 0 if recheck_confirmed else int((is_imported & confirmed).sum())
     return Accounting(
         tenant=tenant,
         source_rows=int(source_rows),
@@ -241,14 +243,16 @@ def _confirm(
             frame = _listed(target, str(pool_id), wanted, attrs, key_attribute, pages_per_second, listings)
         frame = frame[~frame.index.duplicated()]
         is_imported = group["outcome"].eq(Outcome.IMPORTED.value).to_numpy()
+        in_settled = (settled.get_indexer(group["legacy_id"].astype(str)) != -1 if settled is not None
+                      else np.zeros(len(group), dtype=bool))
         skipped = group[~is_imported]
         if len(skipped):
             found_skipped = frame.reindex(skipped["username"].astype(str))
             settle = skipped[["legacy_id"]].copy()
-            settle["confirmed"] = found_skipped["sub"].notna().astype(int).to_numpy()
+            settle["confirmed"] = (found_skipped["sub"].notna().to_numpy() | in_settled[~is_imported]).astype(int)
             settle["sub"] = found_skipped["sub"].to_numpy()
             _store(ledger, tenant, str(pool_id), settle, into)
-        group = group[is_imported]
+        group, was_settled = group[is_imported], in_settled[is_imported]
         if not len(group):
             continue
         names = group["username"].astype(str)
@@ -263,11 +267,6 @@ def _confirm(
         )
         attrs_ok = group["attrs_digest"].isna().to_numpy() | (
             group["attrs_digest"].to_numpy() == digest.to_numpy()
-        )
-        was_settled = (
-            settled.get_indexer(group["legacy_id"].astype(str)) != -1
-            if settled is not None and len(settled)
-            else np.zeros(len(group), dtype=bool)
         )
         fresh = ~was_settled
         for label, bad in (

@@ -38,13 +38,16 @@ class MigrateResult:
 
 def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledger: Ledger,
                    policy: LoadPolicy, dry_run: bool = False, retry_failed: bool = False,
-                   progress: Progress | None = None) -> MigrateResult:
+                   recheck_pool: bool = False, progress: Progress | None = None) -> MigrateResult:
     """A plan, the rejection gate, then one import job per chunk, reconciliation and the run report.
 
     ``retry_failed``: the users Cognito failed in earlier jobs of this tenant and pool, whose lines are
     unchanged in a chunk that is done, are imported again from ``retry-NNNNN`` files after the chunks
     (``_retry_chunks``). Without it a done chunk is never imported again, failed users included. With
     ``dry_run`` the retry files are written and described, and nothing is imported.
+
+    ``recheck_pool``: look up again the users earlier runs already confirmed in the pool, and note those
+    the pool changed or deleted since (``reconcile``'s ``recheck_settled``).
     """
     clock = time.monotonic()
     plan = plan_tenant(settings, tenant, target=target, progress=progress)
@@ -72,7 +75,8 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
     outcomes = ledger.outcomes(tenant, plan.pool_id)     # reconcile adds the subs it confirms
     accounting = reconcile(ledger, tenant, plan.source_rows, plan.rejected_ids, pool_id=plan.pool_id,
                            target=target, pages_per_second=settings.target.list_users_pages_per_second,
-                           outcomes=outcomes, source_keys=plan.source_keys, settled=settled)
+                           outcomes=outcomes, source_keys=plan.source_keys, settled=settled,
+                           recheck_settled=recheck_pool)
     sub_path = plan.run_dir / "legacy-id-to-sub.csv"
     write_sub_mapping(ledger, tenant, sub_path, pool_id=plan.pool_id, outcomes=outcomes)
     write_outcomes(ledger, tenant, plan.run_dir / "rejects.csv", plan.run_dir / "outcomes.csv",
