@@ -180,13 +180,12 @@ def reconcile(
     problems: dict[str, int] = {}
     since: dict[str, int] = {}
     if target is not None and imported:
-        has_settled = settled is not None and len(settled) > 0
-        if has_settled and not recheck_settled:
-            assert settled is not None
+        settled = settled if settled is not None and len(settled) else None
+        if settled is not None and not recheck_settled:
             outcomes = outcomes[settled.get_indexer(outcomes["legacy_id"].astype(str)) == -1]
         checked, unconfirmed, problems, since = _confirm(
             ledger, target, tenant, outcomes, expected_status, pages_per_second, listings, into=every,
-            settled=settled if has_settled else None,
+            settled=settled,
         )
     return Accounting(
         tenant=tenant,
