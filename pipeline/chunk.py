@@ -438,19 +438,20 @@ def canonical_attributes(
     """Per row, ``\x1fname=value`` of every non-empty attribute (those non-empty in ``expected``, if given).
 
     The same string built from an import file and from the pool's copy of the user means the pool holds
-    what the file said; booleans compare case-insensitively (U3). Built with Arrow kernels, a column at
-    a time (a whole pool goes through here at reconcile).
+    what the file said; booleans compare case-insensitively (U3). Built with Arrow kernels, a piece per
+    column joined once at the end (a whole pool goes through here at reconcile: 354,000 users and 23
+    attributes took 0.7-1.5 s joined column by column into a growing string, 0.45-0.8 s so).
     """
-    out = pa.array([""] * len(values), pa.string())
-    ref = values if expected is None else expected
+    pieces = []
     for column in attrs:
         value = _trimmed(values[column])
+        keep = pc.not_equal(value if expected is None else _trimmed(expected[column]), "")
         if column.endswith("_verified"):
             value = pc.utf8_lower(value)
-        keep = pc.not_equal(_trimmed(ref[column]), "")
-        piece = pc.binary_join_element_wise(f"\x1f{column}=", value, "")
-        out = pc.binary_join_element_wise(out, pc.if_else(keep, piece, ""), "")
-    return string_series(out)
+        pieces.append(pc.if_else(keep, pc.binary_join_element_wise(f"\x1f{column}=", value, ""), ""))
+    if not pieces:
+        return string_series(pa.array([""] * len(values), pa.string()))
+    return string_series(pc.binary_join_element_wise(*pieces, ""))
 
 
 def _trimmed(column: pd.Series) -> pa.Array:
@@ -461,7 +462,10 @@ def attrs_digest(canonical: pd.Series) -> pd.Series:
     """A stable 64-bit digest (hex) of each canonical attribute string, kept in the ledger."""
     if len(canonical) == 0:
         return pd.Series([], dtype="string")
-    hashed = pd.util.hash_pandas_object(canonical.astype("string").reset_index(drop=True), index=False)
+    # categorize=False: the same hashes without factorizing first, which only pays off for repeated
+    # values (these strings are nearly all distinct: 0.36 against 0.49 s at 354,000)
+    hashed = pd.util.hash_pandas_object(canonical.astype("string").reset_index(drop=True), index=False,
+                                        categorize=False)
     return _hex(hashed.to_numpy())
 
 
