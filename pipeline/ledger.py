@@ -442,20 +442,16 @@ class Ledger:
             frame = pd.read_sql_query(sql + " ORDER BY rowid", self._db, params=params)
         return frame
 
-    def in_pool_ids(self, tenant: str, pool_id: str) -> pd.Index:
-        """The legacy ids recorded as imported or skipped in ``pool_id``: the users the pool holds."""
-        with self._mutex:
-            rows = self._db.execute("SELECT legacy_id FROM outcomes WHERE tenant = ? AND pool_id = ? AND outcome "
-                                    "IN (?, ?)", (tenant, pool_id, *IN_POOL)).fetchall()
-        return pd.Index([str(r[0]) for r in rows], dtype=object)
+    def in_pool_ids(self, tenant: str, pool_id: str, confirmed_only: bool = False) -> pd.Index:
+        """The legacy ids recorded as imported or skipped in ``pool_id``: the users the pool holds.
 
-    def confirmed_ids(self, tenant: str, pool_id: str) -> pd.Index:
-        """The legacy ids recorded as imported or skipped in ``pool_id`` and confirmed there by a check
-        against the pool (a harvest's or a reconciliation's): read before a run loads, they are the users
-        an earlier run settled."""
+        ``confirmed_only``: only those a check against the pool (a harvest's or a reconciliation's)
+        confirmed there; read before a run loads, they are the users an earlier run settled.
+        """
+        sql = "SELECT legacy_id FROM outcomes WHERE tenant = ? AND pool_id = ? AND outcome IN (?, ?)"
         with self._mutex:
-            rows = self._db.execute("SELECT legacy_id FROM outcomes WHERE tenant = ? AND pool_id = ? AND outcome "
-                                    "IN (?, ?) AND confirmed = 1", (tenant, pool_id, *IN_POOL)).fetchall()
+            rows = self._db.execute(sql + (" AND confirmed = 1" if confirmed_only else ""),
+                                    (tenant, pool_id, *IN_POOL)).fetchall()
         return pd.Index([str(r[0]) for r in rows], dtype=object)
 
     def confirm_outcomes(self, tenant: str, pool_id: str, frame: pd.DataFrame) -> None:

@@ -144,14 +144,14 @@ def reconcile(
     ``source_keys``: the plan's sorted ``key_hashes`` of every source legacy id. Users with an outcome
     that the source no longer returns are then counted apart (``not_in_source``), not in the accounting.
 
-    ``settled``: the legacy ids an earlier run confirmed in the pool (``Ledger.confirmed_ids``, read
-    before this run loaded). Their confirmation stands and they are not looked up again: a rerun of a
-    migrated tenant (a delta run before cut-over) would otherwise list the whole pool, ~1 hour per
-    million users at AWS's 5 pages a second. With ``recheck_settled`` they are looked up too. After an
-    import the pool lives on: users reset their password (their status leaves RESET_REQUIRED), edit
-    their profile, or are deleted; such a change to a settled user is counted apart (``changed_since``,
-    ``gone_since``: a note), not as an unconfirmed import. Users imported by this run, or never
-    confirmed, are always held to their import file.
+    ``settled``: the legacy ids an earlier run confirmed in the pool (``Ledger.in_pool_ids`` with
+    ``confirmed_only``, read before this run loaded). Their confirmation stands and they are not looked
+    up again: a rerun of a migrated tenant (a delta run before cut-over) would otherwise list the whole
+    pool, ~1 hour per million users at AWS's 5 pages a second. With ``recheck_settled`` they are looked
+    up too. After an import the pool lives on: users reset their password (their status leaves
+    RESET_REQUIRED), edit their profile, or are deleted; such a change to a settled user is counted
+    apart (``changed_since``, ``gone_since``: a note), not as an unconfirmed import. Users imported by
+    this run, or never confirmed, are always held to their import file.
     """
     outcomes = ledger.outcomes(tenant, pool_id) if outcomes is None else outcomes
     every = outcomes

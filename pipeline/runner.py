@@ -65,7 +65,7 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
         return MigrateResult(plan=plan, accounting=None, report_paths=plan.report_paths, sub_mapping=None,
                              timings=timings, already_in_pool=_already_in_pool(ledger, plan))
     clock = time.monotonic()
-    settled = ledger.confirmed_ids(tenant, plan.pool_id)   # before this run confirms any user itself
+    settled = ledger.in_pool_ids(tenant, plan.pool_id, confirmed_only=True)   # before this run's own checks
     chunks = list(plan.chunks)
     if retry_failed:
         chunks += _retry_chunks(ledger, plan, progress)

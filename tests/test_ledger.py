@@ -159,6 +159,10 @@ def test_state_survives_reopen(tmp_path: Path) -> None:
         assert list(out["outcome"]) == ["imported", "skipped", "failed"] and list(out["line"]) == [1, 2, 3]
         assert list(led.in_pool_ids("acme", "pool_1")) == ["1", "2"]     # the failed user is not in the pool
         assert list(led.in_pool_ids("acme", "pool_2")) == [] and list(led.in_pool_ids("beta", "pool_1")) == []
+        assert list(led.in_pool_ids("acme", "pool_1", confirmed_only=True)) == []     # nobody checked yet
+        led.confirm_outcomes("acme", "pool_1", pd.DataFrame({"legacy_id": ["2", "3"], "confirmed": [1, 1],
+                                                             "sub": ["s2", "s3"]}))
+        assert list(led.in_pool_ids("acme", "pool_1", confirmed_only=True)) == ["2"]  # not the failed one
         # a later job reporting an imported user as skipped does not undo the import
         led.record_outcomes(
             "acme",

@@ -124,7 +124,7 @@ def test_users_an_earlier_run_confirmed_are_not_looked_up_again_and_their_later_
     run_load(target, ledger, "acme", pool_id, make_chunks(tmp_path / "c", header, 8, chunk_rows=4), fast_policy())
     assert reconcile(ledger, "acme", 8, set(), target=target).ok
     subs = {r.legacy_id: r.sub for r in ledger.outcomes("acme", pool_id).itertuples()}
-    settled = ledger.confirmed_ids("acme", pool_id)
+    settled = ledger.in_pool_ids("acme", pool_id, confirmed_only=True)
     assert sorted(settled) == [f"L{i}" for i in range(8)]
 
     target._idp.admin_set_user_password(UserPoolId=pool_id, Username="user1", Password="Aa1!aaaaaaaa",
