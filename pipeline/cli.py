@@ -334,8 +334,17 @@ def _arrow_memory_pool(decay_ms: int = 100) -> None:
     The pool is also named in ``ARROW_DEFAULT_MEMORY_POOL`` before pyarrow is first imported: set only
     afterwards, the mimalloc pool that pyarrow's import set up stays mapped, ~9 MB more peak RSS at 1M
     rows (381-383 against 391-392 MiB over three alternating rounds).
+
+    The decay does not return pages straight away: it first marks them with ``MADV_FREE`` ("muzzy"),
+    and the kernel keeps such pages in the process's RSS until memory runs short; Arrow's build
+    returns muzzy pages for good only after another second. ``muzzy_decay_ms:0`` (in
+    ``JE_ARROW_MALLOC_CONF``, read when jemalloc starts; a value the user set is kept) returns them at
+    the end of the decay. Measured at 1M rows in alternating rounds: the median peak 368 against 377,
+    358 against 368 and 364 against 368 MiB (the highest 381 against 384, 363 against 379 and 369
+    against 389), at the same CPU time (5.78 against 5.77 s) and wall time.
     """
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")   # read when pyarrow is first imported
+    os.environ.setdefault("JE_ARROW_MALLOC_CONF", "muzzy_decay_ms:0")   # read when jemalloc starts
     import pyarrow as pa
 
     try:
