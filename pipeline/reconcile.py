@@ -49,6 +49,7 @@ class Accounting:
     unconfirmed_by_problem: tuple[tuple[str, int], ...] = ()
     changed_since: int = 0  # imported users an earlier run confirmed whose status/attributes/sub changed since
     gone_since: int = 0     # imported users an earlier run confirmed who are no longer in the pool
+    signed_in_since: int = 0  # imported users not confirmed before who have reset their password since
 
     @property
     def accounted(self) -> int:
@@ -75,6 +76,12 @@ class Accounting:
                 f"{self.gone_since} user(s) imported and confirmed in the pool by an earlier run are no longer "
                 "there (deleted since). They are not imported again; outcomes.csv and legacy-id-to-sub.csv keep "
                 "them as imported, with the sub they had.")
+        if self.signed_in_since:
+            notes.append(
+                f"{self.signed_in_since} imported user(s) have already reset their password (status CONFIRMED, "
+                "not RESET_REQUIRED): each is still under its username, and under the sub recorded at the import "
+                "where the load looked it up; what it holds now is the user's own, so it is not compared with the "
+                "import file. They count as confirmed.")
         return notes
 
     @property
@@ -151,7 +158,11 @@ def reconcile(
     up too. After an import the pool lives on: users reset their password (their status leaves
     RESET_REQUIRED), edit their profile, or are deleted; such a change to a settled user is counted
     apart (``changed_since``, ``gone_since``: a note), not as an unconfirmed import. Users imported by
-    this run, or never confirmed, are always held to their import file.
+    this run, or never confirmed, are held to their import file, but for one change: status CONFIRMED
+    (under the recorded sub, when the load recorded one). An import creates RESET_REQUIRED users (fact
+    20), so such a user has reset the password since, and may have edited the profile: on a long run
+    with the application live, or when the final check of a stopped run comes after go-live. That
+    counts as confirmed (``signed_in_since``, a note), with the attributes not compared.
     """
     outcomes = ledger.outcomes(tenant, pool_id) if outcomes is None else outcomes
     every = outcomes
@@ -205,6 +216,7 @@ def reconcile(
         unconfirmed_by_problem=tuple(sorted(problems.items())),
         changed_since=since.get("changed", 0),
         gone_since=since.get("gone", 0),
+        signed_in_since=since.get("signed_in", 0),
     )
 
 
@@ -220,13 +232,14 @@ def _confirm(
     settled: pd.Index | None = None,
 ) -> tuple[int, int, dict[str, int], dict[str, int]]:
     """Look up every imported user in its pool; return (checked, unconfirmed users, problem -> users,
-    {"changed": n, "gone": n} among the ``settled`` users, which are never unconfirmed again).
+    {"changed": n, "gone": n} among the ``settled`` users, which are never unconfirmed again, and
+    "signed_in": n among the others, those who reset their password since the import).
 
     Skipped users (already in the pool) are looked up too, for their ``sub``: the application team
     needs the existing account's sub for them as much as for the imported ones.
     """
     problems: dict[str, int] = {}
-    since = {"changed": 0, "gone": 0}
+    since = {"changed": 0, "gone": 0, "signed_in": 0}
     checked = unconfirmed = 0
     looked_up = outcomes[outcomes["outcome"].isin(IN_POOL)]
     headers = {c["pool_id"]: json.loads(c["header"]) for c in ledger.chunks(tenant) if c.get("header")}
@@ -268,21 +281,26 @@ def _confirm(
             group["attrs_digest"].to_numpy() == digest.to_numpy()
         )
         fresh = ~was_settled
+        # the user reset the password since the import (which creates RESET_REQUIRED users, fact 20): the
+        # account is the one imported when its sub is, and its attributes are the user's own by now
+        signed_in = fresh & exists & sub_ok & ~status_ok & found["status"].isin(["CONFIRMED"]).to_numpy()
+        held = fresh & ~signed_in
         for label, bad in (
             ("not in the pool", ~exists),
             ("status is not " + "/".join(expected_status), exists & ~status_ok),
             ("sub differs from the one recorded", exists & ~sub_ok),
             ("attributes differ from the import file", exists & ~attrs_ok),
         ):
-            if (bad & fresh).any():
-                problems[label] = problems.get(label, 0) + int((bad & fresh).sum())
+            if (bad & held).any():
+                problems[label] = problems.get(label, 0) + int((bad & held).sum())
         bad_any = ~exists | ~status_ok | ~sub_ok | ~attrs_ok
         since["gone"] += int((was_settled & ~exists).sum())
         since["changed"] += int((was_settled & exists & bad_any).sum())
+        since["signed_in"] += int(signed_in.sum())
         checked += len(group)
-        unconfirmed += int((bad_any & fresh).sum())
+        unconfirmed += int((bad_any & held).sum())
         confirm = group[["legacy_id"]].copy()
-        confirm["confirmed"] = (~bad_any | was_settled).astype(int)
+        confirm["confirmed"] = (~bad_any | was_settled | signed_in).astype(int)
         # a settled user now absent or under another sub keeps the sub confirmed then (None: not stored)
         confirm["sub"] = found["sub"].where(~(was_settled & ~(exists & sub_ok)), None).to_numpy()
         _store(ledger, tenant, str(pool_id), confirm, into)

@@ -133,4 +133,5 @@ def _outcomes(result: Any, accounting: Accounting) -> dict[str, Any]:
         "notes": accounting.notes,
         "changed_in_pool_since": accounting.changed_since,
         "gone_from_pool_since": accounting.gone_since,
+        "signed_in_since_import": accounting.signed_in_since,
     }

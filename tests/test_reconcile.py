@@ -147,10 +147,27 @@ def test_users_an_earlier_run_confirmed_are_not_looked_up_again_and_their_later_
     again = reconcile(ledger, "acme", 8, set(), target=target, settled=settled, recheck_settled=True)
     assert again.notes == later.notes                                             # and so does the next run
 
-    # the same changes to users this run imported (not settled) are its own failed confirmations
-    fresh = reconcile(ledger, "acme", 8, set(), target=target, settled=settled.drop(["L1", "L3"]))
-    assert not fresh.ok and (fresh.checked, fresh.unconfirmed, fresh.changed_since, fresh.gone_since) == (2, 2, 0, 0)
-    assert dict(fresh.unconfirmed_by_problem) == {"not in the pool": 1, "status is not RESET_REQUIRED": 1}
+    # users this run imported (not settled) are held to their import file: an edit or a deletion fails
+    # their confirmation; a password reset (CONFIRMED under the recorded sub) is the user signing in since
+    target._idp.admin_update_user_attributes(
+        UserPoolId=pool_id, Username="user1", UserAttributes=[{"Name": "name", "Value": "Edited After Sign-in"}])
+    target._idp.admin_delete_user(UserPoolId=pool_id, Username="user4")        # the same username, anew:
+    target._idp.admin_create_user(UserPoolId=pool_id, Username="user4", MessageAction="SUPPRESS")
+    target._idp.admin_set_user_password(UserPoolId=pool_id, Username="user4", Password="Aa1!aaaaaaaa",
+                                        Permanent=True)                        # CONFIRMED, another sub
+    fresh = reconcile(ledger, "acme", 8, set(), target=target, settled=settled.drop(["L1", "L2", "L3", "L4"]))
+    assert not fresh.ok and (fresh.checked, fresh.unconfirmed, fresh.signed_in_since) == (4, 3, 1)
+    assert (fresh.changed_since, fresh.gone_since) == (0, 0)
+    assert dict(fresh.unconfirmed_by_problem) == {
+        "attributes differ from the import file": 2,     # L2, and L4's new account
+        "not in the pool": 1,                             # L3
+        "status is not RESET_REQUIRED": 1,                # L4's new account: not the one imported
+        "sub differs from the one recorded": 1,
+    }
+    assert [n for n in fresh.notes if "reset their password" in n][0].startswith(
+        "1 imported user(s) have already reset their password (status CONFIRMED")
+    confirmed = ledger.outcomes("acme", pool_id).set_index("legacy_id")["confirmed"]
+    assert (confirmed["L1"], confirmed["L2"], confirmed["L3"], confirmed["L4"]) == (1, 0, 0, 0)
 
 
 def test_skipped_users_get_the_existing_accounts_sub(service: Any, ledger: Ledger, tmp_path: Path) -> None:
@@ -200,7 +217,8 @@ def test_outcomes_handed_to_reconcile_end_as_the_ledger_stores_them(service: Any
 
 
 def test_sharded_confirmation_catches_drift_among_other_users(service: Any, ledger: Ledger, tmp_path: Path) -> None:
-    """The pool also holds users of no outcome; a status change and a deletion are still each caught once."""
+    """The pool also holds users of no outcome; a user replaced by another account and a deletion are still
+    each caught once, and a password reset is noted, not caught."""
     service.reset_faults()
     target = make_target(service)
     pool_id, header = new_pool(target)
@@ -212,12 +230,16 @@ def test_sharded_confirmation_catches_drift_among_other_users(service: Any, ledg
     acc = reconcile(ledger, "acme", 130, set(), target=target, pages_per_second=200, listings=3)
     assert acc.ok and (acc.checked, acc.unconfirmed) == (130, 0)
     assert target.calls["ListUsers"] - before >= 16          # listed shard by shard
-    target._idp.admin_set_user_password(UserPoolId=pool_id, Username="user7", Password="Aa1!aaaaaaaa",
-                                        Permanent=True)
+    target._idp.admin_delete_user(UserPoolId=pool_id, Username="user7")
+    target._idp.admin_create_user(UserPoolId=pool_id, Username="user7", MessageAction="SUPPRESS")
     target._idp.admin_delete_user(UserPoolId=pool_id, Username="user70")
+    target._idp.admin_set_user_password(UserPoolId=pool_id, Username="user9", Password="Aa1!aaaaaaaa",
+                                        Permanent=True)
     drift = reconcile(ledger, "acme", 130, set(), target=target, listings=2, pages_per_second=0)
-    assert (drift.checked, drift.unconfirmed) == (130, 2)
-    assert dict(drift.unconfirmed_by_problem) == {"not in the pool": 1, "status is not RESET_REQUIRED": 1}
+    assert (drift.checked, drift.unconfirmed, drift.signed_in_since) == (130, 2, 1)
+    assert dict(drift.unconfirmed_by_problem) == {
+        "attributes differ from the import file": 1, "not in the pool": 1,
+        "status is not RESET_REQUIRED": 1, "sub differs from the one recorded": 1}
 
 
 def test_outcomes_file_joins_each_ids_distinct_reasons_in_order(ledger: Ledger, tmp_path: Path) -> None:

@@ -73,6 +73,7 @@ OUTCOMES = {
     "jobs": [{"job_id": "import-abc", "chunk": "chunk-00001.csv", "status": "Succeeded",
               "imported": 5, "skipped": 1, "failed": 1, "completion_message": "done"}],
     "accounting_ok": True,
+    "signed_in_since_import": 2,
 }
 
 
@@ -308,6 +309,7 @@ def test_add_load_outcomes_adds_the_import_section_without_changing_the_plan_rep
         "notes": [],
         "changed_in_pool_since": 0,
         "gone_from_pool_since": 0,
+        "signed_in_since_import": 2,
         "unaccounted": 0,
     }
     assert run["by_rule"] == plan["by_rule"] and run["gate"] == plan["gate"]

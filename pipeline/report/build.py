@@ -130,6 +130,8 @@ def add_load_outcomes(report: Mapping[str, Any], outcomes: Mapping[str, Any]) ->
         # users an earlier run imported and confirmed that the pool has changed or deleted since (notes)
         "changed_in_pool_since": int(outcomes.get("changed_in_pool_since", 0)),
         "gone_from_pool_since": int(outcomes.get("gone_from_pool_since", 0)),
+        # imported users not confirmed before who have reset their password since: confirmed (a note)
+        "signed_in_since_import": int(outcomes.get("signed_in_since_import", 0)),
         "unaccounted": out["counts"]["valid"] - imported - skipped - failed,
     }
     return out
