@@ -197,7 +197,7 @@ def migrate(tenant: TenantOpt = None,
     settings = load_settings()
     tenants = _tenants(settings, tenant)
     _prepare_source(settings)
-    target = _target(settings, yes=yes)
+    target = _target(settings, yes=yes or dry_run, writes=not dry_run)   # a dry run reads what report reads
     # AWS jobs take minutes, so polling every 1-15 s costs nothing; the local service finishes a
     # chunk in seconds, where the same polling would be most of the gap between two jobs.
     policy = LoadPolicy(on_failed_job=on_failed_job, keep_files=keep_files)

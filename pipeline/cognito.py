@@ -252,11 +252,12 @@ class CognitoTarget:
                      "check the network, any proxy (HTTPS_PROXY) and the region (COGNITO_REGION)")
             raise TransientLoadError(
                 f"{operation}: cannot reach {where} after {self.retry.max_attempts} attempts ({last}); {check}. "
-                "Then rerun: the ledger resumes the run."
+                "Then rerun the same command (a migrate resumes where it stopped)."
             )
         raise TransientLoadError(
             f"{operation} still failing after {self.retry.max_attempts} attempts ({last}); "
-            "Cognito is throttling or unavailable: rerun later, the ledger resumes the run."
+            "Cognito is throttling or unavailable: rerun the same command later (a migrate resumes where it "
+            "stopped)."
         )
 
     # ---- pools and the contract -------------------------------------------------------------------

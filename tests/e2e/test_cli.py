@@ -238,6 +238,24 @@ def test_real_aws_needs_the_explicit_yes(workspace: Workspace) -> None:
     assert not (workspace.root / "runs" / "acme-jp").exists()       # nothing planned, nothing written
 
 
+def test_a_dry_run_on_aws_reads_the_pool_like_report_without_the_yes(workspace: Workspace) -> None:
+    """A dry run writes nothing to Cognito: it reads the pool's contract, as ``report`` does, so it needs
+    no --yes and says so. AWS_ENDPOINT_URL points the AWS client at the local service (no real AWS)."""
+    assert workspace.run("report", "--tenant", "acme-jp").returncode == 0   # creates the tenant's pool
+    env = {"COGNITO_TARGET": "aws", "COGNITO_REGION": "us-east-1", "COGNITO_ENDPOINT_URL": "",
+           "AWS_ENDPOINT_URL": workspace.service.endpoint_url, "COGNITO_USER_POOL_ID": workspace.pool_id("acme-jp"),
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "COGNITO_LOGS_ROLE_ARN": "arn:aws:iam::123456789012:role/service-role/Cognito-UserImport-Role"}
+    dry = workspace.run("migrate", "--tenant", "acme-jp", "--dry-run", extra_env=env)
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "REAL AWS: region us-east-1. Only GetCSVHeader and DescribeUserPool are read." in dry.stderr
+    assert "without --yes" not in dry.stderr and "nothing imported" in dry.stdout
+    assert workspace.jobs("acme-jp") == [] and workspace.users("acme-jp") == []
+    real = workspace.run("migrate", "--tenant", "acme-jp", extra_env=env)          # the import still asks
+    assert real.returncode == 2 and "without --yes" in real.stderr
+    assert workspace.jobs("acme-jp") == [] and workspace.users("acme-jp") == []
+
+
 def test_an_incomplete_aws_configuration_lists_every_problem(workspace: Workspace) -> None:
     proc = workspace.run("migrate", extra_env={"COGNITO_TARGET": "aws", "COGNITO_ENDPOINT_URL": "",
                                                "AWS_REGION": "", "AWS_DEFAULT_REGION": ""})
