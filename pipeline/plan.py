@@ -25,7 +25,7 @@ from pipeline.arrowtext import key_hashes
 from pipeline.contract import PoolContract
 from pipeline.csvwrite import write_frame
 from pipeline.db import open_source
-from pipeline.errors import ConfigError, ContractError, ExtractError
+from pipeline.errors import ConfigError, ContractError, ExtractError, LoadError, TransientLoadError
 from pipeline.extract import stream_partitions
 from pipeline.mapping import (
     TenantMapping,
@@ -118,9 +118,21 @@ def _check_snapshot_pool(contract: PoolContract, path: Path, mapping: TenantMapp
 
 
 def read_contract(target: CognitoTarget, pool_id: str) -> PoolContract:
-    """The pool's rules, read live: GetCSVHeader and DescribeUserPool."""
-    return PoolContract.from_responses({"UserPoolId": pool_id, "CSVHeader": target.get_csv_header(pool_id)},
-                                       {"UserPool": target.describe_user_pool(pool_id)})
+    """The pool's rules, read live: GetCSVHeader and DescribeUserPool. A pool that cannot be read (a
+    wrong id or region, no permission, no connection) is a ContractError: nothing was loaded yet."""
+    try:
+        header = target.get_csv_header(pool_id)
+        pool = target.describe_user_pool(pool_id)
+    except TransientLoadError as exc:      # unreachable or throttled: its message says what to check
+        raise ContractError(f"The pool {pool_id} could not be read: {exc.message}") from None
+    except LoadError as exc:               # refused: a pool id, region or permission of the user's
+        code = getattr(exc, "code", "")
+        hint = ("Check the pool id (pool.user_pool_id in the tenant's mapping file, or COGNITO_USER_POOL_ID) "
+                "and the region (COGNITO_REGION): the id must name a pool of that region."
+                if code in ("ResourceNotFoundException", "UserNotFoundException") else
+                "Check that the credentials may call cognito-idp:GetCSVHeader and DescribeUserPool on it.")
+        raise ContractError(f"The pool {pool_id} could not be read: {exc.message.rstrip('.')}. {hint}") from None
+    return PoolContract.from_responses({"UserPoolId": pool_id, "CSVHeader": header}, {"UserPool": pool})
 
 
 def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None,

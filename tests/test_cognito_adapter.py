@@ -288,3 +288,20 @@ def test_users_frame_keys_blanks_and_missing_sub() -> None:
     not_compared = users_frame(users[:2], ["name"], key_attribute="email")   # the key is not a compared column
     assert list(not_compared.index)[:1] == ["a@x.jp"] and list(not_compared.columns)[-1] == "name"
     assert users_frame([], ["email"]).empty
+
+
+def test_a_pool_that_cannot_be_read_is_a_contract_error_saying_what_to_check(target: CognitoTarget) -> None:
+    """A wrong pool id (or region) and an unreachable endpoint are not load failures: nothing was loaded.
+    The plan stops with the pool named and what to check (exit 2), before any job."""
+    from pipeline.errors import ContractError
+    from pipeline.plan import read_contract
+
+    with pytest.raises(ContractError) as wrong:
+        read_contract(target, "us-east-1_doesnotexist")
+    assert wrong.value.exit_code == 2 and wrong.value.phase == "contract"
+    assert "The pool us-east-1_doesnotexist could not be read: GetCSVHeader refused" in str(wrong.value)
+    assert "COGNITO_USER_POOL_ID" in str(wrong.value) and "COGNITO_REGION" in str(wrong.value)
+    away = CognitoTarget.from_settings(TargetSettings(), endpoint_url="http://127.0.0.1:9",
+                                       retry=RetryPolicy(max_attempts=2, sleep=Sleeps(), jitter=lambda: 0.0))
+    with pytest.raises(ContractError, match=r"could not be read: GetCSVHeader: cannot reach http://127\.0\.0\.1:9"):
+        read_contract(away, "us-east-1_x")
