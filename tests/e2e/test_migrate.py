@@ -225,6 +225,38 @@ def test_a_rerun_after_go_live_still_adds_up_and_recheck_pool_notes_the_pools_ow
     assert subs[deleted["Username"]] == attrs(deleted)["sub"]   # kept, for the foreign keys already rewritten
 
 
+def test_users_who_reset_their_password_before_a_resumed_final_check_count_as_confirmed(
+        workspace: Workspace) -> None:
+    """A run stopped between its load and its final check leaves its users unconfirmed (the harvest
+    checks a sample). If users reset their password before the rerun (the application went live), the
+    rerun's check finds them CONFIRMED, not RESET_REQUIRED: they are the imported accounts, noted, and
+    the accounting adds up."""
+    first = workspace.run("migrate", "--tenant", "acme-jp")
+    assert first.returncode == 0, first.stdout + first.stderr
+    with sqlite3.connect(workspace.root / "runs" / "ledger.sqlite") as db:   # as a stop before the check leaves it
+        db.execute("UPDATE outcomes SET confirmed = 0 WHERE tenant = 'acme-jp'")
+    idp, pool = workspace.idp, workspace.pool_id("acme-jp")
+    signed_in = sorted(workspace.users("acme-jp"), key=lambda u: u["Username"])[:2]
+    for user in signed_in:
+        idp.admin_set_user_password(UserPoolId=pool, Username=user["Username"], Password="Aa1!aaaaaaaa",
+                                    Permanent=True)
+    idp.admin_update_user_attributes(UserPoolId=pool, Username=signed_in[0]["Username"],
+                                     UserAttributes=[{"Name": "name", "Value": "Edited After Sign-in"}])
+    users_before, jobs_before = len(workspace.users("acme-jp")), len(workspace.jobs("acme-jp"))
+
+    for noted in (2, 0):   # the rerun notes them; they are settled for the next one
+        rerun = workspace.run("migrate", "--tenant", "acme-jp")
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        assert "DOES NOT ADD UP" not in rerun.stdout
+        load = workspace.report("acme-jp")["load"]
+        assert (load["signed_in_since_import"], load["problems"]) == (noted, [])
+        assert ("NOTE: 2 imported user(s) have already reset their password" in rerun.stdout) == bool(noted)
+        assert (len(workspace.users("acme-jp")), len(workspace.jobs("acme-jp"))) == (users_before, jobs_before)
+    with open(workspace.latest_run("acme-jp") / "outcomes.csv", newline="") as fh:
+        rows = [row for row in csv.DictReader(fh) if row["outcome"] == "imported"]
+    assert rows and {row["confirmed"] for row in rows} == {"1"}
+
+
 def test_pre_existing_users_come_out_skipped(workspace: Workspace) -> None:
     dry = workspace.run("migrate", "--tenant", "acme-jp", "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
