@@ -186,6 +186,9 @@ def migrate(tenant: TenantOpt = None,
                 help="Look up again the users earlier runs confirmed in the pool, and note those changed or "
                      "deleted there since (on AWS a listing of the whole pool: ~1 hour per million users at "
                      "COGNITO_LIST_USERS_RPS=5)")] = False,
+            accept_missing: Annotated[bool, typer.Option(
+                help="Accept that imported users the final check does not find in the pool were deleted there "
+                     "on purpose: noted and settled, not failed on every run")] = False,
             yes: Annotated[bool, typer.Option("--yes", help="Confirm a run against real AWS")] = False) -> None:
     """Plan, import and reconcile every tenant (or --tenant); the local Cognito service by default."""
     from pipeline.ledger import Ledger
@@ -213,7 +216,8 @@ def migrate(tenant: TenantOpt = None,
             try:
                 result = migrate_tenant(settings, name, target=target, ledger=ledger, policy=policy,
                                         dry_run=dry_run, retry_failed=retry_failed,
-                                        recheck_pool=recheck_pool, progress=bars)
+                                        recheck_pool=recheck_pool, accept_missing=accept_missing,
+                                        progress=bars)
             except ValidationGateError as exc:   # this tenant imports nothing; the batch's others go on
                 if len(tenants) == 1:
                     raise

@@ -28,6 +28,7 @@ from pipeline.poolusers import get_users, key_attribute_of, user_key, users_fram
 from pipeline.reasons import IN_POOL, Outcome
 
 RECHECK_MISSING = 1_000   # wanted users absent from the listing that are looked up one by one
+NOT_IN_POOL = "not in the pool"   # the problem label of an imported user the check does not find
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Accounting:
     changed_since: int = 0  # imported users an earlier run confirmed whose status/attributes/sub changed since
     gone_since: int = 0     # imported users an earlier run confirmed who are no longer in the pool
     signed_in_since: int = 0  # imported users not confirmed before who have reset their password since
+    accepted_missing: int = 0  # imported users not found in the pool, accepted as deleted there (--accept-missing)
 
     @property
     def accounted(self) -> int:
@@ -82,6 +84,12 @@ class Accounting:
                 "not RESET_REQUIRED): each is still under its username, and under the sub recorded at the import "
                 "where the load looked it up; what it holds now is the user's own, so it is not compared with the "
                 "import file. They count as confirmed.")
+        if self.accepted_missing:
+            notes.append(
+                f"{self.accepted_missing} imported user(s) are not in the pool, and --accept-missing accepted "
+                "them as deleted there on purpose: they stay imported in outcomes.csv and legacy-id-to-sub.csv "
+                "(with the sub recorded at the import, where the load looked one up), are not imported again, "
+                "and are not checked again.")
         return notes
 
     @property
@@ -105,7 +113,10 @@ class Accounting:
             found.append(f"{self.unconfirmed} imported user(s) do not match the pool: "
                          + "; ".join(f"{n} {label}" for label, n in self.unconfirmed_by_problem)
                          + ". outcomes.csv marks them imported with confirmed 0: look them up in the pool "
-                         "(AdminGetUser) and compare with their import line; the next run checks them again.")
+                         "(AdminGetUser) and compare with their import line; the next run checks them again."
+                         + (" If those not in the pool were deleted there on purpose, rerun with --accept-missing "
+                            "(make migrate ARGS=--accept-missing)."
+                            if dict(self.unconfirmed_by_problem).get(NOT_IN_POOL) else ""))
         if self.source_rows != self.accounted and not (self.missing or self.double_counted):
             found.append(f"the outcomes count {self.accounted} users for {self.source_rows} source rows.")
         return found
@@ -135,6 +146,7 @@ def reconcile(
     source_keys: np.ndarray | None = None,
     settled: pd.Index | None = None,
     recheck_settled: bool = False,
+    accept_missing: bool = False,
 ) -> Accounting:
     """Add up the tenant's outcomes; with ``target`` (a CognitoTarget), confirm imported users in the pool.
 
@@ -163,6 +175,10 @@ def reconcile(
     20), so such a user has reset the password since, and may have edited the profile: on a long run
     with the application live, or when the final check of a stopped run comes after go-live. That
     counts as confirmed (``signed_in_since``, a note), with the attributes not compared.
+
+    ``accept_missing``: imported users the check does not find in the pool (users this run imported,
+    or never confirmed) were deleted there on purpose, the user says: they are settled as they are
+    (``accepted_missing``, a note), instead of failing the accounting on every run.
     """
     outcomes = ledger.outcomes(tenant, pool_id) if outcomes is None else outcomes
     every = outcomes
@@ -196,7 +212,7 @@ def reconcile(
             outcomes = outcomes[settled.get_indexer(outcomes["legacy_id"].astype(str)) == -1]
         checked, unconfirmed, problems, since = _confirm(
             ledger, target, tenant, outcomes, expected_status, pages_per_second, listings, into=every,
-            settled=settled,
+            settled=settled, accept_missing=accept_missing,
         )
     return Accounting(
         tenant=tenant,
@@ -217,6 +233,7 @@ def reconcile(
         changed_since=since.get("changed", 0),
         gone_since=since.get("gone", 0),
         signed_in_since=since.get("signed_in", 0),
+        accepted_missing=since.get("accepted", 0),
     )
 
 
@@ -230,16 +247,18 @@ def _confirm(
     listings: int,
     into: pd.DataFrame | None = None,
     settled: pd.Index | None = None,
+    accept_missing: bool = False,
 ) -> tuple[int, int, dict[str, int], dict[str, int]]:
     """Look up every imported user in its pool; return (checked, unconfirmed users, problem -> users,
     {"changed": n, "gone": n} among the ``settled`` users, which are never unconfirmed again, and
-    "signed_in": n among the others, those who reset their password since the import).
+    "signed_in": n among the others, those who reset their password since the import, and "accepted":
+    n of them not in the pool that ``accept_missing`` settles).
 
     Skipped users (already in the pool) are looked up too, for their ``sub``: the application team
     needs the existing account's sub for them as much as for the imported ones.
     """
     problems: dict[str, int] = {}
-    since = {"changed": 0, "gone": 0, "signed_in": 0}
+    since = {"changed": 0, "gone": 0, "signed_in": 0, "accepted": 0}
     checked = unconfirmed = 0
     looked_up = outcomes[outcomes["outcome"].isin(IN_POOL)]
     headers = {c["pool_id"]: json.loads(c["header"]) for c in ledger.chunks(tenant) if c.get("header")}
@@ -284,9 +303,10 @@ def _confirm(
         # the user reset the password since the import (which creates RESET_REQUIRED users, fact 20): the
         # account is the one imported when its sub is, and its attributes are the user's own by now
         signed_in = fresh & exists & sub_ok & ~status_ok & found["status"].isin(["CONFIRMED"]).to_numpy()
-        held = fresh & ~signed_in
+        accepted = fresh & ~exists if accept_missing else np.zeros(len(group), dtype=bool)
+        held = fresh & ~signed_in & ~accepted
         for label, bad in (
-            ("not in the pool", ~exists),
+            (NOT_IN_POOL, ~exists),
             ("status is not " + "/".join(expected_status), exists & ~status_ok),
             ("sub differs from the one recorded", exists & ~sub_ok),
             ("attributes differ from the import file", exists & ~attrs_ok),
@@ -297,12 +317,14 @@ def _confirm(
         since["gone"] += int((was_settled & ~exists).sum())
         since["changed"] += int((was_settled & exists & bad_any).sum())
         since["signed_in"] += int(signed_in.sum())
+        since["accepted"] += int(accepted.sum())
         checked += len(group)
         unconfirmed += int((bad_any & held).sum())
         confirm = group[["legacy_id"]].copy()
-        confirm["confirmed"] = (~bad_any | was_settled | signed_in).astype(int)
-        # a settled user now absent or under another sub keeps the sub confirmed then (None: not stored)
-        confirm["sub"] = found["sub"].where(~(was_settled & ~(exists & sub_ok)), None).to_numpy()
+        confirm["confirmed"] = (~bad_any | was_settled | signed_in | accepted).astype(int)
+        # only a sub that matches the recorded one (or the first one seen) is stored: a user absent now, or
+        # under another sub (an account deleted and created anew), keeps the sub recorded (None: not stored)
+        confirm["sub"] = found["sub"].where(exists & sub_ok, None).to_numpy()
         _store(ledger, tenant, str(pool_id), confirm, into)
     return checked, unconfirmed, problems, since
 

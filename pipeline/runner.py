@@ -38,7 +38,8 @@ class MigrateResult:
 
 def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledger: Ledger,
                    policy: LoadPolicy, dry_run: bool = False, retry_failed: bool = False,
-                   recheck_pool: bool = False, progress: Progress | None = None) -> MigrateResult:
+                   recheck_pool: bool = False, accept_missing: bool = False,
+                   progress: Progress | None = None) -> MigrateResult:
     """A plan, the rejection gate, then one import job per chunk, reconciliation and the run report.
 
     ``retry_failed``: the users Cognito failed in earlier jobs of this tenant and pool, whose lines are
@@ -48,6 +49,9 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
 
     ``recheck_pool``: look up again the users earlier runs already confirmed in the pool, and note those
     the pool changed or deleted since (``reconcile``'s ``recheck_settled``).
+
+    ``accept_missing``: imported users the final check does not find in the pool were deleted there on
+    purpose; they are noted and settled instead of failing the accounting (``reconcile``'s).
     """
     clock = time.monotonic()
     plan = plan_tenant(settings, tenant, target=target, progress=progress)
@@ -76,7 +80,7 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
     accounting = reconcile(ledger, tenant, plan.source_rows, plan.rejected_ids, pool_id=plan.pool_id,
                            target=target, pages_per_second=settings.target.list_users_pages_per_second,
                            outcomes=outcomes, source_keys=plan.source_keys, settled=settled,
-                           recheck_settled=recheck_pool)
+                           recheck_settled=recheck_pool, accept_missing=accept_missing)
     sub_path = plan.run_dir / "legacy-id-to-sub.csv"
     write_sub_mapping(ledger, tenant, sub_path, pool_id=plan.pool_id, outcomes=outcomes)
     write_outcomes(ledger, tenant, plan.run_dir / "rejects.csv", plan.run_dir / "outcomes.csv",
@@ -134,4 +138,5 @@ def _outcomes(result: Any, accounting: Accounting) -> dict[str, Any]:
         "changed_in_pool_since": accounting.changed_since,
         "gone_from_pool_since": accounting.gone_since,
         "signed_in_since_import": accounting.signed_in_since,
+        "accepted_missing": accounting.accepted_missing,
     }

@@ -12,7 +12,7 @@ import pandas as pd
 from pipeline.arrowtext import key_hashes
 from pipeline.ledger import Ledger
 from pipeline.load import run_load
-from pipeline.reconcile import reconcile, write_sub_mapping
+from pipeline.reconcile import NOT_IN_POOL, reconcile, write_sub_mapping
 from tests import loadfixtures as fx
 from tests.loadfixtures import fast_policy, make_chunks, make_target, new_pool
 
@@ -168,6 +168,22 @@ def test_users_an_earlier_run_confirmed_are_not_looked_up_again_and_their_later_
         "1 imported user(s) have already reset their password (status CONFIRMED")
     confirmed = ledger.outcomes("acme", pool_id).set_index("legacy_id")["confirmed"]
     assert (confirmed["L1"], confirmed["L2"], confirmed["L3"], confirmed["L4"]) == (1, 0, 0, 0)
+    # the new account's sub does not replace the one imported: the next run must still see it differ
+    assert ledger.outcomes("acme", pool_id).set_index("legacy_id").loc["L4", "sub"] == subs["L4"]
+    (problem,) = fresh.problems                                   # L3 fails every run, unless accepted:
+    assert problem.endswith("If those not in the pool were deleted there on purpose, rerun with --accept-missing "
+                            "(make migrate ARGS=--accept-missing).")
+
+    accepted = reconcile(ledger, "acme", 8, set(), target=target, settled=settled.drop(["L1", "L2", "L3", "L4"]),
+                         accept_missing=True)
+    assert not accepted.ok and (accepted.unconfirmed, accepted.accepted_missing, accepted.signed_in_since) == (2, 1, 1)
+    assert NOT_IN_POOL not in dict(accepted.unconfirmed_by_problem) and "--accept-missing" not in accepted.problems[0]
+    assert any(n.startswith("1 imported user(s) are not in the pool, and --accept-missing accepted them")
+               for n in accepted.notes)
+    after = ledger.outcomes("acme", pool_id).set_index("legacy_id")
+    assert (after.loc["L3", "outcome"], after.loc["L3", "confirmed"], after.loc["L3", "sub"]) == (
+        "imported", 1, subs["L3"])                                # settled as it was: not checked again
+    assert "L3" in ledger.in_pool_ids("acme", pool_id, confirmed_only=True)
 
 
 def test_skipped_users_get_the_existing_accounts_sub(service: Any, ledger: Ledger, tmp_path: Path) -> None:

@@ -310,6 +310,7 @@ def test_add_load_outcomes_adds_the_import_section_without_changing_the_plan_rep
         "changed_in_pool_since": 0,
         "gone_from_pool_since": 0,
         "signed_in_since_import": 2,
+        "accepted_missing": 0,
         "unaccounted": 0,
     }
     assert run["by_rule"] == plan["by_rule"] and run["gate"] == plan["gate"]

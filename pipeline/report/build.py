@@ -132,6 +132,8 @@ def add_load_outcomes(report: Mapping[str, Any], outcomes: Mapping[str, Any]) ->
         "gone_from_pool_since": int(outcomes.get("gone_from_pool_since", 0)),
         # imported users not confirmed before who have reset their password since: confirmed (a note)
         "signed_in_since_import": int(outcomes.get("signed_in_since_import", 0)),
+        # imported users not in the pool that --accept-missing settled as deleted there (a note)
+        "accepted_missing": int(outcomes.get("accepted_missing", 0)),
         "unaccounted": out["counts"]["valid"] - imported - skipped - failed,
     }
     return out

@@ -257,6 +257,31 @@ def test_users_who_reset_their_password_before_a_resumed_final_check_count_as_co
     assert rows and {row["confirmed"] for row in rows} == {"1"}
 
 
+def test_an_imported_user_deleted_before_the_final_check_fails_until_accept_missing_settles_it(
+        workspace: Workspace) -> None:
+    """A user deleted from the pool between its import and the final check (a stopped run resumed
+    later) fails the accounting on every rerun, with the way out named; --accept-missing settles it."""
+    first = workspace.run("migrate", "--tenant", "acme-jp")
+    assert first.returncode == 0, first.stdout + first.stderr
+    with sqlite3.connect(workspace.root / "runs" / "ledger.sqlite") as db:   # as a stop before the check leaves it
+        db.execute("UPDATE outcomes SET confirmed = 0 WHERE tenant = 'acme-jp'")
+    deleted = sorted(workspace.users("acme-jp"), key=lambda u: u["Username"])[0]
+    workspace.idp.admin_delete_user(UserPoolId=workspace.pool_id("acme-jp"), Username=deleted["Username"])
+    users_before, jobs_before = len(workspace.users("acme-jp")), len(workspace.jobs("acme-jp"))
+
+    for args, code, accepted in (((), 5, 0), ((), 5, 0), (("--accept-missing",), 0, 1), ((), 0, 0)):
+        rerun = workspace.run("migrate", "--tenant", "acme-jp", *args)
+        assert rerun.returncode == code, rerun.stdout + rerun.stderr
+        load = workspace.report("acme-jp")["load"]
+        assert load["accepted_missing"] == accepted
+        assert ("rerun with --accept-missing" in rerun.stdout) == (code == 5)
+        assert ("--accept-missing accepted them" in rerun.stdout) == bool(accepted)
+        assert (len(workspace.users("acme-jp")), len(workspace.jobs("acme-jp"))) == (users_before, jobs_before)
+    with open(workspace.latest_run("acme-jp") / "legacy-id-to-sub.csv", newline="") as fh:
+        subs = {row["username"]: row["sub"] for row in csv.DictReader(fh)}
+    assert subs[deleted["Username"]] == attrs(deleted)["sub"]
+
+
 def test_pre_existing_users_come_out_skipped(workspace: Workspace) -> None:
     dry = workspace.run("migrate", "--tenant", "acme-jp", "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
