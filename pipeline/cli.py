@@ -13,6 +13,7 @@ import gc
 import os
 import sqlite3
 import sys
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -193,7 +194,7 @@ def migrate(tenant: TenantOpt = None,
     """Plan, import and reconcile every tenant (or --tenant); the local Cognito service by default."""
     from pipeline.ledger import Ledger
     from pipeline.load import LoadPolicy
-    from pipeline.runner import migrate_tenant
+    from pipeline.runner import MigrateResult, start_tenant
 
     if on_failed_job not in ("stop", "continue"):
         raise MigrationError(f"--on-failed-job {on_failed_job!r}: write 'stop' or 'continue'.")
@@ -210,25 +211,52 @@ def migrate(tenant: TenantOpt = None,
     failed_accounting: list[str] = []
     stopped: list[str] = []
     gated: list[str] = []
-    with Ledger.open(settings.runs_dir / "ledger.sqlite", lock_key=target.account_key) as ledger, \
-            _progress() as bars:
-        for name in tenants:
-            try:
-                result = migrate_tenant(settings, name, target=target, ledger=ledger, policy=policy,
-                                        dry_run=dry_run, retry_failed=retry_failed,
-                                        recheck_pool=recheck_pool, accept_missing=accept_missing,
-                                        progress=bars)
-            except ValidationGateError as exc:   # this tenant imports nothing; the batch's others go on
-                if len(tenants) == 1:
-                    raise
-                err.print(f"error ({exc.phase}): {exc}", markup=False, style="bold red")
-                gated.append(name)
-                continue
+    # a tenant's final check (on AWS a paced listing of its pool: minutes) runs on this thread while the
+    # next tenant plans and loads; results are printed in tenant order, each when the next one has loaded
+    checking: list[tuple[str, Future[MigrateResult]]] = []
+
+    def settle() -> None:
+        """Wait for the tenant whose check runs in the background; print its result (or raise its error)."""
+        while checking:
+            name, future = checking.pop()
+            result = future.result()
             _print_result(result)
             if result.stop_reason:
                 stopped.append(name)
             elif result.accounting is not None and not result.accounting.ok:
                 failed_accounting.append(name)
+
+    checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="final-check")
+    interrupted = False
+    with Ledger.open(settings.runs_dir / "ledger.sqlite", lock_key=target.account_key) as ledger, \
+            _progress() as bars:
+        try:
+            for name in tenants:
+                try:
+                    finish = start_tenant(settings, name, target=target, ledger=ledger, policy=policy,
+                                          dry_run=dry_run, retry_failed=retry_failed, recheck_pool=recheck_pool,
+                                          accept_missing=accept_missing, progress=bars)
+                except ValidationGateError as exc:   # this tenant imports nothing; the batch's others go on
+                    if len(tenants) == 1:
+                        raise
+                    settle()
+                    err.print(f"error ({exc.phase}): {exc}", markup=False, style="bold red")
+                    gated.append(name)
+                    continue
+                settle()
+                checking.append((name, checker.submit(finish)))
+            settle()
+        except KeyboardInterrupt:
+            interrupted = True      # the CLI exits at once; the ledger holds what each check committed
+            raise
+        except BaseException:
+            try:                    # this tenant's error: the previous tenant's result is printed first
+                settle()
+            except MigrationError as previous:
+                err.print(f"error ({previous.phase}): {previous}", markup=False, style="bold red")
+            raise
+        finally:
+            checker.shutdown(wait=not interrupted, cancel_futures=True)
     if failed_accounting:
         raise ReconcileError(f"The accounting does not add up for {', '.join(failed_accounting)}; see the "
                              "run reports above.")

@@ -1,11 +1,13 @@
 """``migrate_tenant``: a plan (``pipeline.plan``), the rejection gate, then load, reconcile and the
-full run report. Stages hand over files on disk (``runs/<tenant>/<plan id>/``), so a crashed run
+full run report (``start_tenant`` returns the reconcile as a call of its own, for the CLI to overlap
+with the next tenant's plan and load). Stages hand over files on disk (``runs/<tenant>/<plan id>/``), so a crashed run
 resumes from the ledger and the chunk files' sha256, not from memory.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,7 @@ from pipeline.report import add_load_outcomes, write_reports
 from pipeline.settings import Settings
 
 __all__ = ["MigrateResult", "PlanResult", "Progress", "migrate_tenant", "plan_tenant", "read_contract",
-           "resolve_pool"]
+           "resolve_pool", "start_tenant"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,20 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
                    policy: LoadPolicy, dry_run: bool = False, retry_failed: bool = False,
                    recheck_pool: bool = False, accept_missing: bool = False,
                    progress: Progress | None = None) -> MigrateResult:
-    """A plan, the rejection gate, then one import job per chunk, reconciliation and the run report.
+    """A plan, the rejection gate, then one import job per chunk, reconciliation and the run report
+    (``start_tenant``, then the call it returns)."""
+    return start_tenant(settings, tenant, target=target, ledger=ledger, policy=policy, dry_run=dry_run,
+                        retry_failed=retry_failed, recheck_pool=recheck_pool, accept_missing=accept_missing,
+                        progress=progress)()
+
+
+def start_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledger: Ledger,
+                 policy: LoadPolicy, dry_run: bool = False, retry_failed: bool = False,
+                 recheck_pool: bool = False, accept_missing: bool = False,
+                 progress: Progress | None = None) -> Callable[[], MigrateResult]:
+    """The plan, the rejection gate and the load; the returned call reconciles and writes the run's
+    files, and may be made on another thread while the next tenant plans and loads (the ledger is
+    shared between threads, and this tenant has no import job left by then).
 
     ``retry_failed``: the users Cognito failed in earlier jobs of this tenant and pool, whose lines are
     unchanged in a chunk that is done, are imported again from ``retry-NNNNN`` files after the chunks
@@ -66,8 +81,9 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
     if dry_run:
         if retry_failed:   # retry files are files too: written and described, never imported
             _retry_chunks(ledger, plan, progress)
-        return MigrateResult(plan=plan, accounting=None, report_paths=plan.report_paths, sub_mapping=None,
-                             timings=timings, already_in_pool=_already_in_pool(ledger, plan))
+        dry = MigrateResult(plan=plan, accounting=None, report_paths=plan.report_paths, sub_mapping=None,
+                            timings=timings, already_in_pool=_already_in_pool(ledger, plan))
+        return lambda: dry
     clock = time.monotonic()
     settled = ledger.in_pool_ids(tenant, plan.pool_id, confirmed_only=True)   # before this run's own checks
     chunks = list(plan.chunks)
@@ -75,22 +91,26 @@ def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, le
         chunks += _retry_chunks(ledger, plan, progress)
     result = run_load(target, ledger, tenant, plan.pool_id, chunks, policy, progress=progress)
     timings["load"] = time.monotonic() - clock
-    clock = time.monotonic()
-    outcomes = ledger.outcomes(tenant, plan.pool_id)     # reconcile adds the subs it confirms
-    accounting = reconcile(ledger, tenant, plan.source_rows, plan.rejected_ids, pool_id=plan.pool_id,
-                           target=target, pages_per_second=settings.target.list_users_pages_per_second,
-                           outcomes=outcomes, source_keys=plan.source_keys, settled=settled,
-                           recheck_settled=recheck_pool, accept_missing=accept_missing)
-    sub_path = plan.run_dir / "legacy-id-to-sub.csv"
-    write_sub_mapping(ledger, tenant, sub_path, pool_id=plan.pool_id, outcomes=outcomes)
-    write_outcomes(ledger, tenant, plan.run_dir / "rejects.csv", plan.run_dir / "outcomes.csv",
-                   pool_id=plan.pool_id, outcomes=outcomes)
-    del outcomes
-    report = add_load_outcomes(plan.report, outcomes=_outcomes(result, accounting))
-    paths = write_reports(report, plan.run_dir)
-    timings["reconcile"] = time.monotonic() - clock
-    return MigrateResult(plan=plan, accounting=accounting, report_paths=paths, sub_mapping=sub_path,
-                         stop_reason=result.stop_reason if result.stopped else None, timings=timings)
+
+    def finish() -> MigrateResult:
+        clock = time.monotonic()
+        outcomes = ledger.outcomes(tenant, plan.pool_id)     # reconcile adds the subs it confirms
+        accounting = reconcile(ledger, tenant, plan.source_rows, plan.rejected_ids, pool_id=plan.pool_id,
+                               target=target, pages_per_second=settings.target.list_users_pages_per_second,
+                               outcomes=outcomes, source_keys=plan.source_keys, settled=settled,
+                               recheck_settled=recheck_pool, accept_missing=accept_missing)
+        sub_path = plan.run_dir / "legacy-id-to-sub.csv"
+        write_sub_mapping(ledger, tenant, sub_path, pool_id=plan.pool_id, outcomes=outcomes)
+        write_outcomes(ledger, tenant, plan.run_dir / "rejects.csv", plan.run_dir / "outcomes.csv",
+                       pool_id=plan.pool_id, outcomes=outcomes)
+        del outcomes
+        report = add_load_outcomes(plan.report, outcomes=_outcomes(result, accounting))
+        paths = write_reports(report, plan.run_dir)
+        timings["reconcile"] = time.monotonic() - clock
+        return MigrateResult(plan=plan, accounting=accounting, report_paths=paths, sub_mapping=sub_path,
+                             stop_reason=result.stop_reason if result.stopped else None, timings=timings)
+
+    return finish
 
 
 def _already_in_pool(ledger: Ledger, plan: PlanResult) -> int:

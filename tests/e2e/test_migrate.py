@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import re
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -280,6 +281,24 @@ def test_an_imported_user_deleted_before_the_final_check_fails_until_accept_miss
     with open(workspace.latest_run("acme-jp") / "legacy-id-to-sub.csv", newline="") as fh:
         subs = {row["username"]: row["sub"] for row in csv.DictReader(fh)}
     assert subs[deleted["Username"]] == attrs(deleted)["sub"]
+
+
+def test_a_tenants_final_check_runs_while_the_next_tenant_plans_and_loads(workspace: Workspace) -> None:
+    """In a batch, each tenant's final check (on AWS a paced listing: minutes per tenant) overlaps the next
+    tenant's plan and load: the next tenant's first import job is created before the first tenant's
+    outcome files are written. Results still print in tenant order, and both add up."""
+    proc = workspace.run("migrate", "--tenant", "acme-jp,globex-us",
+                         extra_env={"COGNITO_LIST_USERS_RPS": "3"})    # >= 16 listing pages: >= 5 s of check
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    first_checked = datetime.fromtimestamp(
+        (workspace.latest_run("acme-jp") / "outcomes.csv").stat().st_mtime, tz=UTC)
+    next_started = min(job["CreationDate"] for job in workspace.jobs("globex-us"))
+    assert next_started < first_checked
+    assert proc.stdout.index("acme-jp  pool") < proc.stdout.index("globex-us  pool")
+    assert proc.stdout.count("OK") == 2 and "DOES NOT ADD UP" not in proc.stdout
+    for tenant in ("acme-jp", "globex-us"):
+        counts = workspace.report(tenant)["counts"]
+        assert counts["imported"] + counts["rejected"] == len(workspace.source_ids(tenant))
 
 
 def test_pre_existing_users_come_out_skipped(workspace: Workspace) -> None:
