@@ -211,7 +211,7 @@ def migrate(tenant: TenantOpt = None,
     failed_accounting: list[str] = []
     stopped: list[str] = []
     gated: list[str] = []
-    # a tenant's final check (on AWS a paced listing of its pool: minutes) runs on this thread while the
+    # a tenant's final check (on AWS a paced listing of its pool: minutes) runs on a thread of its own while the
     # next tenant plans and loads; results are printed in tenant order, each when the next one has loaded
     checking: list[tuple[str, Future[MigrateResult]]] = []
 
