@@ -284,9 +284,10 @@ def test_an_imported_user_deleted_before_the_final_check_fails_until_accept_miss
 
 
 def test_a_tenants_final_check_runs_while_the_next_tenant_plans_and_loads(workspace: Workspace) -> None:
-    """In a batch, each tenant's final check (on AWS a paced listing: minutes per tenant) overlaps the next
-    tenant's plan and load: the next tenant's first import job is created before the first tenant's
-    outcome files are written. Results still print in tenant order, and both add up."""
+    """In a batch with a paced final check (on AWS a listing at 5 pages a second: minutes per tenant), each
+    tenant's check overlaps the next tenant's plan and load: the next tenant's first import job is
+    created before the first tenant's outcome files are written. Results still print in tenant order,
+    and both add up. (Unpaced, against the local service, the checks run in turn: see README.)"""
     proc = workspace.run("migrate", "--tenant", "acme-jp,globex-us",
                          extra_env={"COGNITO_LIST_USERS_RPS": "3"})    # >= 16 listing pages: >= 5 s of check
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -299,6 +300,18 @@ def test_a_tenants_final_check_runs_while_the_next_tenant_plans_and_loads(worksp
     for tenant in ("acme-jp", "globex-us"):
         counts = workspace.report(tenant)["counts"]
         assert counts["imported"] + counts["rejected"] == len(workspace.source_ids(tenant))
+
+
+def test_an_unpaced_final_check_runs_before_the_next_tenant(workspace: Workspace) -> None:
+    """Against the local service the check is not paced: overlapped, it would take the CPU and the
+    service from the next tenant's jobs, so the next tenant starts once the check has written its files
+    (a check made slow here by throttled ListUsers pages, retried with backoff)."""
+    workspace.service.configure(throttle_rate=0.5, throttle_operations={"ListUsers"})
+    proc = workspace.run("migrate", "--tenant", "globex-us,initech-de")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    first_checked = datetime.fromtimestamp(
+        (workspace.latest_run("globex-us") / "outcomes.csv").stat().st_mtime, tz=UTC)
+    assert min(job["CreationDate"] for job in workspace.jobs("initech-de")) > first_checked
 
 
 def test_pre_existing_users_come_out_skipped(workspace: Workspace) -> None:
