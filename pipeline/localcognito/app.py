@@ -39,6 +39,7 @@ from pipeline.localcognito.jobs import Job, JobStore
 from pipeline.localcognito.listing import admin_user_json, list_users_page, may_write, note_change, parse_filter
 from pipeline.localcognito.operations import OPERATIONS, Context, ImportOperations
 from pipeline.localcognito.processing import ImportWorker
+from pipeline.localcognito.users import get_user
 
 # The project checkout this service runs from (``make migrate`` warns when the service on its port
 # belongs to another checkout, whose code may differ).
@@ -191,7 +192,7 @@ class LocalCognitoApp:
         if pool is None or not isinstance(params.get("Username"), str):
             return None
         with self.service.lock:
-            user = pool._get_user(params["Username"])
+            user = get_user(pool, params["Username"])
             result = admin_user_json(user) if user is not None else None
         if result is None:
             return None

@@ -1,4 +1,4 @@
-"""Who is already in the pool, and how an imported user is created in moto's backend.
+"""Who is already in the pool, how an imported user is created in moto's backend, and AdminGetUser's lookup.
 
 ``PoolIndex`` is built once per job from ``pool.users`` (so users made through moto's own API count)
 and kept up to date as the job creates users: every uniqueness check is a set lookup, never a scan.
@@ -13,6 +13,42 @@ from moto.cognitoidp.models import CognitoIdpUser, CognitoIdpUserPool, UserStatu
 from pipeline.localcognito.rules import USERNAME, VERIFIED, PoolRules
 
 MSG_EXISTS = "The user already exists."                                   # fact 19
+
+# Per pool whose UsernameAttributes name email or phone (fact 16): sign-in value -> user, for AdminGetUser.
+_SIGN_IN: dict[str, tuple[CognitoIdpUserPool, dict[str, CognitoIdpUser]]] = {}
+
+
+def get_user(pool: CognitoIdpUserPool, username: str) -> CognitoIdpUser | None:
+    """The user AdminGetUser names, as moto's ``_get_user`` finds it, without its scan where it can.
+
+    In a pool whose UsernameAttributes are email or phone, moto compares every user's attributes (each
+    flattened anew) with the name: a whole-pool scan per call, which made a harvest's 200 lookups take
+    most of a job's time (globex-us: 69 s to import 223,000 users, against 16 s for 213,000 in acme-jp).
+    An index of the sign-in values, filled when first asked and as imports create users, answers
+    instead; a hit is checked against the pool, and a miss falls back to moto's own lookup, so users
+    made, changed or deleted through moto's API are found as before. Call under the service lock.
+    """
+    attributes = pool.extended_config.get("UsernameAttributes") or []
+    if not attributes:
+        return pool.users.get(username)
+    kept = _SIGN_IN.get(pool.id)
+    if kept is None or kept[0] is not pool:
+        kept = _SIGN_IN[pool.id] = (pool, {})
+        for each in pool.users.values():
+            _remember(kept[1], attributes, each)
+    user = kept[1].get(username)
+    if (user is not None and pool.users.get(user.username) is user
+            and any(user.attribute_lookup.get(a) == username for a in attributes)):
+        return user
+    # a sub (a UUID, never an email or a phone number) is the real Username; else moto's scan
+    return pool.users.get(username) or pool._get_user(username)
+
+
+def _remember(index: dict[str, CognitoIdpUser], attributes: list[str], user: CognitoIdpUser) -> None:
+    for attribute in attributes:
+        value = user.attribute_lookup.get(attribute)
+        if value:
+            index.setdefault(value, user)     # the first user holding it, as moto's scan finds it
 
 
 class PoolIndex:
@@ -65,4 +101,7 @@ class PoolIndex:
                               [{"Name": k, "Value": v} for k, v in attrs.items()])
         self.pool.users[user.username] = user
         self._add(user.username, attrs)
+        kept = _SIGN_IN.get(self.pool.id)
+        if kept is not None and kept[0] is self.pool:
+            _remember(kept[1], self.pool.extended_config.get("UsernameAttributes") or [], user)
         return user

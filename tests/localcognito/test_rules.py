@@ -182,3 +182,33 @@ def test_username_case(kit, sensitive, second):                              # f
     pool = kit.pool(UsernameConfiguration={"CaseSensitive": sensitive})
     _, lines = kit.run(pool, [user("John"), user("john", email="j2@example.com")])
     assert lines[1].startswith(f"[{second}] Line Number 2 - ")
+
+
+def test_admin_get_user_by_email_reads_an_index_that_follows_moto_api_changes(kit, monkeypatch):   # fact 16
+    """moto finds a user by email with a scan of the whole pool per call; the service keeps an index,
+    checks each hit against the pool, and falls back to moto for users made or changed through its API."""
+    from moto.cognitoidp.models import CognitoIdpUserPool
+
+    pool = kit.pool(UsernameAttributes=["email"])
+    kit.run(pool, [{"cognito:username": f"u{i}@example.com", "email": f"u{i}@example.com",
+                    "email_verified": "true"} for i in range(3)])
+    scans: list[str] = []
+    scan = CognitoIdpUserPool._get_user
+    monkeypatch.setattr(CognitoIdpUserPool, "_get_user", lambda self, name: scans.append(name) or scan(self, name))
+
+    def get(name: str) -> dict:
+        found = kit.idp.admin_get_user(UserPoolId=pool, Username=name)
+        return {**found, "attrs": {a["Name"]: a["Value"] for a in found["UserAttributes"]}}
+
+    first = get("u0@example.com")
+    assert first["attrs"]["email"] == "u0@example.com" and first["Username"] == first["attrs"]["sub"]
+    assert get("u1@example.com")["attrs"]["email"] == "u1@example.com"
+    assert get(first["Username"])["attrs"]["email"] == "u0@example.com"        # by the real Username (sub)
+    assert scans == []                                                         # no scan of the pool
+    kit.idp.admin_update_user_attributes(UserPoolId=pool, Username="u2@example.com",
+                                         UserAttributes=[{"Name": "email", "Value": "new@example.com"}])
+    kit.idp.admin_delete_user(UserPoolId=pool, Username="u1@example.com")
+    assert get("new@example.com")["attrs"]["email"] == "new@example.com"
+    for gone in ("u2@example.com", "u1@example.com"):
+        with pytest.raises(kit.idp.exceptions.UserNotFoundException):
+            get(gone)
