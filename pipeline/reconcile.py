@@ -230,10 +230,7 @@ def reconcile(
         checked=checked,
         unconfirmed=unconfirmed,
         unconfirmed_by_problem=tuple(sorted(problems.items())),
-        changed_since=since.get("changed", 0),
-        gone_since=since.get("gone", 0),
-        signed_in_since=since.get("signed_in", 0),
-        accepted_missing=since.get("accepted", 0),
+        **since,
     )
 
 
@@ -250,15 +247,15 @@ def _confirm(
     accept_missing: bool = False,
 ) -> tuple[int, int, dict[str, int], dict[str, int]]:
     """Look up every imported user in its pool; return (checked, unconfirmed users, problem -> users,
-    {"changed": n, "gone": n} among the ``settled`` users, which are never unconfirmed again, and
-    "signed_in": n among the others, those who reset their password since the import, and "accepted":
-    n of them not in the pool that ``accept_missing`` settles).
+    the counts of the pool's changes that are notes, by ``Accounting`` field: ``changed_since`` and
+    ``gone_since`` among the ``settled`` users, which are never unconfirmed again; ``signed_in_since``
+    and ``accepted_missing`` among the others).
 
     Skipped users (already in the pool) are looked up too, for their ``sub``: the application team
     needs the existing account's sub for them as much as for the imported ones.
     """
     problems: dict[str, int] = {}
-    since = {"changed": 0, "gone": 0, "signed_in": 0, "accepted": 0}
+    since = {"changed_since": 0, "gone_since": 0, "signed_in_since": 0, "accepted_missing": 0}
     checked = unconfirmed = 0
     looked_up = outcomes[outcomes["outcome"].isin(IN_POOL)]
     headers = {c["pool_id"]: json.loads(c["header"]) for c in ledger.chunks(tenant) if c.get("header")}
@@ -314,10 +311,10 @@ def _confirm(
             if (bad & held).any():
                 problems[label] = problems.get(label, 0) + int((bad & held).sum())
         bad_any = ~exists | ~status_ok | ~sub_ok | ~attrs_ok
-        since["gone"] += int((was_settled & ~exists).sum())
-        since["changed"] += int((was_settled & exists & bad_any).sum())
-        since["signed_in"] += int(signed_in.sum())
-        since["accepted"] += int(accepted.sum())
+        since["gone_since"] += int((was_settled & ~exists).sum())
+        since["changed_since"] += int((was_settled & exists & bad_any).sum())
+        since["signed_in_since"] += int(signed_in.sum())
+        since["accepted_missing"] += int(accepted.sum())
         checked += len(group)
         unconfirmed += int((bad_any & held).sum())
         confirm = group[["legacy_id"]].copy()

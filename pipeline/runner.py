@@ -1,7 +1,7 @@
 """``migrate_tenant``: a plan (``pipeline.plan``), the rejection gate, then load, reconcile and the
 full run report (``start_tenant`` returns the reconcile as a call of its own, for the CLI to overlap
-with the next tenant's plan and load). Stages hand over files on disk (``runs/<tenant>/<plan id>/``), so a crashed run
-resumes from the ledger and the chunk files' sha256, not from memory.
+with the next tenant's plan and load). Stages hand over files on disk (``runs/<tenant>/<plan id>/``),
+so a crashed run resumes from the ledger and the chunk files' sha256, not from memory.
 """
 
 from __future__ import annotations
