@@ -52,6 +52,8 @@ class Accounting:
     gone_since: int = 0     # imported users an earlier run confirmed who are no longer in the pool
     signed_in_since: int = 0  # imported users not confirmed before who have reset their password since
     accepted_missing: int = 0  # imported users not found in the pool, accepted as deleted there (--accept-missing)
+    rejected_after_failing: int = 0   # rejected users that an earlier job failed: counted as rejected
+    rejected_and_removed: int = 0     # rejected users an earlier run put in the pool, deleted from it since
 
     @property
     def accounted(self) -> int:
@@ -84,6 +86,16 @@ class Accounting:
                 "not RESET_REQUIRED): each is still under its username, and under the sub recorded at the import "
                 "where the load looked it up; what it holds now is the user's own, so it is not compared with the "
                 "import file. They count as confirmed.")
+        if self.rejected_after_failing:
+            notes.append(
+                f"{self.rejected_after_failing} user(s) that Cognito failed in an earlier import job are now "
+                "rejected by this plan (the data or the mapping changed since): they were never in the pool, "
+                "so they count as rejected, with this plan's reasons in outcomes.csv.")
+        if self.rejected_and_removed:
+            notes.append(
+                f"{self.rejected_and_removed} user(s) this plan rejects were imported (or met in the pool) by an "
+                "earlier run and have been deleted from the pool since: they count as rejected, and "
+                "legacy-id-to-sub.csv leaves them out.")
         if self.accepted_missing:
             notes.append(
                 f"{self.accepted_missing} imported user(s) are not in the pool, and --accept-missing accepted "
@@ -103,12 +115,8 @@ class Accounting:
             found.append(
                 f"{self.double_in_pool} user(s) this plan rejects were imported (or met in the pool) by an "
                 "earlier run: the data or the mapping changed since. They are in the pool; outcomes.csv says "
-                "so in their detail. Delete them from the pool (AdminDeleteUser) if they must not be there, "
-                "or change the mapping back.")
-        if self.double_counted > self.double_in_pool:
-            found.append(
-                f"{self.double_counted - self.double_in_pool} user(s) this plan rejects failed in an earlier "
-                "import job (the data or the mapping changed since); they are not in the pool.")
+                "so in their detail. Delete them from the pool (AdminDeleteUser) if they must not be there "
+                "(the next run then counts them as rejected), or change the data or the mapping back.")
         if self.unconfirmed:
             found.append(f"{self.unconfirmed} imported user(s) do not match the pool: "
                          + "; ".join(f"{n} {label}" for label, n in self.unconfirmed_by_problem)
@@ -192,9 +200,17 @@ def reconcile(
     rejected = pd.Index(ids.astype("string").unique())
     loaded_ids = pd.Index(outcomes["legacy_id"].astype(str))
     both = rejected.get_indexer(loaded_ids) != -1   # (Index.isin on Arrow strings: ~1.4 s at 350k)
-    double = int(both.sum())
-    double_in_pool = int((both & outcomes["outcome"].isin(IN_POOL)
-                          .to_numpy()).sum())
+    # this plan rejects users an earlier run loaded: one that Cognito failed never reached the pool, and one
+    # deleted from the pool since is no longer there; both count as rejected. Those in the pool still fail it.
+    was_failed = both & outcomes["outcome"].eq(Outcome.FAILED.value).to_numpy()
+    was_in_pool = both & outcomes["outcome"].isin(IN_POOL).to_numpy()
+    removed = np.zeros(len(outcomes), dtype=bool)
+    if target is not None and was_in_pool.any():
+        removed = _removed_from_pool(target, outcomes, was_in_pool, pages_per_second, listings, into=every)
+    resolved = was_failed | removed
+    double = int((both & ~resolved).sum())
+    double_in_pool = int((was_in_pool & ~removed).sum())
+    outcomes = outcomes[~resolved]
     counts = outcomes["outcome"].value_counts()
     imported = int(counts.get(Outcome.IMPORTED.value, 0))
     skipped = int(counts.get(Outcome.SKIPPED.value, 0))
@@ -210,6 +226,8 @@ def reconcile(
         settled = settled if settled is not None and len(settled) else None
         if settled is not None and not recheck_settled:
             outcomes = outcomes[settled.get_indexer(outcomes["legacy_id"].astype(str)) == -1]
+        # users this plan rejects are accounted above, not held to their import file
+        outcomes = outcomes[rejected.get_indexer(outcomes["legacy_id"].astype(str)) == -1]
         checked, unconfirmed, problems, since = _confirm(
             ledger, target, tenant, outcomes, expected_status, pages_per_second, listings, into=every,
             settled=settled, accept_missing=accept_missing,
@@ -230,8 +248,39 @@ def reconcile(
         checked=checked,
         unconfirmed=unconfirmed,
         unconfirmed_by_problem=tuple(sorted(problems.items())),
+        rejected_after_failing=int(was_failed.sum()),
+        rejected_and_removed=int(removed.sum()),
         **since,
     )
+
+
+def _removed_from_pool(target: Any, outcomes: pd.DataFrame, was_in_pool: np.ndarray, pages_per_second: float,
+                       listings: int, into: pd.DataFrame) -> np.ndarray:
+    """Which of the ``was_in_pool`` users (rows of ``outcomes``: imported or skipped by an earlier run,
+    rejected by this plan) the pool no longer holds, as a mask over ``outcomes``.
+
+    Each is looked up, whether an earlier run confirmed it or not: with AdminGetUser when they are at most
+    ``RECHECK_MISSING`` or a small part of the pool, else by listing the pool. In ``into`` (the frame the
+    output files are written from) those gone become rejected users with no sub: ``write_outcomes`` says
+    so in their detail, ``write_sub_mapping`` leaves them out.
+    """
+    removed = np.zeros(len(outcomes), dtype=bool)
+    candidates = outcomes[was_in_pool]
+    for pool_id, group in candidates.groupby("pool_id"):
+        pool = target.describe_user_pool(pool_id)
+        key_attribute = key_attribute_of(pool)
+        wanted = set(group["username"].astype(str))
+        if len(wanted) <= RECHECK_MISSING or len(wanted) * 60 < int(pool.get("EstimatedNumberOfUsers", 0) or 0):
+            frame = _looked_up(target, str(pool_id), wanted, [], key_attribute)
+        else:
+            frame = _listed(target, str(pool_id), wanted, [], key_attribute, pages_per_second, listings)
+        gone = frame.index.get_indexer(group["username"].astype(str)) == -1
+        removed[outcomes.index.get_indexer(group.index[gone])] = True
+    gone_rows = outcomes.index[removed]
+    into.loc[gone_rows, "outcome"] = Outcome.REJECTED.value
+    into.loc[gone_rows, "sub"] = None
+    into.loc[gone_rows, "confirmed"] = 0
+    return removed
 
 
 def _confirm(
@@ -388,18 +437,28 @@ def write_outcomes(ledger: Ledger, tenant: str, rejects_path: Path, path: Path,
     rejects = pd.read_csv(rejects_path, dtype=str, keep_default_na=False, na_filter=False)
     rejected = _reasons_per_id(rejects[["legacy_id", "reason"]])
     rejected.insert(1, "outcome", Outcome.REJECTED.value)
-    in_pool = loaded[loaded["outcome"].isin(IN_POOL)]
-    earlier = pd.Index(in_pool["legacy_id"]).get_indexer(rejected["legacy_id"])   # imported before, now rejected
+    earlier = pd.Index(loaded["legacy_id"]).get_indexer(rejected["legacy_id"])   # loaded before, now rejected
     if (earlier != -1).any():
         hit = earlier != -1
-        jobs = in_pool["job_id"].fillna("").astype(str).to_numpy()[earlier[hit]]
-        verbs = in_pool["outcome"].astype(str).to_numpy()[earlier[hit]]
-        rejected.loc[hit, "detail"] = [f"{d}; {v} by {f'job {j} of ' if j else ''}an earlier run: in the pool"
-                                       for d, v, j in zip(rejected.loc[hit, "detail"], verbs, jobs, strict=True)]
+        jobs = loaded["job_id"].fillna("").astype(str).to_numpy()[earlier[hit]]
+        was = loaded["outcome"].astype(str).to_numpy()[earlier[hit]]
+        rejected.loc[hit, "detail"] = [f"{d}; {_earlier(v, j)}"
+                                       for d, v, j in zip(rejected.loc[hit, "detail"], was, jobs, strict=True)]
     not_rejected = pd.Index(rejected["legacy_id"]).get_indexer(loaded["legacy_id"]) == -1
     frame = pd.concat([rejected, loaded[not_rejected]], ignore_index=True)
     _write_private_csv(frame, path)
     return len(frame)
+
+
+def _earlier(outcome: str, job_id: str) -> str:
+    """What an earlier run did with a user this plan rejects (``outcome`` as ``reconcile`` left it: a user
+    it found deleted from the pool since is ``rejected`` there)."""
+    by = f"job {job_id} of " if job_id else ""
+    if outcome == Outcome.FAILED.value:
+        return f"failed by {by}an earlier run: not in the pool"
+    if outcome == Outcome.REJECTED.value:
+        return f"in the pool after {by}an earlier run, deleted from it since"
+    return f"{outcome} by {by}an earlier run: in the pool"
 
 
 def _reasons_per_id(rejects: pd.DataFrame) -> pd.DataFrame:

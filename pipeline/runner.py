@@ -159,4 +159,6 @@ def _outcomes(result: Any, accounting: Accounting) -> dict[str, Any]:
         "gone_from_pool_since": accounting.gone_since,
         "signed_in_since_import": accounting.signed_in_since,
         "accepted_missing": accounting.accepted_missing,
+        "rejected_after_failing": accounting.rejected_after_failing,
+        "rejected_and_removed_from_pool": accounting.rejected_and_removed,
     }

@@ -47,15 +47,61 @@ def test_missing_and_double_counted_users_fail_the_accounting(ledger: Ledger) ->
     assert not short.ok and short.missing == 1 and short.accounted == 3
     assert short.problems == ["1 source user(s) have no outcome yet: the load has not reached them (a stopped "
                               "run); rerun the same command."]
-    double = reconcile(ledger, "acme", 3, {"2", "3"})
-    assert not double.ok and (double.double_counted, double.double_in_pool) == (1, 0)
-    assert double.problems == ["1 user(s) this plan rejects failed in an earlier import job (the data or the "
-                               "mapping changed since); they are not in the pool."]
-    in_pool = reconcile(ledger, "acme", 3, {"1", "3"})
+    # a user Cognito failed never reached the pool: now rejected, it counts as rejected, with a note
+    failed_then_rejected = reconcile(ledger, "acme", 3, {"2", "3"})
+    assert failed_then_rejected.ok and failed_then_rejected.problems == []
+    assert (failed_then_rejected.imported, failed_then_rejected.failed, failed_then_rejected.rejected) == (1, 0, 2)
+    assert (failed_then_rejected.double_counted, failed_then_rejected.rejected_after_failing) == (0, 1)
+    assert failed_then_rejected.notes == [
+        "1 user(s) that Cognito failed in an earlier import job are now rejected by this plan (the data or the "
+        "mapping changed since): they were never in the pool, so they count as rejected, with this plan's "
+        "reasons in outcomes.csv."]
+    in_pool = reconcile(ledger, "acme", 3, {"1", "3"})      # no target to look it up in: it is in the pool
     assert not in_pool.ok and (in_pool.double_counted, in_pool.double_in_pool) == (1, 1)
     (problem,) = in_pool.problems
     assert problem.startswith("1 user(s) this plan rejects were imported (or met in the pool) by an earlier run")
+    assert "the next run then counts them as rejected" in problem
     assert reconcile(ledger, "acme", 3, {"3"}).problems == []
+
+
+def test_rejected_users_an_earlier_run_imported_count_as_rejected_once_deleted_from_the_pool(
+        service: Any, ledger: Ledger, tmp_path: Path) -> None:
+    """The data or the mapping changed: this plan rejects users in the pool, and the accounting fails
+    until they are deleted there (as its problem says); then they count as rejected, each looked up again
+    even when an earlier run confirmed it, and the output files say so."""
+    from pipeline.reconcile import write_outcomes
+
+    service.reset_faults()
+    target = make_target(service)
+    pool_id, header = new_pool(target)
+    run_load(target, ledger, "acme", pool_id, make_chunks(tmp_path / "c", header, 6, chunk_rows=6), fast_policy())
+    assert reconcile(ledger, "acme", 6, set(), target=target).ok
+    settled = ledger.in_pool_ids("acme", pool_id, confirmed_only=True)
+    now_rejected = {"L1", "L2"}
+
+    still = reconcile(ledger, "acme", 6, now_rejected, target=target, settled=settled)
+    assert not still.ok and (still.double_in_pool, still.rejected_and_removed) == (2, 0)
+    target._idp.admin_delete_user(UserPoolId=pool_id, Username="user1")      # as the problem says
+    outcomes = ledger.outcomes("acme", pool_id)
+    half = reconcile(ledger, "acme", 6, now_rejected, target=target, settled=settled, outcomes=outcomes)
+    assert not half.ok and (half.double_in_pool, half.rejected_and_removed) == (1, 1)
+    assert (half.imported, half.rejected) == (5, 2) and half.accounted == 7         # L2 in both, still
+    assert any(n.startswith("1 user(s) this plan rejects were imported (or met in the pool) by an earlier run "
+                            "and have been deleted from the pool since") for n in half.notes)
+    pd.DataFrame({"legacy_id": ["L1", "L2"], "reason": ["invalid_phone", "invalid_phone"]}).to_csv(
+        tmp_path / "rejects.csv", index=False)
+    write_outcomes(ledger, "acme", tmp_path / "rejects.csv", tmp_path / "outcomes.csv", outcomes=outcomes)
+    detail = pd.read_csv(tmp_path / "outcomes.csv", dtype=str).set_index("legacy_id")["detail"]
+    job = ledger.outcomes("acme", pool_id).set_index("legacy_id").loc["L1", "job_id"]
+    assert detail["L1"] == f"invalid_phone; in the pool after job {job} of an earlier run, deleted from it since"
+    assert detail["L2"] == f"invalid_phone; imported by job {job} of an earlier run: in the pool"
+    assert write_sub_mapping(ledger, "acme", tmp_path / "subs.csv", outcomes=outcomes) == 5
+    assert "L1" not in set(pd.read_csv(tmp_path / "subs.csv", dtype=str)["legacy_id"])
+
+    target._idp.admin_delete_user(UserPoolId=pool_id, Username="user2")
+    done = reconcile(ledger, "acme", 6, now_rejected, target=target, settled=settled)
+    assert done.ok and (done.imported, done.rejected, done.rejected_and_removed) == (4, 2, 2)
+    assert done.problems == [] and done.checked == 0      # the others are settled; none is held to its file
 
 
 def test_users_no_longer_in_the_source_are_counted_apart(ledger: Ledger) -> None:

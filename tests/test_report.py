@@ -311,6 +311,8 @@ def test_add_load_outcomes_adds_the_import_section_without_changing_the_plan_rep
         "gone_from_pool_since": 0,
         "signed_in_since_import": 2,
         "accepted_missing": 0,
+        "rejected_after_failing": 0,
+        "rejected_and_removed_from_pool": 0,
         "unaccounted": 0,
     }
     assert run["by_rule"] == plan["by_rule"] and run["gate"] == plan["gate"]

@@ -134,6 +134,10 @@ def add_load_outcomes(report: Mapping[str, Any], outcomes: Mapping[str, Any]) ->
         "signed_in_since_import": int(outcomes.get("signed_in_since_import", 0)),
         # imported users not in the pool that --accept-missing settled as deleted there (a note)
         "accepted_missing": int(outcomes.get("accepted_missing", 0)),
+        # users this plan rejects that an earlier job failed, or that were deleted from the pool since their
+        # import: counted as rejected (notes)
+        "rejected_after_failing": int(outcomes.get("rejected_after_failing", 0)),
+        "rejected_and_removed_from_pool": int(outcomes.get("rejected_and_removed_from_pool", 0)),
         "unaccounted": out["counts"]["valid"] - imported - skipped - failed,
     }
     return out

@@ -178,6 +178,24 @@ def test_users_imported_before_that_a_stricter_mapping_rejects_are_explained(wor
     assert f"{len(both)} user(s) this plan rejects were imported (or met in the pool) by an earlier run" in rerun.stdout
     assert workspace.report("acme-jp")["load"]["problems"][0].startswith(f"{len(both)} user(s) this plan rejects")
 
+    # as the problem says: the operator deletes them from the pool, and the next run counts them as rejected
+    by_legacy_id = {attrs(u)["custom:legacy_id"]: u["Username"] for u in workspace.users("acme-jp")}
+    for legacy_id in both:
+        workspace.idp.admin_delete_user(UserPoolId=workspace.pool_id("acme-jp"), Username=by_legacy_id[legacy_id])
+    users_before, jobs_before = len(workspace.users("acme-jp")), len(workspace.jobs("acme-jp"))
+    settled = workspace.run("migrate", "--tenant", "acme-jp")
+    assert settled.returncode == 0, settled.stdout + settled.stderr
+    load = workspace.report("acme-jp")["load"]
+    assert (load["rejected_and_removed_from_pool"], load["problems"]) == (len(both), [])
+    assert f"NOTE: {len(both)} user(s) this plan rejects were imported (or met in the pool) by an earlier run and " \
+           "have been deleted from the pool since" in settled.stdout
+    outcomes = workspace.outcomes("acme-jp")
+    assert {outcomes[i] for i in both} == {"rejected"}
+    assert set(outcomes) == workspace.source_ids("acme-jp")
+    with open(workspace.latest_run("acme-jp") / "legacy-id-to-sub.csv", newline="") as fh:
+        assert not both & {row["legacy_id"] for row in csv.DictReader(fh)}
+    assert (len(workspace.users("acme-jp")), len(workspace.jobs("acme-jp"))) == (users_before, jobs_before)
+
 
 def test_users_deleted_from_the_source_after_their_import_are_a_note(workspace: Workspace) -> None:
     first = workspace.run("migrate", "--tenant", "acme-jp")
@@ -394,3 +412,48 @@ def test_users_the_pool_failed_are_imported_by_retry_failed_once_the_cause_is_go
     again = workspace.run("migrate", "--tenant", "acme-jp", "--retry-failed")
     assert again.returncode == 0 and len(workspace.jobs("acme-jp")) == jobs + 1
     assert "no user failed in an earlier job" in again.stderr
+
+
+def test_users_the_pool_failed_that_the_data_now_rejects_count_as_rejected(workspace: Workspace) -> None:
+    """Cognito failed some users (their verified emails were taken in the pool); instead of retrying them,
+    the legacy side soft-deletes them, so the next plan rejects them. They never reached the pool: the
+    rerun counts them as rejected, with a note, and the accounting holds."""
+    from pipeline.chunk import read_chunk, read_keys
+
+    dry = workspace.run("migrate", "--tenant", "acme-jp", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    csv_path = sorted(p for p in (workspace.latest_run("acme-jp") / "chunks").glob("chunk-*.csv")
+                      if not p.name.endswith(".keys.csv"))[-1]
+    rows = read_chunk(csv_path).join(read_keys(csv_path.with_suffix(".keys.csv"))["legacy_id"])
+    victims = rows[rows["email_verified"].eq("true") & rows["email"].ne("")].head(2)
+    pool = workspace.pool_id("acme-jp")
+    for i, email in enumerate(victims["email"]):
+        workspace.idp.admin_create_user(UserPoolId=pool, Username=f"squatter-{i}", MessageAction="SUPPRESS",
+                                        UserAttributes=[{"Name": "email", "Value": email},
+                                                        {"Name": "email_verified", "Value": "true"}])
+    first = workspace.run("migrate", "--tenant", "acme-jp")
+    assert first.returncode == 0, first.stdout + first.stderr
+    failed = set(victims["legacy_id"])
+    assert {k for k, v in workspace.outcomes("acme-jp").items() if v == "failed"} == failed
+    counts = workspace.report("acme-jp")["counts"]
+    users_before, jobs_before = len(workspace.users("acme-jp")), len(workspace.jobs("acme-jp"))
+
+    with sqlite3.connect(workspace.root / "var" / "demo-legacy.sqlite") as db:
+        db.executemany("UPDATE app_users SET deleted_at = '2026-11-01 00:00:00' WHERE id = ?",
+                       [(int(i),) for i in failed])
+    for noted in (2, 2):    # every run: the ledger keeps the job's failure, the plan its rejection
+        rerun = workspace.run("migrate", "--tenant", "acme-jp")
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        assert f"NOTE: {noted} user(s) that Cognito failed in an earlier import job are now rejected" in rerun.stdout
+        report = workspace.report("acme-jp")
+        assert (report["load"]["rejected_after_failing"], report["load"]["problems"]) == (noted, [])
+        after = report["counts"]
+        assert (after["failed"], after["rejected"], after["imported"]) == (
+            0, counts["rejected"] + 2, counts["imported"])
+        with open(workspace.latest_run("acme-jp") / "outcomes.csv", newline="") as fh:
+            lines = {row["legacy_id"]: row for row in csv.DictReader(fh)}
+        assert {lines[i]["outcome"] for i in failed} == {"rejected"}
+        assert all(lines[i]["detail"].startswith("soft_deleted; failed by job import-") and
+                   lines[i]["detail"].endswith("of an earlier run: not in the pool") for i in failed)
+        assert set(lines) == workspace.source_ids("acme-jp")
+    assert (len(workspace.users("acme-jp")), len(workspace.jobs("acme-jp"))) == (users_before, jobs_before)
