@@ -28,6 +28,9 @@ _LOG_OUTCOME = {
     "FAILED": Outcome.FAILED.value,
 }
 MSG_NOT_IN_POOL = "The log reported success but the user is not in the pool."
+# attributes that tell one person from another: a skipped user (its username already in the pool) whose
+# existing account holds another non-empty value in one of them is someone else's account
+IDENTITY_ATTRIBUTES = ("email", "custom:legacy_id", "custom:tenant_id")
 
 
 @dataclass(frozen=True)
@@ -47,11 +50,13 @@ class ChunkResult:
     unlogged: int = 0  # users with no log line, settled by looking at the pool
     resumed: str = ""  # "", "adopted", "harvested", "started-created"
     jobs_created: int = 0
+    skipped_as_someone_else: int = 0  # of ``failed``: skipped by Cognito under another person's account
 
     @property
     def failed_by_skips(self) -> bool:
-        """The job ended Failed only because users were already in the pool (U4): none failed."""
-        return self.status == "Failed" and self.skipped > 0 and self.failed == 0
+        """The job ended Failed only because users were already in the pool (U4): Cognito failed none."""
+        return (self.status == "Failed" and self.skipped + self.skipped_as_someone_else > 0
+                and self.failed == self.skipped_as_someone_else)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -128,14 +133,18 @@ class Harvester:
         imported = int(merged["outcome"].eq(Outcome.IMPORTED.value).sum())
         skipped = int(merged["outcome"].eq(Outcome.SKIPPED.value).sum())
         failed_rows = merged[merged["outcome"].eq(Outcome.FAILED.value)]
+        someone_else = int(merged["_someone_else"].sum())
         reasons = tuple((str(m), int(n)) for m, n in failed_rows["message"].value_counts().items())
         unconfirmed = int((merged["outcome"].eq(Outcome.IMPORTED.value) & merged["confirmed"].eq(0)).sum())
         status = str(final.get("Status"))
         state = None
         if status in ("Succeeded", "Failed"):
             state = "verified" if self.policy.verify and unconfirmed == 0 else "harvested"
-            # a job Failed only by skips (U4) left every user with an outcome and none failed: it is done
-            state = "failed" if status == "Failed" and (len(failed_rows) or not skipped) else state
+            # a job Failed only by skips (U4) left every user with an outcome and Cognito failed none: it is
+            # done (users it skipped under another person's account count as failed, but a new job of the
+            # chunk would only skip them again)
+            cognito_failed, cognito_skipped = len(failed_rows) - someone_else, skipped + someone_else
+            state = "failed" if status == "Failed" and (cognito_failed or not cognito_skipped) else state
         # the outcomes and the chunk's state in one transaction: a chunk is never left with its users'
         # outcomes stored but not done (a rerun would send its failed users again as its remainder)
         self.ledger.record_outcomes(self.tenant, self.pool_id, merged,
@@ -167,6 +176,7 @@ class Harvester:
             int(merged["_unlogged"].sum()),
             resumed,
             self.created.get(chunk.sha256, 0),
+            someone_else,
         )
 
     def _read_logs(self, jobs: list[dict[str, Any]]) -> pd.DataFrame:
@@ -209,15 +219,18 @@ class Harvester:
         """Settle users without a log line and confirm imported users against the pool."""
         merged = merged.copy()
         merged["_unlogged"] = merged["outcome"].isna()
+        merged["_someone_else"] = False
         attrs = compared_attributes(list(expected.columns))
         canon = canonical_attributes(expected, attrs)
         digests = attrs_digest(canon)
         check = merged["outcome"].isna() | merged["outcome"].isin(IN_POOL)
         merged["confirmed"] = 0
         merged["sub"] = pd.Series([None] * len(merged), dtype="object")
-        if not (self.policy.verify or merged["_unlogged"].any()):
+        # every skipped user is looked up: its sub is mapped only when the account is this user's
+        logged_skipped = merged["outcome"].eq(Outcome.SKIPPED.value).fillna(False)
+        if not (self.policy.verify or merged["_unlogged"].any() or logged_skipped.any()):
             return merged, digests
-        looked = check & (self._sample(len(merged)) | merged["_unlogged"])
+        looked = check & (self._sample(len(merged)) | merged["_unlogged"] | logged_skipped)
         wanted = merged.loc[looked, "username"].tolist()
         pool = self._fetch_users(wanted, attrs)
         exists = merged["username"].isin(pool.index)
@@ -253,6 +266,24 @@ class Harvester:
         merged.loc[imported & looked & ~exists, ["outcome", "message"]] = [Outcome.FAILED.value, MSG_NOT_IN_POOL]
         imported = imported & exists
         skipped = merged["outcome"].eq(Outcome.SKIPPED.value).fillna(False)
+        differs = _other_person(expected, pool.reindex(merged["username"]) if len(pool) else None)
+        someone_else = skipped & exists & differs.ne("").to_numpy()
+        if someone_else.any():
+            merged.loc[someone_else, "message"] = [
+                f"Skipped by Cognito, but its username is another account's in the pool ({d} differs): this "
+                "user was not imported; rename one of the two (or delete that account), then rerun with "
+                "--retry-failed" for d in differs[someone_else.to_numpy()]]
+            merged.loc[someone_else, "outcome"] = Outcome.FAILED.value
+            merged.loc[someone_else, "_someone_else"] = True
+            merged.loc[someone_else, "sub"] = None
+            self._event(
+                "skipped_as_someone_else",
+                f"{int(someone_else.sum())} user(s) skipped as already in the pool are under a username "
+                "another account holds (their email or legacy id differs): counted as failed, not mapped "
+                "to that account's sub.",
+                job_id=str(final["JobId"]),
+            )
+            skipped = skipped & ~someone_else
         merged["confirmed"] = ((imported & attrs_ok & status_ok) | (skipped & exists)).astype(int)
         bad = imported & looked & ~(attrs_ok & status_ok)
         if bad.any():
@@ -291,6 +322,23 @@ class Harvester:
                 u for u in self.target.list_users(self.pool_id) if user_key(u, self.key_attribute) in wanted
             ]
         return users_frame(records, attrs, self.key_attribute)
+
+
+def _other_person(expected: pd.DataFrame, found: pd.DataFrame | None) -> pd.Series:
+    """Per import row, the identity attributes (``IDENTITY_ATTRIBUTES``, compared case-insensitively)
+    whose value in the file and in the pool's account of that username are both non-empty and differ,
+    joined with " and "; "" where none does (or the account is absent)."""
+    differs = pd.Series([""] * len(expected), dtype=object)
+    if found is None:
+        return differs
+    for column in IDENTITY_ATTRIBUTES:
+        if column not in expected.columns or column not in found.columns:
+            continue
+        mine = expected[column].fillna("").astype(str).str.strip().str.casefold().to_numpy()
+        theirs = found[column].fillna("").astype(str).str.strip().str.casefold().to_numpy()
+        hit = (mine != "") & (theirs != "") & (mine != theirs)
+        differs[hit] = [f"{d} and {column}" if d else column for d in differs[hit]]
+    return differs
 
 
 def epoch_seconds(value: Any) -> float:

@@ -259,7 +259,7 @@ def test_outcomes_handed_to_reconcile_end_as_the_ledger_stores_them(service: Any
     service.reset_faults()
     target = make_target(service)
     pool_id, header = new_pool(target)
-    target._idp.admin_create_user(UserPoolId=pool_id, Username="user3", MessageAction="SUPPRESS")
+    existing = target._idp.admin_create_user(UserPoolId=pool_id, Username="user3", MessageAction="SUPPRESS")
     chunks = make_chunks(tmp_path / "c", header, 6, chunk_rows=6)
     run_load(target, ledger, "acme", pool_id, chunks, fast_policy(verify_sample=1))
     target._idp.admin_delete_user(UserPoolId=pool_id, Username="user5")
@@ -274,7 +274,9 @@ def test_outcomes_handed_to_reconcile_end_as_the_ledger_stores_them(service: Any
 
     assert rows(frame) == rows(ledger.outcomes("acme", pool_id))
     changed = {r[0] for r in set(rows(frame)) - set(rows(before))}
-    assert "L3" in changed                                  # the skipped user got the existing account's sub
+    assert {"L1", "L2", "L4"} <= changed                    # imported users the harvest's sample left out
+    sub = {a["Name"]: a["Value"] for a in existing["User"]["Attributes"]}["sub"]
+    assert frame.set_index("legacy_id").loc["L3", "sub"] == sub   # the skipped user: the existing account's
     assert {r[0]: r[1] for r in rows(frame)}["L5"] == 0     # the deleted user stays unconfirmed
 
 

@@ -357,6 +357,46 @@ def test_pre_existing_users_come_out_skipped(workspace: Workspace) -> None:
         assert subs[name] == {a["Name"]: a["Value"] for a in existing["UserAttributes"]}["sub"]
 
 
+def test_a_skipped_user_whose_username_is_another_persons_account_is_failed_not_mapped(
+        workspace: Workspace) -> None:
+    """Cognito skips a user whose username the pool already holds. When that account is plainly someone
+    else's (another email), mapping the legacy user to its sub would hand the application a stranger's
+    account: the user counts as failed, with the reason, and stays out of legacy-id-to-sub.csv. An
+    account with the same email (in another case), or with no email, is taken as the user's own."""
+    from pipeline.chunk import read_chunk, read_keys
+
+    dry = workspace.run("migrate", "--tenant", "acme-jp", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    csv_path = sorted(p for p in (workspace.latest_run("acme-jp") / "chunks").glob("chunk-*.csv")
+                      if not p.name.endswith(".keys.csv"))[-1]
+    rows = read_chunk(csv_path).join(read_keys(csv_path.with_suffix(".keys.csv"))[["legacy_id", "username"]])
+    rows = rows[rows["email"].ne("")].head(3)
+    (stranger, own, bare) = (rows.iloc[i] for i in range(3))
+    pool = workspace.pool_id("acme-jp")
+    for row, extra in ((stranger, [{"Name": "email", "Value": "somebody.else@example.org"}]),
+                       (own, [{"Name": "email", "Value": own["email"].upper()}]), (bare, [])):
+        workspace.idp.admin_create_user(UserPoolId=pool, Username=row["username"], MessageAction="SUPPRESS",
+                                        UserAttributes=extra)
+
+    proc = workspace.run("migrate", "--tenant", "acme-jp")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    outcomes = workspace.outcomes("acme-jp")
+    assert (outcomes[stranger["legacy_id"]], outcomes[own["legacy_id"]], outcomes[bare["legacy_id"]]) == (
+        "failed", "skipped", "skipped")
+    counts = workspace.report("acme-jp")["counts"]
+    assert (counts["skipped"], counts["failed"]) == (2, 1)
+    assert counts["imported"] + 2 + 1 + counts["rejected"] == len(workspace.source_ids("acme-jp"))
+    assert counts["imported"] == len(workspace.users("acme-jp")) - 3
+    with open(workspace.latest_run("acme-jp") / "outcomes.csv", newline="") as fh:
+        detail = {row["legacy_id"]: row["detail"] for row in csv.DictReader(fh)}
+    assert detail[stranger["legacy_id"]].startswith(
+        "Skipped by Cognito, but its username is another account's in the pool (email differs)")
+    assert "somebody" not in proc.stdout + proc.stderr + detail[stranger["legacy_id"]]
+    with open(workspace.latest_run("acme-jp") / "legacy-id-to-sub.csv", newline="") as fh:
+        mapped = {row["legacy_id"] for row in csv.DictReader(fh)}
+    assert stranger["legacy_id"] not in mapped and {own["legacy_id"], bare["legacy_id"]} <= mapped
+
+
 def test_users_the_pool_failed_are_imported_by_retry_failed_once_the_cause_is_gone(workspace: Workspace) -> None:
     from pipeline.chunk import read_chunk, read_keys
 
