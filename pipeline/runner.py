@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.chunk import ChunkInfo, read_keys, write_retry_chunks
+from pipeline.chunk import ChunkInfo, read_keys, write_remainder, write_retry_chunks
 from pipeline.cognito import CognitoTarget
 from pipeline.errors import ValidationGateError
 from pipeline.ledger import Ledger
@@ -123,18 +123,18 @@ def _already_in_pool(ledger: Ledger, plan: PlanResult) -> int:
 
 
 def _retry_chunks(ledger: Ledger, plan: PlanResult, progress: Progress | None) -> list[ChunkInfo]:
-    """Retry files for the failed users of this plan's done chunks.
+    """Retry files for the failed users of the plan's chunks that this run will not import
+    (``_chunks_done``: done, or with a done remainder, as a delta run's chunks often are).
 
-    A failed user whose chunk is not done yet (its data changed, so its chunk is new) is imported by
-    that chunk anyway; one the plan now rejects is not imported at all. Both are left out and counted
-    in the note.
+    A failed user whose chunk (or remainder) is new (its data changed) is imported by it anyway; one the
+    plan now rejects is not imported at all. Both are left out and counted in the note.
     """
     outcomes = ledger.outcomes(plan.tenant, plan.pool_id)
     failed = outcomes[outcomes["outcome"].eq(Outcome.FAILED.value)]
     if failed.empty:
         tell(progress, "retry", plan.tenant, "--retry-failed: no user failed in an earlier job; nothing to retry.")
         return []
-    done = [c for c in plan.chunks if ledger.chunk_done(plan.tenant, plan.pool_id, c.sha256)]
+    done = _chunks_done(ledger, plan)
     failed_in = dict(zip(failed["legacy_id"].astype(str), failed["job_id"].fillna("").astype(str), strict=True))
     retries = write_retry_chunks(done, failed_in, plan.run_dir / "chunks", chunk_rows=plan.chunk_rows)
     retried = sum(c.rows for c in retries)
@@ -144,6 +144,22 @@ def _retry_chunks(ledger: Ledger, plan: PlanResult, progress: Progress | None) -
                     "(changed, so their new chunk imports them, or now rejected)")
     tell(progress, "retry", plan.tenant, message + ".")
     return retries
+
+
+def _chunks_done(ledger: Ledger, plan: PlanResult) -> list[ChunkInfo]:
+    """The plan's chunks this run will not import: done, or holding users earlier jobs imported and a
+    remainder without them (``write_remainder``, the file the load would send) that is done. A failed
+    user's line is the same in the chunk as in its remainder."""
+    in_pool = ledger.in_pool_ids(plan.tenant, plan.pool_id)
+    done = []
+    for chunk in plan.chunks:
+        if ledger.chunk_done(plan.tenant, plan.pool_id, chunk.sha256):
+            done.append(chunk)
+            continue
+        rest = write_remainder(chunk, in_pool) if len(in_pool) else chunk
+        if rest is not None and rest is not chunk and ledger.chunk_done(plan.tenant, plan.pool_id, rest.sha256):
+            done.append(chunk)
+    return done
 
 
 def _outcomes(result: Any, accounting: Accounting) -> dict[str, Any]:

@@ -397,6 +397,48 @@ def test_a_skipped_user_whose_username_is_another_persons_account_is_failed_not_
     assert stranger["legacy_id"] not in mapped and {own["legacy_id"], bare["legacy_id"]} <= mapped
 
 
+def test_a_delta_runs_failed_users_are_retried_from_their_chunks_remainder(workspace: Workspace) -> None:
+    """A delta run: new legacy users join a chunk whose other users an earlier run imported, so the load
+    sends the chunk's remainder. Both are skipped under strangers' accounts (failed, as above), so the
+    next run's remainder is the same file, done. Once one stranger is gone, --retry-failed imports that
+    user from a retry file; before, only fully done chunks were searched, and it stayed failed."""
+    from pipeline.chunk import read_keys
+
+    first = workspace.run("migrate", "--tenant", "acme-jp")
+    assert first.returncode == 0, first.stdout + first.stderr
+    model = next(i for i, o in workspace.outcomes("acme-jp").items() if o == "imported")
+    with sqlite3.connect(workspace.root / "var" / "demo-legacy.sqlite") as db:
+        db.executemany(
+            "INSERT INTO app_users SELECT ?, tenant_code, ?, ?, email_confirmed, NULL, 'f', first_name, last_name,"
+            " birth_date, locale, role, is_active, deleted_at, created_at, updated_at FROM app_users WHERE id = ?",
+            [(900_000 + i, f"newcomer{i}", f"newcomer{i}@example.com", int(model)) for i in (1, 2)])
+    dry = workspace.run("migrate", "--tenant", "acme-jp", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    keys = pd.concat(read_keys(p) for p in (workspace.latest_run("acme-jp") / "chunks").glob("chunk-*.keys.csv"))
+    newcomers = [keys.set_index("legacy_id").loc[f"90000{i}", "username"] for i in (1, 2)]
+    pool = workspace.pool_id("acme-jp")
+    for i, name in enumerate(newcomers):
+        workspace.idp.admin_create_user(UserPoolId=pool, Username=name, MessageAction="SUPPRESS",
+                                        UserAttributes=[{"Name": "email", "Value": f"stranger{i}@example.org"}])
+
+    delta = workspace.run("migrate", "--tenant", "acme-jp")
+    assert delta.returncode == 0, delta.stdout + delta.stderr
+    assert "importing the other 2 from chunk-" in delta.stderr
+    outcomes = workspace.outcomes("acme-jp")
+    assert (outcomes["900001"], outcomes["900002"]) == ("failed", "failed")
+    workspace.idp.admin_delete_user(UserPoolId=pool, Username=newcomers[0])
+    jobs = len(workspace.jobs("acme-jp"))
+    retry = workspace.run("migrate", "--tenant", "acme-jp", "--retry-failed")
+    assert retry.returncode == 0, retry.stdout + retry.stderr
+    assert "2 user(s) that failed in earlier jobs go into 1 retry file(s)" in retry.stderr
+    assert len(workspace.jobs("acme-jp")) == jobs + 1
+    outcomes = workspace.outcomes("acme-jp")
+    assert (outcomes["900001"], outcomes["900002"]) == ("imported", "failed")
+    assert set(outcomes) == workspace.source_ids("acme-jp")
+    mine = workspace.idp.admin_get_user(UserPoolId=pool, Username=newcomers[0])
+    assert attrs({"Attributes": mine["UserAttributes"]})["email"] == "newcomer1@example.com"
+
+
 def test_users_the_pool_failed_are_imported_by_retry_failed_once_the_cause_is_gone(workspace: Workspace) -> None:
     from pipeline.chunk import read_chunk, read_keys
 
