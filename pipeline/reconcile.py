@@ -29,6 +29,10 @@ from pipeline.reasons import IN_POOL, Outcome
 
 RECHECK_MISSING = 1_000   # wanted users absent from the listing that are looked up one by one
 NOT_IN_POOL = "not in the pool"   # the problem label of an imported user the check does not find
+# the ledger's message of a user this plan rejected and the check then found deleted from the pool: it is
+# failed there from then on, so that a later plan that takes the user again imports it (or --retry-failed)
+REMOVED_AFTER_REJECTION = ("In the pool after its import, then deleted from it once the plan rejected the "
+                           "user: not in the pool.")
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class Accounting:
     gone_since: int = 0     # imported users an earlier run confirmed who are no longer in the pool
     signed_in_since: int = 0  # imported users not confirmed before who have reset their password since
     accepted_missing: int = 0  # imported users not found in the pool, accepted as deleted there (--accept-missing)
-    rejected_after_failing: int = 0   # rejected users that an earlier job failed: counted as rejected
+    rejected_after_failing: int = 0   # rejected users an earlier job failed (or removed before): rejected
     rejected_and_removed: int = 0     # rejected users an earlier run put in the pool, deleted from it since
 
     @property
@@ -88,9 +92,9 @@ class Accounting:
                 "import file. They count as confirmed.")
         if self.rejected_after_failing:
             notes.append(
-                f"{self.rejected_after_failing} user(s) that Cognito failed in an earlier import job are now "
-                "rejected by this plan (the data or the mapping changed since): they were never in the pool, "
-                "so they count as rejected, with this plan's reasons in outcomes.csv.")
+                f"{self.rejected_after_failing} user(s) this plan rejects are not in the pool, though an earlier "
+                "run loaded them (Cognito failed them in its job, or they were deleted from the pool once "
+                "rejected): they count as rejected, with this plan's reasons in outcomes.csv.")
         if self.rejected_and_removed:
             notes.append(
                 f"{self.rejected_and_removed} user(s) this plan rejects were imported (or met in the pool) by an "
@@ -206,7 +210,8 @@ def reconcile(
     was_in_pool = both & outcomes["outcome"].isin(IN_POOL).to_numpy()
     removed = np.zeros(len(outcomes), dtype=bool)
     if target is not None and was_in_pool.any():
-        removed = _removed_from_pool(target, outcomes, was_in_pool, pages_per_second, listings, into=every)
+        removed = _removed_from_pool(ledger, tenant, target, outcomes, was_in_pool, pages_per_second, listings,
+                                     into=every)
     resolved = was_failed | removed
     double = int((both & ~resolved).sum())
     double_in_pool = int((was_in_pool & ~removed).sum())
@@ -254,15 +259,17 @@ def reconcile(
     )
 
 
-def _removed_from_pool(target: Any, outcomes: pd.DataFrame, was_in_pool: np.ndarray, pages_per_second: float,
-                       listings: int, into: pd.DataFrame) -> np.ndarray:
+def _removed_from_pool(ledger: Ledger, tenant: str, target: Any, outcomes: pd.DataFrame, was_in_pool: np.ndarray,
+                       pages_per_second: float, listings: int, into: pd.DataFrame) -> np.ndarray:
     """Which of the ``was_in_pool`` users (rows of ``outcomes``: imported or skipped by an earlier run,
     rejected by this plan) the pool no longer holds, as a mask over ``outcomes``.
 
     Each is looked up, whether an earlier run confirmed it or not: with AdminGetUser when they are at most
     ``RECHECK_MISSING`` or a small part of the pool, else by listing the pool. In ``into`` (the frame the
     output files are written from) those gone become rejected users with no sub: ``write_outcomes`` says
-    so in their detail, ``write_sub_mapping`` leaves them out.
+    so in their detail, ``write_sub_mapping`` leaves them out. In the ledger they become failed
+    (``REMOVED_AFTER_REJECTION``), no longer in the pool: the next run counts them as rejected without a
+    lookup, and a plan that takes them again imports them, by their new chunk or ``--retry-failed``.
     """
     removed = np.zeros(len(outcomes), dtype=bool)
     candidates = outcomes[was_in_pool]
@@ -277,6 +284,9 @@ def _removed_from_pool(target: Any, outcomes: pd.DataFrame, was_in_pool: np.ndar
         gone = frame.index.get_indexer(group["username"].astype(str)) == -1
         removed[outcomes.index.get_indexer(group.index[gone])] = True
     gone_rows = outcomes.index[removed]
+    for pool_id, gone in outcomes[removed].groupby("pool_id"):
+        ledger.record_outcomes(tenant, str(pool_id), gone.assign(
+            outcome=Outcome.FAILED.value, message=REMOVED_AFTER_REJECTION, confirmed=0))
     into.loc[gone_rows, "outcome"] = Outcome.REJECTED.value
     into.loc[gone_rows, "sub"] = None
     into.loc[gone_rows, "confirmed"] = 0
@@ -455,7 +465,7 @@ def _earlier(outcome: str, job_id: str) -> str:
     it found deleted from the pool since is ``rejected`` there)."""
     by = f"job {job_id} of " if job_id else ""
     if outcome == Outcome.FAILED.value:
-        return f"failed by {by}an earlier run: not in the pool"
+        return f"not in the pool after {by}an earlier run"
     if outcome == Outcome.REJECTED.value:
         return f"in the pool after {by}an earlier run, deleted from it since"
     return f"{outcome} by {by}an earlier run: in the pool"

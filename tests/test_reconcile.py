@@ -12,7 +12,7 @@ import pandas as pd
 from pipeline.arrowtext import key_hashes
 from pipeline.ledger import Ledger
 from pipeline.load import run_load
-from pipeline.reconcile import NOT_IN_POOL, reconcile, write_sub_mapping
+from pipeline.reconcile import NOT_IN_POOL, REMOVED_AFTER_REJECTION, reconcile, write_sub_mapping
 from tests import loadfixtures as fx
 from tests.loadfixtures import fast_policy, make_chunks, make_target, new_pool
 
@@ -53,8 +53,8 @@ def test_missing_and_double_counted_users_fail_the_accounting(ledger: Ledger) ->
     assert (failed_then_rejected.imported, failed_then_rejected.failed, failed_then_rejected.rejected) == (1, 0, 2)
     assert (failed_then_rejected.double_counted, failed_then_rejected.rejected_after_failing) == (0, 1)
     assert failed_then_rejected.notes == [
-        "1 user(s) that Cognito failed in an earlier import job are now rejected by this plan (the data or the "
-        "mapping changed since): they were never in the pool, so they count as rejected, with this plan's "
+        "1 user(s) this plan rejects are not in the pool, though an earlier run loaded them (Cognito failed them "
+        "in its job, or they were deleted from the pool once rejected): they count as rejected, with this plan's "
         "reasons in outcomes.csv."]
     in_pool = reconcile(ledger, "acme", 3, {"1", "3"})      # no target to look it up in: it is in the pool
     assert not in_pool.ok and (in_pool.double_counted, in_pool.double_in_pool) == (1, 1)
@@ -99,9 +99,18 @@ def test_rejected_users_an_earlier_run_imported_count_as_rejected_once_deleted_f
     assert "L1" not in set(pd.read_csv(tmp_path / "subs.csv", dtype=str)["legacy_id"])
 
     target._idp.admin_delete_user(UserPoolId=pool_id, Username="user2")
+    calls = target.calls.get("AdminGetUser", 0)
     done = reconcile(ledger, "acme", 6, now_rejected, target=target, settled=settled)
-    assert done.ok and (done.imported, done.rejected, done.rejected_and_removed) == (4, 2, 2)
+    assert done.ok and (done.imported, done.rejected) == (4, 2)
+    assert (done.rejected_and_removed, done.rejected_after_failing) == (1, 1)   # L1: known gone, not looked up
+    assert target.calls.get("AdminGetUser", 0) - calls == 1
     assert done.problems == [] and done.checked == 0      # the others are settled; none is held to its file
+
+    # the ledger no longer has them in the pool: a plan that takes them again imports them
+    assert not now_rejected & set(ledger.in_pool_ids("acme", pool_id))
+    back = reconcile(ledger, "acme", 6, set(), target=target, settled=settled)
+    assert back.ok and (back.imported, back.failed, back.rejected) == (4, 2, 0)
+    assert dict(back.failed_by_message) == {REMOVED_AFTER_REJECTION: 2}
 
 
 def test_users_no_longer_in_the_source_are_counted_apart(ledger: Ledger) -> None:

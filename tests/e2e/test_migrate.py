@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pipeline.reconcile import REMOVED_AFTER_REJECTION
 from tests.e2e.conftest import TENANTS, Workspace, attrs, make_workspace
 
 pytestmark = pytest.mark.slow
@@ -195,6 +196,48 @@ def test_users_imported_before_that_a_stricter_mapping_rejects_are_explained(wor
     with open(workspace.latest_run("acme-jp") / "legacy-id-to-sub.csv", newline="") as fh:
         assert not both & {row["legacy_id"] for row in csv.DictReader(fh)}
     assert (len(workspace.users("acme-jp")), len(workspace.jobs("acme-jp"))) == (users_before, jobs_before)
+
+
+
+def test_a_user_rejected_deleted_from_the_pool_and_valid_again_is_not_lost(workspace: Workspace) -> None:
+    """An imported user's legacy row turns invalid (the accounting fails), the user is deleted from the pool
+    as the problem says (rejected, a note), then the row is fixed back: its chunk is the one imported
+    before, so nothing sends it by itself. It is failed, with why, not silently "imported", and
+    --retry-failed brings it back into the pool."""
+    first = workspace.run("migrate", "--tenant", "acme-jp")
+    assert first.returncode == 0, first.stdout + first.stderr
+    db_path = workspace.root / "var" / "demo-legacy.sqlite"
+    with sqlite3.connect(db_path) as db:   # an imported user with a phone, alone in its email and login
+        lonely = {str(r[0]): r[1] for r in db.execute(
+            "SELECT id, phone FROM app_users a WHERE tenant_code = 'acme-jp' AND phone IS NOT NULL AND "
+            "(SELECT COUNT(*) FROM app_users b WHERE b.tenant_code = a.tenant_code AND "
+            " (lower(trim(b.email)) = lower(trim(a.email)) OR lower(trim(b.login)) = lower(trim(a.login)))) = 1")}
+    imported = {i for i, o in workspace.outcomes("acme-jp").items() if o == "imported"}
+    victim = sorted(imported & set(lonely), key=int)[0]
+    with sqlite3.connect(db_path) as db:
+        db.execute("UPDATE app_users SET phone = '12' WHERE id = ?", (int(victim),))
+    assert workspace.run("migrate", "--tenant", "acme-jp").returncode == 5
+    username = next(u["Username"] for u in workspace.users("acme-jp")
+                    if attrs(u)["custom:legacy_id"] == victim)
+    workspace.idp.admin_delete_user(UserPoolId=workspace.pool_id("acme-jp"), Username=username)
+    removed = workspace.run("migrate", "--tenant", "acme-jp")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert workspace.report("acme-jp")["load"]["rejected_and_removed_from_pool"] == 1
+    assert workspace.outcomes("acme-jp")[victim] == "rejected"
+
+    with sqlite3.connect(db_path) as db:
+        db.execute("UPDATE app_users SET phone = ? WHERE id = ?", (lonely[victim], int(victim)))
+    back = workspace.run("migrate", "--tenant", "acme-jp")
+    assert back.returncode == 0, back.stdout + back.stderr
+    with open(workspace.latest_run("acme-jp") / "outcomes.csv", newline="") as fh:
+        line = next(row for row in csv.DictReader(fh) if row["legacy_id"] == victim)
+    assert (line["outcome"], line["detail"]) == ("failed", REMOVED_AFTER_REJECTION)
+    assert "rerun with --retry-failed" in back.stdout
+    retry = workspace.run("migrate", "--tenant", "acme-jp", "--retry-failed")
+    assert retry.returncode == 0, retry.stdout + retry.stderr
+    outcomes = workspace.outcomes("acme-jp")
+    assert outcomes[victim] == "imported" and "failed" not in outcomes.values()
+    assert victim in {attrs(u)["custom:legacy_id"] for u in workspace.users("acme-jp")}
 
 
 def test_users_deleted_from_the_source_after_their_import_are_a_note(workspace: Workspace) -> None:
@@ -526,7 +569,8 @@ def test_users_the_pool_failed_that_the_data_now_rejects_count_as_rejected(works
     for noted in (2, 2):    # every run: the ledger keeps the job's failure, the plan its rejection
         rerun = workspace.run("migrate", "--tenant", "acme-jp")
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-        assert f"NOTE: {noted} user(s) that Cognito failed in an earlier import job are now rejected" in rerun.stdout
+        assert f"NOTE: {noted} user(s) this plan rejects are not in the pool, though an earlier run loaded them" \
+            in rerun.stdout
         report = workspace.report("acme-jp")
         assert (report["load"]["rejected_after_failing"], report["load"]["problems"]) == (noted, [])
         after = report["counts"]
@@ -535,7 +579,7 @@ def test_users_the_pool_failed_that_the_data_now_rejects_count_as_rejected(works
         with open(workspace.latest_run("acme-jp") / "outcomes.csv", newline="") as fh:
             lines = {row["legacy_id"]: row for row in csv.DictReader(fh)}
         assert {lines[i]["outcome"] for i in failed} == {"rejected"}
-        assert all(lines[i]["detail"].startswith("soft_deleted; failed by job import-") and
-                   lines[i]["detail"].endswith("of an earlier run: not in the pool") for i in failed)
+        assert all(lines[i]["detail"].startswith("soft_deleted; not in the pool after job import-") and
+                   lines[i]["detail"].endswith("of an earlier run") for i in failed)
         assert set(lines) == workspace.source_ids("acme-jp")
     assert (len(workspace.users("acme-jp")), len(workspace.jobs("acme-jp"))) == (users_before, jobs_before)
