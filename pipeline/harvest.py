@@ -18,7 +18,7 @@ import pandas as pd
 from pipeline.chunk import ChunkInfo, attrs_digest, canonical_attributes, compared_attributes, read_chunk, read_keys
 from pipeline.errors import LoadError
 from pipeline.ledger import Ledger
-from pipeline.poolusers import get_users, user_key, users_frame
+from pipeline.poolusers import get_users, users_frame, wanted_users
 from pipeline.reasons import IN_POOL, Outcome
 
 LOG_LINE = r"^\[(SUCCEEDED|SKIPPED|FAILED)\] Line Number (\d+) - (.*)$"
@@ -91,6 +91,7 @@ class Harvester:
     pool_size: int
     pool_name: str
     key_attribute: str | None
+    fold_case: bool           # the pool takes case variants of a username as the same user
     created: dict[str, int]   # chunk sha256 -> jobs created in this run
 
     def _event(self, kind: str, message: str, **info: Any) -> None:
@@ -317,10 +318,8 @@ class Harvester:
             records = get_users(lambda name: self.target.admin_get_user(self.pool_id, name), usernames,
                                 self.policy.lookup_threads)
         else:
-            wanted = set(usernames)
-            records = [
-                u for u in self.target.list_users(self.pool_id) if user_key(u, self.key_attribute) in wanted
-            ]
+            records = list(wanted_users(self.target.list_users(self.pool_id), set(usernames),
+                                        self.key_attribute, self.fold_case))
         return users_frame(records, attrs, self.key_attribute)
 
 

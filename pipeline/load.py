@@ -37,7 +37,7 @@ from pipeline.errors import LoadError
 from pipeline.harvest import ChunkResult, Harvester, epoch_seconds
 from pipeline.jobsteps import RUNNING, JobSteps, job_name
 from pipeline.ledger import Ledger
-from pipeline.poolusers import key_attribute_of
+from pipeline.poolusers import case_insensitive, key_attribute_of
 
 
 @dataclass(frozen=True)
@@ -166,6 +166,7 @@ class _Loader(JobSteps, Harvester):
         self.pool_name = str(pool.get("Name", ""))
         self.pool_size = int(pool.get("EstimatedNumberOfUsers", 0) or 0)
         self.key_attribute = key_attribute_of(pool)
+        self.fold_case = case_insensitive(pool)
         results: list[ChunkResult] = []
         pending: list[ChunkInfo] = []
         for chunk in chunks:

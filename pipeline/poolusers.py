@@ -4,7 +4,7 @@ frame of sub, status, creation time and the compared attributes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -54,6 +54,25 @@ def user_key(user: dict[str, Any], key_attribute: str | None = None) -> str | No
                 return str(attr.get("Value"))
         return None
     return user.get("Username")
+
+
+def wanted_users(users: Iterable[dict[str, Any]], wanted: set[str], key_attribute: str | None,
+                 fold_case: bool = False) -> Iterator[dict[str, Any]]:
+    """The ``users`` (ListUsers shape) whose ``user_key`` is in ``wanted``. With ``fold_case`` (a pool
+    with ``CaseSensitive: false``, where case variants are the same user, fact 46) a user whose key is a
+    case variant of a wanted name counts too, keyed by that name."""
+    folded = {name.lower(): name for name in wanted} if fold_case else {}
+    for user in users:
+        key = user_key(user, key_attribute)
+        if key in wanted:
+            yield user
+        elif folded and key is not None and key.lower() in folded:
+            yield {**user, "_key": folded[key.lower()]}
+
+
+def case_insensitive(pool: dict[str, Any]) -> bool:
+    """Whether the pool (DescribeUserPool's UserPool) takes case variants of a username as the same user."""
+    return (pool.get("UsernameConfiguration") or {}).get("CaseSensitive") is False
 
 
 def users_frame(

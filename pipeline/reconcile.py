@@ -24,7 +24,7 @@ from pipeline.arrowtext import key_hashes
 from pipeline.chunk import attrs_digest, canonical_attributes, compared_attributes
 from pipeline.csvwrite import write_frame
 from pipeline.ledger import Ledger
-from pipeline.poolusers import get_users, key_attribute_of, user_key, users_frame
+from pipeline.poolusers import case_insensitive, get_users, key_attribute_of, users_frame, wanted_users
 from pipeline.reasons import IN_POOL, Outcome
 
 RECHECK_MISSING = 1_000   # wanted users absent from the listing that are looked up one by one
@@ -280,7 +280,8 @@ def _removed_from_pool(ledger: Ledger, tenant: str, target: Any, outcomes: pd.Da
         if len(wanted) <= RECHECK_MISSING or len(wanted) * 60 < int(pool.get("EstimatedNumberOfUsers", 0) or 0):
             frame = _looked_up(target, str(pool_id), wanted, [], key_attribute)
         else:
-            frame = _listed(target, str(pool_id), wanted, [], key_attribute, pages_per_second, listings)
+            frame = _listed(target, str(pool_id), wanted, [], key_attribute, pages_per_second, listings,
+                            case_insensitive(pool))
         gone = frame.index.get_indexer(group["username"].astype(str)) == -1
         removed[outcomes.index.get_indexer(group.index[gone])] = True
     gone_rows = outcomes.index[removed]
@@ -327,7 +328,8 @@ def _confirm(
         if len(wanted) * 60 < int(pool.get("EstimatedNumberOfUsers", 0) or 0):
             frame = _looked_up(target, str(pool_id), wanted, attrs, key_attribute)
         else:
-            frame = _listed(target, str(pool_id), wanted, attrs, key_attribute, pages_per_second, listings)
+            frame = _listed(target, str(pool_id), wanted, attrs, key_attribute, pages_per_second, listings,
+                            case_insensitive(pool))
         frame = frame[~frame.index.duplicated()]
         is_imported = group["outcome"].eq(Outcome.IMPORTED.value).to_numpy()
         in_settled = (settled.get_indexer(group["legacy_id"].astype(str)) != -1 if settled is not None
@@ -404,7 +406,7 @@ def _looked_up(target: Any, pool_id: str, names: Iterable[str], attrs: list[str]
 
 
 def _listed(target: Any, pool_id: str, wanted: set[str], attrs: list[str], key_attribute: str | None,
-            pages_per_second: float, listings: int) -> pd.DataFrame:
+            pages_per_second: float, listings: int, fold_case: bool = False) -> pd.DataFrame:
     """The ``wanted`` users found by listing the whole pool, as ``users_frame``.
 
     The pool is listed as shards by ``sub`` prefix, ``listings`` at once; each user is in exactly one.
@@ -414,7 +416,7 @@ def _listed(target: Any, pool_id: str, wanted: set[str], attrs: list[str], key_a
     batches: list[pd.DataFrame] = []
     users: list[dict[str, Any]] = []
     for page in target.list_user_pages(pool_id, listings=listings, pages_per_second=pages_per_second):
-        users.extend(u for u in page if user_key(u, key_attribute) in wanted)
+        users.extend(wanted_users(page, wanted, key_attribute, fold_case))
         if len(users) >= 10_000:   # compact as we go: a raw ListUsers user is ~4 KB of dicts
             batches.append(users_frame(users, attrs, key_attribute))
             users = []

@@ -349,3 +349,19 @@ def test_outcomes_file_joins_each_ids_distinct_reasons_in_order(ledger: Ledger, 
     out = pd.read_csv(tmp_path / "outcomes.csv", dtype=str, keep_default_na=False)
     assert out.set_index("legacy_id")["confirmed"].to_dict() == {   # only users in the pool have a verdict
         "7": "", "5": "", "9": "", "1": "0", "2": "", "3": "1", "4": ""}
+
+
+def test_listed_users_are_matched_by_case_variant_only_in_a_case_insensitive_pool() -> None:
+    """A listing finds the pool's users by what the import file calls them; in a pool whose usernames
+    are case-insensitive (fact 46) an account under a case variant is the wanted user, keyed by the
+    file's name; elsewhere it is somebody else."""
+    from pipeline.poolusers import case_insensitive, wanted_users
+
+    page = [{"Username": "jsmith", "Attributes": []}, {"Username": "Other", "Attributes": []},
+            {"Username": "AnnaK", "Attributes": []}]
+    wanted = {"JSmith", "AnnaK"}
+    assert [u.get("_key", u["Username"]) for u in wanted_users(page, wanted, None, fold_case=True)] == [
+        "JSmith", "AnnaK"]
+    assert [u["Username"] for u in wanted_users(page, wanted, None)] == ["AnnaK"]
+    assert case_insensitive({"UsernameConfiguration": {"CaseSensitive": False}})
+    assert not case_insensitive({"UsernameConfiguration": {"CaseSensitive": True}}) and not case_insensitive({})

@@ -53,6 +53,11 @@ def note_change() -> None:
     _generation = next(_counter)
 
 
+def generation() -> int:
+    """Changes whenever a moto write may have changed some pool (``note_change``)."""
+    return _generation
+
+
 def may_write(operation: str) -> bool:
     """Whether a cognito-idp operation moto answers can change a pool's users."""
     return not operation.startswith(READ_ONLY_PREFIXES)

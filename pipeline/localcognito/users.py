@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from moto.cognitoidp.models import CognitoIdpUser, CognitoIdpUserPool, UserStatus
 
+from pipeline.localcognito.listing import generation
 from pipeline.localcognito.rules import USERNAME, VERIFIED, PoolRules
 
 MSG_EXISTS = "The user already exists."                                   # fact 19
@@ -28,6 +29,13 @@ def get_user(pool: CognitoIdpUserPool, username: str) -> CognitoIdpUser | None:
     instead; a hit is checked against the pool, and a miss falls back to moto's own lookup, so users
     made, changed or deleted through moto's API are found as before. Call under the service lock.
     """
+    user = _exact(pool, username)
+    if user is None and (pool.extended_config.get("UsernameConfiguration") or {}).get("CaseSensitive") is False:
+        user = _case_variant(pool, username)
+    return user
+
+
+def _exact(pool: CognitoIdpUserPool, username: str) -> CognitoIdpUser | None:
     attributes = pool.extended_config.get("UsernameAttributes") or []
     if not attributes:
         return pool.users.get(username)
@@ -42,6 +50,26 @@ def get_user(pool: CognitoIdpUserPool, username: str) -> CognitoIdpUser | None:
         return user
     # a sub (a UUID, never an email or a phone number) is the real Username; else moto's scan
     return pool.users.get(username) or pool._get_user(username)
+
+
+# Per case-insensitive pool: (generation, size, lower-cased username or sign-in value -> user).
+_FOLDED: dict[str, tuple[CognitoIdpUserPool, int, int, dict[str, CognitoIdpUser]]] = {}
+
+
+def _case_variant(pool: CognitoIdpUserPool, username: str) -> CognitoIdpUser | None:
+    """The user a case variant of its username (or, in fact-16 pools, of its sign-in value) names, in a
+    pool with ``CaseSensitive: false``, where such variants are the same user (fact 46): an index
+    built on the first variant asked for, and again once the pool has changed."""
+    kept = _FOLDED.get(pool.id)
+    if kept is None or kept[0] is not pool or kept[1] != generation() or kept[2] != len(pool.users):
+        attributes = pool.extended_config.get("UsernameAttributes") or []
+        folded: dict[str, CognitoIdpUser] = {}
+        for user in pool.users.values():
+            for value in (user.username, *(user.attribute_lookup.get(a) for a in attributes)):
+                if value:
+                    folded.setdefault(value.lower(), user)
+        kept = _FOLDED[pool.id] = (pool, generation(), len(pool.users), folded)
+    return kept[3].get(username.lower())
 
 
 def _remember(index: dict[str, CognitoIdpUser], attributes: list[str], user: CognitoIdpUser) -> None:

@@ -413,31 +413,40 @@ def test_a_skipped_user_whose_username_is_another_persons_account_is_failed_not_
     csv_path = sorted(p for p in (workspace.latest_run("acme-jp") / "chunks").glob("chunk-*.csv")
                       if not p.name.endswith(".keys.csv"))[-1]
     rows = read_chunk(csv_path).join(read_keys(csv_path.with_suffix(".keys.csv"))[["legacy_id", "username"]])
-    rows = rows[rows["email"].ne("")].head(3)
+    rows = rows[rows["email"].ne("")]
     (stranger, own, bare) = (rows.iloc[i] for i in range(3))
+    # acme-jp's usernames are case-insensitive (fact 46): an account under a case variant is the same user
+    variant = rows[rows["username"].ne(rows["username"].str.lower())].iloc[-1]
     pool = workspace.pool_id("acme-jp")
-    for row, extra in ((stranger, [{"Name": "email", "Value": "somebody.else@example.org"}]),
-                       (own, [{"Name": "email", "Value": own["email"].upper()}]), (bare, [])):
-        workspace.idp.admin_create_user(UserPoolId=pool, Username=row["username"], MessageAction="SUPPRESS",
+    for name, extra in ((stranger["username"], [{"Name": "email", "Value": "somebody.else@example.org"}]),
+                        (own["username"], [{"Name": "email", "Value": own["email"].upper()}]),
+                        (bare["username"], []),
+                        (variant["username"].lower(), [{"Name": "email", "Value": variant["email"]}])):
+        workspace.idp.admin_create_user(UserPoolId=pool, Username=name, MessageAction="SUPPRESS",
                                         UserAttributes=extra)
 
     proc = workspace.run("migrate", "--tenant", "acme-jp")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     outcomes = workspace.outcomes("acme-jp")
-    assert (outcomes[stranger["legacy_id"]], outcomes[own["legacy_id"]], outcomes[bare["legacy_id"]]) == (
-        "failed", "skipped", "skipped")
+    assert [outcomes[r["legacy_id"]] for r in (stranger, own, bare, variant)] == [
+        "failed", "skipped", "skipped", "skipped"]
     counts = workspace.report("acme-jp")["counts"]
-    assert (counts["skipped"], counts["failed"]) == (2, 1)
-    assert counts["imported"] + 2 + 1 + counts["rejected"] == len(workspace.source_ids("acme-jp"))
-    assert counts["imported"] == len(workspace.users("acme-jp")) - 3
+    assert (counts["skipped"], counts["failed"]) == (3, 1)
+    assert counts["imported"] + 3 + 1 + counts["rejected"] == len(workspace.source_ids("acme-jp"))
+    assert counts["imported"] == len(workspace.users("acme-jp")) - 4
     with open(workspace.latest_run("acme-jp") / "outcomes.csv", newline="") as fh:
         detail = {row["legacy_id"]: row["detail"] for row in csv.DictReader(fh)}
     assert detail[stranger["legacy_id"]].startswith(
         "Skipped by Cognito, but its username is another account's in the pool (email differs)")
     assert "somebody" not in proc.stdout + proc.stderr + detail[stranger["legacy_id"]]
     with open(workspace.latest_run("acme-jp") / "legacy-id-to-sub.csv", newline="") as fh:
-        mapped = {row["legacy_id"] for row in csv.DictReader(fh)}
-    assert stranger["legacy_id"] not in mapped and {own["legacy_id"], bare["legacy_id"]} <= mapped
+        mapped = {row["legacy_id"]: row["sub"] for row in csv.DictReader(fh)}
+    assert stranger["legacy_id"] not in mapped and {own["legacy_id"], bare["legacy_id"]} <= set(mapped)
+    existing = workspace.idp.admin_get_user(UserPoolId=pool, Username=variant["username"].lower())
+    assert mapped[variant["legacy_id"]] == attrs({"Attributes": existing["UserAttributes"]})["sub"]
+    with open(workspace.latest_run("acme-jp") / "outcomes.csv", newline="") as fh:
+        confirmed = {row["legacy_id"]: row["confirmed"] for row in csv.DictReader(fh)}
+    assert [confirmed[r["legacy_id"]] for r in (own, bare, variant)] == ["1", "1", "1"]
 
 
 def test_a_delta_runs_failed_users_are_retried_from_their_chunks_remainder(workspace: Workspace) -> None:

@@ -212,3 +212,21 @@ def test_admin_get_user_by_email_reads_an_index_that_follows_moto_api_changes(ki
     for gone in ("u2@example.com", "u1@example.com"):
         with pytest.raises(kit.idp.exceptions.UserNotFoundException):
             get(gone)
+
+
+def test_admin_get_user_finds_a_case_variant_only_in_a_case_insensitive_pool(kit):   # fact 46
+    """With CaseSensitive false a username's case variants are the same user, for AdminGetUser as for an
+    import; a user deleted or created afterwards is seen; a case-sensitive pool still wants the exact name."""
+    loose = kit.pool(UsernameConfiguration={"CaseSensitive": False})
+    strict = kit.pool(UsernameConfiguration={"CaseSensitive": True})
+    for pool in (loose, strict):
+        kit.idp.admin_create_user(UserPoolId=pool, Username="JSmith", MessageAction="SUPPRESS")
+    assert kit.idp.admin_get_user(UserPoolId=loose, Username="jsmith")["Username"] == "JSmith"
+    assert kit.idp.admin_get_user(UserPoolId=loose, Username="JSMITH")["Username"] == "JSmith"
+    with pytest.raises(kit.idp.exceptions.UserNotFoundException):
+        kit.idp.admin_get_user(UserPoolId=strict, Username="jsmith")
+    kit.idp.admin_delete_user(UserPoolId=loose, Username="JSmith")
+    kit.idp.admin_create_user(UserPoolId=loose, Username="AnnaK", MessageAction="SUPPRESS")
+    with pytest.raises(kit.idp.exceptions.UserNotFoundException):
+        kit.idp.admin_get_user(UserPoolId=loose, Username="jsmith")
+    assert kit.idp.admin_get_user(UserPoolId=loose, Username="annak")["Username"] == "AnnaK"
