@@ -271,7 +271,8 @@ class Harvester:
         someone_else = skipped & exists & differs.ne("").to_numpy()
         if someone_else.any():
             merged.loc[someone_else, "message"] = [
-                f"Skipped by Cognito, but its username is another account's in the pool ({d} differs): this "
+                f"Skipped by Cognito, but its username is another account's in the pool ({d} "
+                f"{'differ' if ' and ' in d else 'differs'}): this "
                 "user was not imported; rename one of the two (or delete that account), then rerun with "
                 "--retry-failed" for d in differs[someone_else.to_numpy()]]
             merged.loc[someone_else, "outcome"] = Outcome.FAILED.value

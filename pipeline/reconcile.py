@@ -262,7 +262,8 @@ def reconcile(
 def _removed_from_pool(ledger: Ledger, tenant: str, target: Any, outcomes: pd.DataFrame, was_in_pool: np.ndarray,
                        pages_per_second: float, listings: int, into: pd.DataFrame) -> np.ndarray:
     """Which of the ``was_in_pool`` users (rows of ``outcomes``: imported or skipped by an earlier run,
-    rejected by this plan) the pool no longer holds, as a mask over ``outcomes``.
+    rejected by this plan) the pool no longer holds (no account under the name, or one with another sub
+    than the recorded one), as a mask over ``outcomes``.
 
     Each is looked up, whether an earlier run confirmed it or not: with AdminGetUser when they are at most
     ``RECHECK_MISSING`` or a small part of the pool, else by listing the pool. In ``into`` (the frame the
@@ -282,7 +283,12 @@ def _removed_from_pool(ledger: Ledger, tenant: str, target: Any, outcomes: pd.Da
         else:
             frame = _listed(target, str(pool_id), wanted, [], key_attribute, pages_per_second, listings,
                             case_insensitive(pool))
-        gone = frame.index.get_indexer(group["username"].astype(str)) == -1
+        found = frame.reindex(group["username"].astype(str))
+        # an account under the name but with another sub is not the user's: in a case-insensitive pool,
+        # say, another legacy user imported under a case variant of its name once it was deleted
+        recorded = group["sub"].fillna("").astype(str).to_numpy()
+        theirs = found["sub"].fillna("").astype(str).to_numpy()
+        gone = (theirs == "") | ((recorded != "") & (theirs != recorded))
         removed[outcomes.index.get_indexer(group.index[gone])] = True
     gone_rows = outcomes.index[removed]
     for pool_id, gone in outcomes[removed].groupby("pool_id"):

@@ -98,7 +98,8 @@ def test_rejected_users_an_earlier_run_imported_count_as_rejected_once_deleted_f
     assert write_sub_mapping(ledger, "acme", tmp_path / "subs.csv", outcomes=outcomes) == 5
     assert "L1" not in set(pd.read_csv(tmp_path / "subs.csv", dtype=str)["legacy_id"])
 
-    target._idp.admin_delete_user(UserPoolId=pool_id, Username="user2")
+    target._idp.admin_delete_user(UserPoolId=pool_id, Username="user2")     # and somebody else takes the name:
+    target._idp.admin_create_user(UserPoolId=pool_id, Username="user2", MessageAction="SUPPRESS")   # another sub
     calls = target.calls.get("AdminGetUser", 0)
     done = reconcile(ledger, "acme", 6, now_rejected, target=target, settled=settled)
     assert done.ok and (done.imported, done.rejected) == (4, 2)
