@@ -319,8 +319,8 @@ class Harvester:
             records = get_users(lambda name: self.target.admin_get_user(self.pool_id, name), usernames,
                                 self.policy.lookup_threads)
         else:
-            records = list(wanted_users(self.target.list_users(self.pool_id), set(usernames),
-                                        self.key_attribute, self.fold_case))
+            keep = wanted_users(set(usernames), self.key_attribute, self.fold_case)
+            records = list(keep(self.target.list_users(self.pool_id)))
         return users_frame(records, attrs, self.key_attribute)
 
 

@@ -56,18 +56,23 @@ def user_key(user: dict[str, Any], key_attribute: str | None = None) -> str | No
     return user.get("Username")
 
 
-def wanted_users(users: Iterable[dict[str, Any]], wanted: set[str], key_attribute: str | None,
-                 fold_case: bool = False) -> Iterator[dict[str, Any]]:
-    """The ``users`` (ListUsers shape) whose ``user_key`` is in ``wanted``. With ``fold_case`` (a pool
-    with ``CaseSensitive: false``, where case variants are the same user, fact 46) a user whose key is a
-    case variant of a wanted name counts too, keyed by that name."""
+def wanted_users(wanted: set[str], key_attribute: str | None,
+                 fold_case: bool = False) -> Callable[[Iterable[dict[str, Any]]], Iterator[dict[str, Any]]]:
+    """A filter of users (ListUsers shape): those whose ``user_key`` is in ``wanted``. With ``fold_case``
+    (a pool with ``CaseSensitive: false``, where case variants are the same user, fact 46) a user whose
+    key is a case variant of a wanted name passes too, keyed by that name. Made once per listing: the
+    folded names cost a pass over ``wanted``, which a listing must not pay per page."""
     folded = {name.lower(): name for name in wanted} if fold_case else {}
-    for user in users:
-        key = user_key(user, key_attribute)
-        if key in wanted:
-            yield user
-        elif folded and key is not None and key.lower() in folded:
-            yield {**user, "_key": folded[key.lower()]}
+
+    def keep(users: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        for user in users:
+            key = user_key(user, key_attribute)
+            if key in wanted:
+                yield user
+            elif folded and key is not None and key.lower() in folded:
+                yield {**user, "_key": folded[key.lower()]}
+
+    return keep
 
 
 def case_insensitive(pool: dict[str, Any]) -> bool:

@@ -421,8 +421,9 @@ def _listed(target: Any, pool_id: str, wanted: set[str], attrs: list[str], key_a
     """
     batches: list[pd.DataFrame] = []
     users: list[dict[str, Any]] = []
+    keep = wanted_users(wanted, key_attribute, fold_case)
     for page in target.list_user_pages(pool_id, listings=listings, pages_per_second=pages_per_second):
-        users.extend(wanted_users(page, wanted, key_attribute, fold_case))
+        users.extend(keep(page))
         if len(users) >= 10_000:   # compact as we go: a raw ListUsers user is ~4 KB of dicts
             batches.append(users_frame(users, attrs, key_attribute))
             users = []

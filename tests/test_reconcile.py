@@ -361,8 +361,8 @@ def test_listed_users_are_matched_by_case_variant_only_in_a_case_insensitive_poo
     page = [{"Username": "jsmith", "Attributes": []}, {"Username": "Other", "Attributes": []},
             {"Username": "AnnaK", "Attributes": []}]
     wanted = {"JSmith", "AnnaK"}
-    assert [u.get("_key", u["Username"]) for u in wanted_users(page, wanted, None, fold_case=True)] == [
+    assert [u.get("_key", u["Username"]) for u in wanted_users(wanted, None, fold_case=True)(page)] == [
         "JSmith", "AnnaK"]
-    assert [u["Username"] for u in wanted_users(page, wanted, None)] == ["AnnaK"]
+    assert [u["Username"] for u in wanted_users(wanted, None)(page)] == ["AnnaK"]
     assert case_insensitive({"UsernameConfiguration": {"CaseSensitive": False}})
     assert not case_insensitive({"UsernameConfiguration": {"CaseSensitive": True}}) and not case_insensitive({})

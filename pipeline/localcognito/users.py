@@ -52,24 +52,39 @@ def _exact(pool: CognitoIdpUserPool, username: str) -> CognitoIdpUser | None:
     return pool.users.get(username) or pool._get_user(username)
 
 
-# Per case-insensitive pool: (generation, size, lower-cased username or sign-in value -> user).
-_FOLDED: dict[str, tuple[CognitoIdpUserPool, int, int, dict[str, CognitoIdpUser]]] = {}
+class _Folded:
+    """A case-insensitive pool's lower-cased usernames (and, in fact-16 pools, sign-in values) -> user, as
+    of moto write ``generation`` and pool ``size``; users the import creates are added as they come."""
+
+    def __init__(self, pool: CognitoIdpUserPool) -> None:
+        self.pool, self.generation, self.size = pool, generation(), 0
+        self.attributes = pool.extended_config.get("UsernameAttributes") or []
+        self.users: dict[str, CognitoIdpUser] = {}
+        for user in list(pool.users.values()):
+            self.add(user)
+
+    def add(self, user: CognitoIdpUser) -> None:
+        for value in (user.username, *(user.attribute_lookup.get(a) for a in self.attributes)):
+            if value:
+                self.users.setdefault(value.lower(), user)
+        self.size += 1
+
+    def current(self, pool: CognitoIdpUserPool) -> bool:
+        return self.pool is pool and self.generation == generation() and self.size == len(pool.users)
+
+
+_FOLDED: dict[str, _Folded] = {}
 
 
 def _case_variant(pool: CognitoIdpUserPool, username: str) -> CognitoIdpUser | None:
     """The user a case variant of its username (or, in fact-16 pools, of its sign-in value) names, in a
-    pool with ``CaseSensitive: false``, where such variants are the same user (fact 46): an index
-    built on the first variant asked for, and again once the pool has changed."""
+    pool with ``CaseSensitive: false``, where such variants are the same user (fact 46): an index built
+    on the first variant asked for, kept up to date as imports create users, and built again once a
+    moto write (a deletion, an update) may have changed the pool."""
     kept = _FOLDED.get(pool.id)
-    if kept is None or kept[0] is not pool or kept[1] != generation() or kept[2] != len(pool.users):
-        attributes = pool.extended_config.get("UsernameAttributes") or []
-        folded: dict[str, CognitoIdpUser] = {}
-        for user in pool.users.values():
-            for value in (user.username, *(user.attribute_lookup.get(a) for a in attributes)):
-                if value:
-                    folded.setdefault(value.lower(), user)
-        kept = _FOLDED[pool.id] = (pool, generation(), len(pool.users), folded)
-    return kept[3].get(username.lower())
+    if kept is None or not kept.current(pool):
+        kept = _FOLDED[pool.id] = _Folded(pool)
+    return kept.users.get(username.lower())
 
 
 def _remember(index: dict[str, CognitoIdpUser], attributes: list[str], user: CognitoIdpUser) -> None:
@@ -132,4 +147,7 @@ class PoolIndex:
         kept = _SIGN_IN.get(self.pool.id)
         if kept is not None and kept[0] is self.pool:
             _remember(kept[1], self.pool.extended_config.get("UsernameAttributes") or [], user)
+        folded = _FOLDED.get(self.pool.id)
+        if folded is not None and folded.pool is self.pool:
+            folded.add(user)
         return user

@@ -416,19 +416,39 @@ def test_pre_existing_users_come_out_skipped(workspace: Workspace) -> None:
         assert subs[name] == {a["Name"]: a["Value"] for a in existing["UserAttributes"]}["sub"]
 
 
-def test_a_skipped_user_whose_username_is_another_persons_account_is_failed_not_mapped(
-        workspace: Workspace) -> None:
-    """Cognito skips a user whose username the pool already holds. When that account is plainly someone
-    else's (another email), mapping the legacy user to its sub would hand the application a stranger's
-    account: the user counts as failed, with the reason, and stays out of legacy-id-to-sub.csv. An
-    account with the same email (in another case), or with no email, is taken as the user's own."""
+def _planned_rows(workspace: Workspace) -> pd.DataFrame:
+    """acme-jp's last import file, as a dry run writes it, its rows joined with their legacy id and username."""
     from pipeline.chunk import read_chunk, read_keys
 
     dry = workspace.run("migrate", "--tenant", "acme-jp", "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
     csv_path = sorted(p for p in (workspace.latest_run("acme-jp") / "chunks").glob("chunk-*.csv")
                       if not p.name.endswith(".keys.csv"))[-1]
-    rows = read_chunk(csv_path).join(read_keys(csv_path.with_suffix(".keys.csv"))[["legacy_id", "username"]])
+    return read_chunk(csv_path).join(read_keys(csv_path.with_suffix(".keys.csv"))[["legacy_id", "username"]])
+
+
+def _squat(workspace: Workspace, n: int) -> pd.DataFrame:
+    """``n`` planned users (rows of ``_planned_rows``) whose verified emails accounts made in the pool by
+    other means hold (``squatter-<i>``): acme-jp signs in by email alias, so Cognito fails their import
+    (fact 17), which our validation cannot foresee."""
+    rows = _planned_rows(workspace)
+    victims = rows[rows["email_verified"].eq("true") & rows["email"].ne("")].head(n)
+    assert len(victims) == n
+    for i, email in enumerate(victims["email"]):
+        workspace.idp.admin_create_user(UserPoolId=workspace.pool_id("acme-jp"), Username=f"squatter-{i}",
+                                        MessageAction="SUPPRESS",
+                                        UserAttributes=[{"Name": "email", "Value": email},
+                                                        {"Name": "email_verified", "Value": "true"}])
+    return victims
+
+
+def test_a_skipped_user_whose_username_is_another_persons_account_is_failed_not_mapped(
+        workspace: Workspace) -> None:
+    """Cognito skips a user whose username the pool already holds. When that account is plainly someone
+    else's (another email), mapping the legacy user to its sub would hand the application a stranger's
+    account: the user counts as failed, with the reason, and stays out of legacy-id-to-sub.csv. An
+    account with the same email (in another case), or with no email, is taken as the user's own."""
+    rows = _planned_rows(workspace)
     rows = rows[rows["email"].ne("")]
     (stranger, own, bare) = (rows.iloc[i] for i in range(3))
     # acme-jp's usernames are case-insensitive (fact 46): an account under a case variant is the same user
@@ -508,22 +528,10 @@ def test_a_delta_runs_failed_users_are_retried_from_their_chunks_remainder(works
 
 
 def test_users_the_pool_failed_are_imported_by_retry_failed_once_the_cause_is_gone(workspace: Workspace) -> None:
-    from pipeline.chunk import read_chunk, read_keys
+    from pipeline.chunk import read_keys
 
-    dry = workspace.run("migrate", "--tenant", "acme-jp", "--dry-run")
-    assert dry.returncode == 0, dry.stdout + dry.stderr
-    chunk = sorted((workspace.latest_run("acme-jp") / "chunks").glob("chunk-*.csv"))
-    csv_path = [p for p in chunk if not p.name.endswith(".keys.csv")][-1]
-    rows = read_chunk(csv_path).join(read_keys(csv_path.with_suffix(".keys.csv"))["legacy_id"])
-    victims = rows[rows["email_verified"].eq("true") & rows["email"].ne("")].head(3)
-    assert len(victims) == 3
-    # accounts made in the pool by other means hold the victims' verified emails: acme-jp signs in by
-    # email alias, so Cognito fails the imported users (fact 17), which our validation cannot foresee
+    victims = _squat(workspace, 3)
     pool = workspace.pool_id("acme-jp")
-    for i, email in enumerate(victims["email"]):
-        workspace.idp.admin_create_user(UserPoolId=pool, Username=f"squatter-{i}", MessageAction="SUPPRESS",
-                                        UserAttributes=[{"Name": "email", "Value": email},
-                                                        {"Name": "email_verified", "Value": "true"}])
 
     first = workspace.run("migrate", "--tenant", "acme-jp")
     assert first.returncode == 0, first.stdout + first.stderr
@@ -568,19 +576,7 @@ def test_users_the_pool_failed_that_the_data_now_rejects_count_as_rejected(works
     """Cognito failed some users (their verified emails were taken in the pool); instead of retrying them,
     the legacy side soft-deletes them, so the next plan rejects them. They never reached the pool: the
     rerun counts them as rejected, with a note, and the accounting holds."""
-    from pipeline.chunk import read_chunk, read_keys
-
-    dry = workspace.run("migrate", "--tenant", "acme-jp", "--dry-run")
-    assert dry.returncode == 0, dry.stdout + dry.stderr
-    csv_path = sorted(p for p in (workspace.latest_run("acme-jp") / "chunks").glob("chunk-*.csv")
-                      if not p.name.endswith(".keys.csv"))[-1]
-    rows = read_chunk(csv_path).join(read_keys(csv_path.with_suffix(".keys.csv"))["legacy_id"])
-    victims = rows[rows["email_verified"].eq("true") & rows["email"].ne("")].head(2)
-    pool = workspace.pool_id("acme-jp")
-    for i, email in enumerate(victims["email"]):
-        workspace.idp.admin_create_user(UserPoolId=pool, Username=f"squatter-{i}", MessageAction="SUPPRESS",
-                                        UserAttributes=[{"Name": "email", "Value": email},
-                                                        {"Name": "email_verified", "Value": "true"}])
+    victims = _squat(workspace, 2)
     first = workspace.run("migrate", "--tenant", "acme-jp")
     assert first.returncode == 0, first.stdout + first.stderr
     failed = set(victims["legacy_id"])

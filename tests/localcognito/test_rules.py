@@ -230,3 +230,6 @@ def test_admin_get_user_finds_a_case_variant_only_in_a_case_insensitive_pool(kit
     with pytest.raises(kit.idp.exceptions.UserNotFoundException):
         kit.idp.admin_get_user(UserPoolId=loose, Username="jsmith")
     assert kit.idp.admin_get_user(UserPoolId=loose, Username="annak")["Username"] == "AnnaK"
+    kit.run(loose, [{"cognito:username": "BoB.Import", "email": "bob@example.com",   # an import adds to it
+                     "email_verified": "true"}])
+    assert kit.idp.admin_get_user(UserPoolId=loose, Username="bob.import")["Username"] == "BoB.Import"
