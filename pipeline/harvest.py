@@ -320,7 +320,7 @@ class Harvester:
                                 self.policy.lookup_threads)
         else:
             keep = wanted_users(set(usernames), self.key_attribute, self.fold_case)
-            records = list(keep(self.target.list_users(self.pool_id)))
+            records = keep(self.target.list_users(self.pool_id))
         return users_frame(records, attrs, self.key_attribute)
 
 

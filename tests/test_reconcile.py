@@ -362,7 +362,9 @@ def test_listed_users_are_matched_by_case_variant_only_in_a_case_insensitive_poo
             {"Username": "AnnaK", "Attributes": []}]
     wanted = {"JSmith", "AnnaK"}
     assert [u.get("_key", u["Username"]) for u in wanted_users(wanted, None, fold_case=True)(page)] == [
-        "JSmith", "AnnaK"]
+        "AnnaK", "JSmith"]                                   # the exact names first, then the variants
+    assert [u["_key"] for u in wanted_users(wanted, None, fold_case=True)(iter(page))
+            if "_key" in u] == ["JSmith"]                    # a stream (the harvest's listing) alike
     assert [u["Username"] for u in wanted_users(wanted, None)(page)] == ["AnnaK"]
     assert case_insensitive({"UsernameConfiguration": {"CaseSensitive": False}})
     assert not case_insensitive({"UsernameConfiguration": {"CaseSensitive": True}}) and not case_insensitive({})
