@@ -281,7 +281,7 @@ class Harvester:
             self._event(
                 "skipped_as_someone_else",
                 f"{int(someone_else.sum())} user(s) skipped as already in the pool are under a username "
-                "another account holds (their email or legacy id differs): counted as failed, not mapped "
+                "another account holds (their email, legacy id or tenant id differs): counted as failed, not mapped "
                 "to that account's sub.",
                 job_id=str(final["JobId"]),
             )
