@@ -327,17 +327,24 @@ class Harvester:
 def _other_person(expected: pd.DataFrame, found: pd.DataFrame | None) -> pd.Series:
     """Per import row, the identity attributes (``IDENTITY_ATTRIBUTES``, compared case-insensitively)
     whose value in the file and in the pool's account of that username are both non-empty and differ,
-    joined with " and "; "" where none does (or the account is absent)."""
+    joined with " and "; "" where none does (or the account is absent). An account that holds the row's
+    own ``custom:legacy_id`` (and no other ``custom:tenant_id``) is the user's whatever its email: an
+    earlier import of the user, say, whose email changed in the legacy database since."""
     differs = pd.Series([""] * len(expected), dtype=object)
     if found is None:
         return differs
+    same: dict[str, np.ndarray] = {}
     for column in IDENTITY_ATTRIBUTES:
         if column not in expected.columns or column not in found.columns:
             continue
         mine = expected[column].fillna("").astype(str).str.strip().str.casefold().to_numpy()
         theirs = found[column].fillna("").astype(str).str.strip().str.casefold().to_numpy()
         hit = (mine != "") & (theirs != "") & (mine != theirs)
+        same[column] = (mine != "") & (mine == theirs)
         differs[hit] = [f"{d} and {column}" if d else column for d in differs[hit]]
+    if "custom:legacy_id" in same:
+        own = same["custom:legacy_id"] & ~differs.str.contains("custom:tenant_id", regex=False).to_numpy()
+        differs[own] = ""
     return differs
 
 

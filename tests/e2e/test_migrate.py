@@ -484,6 +484,34 @@ def test_a_skipped_user_whose_username_is_another_persons_account_is_failed_not_
     assert [confirmed[r["legacy_id"]] for r in (own, bare, variant)] == ["1", "1", "1"]
 
 
+def test_after_the_ledger_is_lost_a_user_whose_email_changed_is_still_its_own_account(workspace: Workspace) -> None:
+    """The runs directory (the ledger) is lost and the tenant is migrated again: Cognito skips every user
+    the pool holds. A user whose email changed in the legacy database since its import is under an
+    account with another email but its own custom:legacy_id: it is the user's, skipped and mapped to its
+    sub, not failed as someone else's."""
+    import shutil
+
+    first = workspace.run("migrate", "--tenant", "acme-jp")
+    assert first.returncode == 0, first.stdout + first.stderr
+    imported = {i for i, o in workspace.outcomes("acme-jp").items() if o == "imported"}
+    mover = sorted(set(_alone(workspace)) & imported, key=int)[0]
+    by_legacy_id = {attrs(u)["custom:legacy_id"]: attrs(u)["sub"] for u in workspace.users("acme-jp")}
+    with sqlite3.connect(workspace.root / "var" / "demo-legacy.sqlite") as db:
+        db.execute("UPDATE app_users SET email = ? WHERE id = ?", (f"moved{mover}@example.org", int(mover)))
+    shutil.rmtree(workspace.root / "runs")
+    users_before = len(workspace.users("acme-jp"))
+
+    again = workspace.run("migrate", "--tenant", "acme-jp")
+    assert again.returncode == 0, again.stdout + again.stderr
+    outcomes = workspace.outcomes("acme-jp")
+    assert outcomes[mover] == "skipped" and "failed" not in outcomes.values()
+    with open(workspace.latest_run("acme-jp") / "legacy-id-to-sub.csv", newline="") as fh:
+        subs = {row["legacy_id"]: row["sub"] for row in csv.DictReader(fh)}
+    assert subs[mover] == by_legacy_id[mover]
+    assert {i: subs[i] for i in imported} == {i: by_legacy_id[i] for i in imported}   # nobody mapped elsewhere
+    assert len(workspace.users("acme-jp")) == users_before
+
+
 def test_a_delta_runs_failed_users_are_retried_from_their_chunks_remainder(workspace: Workspace) -> None:
     """A delta run: new legacy users join a chunk whose other users an earlier run imported, so the load
     sends the chunk's remainder. Both are skipped under strangers' accounts (failed, as above), so the
