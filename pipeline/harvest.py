@@ -333,18 +333,20 @@ def _other_person(expected: pd.DataFrame, found: pd.DataFrame | None) -> pd.Seri
     differs = pd.Series([""] * len(expected), dtype=object)
     if found is None:
         return differs
-    same: dict[str, np.ndarray] = {}
+    hits: dict[str, np.ndarray] = {}
+    own = np.zeros(len(expected), dtype=bool)
     for column in IDENTITY_ATTRIBUTES:
         if column not in expected.columns or column not in found.columns:
             continue
         mine = expected[column].fillna("").astype(str).str.strip().str.casefold().to_numpy()
         theirs = found[column].fillna("").astype(str).str.strip().str.casefold().to_numpy()
-        hit = (mine != "") & (theirs != "") & (mine != theirs)
-        same[column] = (mine != "") & (mine == theirs)
+        hits[column] = (mine != "") & (theirs != "") & (mine != theirs)
+        if column == "custom:legacy_id":
+            own = (mine != "") & (mine == theirs)
+    own &= ~hits.get("custom:tenant_id", np.zeros(len(expected), dtype=bool))
+    for column, hit in hits.items():
+        hit = hit & ~own
         differs[hit] = [f"{d} and {column}" if d else column for d in differs[hit]]
-    if "custom:legacy_id" in same:
-        own = same["custom:legacy_id"] & ~differs.str.contains("custom:tenant_id", regex=False).to_numpy()
-        differs[own] = ""
     return differs
 
 
