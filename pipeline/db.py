@@ -258,6 +258,9 @@ class SourceDB:
             raise self._fail(exc, origin, _HINT) from None
         pg = raw.driver_connection
         assert pg is not None
+        raw_text = pg.get_parameter_status("server_encoding") == "SQL_ASCII"
+        if raw_text:    # see raw_text below; the pooled connection's next user gets UTF8 back
+            pg.set_client_encoding("SQL_ASCII")
         cursor = pg.cursor()
         try:
             bound = cursor.mogrify(compiled.string, compiled.params)
@@ -303,6 +306,8 @@ class SourceDB:
             try:
                 cursor.close()
                 pg.rollback()
+                if raw_text:
+                    pg.set_client_encoding("UTF8")
             except Exception:  # noqa: BLE001 - the connection is discarded instead
                 healthy = False
             if healthy:
@@ -312,6 +317,21 @@ class SourceDB:
             if failure and not cancelled:
                 raise self._fail(failure[0], origin, "Fix the SQL file, or the database it reads.") from None
 
+    def raw_text(self) -> bool:
+        """Whether ``copy_csv`` streams the stored bytes of text values rather than UTF-8: a PostgreSQL
+        database whose encoding is SQL_ASCII (initdb's default under the C locale for years, common in
+        legacy systems) stores whatever bytes its application wrote, often Latin-1, and refuses to
+        send a value that is not UTF-8 as UTF8 ('invalid byte sequence for encoding "UTF8": 0xfc'),
+        which stopped the whole tenant without naming a row. Such a database's text is read as bytes
+        and decoded by the extraction (``extract._copy_batches``)."""
+        if not self.copy_supported:
+            return False
+        try:
+            with self.engine.connect() as conn:
+                return conn.execute(sa.text("SHOW server_encoding")).scalar() == "SQL_ASCII"
+        except SQLAlchemyError as exc:
+            raise self._fail(exc, None, _HINT) from None
+
     @property
     def copy_supported(self) -> bool:
         return self.backend == "postgresql" and self.engine.dialect.driver == "psycopg2"
@@ -319,13 +339,28 @@ class SourceDB:
 
 @contextmanager
 def _server_text(conn: Connection) -> Iterator[None]:
-    """On PyMySQL, read this connection's results as the server's text: a DATETIME stays
-    ``2024-05-01 10:00:00`` and a DECIMAL ``12.50``, as COPY gives PostgreSQL's values, instead of
-    being parsed into Python objects only to be written back as text (about a quarter of a MariaDB
-    extraction's time, and a TIME's text changed on the way: ``3:04:05`` for ``03:04:05``). The
-    driver's decoders are set aside for the block (its encoders, for bound parameters, stay) and put
-    back for the pooled connection's next user."""
+    """Read this connection's results as the database's own text, for the block; the pooled
+    connection's next user gets the driver's settings back.
+
+    * PyMySQL: a DATETIME stays ``2024-05-01 10:00:00`` and a DECIMAL ``12.50``, as COPY gives
+      PostgreSQL's values, instead of being parsed into Python objects only to be written back as
+      text (about a quarter of a MariaDB extraction's time, and a TIME's text changed on the way:
+      ``3:04:05`` for ``03:04:05``). The driver's decoders are set aside (its encoders, for bound
+      parameters, stay).
+    * SQLite: TEXT values come as the stored bytes (``text_factory = bytes``). SQLite does not check
+      that they are UTF-8, and sqlite3's own decoding stops the whole query at the first value that
+      is not ("Could not decode to UTF-8 column ... with text '<the value>'"), naming no row and
+      printing the value; the extraction decodes them instead (``extract._text_array``), so that such
+      a value ends as one rejected row."""
     raw: Any = conn.connection.dbapi_connection
+    if isinstance(raw, sqlite3.Connection):
+        factory = raw.text_factory
+        raw.text_factory = bytes
+        try:
+            yield
+        finally:
+            raw.text_factory = factory
+        return
     decoders = getattr(raw, "decoders", None) if conn.dialect.driver == "pymysql" else None
     if decoders is None:
         yield

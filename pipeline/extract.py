@@ -25,7 +25,14 @@ timestamptz    ``2020-01-31 08:05:00+00`` (UTC)    (n/a)
 boolean        ``t`` / ``f``                       ``1`` / ``0`` (MariaDB has no boolean)
 numeric        as PostgreSQL prints it             ``Decimal`` in fixed-point notation
 bytes          ``\\x...`` hex                      decoded as UTF-8 (invalid bytes replaced)
+text           UTF-8 (the server converts)         MariaDB: the server converts; SQLite: the
+                                                   stored bytes decoded as UTF-8 (invalid
+                                                   bytes replaced)
 =============  ==================================  =====================================
+
+A value whose bytes are not UTF-8 is read with U+FFFD for each invalid sequence (never an error
+that stops the tenant), and validation rejects it (``undecodable_text``): the row is counted, never
+imported with the character lost.
 """
 
 from __future__ import annotations
@@ -144,6 +151,7 @@ def _read_header(stream: IO[bytes]) -> list[str] | None:
 
 def _copy_batches(source: SourceDB, sql: str, params: dict[str, object],
                   origin: str) -> Iterator[tuple[list[str], pa.RecordBatch | None]]:
+    raw = source.raw_text()        # a SQL_ASCII database: its values' bytes as stored, maybe not UTF-8
     with source.copy_csv(sql, params, origin) as stream:
         names = _read_header(stream)
         if names is None:   # the COPY failed before its header: copy_csv raises the reason on exit
@@ -157,11 +165,25 @@ def _copy_batches(source: SourceDB, sql: str, params: dict[str, object],
             read_options=pacsv.ReadOptions(column_names=names, block_size=_BLOCK_BYTES, use_threads=False),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names}, null_values=[""],
+                column_types={n: pa.binary() if raw else pa.string() for n in names}, null_values=[""],
                 strings_can_be_null=True, quoted_strings_can_be_null=False),
         )
         for batch in reader:
-            yield names, batch
+            yield names, _decoded(batch) if raw else batch
+
+
+def _decoded(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """A batch of binary columns as strings: Arrow's cast checks UTF-8; a column that holds a value that
+    is not UTF-8 is decoded value by value, each invalid sequence read as U+FFFD (validation rejects
+    those values: ``undecodable_text``)."""
+    columns = []
+    for column in batch.columns:
+        try:
+            columns.append(column.cast(pa.string()))
+        except pa.ArrowInvalid:
+            columns.append(pa.array([None if v is None else v.decode("utf-8", errors="replace")
+                                     for v in column.to_pylist()], type=pa.string()))
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 # -- MariaDB / SQLite: server-side cursor ----------------------------------------------------------

@@ -26,6 +26,7 @@ class Reason(StrEnum):
     STRING_LENGTH = "string_length"
     VALUE_TOO_LONG = "value_too_long"              # over 2,048 bytes
     ROW_TOO_LONG = "row_too_long"                  # over 16,000 characters in the CSV line
+    UNDECODABLE_TEXT = "undecodable_text"          # bytes that were not UTF-8 in the source (read as U+FFFD)
     # per-row rules
     VERIFIED_WITHOUT_VALUE = "verified_without_value"
     NO_AUTO_VERIFIED_TRUE = "no_auto_verified_true"

@@ -60,22 +60,33 @@ def unreachable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """URL of an empty, private PostgreSQL database (writable: use it to set up, not to extract)."""
+def _pg_database(encoding: str) -> Iterator[str]:
     try:
         admin = _pg_admin()
     except psycopg2.OperationalError as exc:
         unreachable(f"PostgreSQL not reachable at {PG_ADMIN}: {exc}")
     name = _name()
+    locale = " LC_COLLATE 'C' LC_CTYPE 'C'" if encoding == "SQL_ASCII" else ""
     with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}" ENCODING \'UTF8\' TEMPLATE template0')
+        cur.execute(f'CREATE DATABASE "{name}" ENCODING \'{encoding}\' TEMPLATE template0{locale}')
     try:
         yield _with_database(PG_ADMIN, name)
     finally:
         with admin.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """URL of an empty, private PostgreSQL database (writable: use it to set up, not to extract)."""
+    yield from _pg_database("UTF8")
+
+
+@pytest.fixture(scope="session")
+def pg_sql_ascii_url() -> Iterator[str]:
+    """A private PostgreSQL database in SQL_ASCII, which stores any bytes as text (legacy systems')."""
+    yield from _pg_database("SQL_ASCII")
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pandas as pd
@@ -106,6 +108,56 @@ def test_mariadb_values_arrive_as_the_server_writes_them(mariadb_url: str, admin
     assert got.iloc[0].tolist() == ["1", "2024-05-01 10:00:00", "2024-05-01 10:00:00.000000", "2024-05-01",
                                     "03:04:05", "12.50", "0.1", "1", "ab"]
     assert got.iloc[1].tolist()[0] == "2" and got.iloc[1].isna().sum() == 8
+
+
+# Latin-1 "Müller" as a legacy application wrote it, beside UTF-8 text, NULL and ASCII.
+STORED = [b"M\xfcller", "日本語".encode(), None, b"ok"]
+READ = ["M\ufffdller", "日本語", None, "ok"]
+
+
+def _store_bytes(backend: str, request: pytest.FixtureRequest) -> str:
+    """A table ``cm_bytes(id, v)`` holding ``STORED`` as text (SQLite, a SQL_ASCII PostgreSQL) or as
+    binary (MariaDB, whose text columns the server keeps valid); the URL to read it from."""
+    if backend == "sqlite":
+        url = request.getfixturevalue("sqlite_url")
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn, conn:
+            conn.execute("DROP TABLE IF EXISTS cm_bytes")
+            conn.execute("CREATE TABLE cm_bytes (id INTEGER PRIMARY KEY, v TEXT)")
+            conn.executemany("INSERT INTO cm_bytes VALUES (?, CAST(? AS TEXT))", enumerate(STORED, 1))
+        return url
+    url = request.getfixturevalue("pg_sql_ascii_url" if backend == "postgresql" else "mariadb_url")
+    execute = request.getfixturevalue("admin_execute")
+    execute(url, "DROP TABLE IF EXISTS cm_bytes")
+    pg = backend == "postgresql"
+    execute(url, f"CREATE TABLE cm_bytes (id INTEGER PRIMARY KEY, v {'TEXT' if pg else 'VARBINARY(32)'})")
+    for i, value in enumerate(STORED, 1):
+        if value is None:
+            literal = "NULL"
+        else:   # PostgreSQL: an escaped string, any bytes in SQL_ASCII; MariaDB: a hex literal
+            literal = "E'" + "".join(f"\\x{b:02x}" for b in value) + "'" if pg else f"x'{value.hex()}'"
+        execute(url, f"INSERT INTO cm_bytes VALUES ({i}, {literal})")
+    return url
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgresql", marks=pytest.mark.postgres),
+                                     pytest.param("mariadb", marks=pytest.mark.mariadb), "sqlite"])
+def test_bytes_that_are_not_utf8_are_read_as_replacement_characters(backend: str, request: pytest.FixtureRequest,
+                                                                    tmp_path: Path) -> None:
+    """A value whose stored bytes are not UTF-8 stops nothing: it is read with U+FFFD (which validation
+    rejects, ``undecodable_text``) and every other row as stored. SQLite's own decoding used to stop
+    the tenant printing the value; a SQL_ASCII PostgreSQL refused to send it as UTF8. The pooled
+    connection then reads as before."""
+    url = _store_bytes(backend, request)
+    sql = tmp_path / "bytes.sql"
+    sql.write_text("SELECT id, v FROM cm_bytes ORDER BY id")
+    with open_source(url) as source:
+        got = pd.concat(list(stream_partitions(source, sql, {}, 3)))
+        assert (got.dtypes == STRING).all()
+        assert [None if pd.isna(v) else v for v in got["v"]] == READ
+        if backend == "postgresql":
+            assert source.scalar("SHOW client_encoding") == "UTF8"
+        else:    # the driver's own types again: SQLite's text is str, MariaDB's binary bytes
+            assert source.scalar("SELECT v FROM cm_bytes WHERE id = 4") == ("ok" if backend == "sqlite" else b"ok")
 
 
 def test_missing_sql_file_names_the_file(sqlite_demo: str, tmp_path: Path) -> None:

@@ -41,6 +41,8 @@ EDGES = {
               + "." + "e" * 60 + ".jp", "ü@b.co", "a@ü.co", "a b@c.jp", "a@b.co@", "a@-b.co",
               "z@" + "b" * 50 + ("." + "c" * 50) * 4 + ".jp", "z@" + "b" * 50 + ("." + "c" * 50) * 3 + "."
               + "c" * 44 + ".jp", "z@" + "b" * 50 + ("." + "c" * 50) * 3 + "." + "c" * 45 + ".jp"],
+    "text": ["", "Müller", "M\ufffdller", "\ufffd", "ab\ufffd", "\ufffdab", "\ufffc", "\ufffe", "\uffef",
+             "ｶﾀｶﾅ", "０１", "\U0001f600", "\u00ef\u00bf\u00bd"],    # neighbours of U+FFFD's bytes EF BF BD
 }
 ALPHABET = "+0123456789/-.@ aZé\u3042"
 
@@ -52,7 +54,7 @@ def _random_values(seed: int, n: int = 400) -> list[str]:
 
 def _layouts(values: list[str | None]) -> dict[str, pd.Series]:
     """The same values as a string[pyarrow] Series in each Arrow layout a column can arrive in."""
-    whole = pa.array(["pad-ding", "++@@//", *values, "tail\n+@"], type=pa.large_string())
+    whole = pa.array(["pad-ding", "++@@//", *values, "tail\n+@\ufffd"], type=pa.large_string())
     sliced = whole.slice(2, len(values))            # non-zero offset, other values' bytes around it
     half = len(values) // 2
     chunked = pa.chunked_array([sliced.slice(0, half), sliced.slice(half)])
@@ -105,10 +107,11 @@ CASES = {
                     lambda v: not re.fullmatch(rules.LOOKS_LIKE_PHONE, v), True),
     "boolean": (rules.valid_boolean, lambda v: v in ("", "true", "false"), False),
     "bytes": (lambda s: rules.within_bytes(s, 6), lambda v: len(v.encode()) <= 6, False),
+    "decodable": (rules.decodable, lambda v: "\ufffd" not in v, True),
 }
 EDGE_SET = {"phone": "phone", "birthdate": "birthdate", "integer": "number", "decimal": "number",
             "range": "number", "username": "username", "email": "email", "not an email": "username",
-            "not a phone": "phone", "boolean": "number", "bytes": "username"}
+            "not a phone": "phone", "boolean": "number", "bytes": "username", "decodable": "text"}
 
 
 def _check(case: str, values: list[str | None]) -> None:
@@ -139,6 +142,7 @@ def test_rule_agrees_with_its_definition_with_na_and_random_values(case: str) ->
     ("username", ["hwatanabe1", "", None]),
     ("not an email", ["hwatanabe1", "", None, "user+tag"]),                    # no "@": regex skipped
     ("not a phone", ["hwatanabe1", "", None, "a@b.co"]),                       # no "+": regex skipped
+    ("decodable", ["Müller", "", None, "ｶﾀｶﾅ"]),                               # no U+FFFD: no per-value test
 ])
 def test_byte_level_paths_agree_with_the_definition(case: str, values: list[str]) -> None:
     """Columns made so that the rule takes its byte-level shortcut (the random ones above rarely do)."""

@@ -84,6 +84,8 @@ FAILING = [
     ("plain", {"given_name": "Ann\nMarie"}, Reason.UNCARRIABLE_VALUE, "given_name", "A***"),
     ("plain", {"given_name": "Ann\rMarie"}, Reason.UNCARRIABLE_VALUE, "given_name", "A***"),
     ("plain", {"address": "Flat 2\\ "}, Reason.UNCARRIABLE_VALUE, "address", "F***"),
+    ("plain", {"family_name": "M\ufffdller"}, Reason.UNDECODABLE_TEXT, "family_name", "M***"),
+    ("custom", {"nickname": "\ufffd"}, Reason.UNDECODABLE_TEXT, "nickname", "\ufffd***"),
     ("plain", {"email": None}, Reason.VERIFIED_WITHOUT_VALUE, "email_verified", "true"),
     ("custom", {"phone_number_verified": "true"}, Reason.VERIFIED_WITHOUT_VALUE,
      "phone_number_verified", "true"),         # flags are not personal data: shown as they are
@@ -128,6 +130,7 @@ PASSING = [
     ("custom", {"custom:tenant_id": "abc", "custom:code": "12345678"}),
     ("plain", {"given_name": "é" * 1024}),               # 2,048 bytes exactly
     ("plain", {"given_name": "O'Neil, Jr", "address": "a\\b"}),
+    ("plain", {"family_name": "Müller", "given_name": "ｶﾀｶﾅ\ufffe"}),  # neighbours of U+FFFD (EF BF BD)
     ("plain", {"email_verified": "true"}),
     ("plain", {"phone_number": None, "phone_number_verified": "false"}),
     ("custom", {"email_verified": "false", "phone_number": "+447946000001", "phone_number_verified": "true"}),

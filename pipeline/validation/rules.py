@@ -28,6 +28,7 @@ from pipeline.arrowtext import (
     fixed_width,
     fullmatch,
     has_bytes,
+    has_substring,
     non_ascii,
     printable_ascii,
     single_chunk,
@@ -83,6 +84,19 @@ def _passes_unless(s: pd.Series, chars: bytes, check: Callable[[], np.ndarray]) 
 def carriable(s: pd.Series) -> np.ndarray:
     """Not ``csvdialect.uncarriable``; columns without a CR, LF or backslash byte skip the regex."""
     return _passes_unless(s, b"\r\n\\", lambda: ~_np(uncarriable(s)))
+
+
+REPLACEMENT_CHARACTER = "\ufffd"
+
+
+def decodable(s: pd.Series) -> np.ndarray:
+    """No U+FFFD, the character the extraction reads each invalid UTF-8 sequence as (and the mark an
+    earlier system's failed decoding left in the data): either way the real characters are lost.
+    Columns whose buffer holds no U+FFFD bytes skip the per-value test."""
+    if not has_substring(s, REPLACEMENT_CHARACTER.encode()):
+        return np.ones(len(s), dtype=bool)
+    found = pc.fill_null(pc.match_substring(arrow(s), REPLACEMENT_CHARACTER), False)
+    return ~found.to_numpy(zero_copy_only=False)
 
 
 def within_bytes(s: pd.Series, limit: int = MAX_VALUE_BYTES) -> np.ndarray:

@@ -88,6 +88,10 @@ def _column_checks(contract: PoolContract, col: str) -> list[PoolCheck]:
         _check(Reason.UNCARRIABLE_VALUE, rules.carriable,
                "contains a line break or ends in a backslash, which Cognito's CSV cannot carry"),
         _check(Reason.VALUE_TOO_LONG, rules.within_bytes, f"longer than {MAX_VALUE_BYTES:,} UTF-8 bytes"),
+        _check(Reason.UNDECODABLE_TEXT, rules.decodable,
+               "holds bytes that are not UTF-8 in the source database (or U+FFFD, the mark of an earlier "
+               "failed decoding): the real characters are lost; fix the legacy value, or convert its "
+               "encoding in the SQL file"),
     ]
     if col == USERNAME or col in contract.required_columns:
         checks.append(_check(Reason.MISSING_REQUIRED, rules.filled,
