@@ -40,6 +40,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from pipeline.errors import ExtractError
+from pipeline.masking import scrub_quoted
 
 _HINT = "Check LEGACY_DB_URL."
 _RAW_AT_HINT = " Its password holds an @: write it as %40 in the URL."
@@ -189,6 +190,10 @@ class SourceDB:
     # -- error shaping ---------------------------------------------------------------------------
     def _fail(self, exc: BaseException, origin: str | None, what: str) -> ExtractError:
         reason = _short_reason(exc, self._secrets)
+        pymysql = re.fullmatch(r"\((\d+), (['\"])(.*)\2\)", reason)    # (1054, "Unknown column 'x' ...")
+        if pymysql:
+            reason = f"{pymysql[3]} (error {pymysql[1]})"
+        reason = scrub_quoted(reason)   # a failed cast quotes the row's value
         if origin:
             return ExtractError(f"{origin}: the query failed on {self.url}: {reason}. {what}")
         return ExtractError(f"{self.url}: {reason}. {what}")

@@ -40,6 +40,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import decimal
+import re
 from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -51,6 +52,7 @@ import pyarrow.csv as pacsv
 
 from pipeline.db import SourceDB
 from pipeline.errors import ExtractError
+from pipeline.masking import scrub_quoted
 
 STRING = pd.StringDtype("pyarrow")
 _TO_PANDAS = {pa.string(): STRING, pa.large_string(): STRING}.get
@@ -271,7 +273,9 @@ def _frames(batches: Iterator[tuple[list[str], pa.RecordBatch | None]], partitio
                     offset += count
                     pending, count = [], 0
     except pa.ArrowInvalid as exc:
-        raise ExtractError(f"{origin}: cannot read the query's result as CSV: {exc}. "
+        # Arrow's parse errors end with the row's text ("Expected 16 columns, got 3: 1,acme,...")
+        reason = re.sub(r"(got \d+):.*", r"\1", str(exc).splitlines()[0] if str(exc) else "", flags=re.DOTALL)
+        raise ExtractError(f"{origin}: cannot read the query's result as CSV: {scrub_quoted(reason)}. "
                            f"Report this with the SQL file.") from None
     finally:
         batches.close()  # type: ignore[attr-defined]

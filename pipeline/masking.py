@@ -113,3 +113,25 @@ def scrub_text(text: str) -> str:
 
 def _mask_quoted(field: str, value: str) -> str:
     return mask_email(value) if "@" in value else mask_value(field, value)
+
+
+# Words after which a database's message quotes a name from the SQL or the schema, which is kept:
+# PostgreSQL's ``column "x" does not exist``, ``syntax error at or near "SELEC"``; MariaDB's
+# ``Unknown column 'x' in 'field list'``; SQLite's ``no such column: x``. Any other quoted text may be a
+# row's value (``invalid input syntax for type bigint: "070-3311-4687"``) and is masked.
+_NAME_BEFORE = re.compile(
+    r"(?:column|relation|table|function|type|schema|database|role|user|encoding|operator|constraint|index|"
+    r"sequence|view|parameter|extension|collation|domain|near|cursor|statement|savepoint|tablespace|"
+    r"server|host|aggregate|trigger|procedure|variable|option|alias|field|at|in)\s*$", re.IGNORECASE)
+_ANY_QUOTED = re.compile(r'"[^"]*"|\'[^\']*\'')
+
+
+def scrub_quoted(text: str) -> str:
+    """A database's error message with every quoted text masked that is not a name (``_NAME_BEFORE``):
+    a failed cast or a value that cannot be decoded quotes the row's value, a name or a phone number."""
+    def mask(m: re.Match[str]) -> str:
+        if _NAME_BEFORE.search(text, 0, m.start()) or m.start() and text[m.start() - 1] == "@":
+            return m[0]
+        return f"{m[0][0]}{mask_text(m[0][1:-1])}{m[0][0]}"
+
+    return _ANY_QUOTED.sub(mask, text)

@@ -181,6 +181,39 @@ def test_sql_errors_name_the_file(demo_url: str, tmp_path: Path) -> None:
         _extract(demo_url, sql, {"tenant": "acme-jp"})
 
 
+@pytest.mark.postgres
+def test_a_query_failing_on_a_rows_value_does_not_print_it(pg_url: str, tmp_path: Path) -> None:
+    """PostgreSQL quotes the value a cast failed on: the message names the file and the type, with
+    the value masked (it was a phone number or a name, printed in full)."""
+    frame = pd.DataFrame({"id": ["1", "2"], "phone": ["0312345678", "070-3311-4687"]}, dtype=STRING)
+    replace_table(pg_url, "cm_cast", [TableColumn("id", "integer", nullable=False, primary_key=True),
+                                      TableColumn("phone", "text")], [frame])
+    sql = tmp_path / "cast.sql"
+    sql.write_text("SELECT id, CAST(phone AS bigint) AS phone FROM cm_cast ORDER BY id")
+    with pytest.raises(ExtractError) as caught:
+        _extract(pg_url, sql, {})
+    message = str(caught.value)
+    assert "cast.sql" in message and 'invalid input syntax for type bigint: "0***"' in message
+    assert "3311" not in message and "4687" not in message
+
+
+def test_a_csv_parse_error_does_not_print_the_rows_text() -> None:
+    """Arrow's CSV reader ends its parse errors with the offending row's text."""
+    import pyarrow as pa
+
+    from pipeline.extract import _frames
+
+    def batches():
+        yield ["id", "name"], None
+        raise pa.ArrowInvalid("CSV parse error: Expected 2 columns, got 1: \"Yamada, Taro\" 090-1234-5678")
+
+    with pytest.raises(ExtractError) as caught:
+        list(_frames(batches(), 10, "users.sql"))
+    message = str(caught.value)
+    assert "users.sql" in message and "Expected 2 columns, got 1" in message
+    assert "Yamada" not in message and "1234" not in message
+
+
 def test_stopping_early_releases_the_connection(demo_url: str, demo_expected: pd.DataFrame) -> None:
     threads = threading.active_count()
     with open_source(demo_url) as source:

@@ -44,6 +44,25 @@ def test_scrub_text_masks_what_an_aws_message_may_quote() -> None:
     assert scrub_text(kept) == kept
 
 
+def test_scrub_quoted_masks_a_databases_quoted_values_and_keeps_its_names() -> None:
+    from pipeline.masking import scrub_quoted
+
+    masked = {
+        'invalid input syntax for type bigint: "070-3311-4687"': 'invalid input syntax for type bigint: "0***"',
+        'date/time field value out of range: "Tanaka"': 'date/time field value out of range: "T***"',
+        'value "99999999999" is out of range for type integer': 'value "9***" is out of range for type integer',
+        "Could not decode to UTF-8 column 'last_name' with text 'M\ufffdller'":
+            "Could not decode to UTF-8 column 'last_name' with text 'M***'",
+    }
+    for text, want in masked.items():
+        assert scrub_quoted(text) == want
+    for kept in ['column "no_such_column" does not exist', 'syntax error at or near "SELEC"',
+                 'relation "app_userz" does not exist', "Unknown column 'x' in 'field list'",
+                 "Access denied for user 'root'@'localhost'", 'invalid byte sequence for encoding "UTF8": 0xfc',
+                 "no such column: x"]:
+        assert scrub_quoted(kept) == kept
+
+
 def test_a_refused_call_does_not_echo_the_users_data() -> None:
     import botocore.exceptions
 
