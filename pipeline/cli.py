@@ -482,6 +482,9 @@ def _interrupted(exc: BaseException) -> bool:
 def _os_problem(exc: OSError) -> str:
     """What the system refused and what to check (no traceback: a full disk is not a bug of ours)."""
     where = " -> ".join(str(f) for f in (exc.filename, exc.filename2) if f)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT) or "[errno 28]" in str(exc):   # Arrow's writers name no errno
+        return (f"No space left on device{': ' + where if where else ''}. Free space on the disk of "
+                f"{_runs_dir_setting()}, then rerun the same command (a migrate resumes where it stopped).")
     if where:
         return (f"{exc.strerror or exc}: {where}. Check that {_runs_dir_setting()} and the files named are writable "
                 "and the disk has room, then rerun the same command (a migrate resumes where it stopped).")
