@@ -128,6 +128,16 @@ def test_date_leaves_impossible_and_ambiguous_values() -> None:
     assert out(tf.date(S([None, ""]))) == [NA, ""]
 
 
+def test_mysqls_zero_date_is_no_value() -> None:
+    """MySQL writes 0000-00-00 for "no date"; kept, it rejected the user as an impossible birthdate."""
+    raw = ["0000-00-00", " 0000-00-00 00:00:00", "0000-00-00T00:00:00.000000", "1985-02-01", None]
+    assert out(tf.date(S(raw))) == [NA, NA, NA, "02/01/1985", NA]
+    assert out(tf.epoch(S(raw))) == [NA, NA, NA, "476064000", NA]
+    partly = ["1985-00-00", "0000-01-01", "0000-00-00 10:00:00", "x0000-00-00"]   # still for validation
+    assert out(tf.date(S(partly))) == ["1985-00-00", "0000-01-01", "0000-00-00 10:00:00", "x0000-00-00"]
+    assert out(tf.epoch(S(partly[2:]))) == partly[2:]
+
+
 # ---------------------------------------------------------------------------------------------- epoch
 
 def test_epoch_converts_timestamps_to_seconds() -> None:
