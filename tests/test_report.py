@@ -440,6 +440,15 @@ def test_a_validation_rule_that_every_row_breaks_points_at_the_mapping() -> None
     assert "broke invalid_email" not in text                   # one row of two: the data's business
 
 
+def test_text_that_no_row_could_decode_points_at_the_source_encoding() -> None:
+    stats = QualityStats()
+    stats.add_partition(2, 0, rejects(*[(str(i), Reason.UNDECODABLE_TEXT, "family_name", "M\ufffdller",
+                                        "holds bytes that are not UTF-8") for i in (1, 2)]))
+    text = " ".join(render_terminal(plan_report(stats, chunks=[], files={})).split())
+    assert "NOTE: Every row's family_name holds bytes that are not UTF-8 (examples 'M***')" in text
+    assert "another encoding" in text and "points at the mapping" not in text
+
+
 def test_terminal_summary_after_load_shows_the_outcomes() -> None:
     text = render_terminal(add_load_outcomes(plan_report(sample_stats()), OUTCOMES))
     assert re.search(r"Imported 5\s+skipped 1\s+failed 1\s+accounting OK", text)

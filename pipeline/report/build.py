@@ -93,6 +93,11 @@ def plan_notes(report: Mapping[str, Any]) -> list[str]:
                 f"{seen}). Rows that are not deleted must have no value there: if one value means 'not "
                 f"deleted' (a zero date, 0, false), turn it into NULL in the SQL file (NULLIF({rule['column']}, "
                 "...)), or point policies.soft_deleted.column at the right column.")
+        elif rule["reason"] == "undecodable_text":
+            notes.append(
+                f"Every row's {rule['column']} holds bytes that are not UTF-8 (examples {seen}): the source "
+                "column is stored in another encoding (Latin-1, Windows-1252, Shift_JIS...). Convert it to "
+                "UTF-8 in the legacy database or in the SQL file; the mapping is not the cause.")
         else:
             detail = rule["details"][0] if rule["details"] else rule["reason"]
             notes.append(
