@@ -110,9 +110,9 @@ def test_mariadb_values_arrive_as_the_server_writes_them(mariadb_url: str, admin
     assert got.iloc[1].tolist()[0] == "2" and got.iloc[1].isna().sum() == 8
 
 
-# Latin-1 "Müller" as a legacy application wrote it, beside UTF-8 text, NULL and ASCII.
-STORED = [b"M\xfcller", "日本語".encode(), None, b"ok"]
-READ = ["M\ufffdller", "日本語", None, "ok"]
+# Latin-1 "Müller" as a legacy application wrote it, beside UTF-8 text, NULL, ASCII and ''.
+STORED = [b"M\xfcller", "日本語".encode(), None, b"ok", b""]
+READ = ["M\ufffdller", "日本語", None, "ok", ""]
 
 
 def _store_bytes(backend: str, request: pytest.FixtureRequest) -> str:
