@@ -271,6 +271,26 @@ def test_users_deleted_from_the_source_after_their_import_are_a_note(workspace: 
     assert {workspace.outcomes("acme-jp")[i] for i in gone} == {"imported"}   # still listed, still in the pool
 
 
+def test_a_name_stored_in_another_encoding_rejects_only_its_user_and_is_never_printed(workspace: Workspace) -> None:
+    """A legacy row whose last name holds Latin-1 bytes: SQLite's own decoding stopped the whole tenant
+    with an error that printed the name. Now that user alone is rejected, with its reason and the value
+    masked, and the others migrate."""
+    with sqlite3.connect(workspace.root / "var" / "demo-legacy.sqlite") as db:
+        victim = str(db.execute("SELECT MIN(id) FROM app_users WHERE tenant_code = 'acme-jp'").fetchone()[0])
+        db.execute("UPDATE app_users SET last_name = CAST(? AS TEXT) WHERE id = ?", (b"Sch\xf6nberg", victim))
+    proc = workspace.run("migrate", "--tenant", "acme-jp")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "nberg" not in proc.stdout + proc.stderr
+    assert workspace.outcomes("acme-jp")[victim] == "rejected"
+    with open(workspace.latest_run("acme-jp") / "rejects.csv", newline="") as fh:
+        lines = {(r["reason"], r["column"], r["masked_value"]) for r in csv.DictReader(fh) if r["legacy_id"] == victim}
+    assert ("undecodable_text", "family_name", "S***") in lines
+    counts = workspace.report("acme-jp")["counts"]
+    assert counts["imported"] + counts["skipped"] + counts["rejected"] + counts["failed"] == counts["source_rows"] \
+        == len(workspace.source_ids("acme-jp")) and counts["imported"] > 0
+    assert not [u for u in workspace.users("acme-jp") if any("\ufffd" in v for v in attrs(u).values())]
+
+
 def test_a_rerun_after_go_live_still_adds_up_and_recheck_pool_notes_the_pools_own_changes(
         workspace: Workspace) -> None:
     """Between two runs (a delta run before cut-over, say) users reset their password, edit their
