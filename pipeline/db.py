@@ -246,13 +246,21 @@ class SourceDB:
 
     @contextmanager
     def copy_csv(self, sql: str, params: Mapping[str, object],
-                 origin: str | None = None) -> Iterator[IO[bytes]]:
-        """PostgreSQL only: a readable stream of ``COPY (<sql>) TO STDOUT`` as CSV with a header.
+                 origin: str | None = None) -> Iterator[tuple[IO[bytes], bool]]:
+        """PostgreSQL only: a readable stream of ``COPY (<sql>) TO STDOUT`` as CSV with a header, and
+        whether its text values are the stored bytes rather than UTF-8.
 
         Parameters are bound by the driver (``cursor.mogrify``), never formatted into the text. The
         COPY runs in a thread writing into a pipe, so memory stays at one pipe buffer whatever the
         result size. NULL arrives as an unquoted empty field, ``''`` as ``""``. Leaving the block
         early cancels the query on the server.
+
+        Stored bytes: a database whose encoding is SQL_ASCII (initdb's default under the C locale for
+        years, common in legacy systems) holds whatever bytes its application wrote, often Latin-1,
+        and refuses to send a value that is not UTF-8 as UTF8 ('invalid byte sequence for encoding
+        "UTF8": 0xfc'), which stopped the whole tenant without naming a row. Its COPY runs with
+        client encoding SQL_ASCII (no conversion; UTF8 again for the pooled connection's next user),
+        and the extraction decodes the values (``extract._copy_batches``).
         """
         if not self.copy_supported:
             raise ExtractError(f"{self.url}: COPY needs postgresql+psycopg2.")
@@ -264,7 +272,7 @@ class SourceDB:
         pg = raw.driver_connection
         assert pg is not None
         raw_text = pg.get_parameter_status("server_encoding") == "SQL_ASCII"
-        if raw_text:    # see raw_text below; the pooled connection's next user gets UTF8 back
+        if raw_text:
             pg.set_client_encoding("SQL_ASCII")
         cursor = pg.cursor()
         try:
@@ -296,7 +304,7 @@ class SourceDB:
         thread.start()
         cancelled = False
         try:
-            yield reader
+            yield reader, raw_text
         except BaseException:
             # A failure of the COPY is recorded before its pipe closes, so an empty ``failure`` here
             # means the reader stopped on its own (early close, parse error): stop the server too.
@@ -321,21 +329,6 @@ class SourceDB:
                 raw.invalidate()
             if failure and not cancelled:
                 raise self._fail(failure[0], origin, "Fix the SQL file, or the database it reads.") from None
-
-    def raw_text(self) -> bool:
-        """Whether ``copy_csv`` streams the stored bytes of text values rather than UTF-8: a PostgreSQL
-        database whose encoding is SQL_ASCII (initdb's default under the C locale for years, common in
-        legacy systems) stores whatever bytes its application wrote, often Latin-1, and refuses to
-        send a value that is not UTF-8 as UTF8 ('invalid byte sequence for encoding "UTF8": 0xfc'),
-        which stopped the whole tenant without naming a row. Such a database's text is read as bytes
-        and decoded by the extraction (``extract._copy_batches``)."""
-        if not self.copy_supported:
-            return False
-        try:
-            with self.engine.connect() as conn:
-                return conn.execute(sa.text("SHOW server_encoding")).scalar() == "SQL_ASCII"
-        except SQLAlchemyError as exc:
-            raise self._fail(exc, None, _HINT) from None
 
     @property
     def copy_supported(self) -> bool:

@@ -153,8 +153,7 @@ def _read_header(stream: IO[bytes]) -> list[str] | None:
 
 def _copy_batches(source: SourceDB, sql: str, params: dict[str, object],
                   origin: str) -> Iterator[tuple[list[str], pa.RecordBatch | None]]:
-    raw = source.raw_text()        # a SQL_ASCII database: its values' bytes as stored, maybe not UTF-8
-    with source.copy_csv(sql, params, origin) as stream:
+    with source.copy_csv(sql, params, origin) as (stream, raw):   # raw: a SQL_ASCII database's bytes
         names = _read_header(stream)
         if names is None:   # the COPY failed before its header: copy_csv raises the reason on exit
             return
