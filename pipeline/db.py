@@ -84,7 +84,12 @@ def _secrets(url: str) -> list[str]:
 def _short_reason(exc: BaseException, secrets: Sequence[str] = ()) -> str:
     """The driver's own words, first line only (no SQL echo, no SQLAlchemy background link, no secret)."""
     orig = getattr(exc, "orig", None) or exc
-    lines = [ln.strip() for ln in str(orig).strip().splitlines() if ln.strip()]
+    args: tuple[Any, ...] = getattr(orig, "args", ())
+    if len(args) == 2 and isinstance(args[0], int) and isinstance(args[1], str):   # PyMySQL: (code, message)
+        said = f"{args[1]} (error {args[0]})"      # not the tuple's repr, which quotes the whole message
+    else:
+        said = str(orig)
+    lines = [ln.strip() for ln in said.strip().splitlines() if ln.strip()]
     text = (lines[0][:400].rstrip(".") if lines else "") or type(orig).__name__
     for secret in secrets:
         text = text.replace(secret, "***")
@@ -189,11 +194,7 @@ class SourceDB:
 
     # -- error shaping ---------------------------------------------------------------------------
     def _fail(self, exc: BaseException, origin: str | None, what: str) -> ExtractError:
-        reason = _short_reason(exc, self._secrets)
-        pymysql = re.fullmatch(r"\((\d+), (['\"])(.*)\2\)", reason)    # (1054, "Unknown column 'x' ...")
-        if pymysql:
-            reason = f"{pymysql[3]} (error {pymysql[1]})"
-        reason = scrub_quoted(reason)   # a failed cast quotes the row's value
+        reason = scrub_quoted(_short_reason(exc, self._secrets))   # a failed cast quotes the row's value
         if origin:
             return ExtractError(f"{origin}: the query failed on {self.url}: {reason}. {what}")
         return ExtractError(f"{self.url}: {reason}. {what}")

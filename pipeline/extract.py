@@ -182,8 +182,7 @@ def _decoded(batch: pa.RecordBatch) -> pa.RecordBatch:
         try:
             columns.append(column.cast(pa.string()))
         except pa.ArrowInvalid:
-            columns.append(pa.array([None if v is None else v.decode("utf-8", errors="replace")
-                                     for v in column.to_pylist()], type=pa.string()))
+            columns.append(pa.array([_text(v) for v in column.to_pylist()], type=pa.string()))
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
@@ -273,7 +272,7 @@ def _frames(batches: Iterator[tuple[list[str], pa.RecordBatch | None]], partitio
                     pending, count = [], 0
     except pa.ArrowInvalid as exc:
         # Arrow's parse errors end with the row's text ("Expected 16 columns, got 3: 1,acme,...")
-        reason = re.sub(r"(got \d+):.*", r"\1", str(exc).splitlines()[0] if str(exc) else "", flags=re.DOTALL)
+        reason = re.sub(r"(got \d+):.*", r"\1", (str(exc).splitlines() or [""])[0])
         raise ExtractError(f"{origin}: cannot read the query's result as CSV: {scrub_quoted(reason)}. "
                            f"Report this with the SQL file.") from None
     finally:
