@@ -18,6 +18,7 @@ import pandas as pd
 from pipeline.chunk import ChunkInfo, attrs_digest, canonical_attributes, compared_attributes, read_chunk, read_keys
 from pipeline.errors import LoadError
 from pipeline.ledger import Ledger
+from pipeline.mapping.model import Identity
 from pipeline.poolusers import get_users, users_frame, wanted_users
 from pipeline.reasons import IN_POOL, Outcome
 
@@ -28,9 +29,6 @@ _LOG_OUTCOME = {
     "FAILED": Outcome.FAILED.value,
 }
 MSG_NOT_IN_POOL = "The log reported success but the user is not in the pool."
-# attributes that tell one person from another: a skipped user (its username already in the pool) whose
-# existing account holds another non-empty value in one of them is someone else's account
-IDENTITY_ATTRIBUTES = ("email", "custom:legacy_id", "custom:tenant_id")
 
 
 @dataclass(frozen=True)
@@ -91,6 +89,7 @@ class Harvester:
     pool_size: int
     pool_name: str
     key_attribute: str | None
+    identity: Identity        # a skipped user whose account holds another value in one is someone else's
     fold_case: bool           # the pool takes case variants of a username as the same user
     created: dict[str, int]   # chunk sha256 -> jobs created in this run
 
@@ -267,7 +266,7 @@ class Harvester:
         merged.loc[imported & looked & ~exists, ["outcome", "message"]] = [Outcome.FAILED.value, MSG_NOT_IN_POOL]
         imported = imported & exists
         skipped = merged["outcome"].eq(Outcome.SKIPPED.value).fillna(False)
-        differs = _other_person(expected, pool.reindex(merged["username"]) if len(pool) else None)
+        differs = _other_person(expected, pool.reindex(merged["username"]) if len(pool) else None, self.identity)
         someone_else = skipped & exists & differs.ne("").to_numpy()
         if someone_else.any():
             merged.loc[someone_else, "message"] = [
@@ -324,26 +323,27 @@ class Harvester:
         return users_frame(records, attrs, self.key_attribute)
 
 
-def _other_person(expected: pd.DataFrame, found: pd.DataFrame | None) -> pd.Series:
-    """Per import row, the identity attributes (``IDENTITY_ATTRIBUTES``, compared case-insensitively)
-    whose value in the file and in the pool's account of that username are both non-empty and differ,
-    joined with " and "; "" where none does (or the account is absent). An account that holds the row's
-    own ``custom:legacy_id`` (and no other ``custom:tenant_id``) is the user's whatever its email: an
-    earlier import of the user, say, whose email changed in the legacy database since."""
+def _other_person(expected: pd.DataFrame, found: pd.DataFrame | None, identity: Identity) -> pd.Series:
+    """Per import row, the identity attributes (``identity``, compared case-insensitively) whose value in
+    the file and in the pool's account of that username are both non-empty and differ, joined with
+    " and "; "" where none does (or the account is absent). An account that holds the row's own legacy
+    id (and no other tenant) is the user's whatever its email: an earlier import of the user, say, whose
+    email changed in the legacy database since."""
     differs = pd.Series([""] * len(expected), dtype=object)
     if found is None:
         return differs
     hits: dict[str, np.ndarray] = {}
     own = np.zeros(len(expected), dtype=bool)
-    for column in IDENTITY_ATTRIBUTES:
+    for column in identity.attributes:
         if column not in expected.columns or column not in found.columns:
             continue
         mine = expected[column].fillna("").astype(str).str.strip().str.casefold().to_numpy()
         theirs = found[column].fillna("").astype(str).str.strip().str.casefold().to_numpy()
         hits[column] = (mine != "") & (theirs != "") & (mine != theirs)
-        if column == "custom:legacy_id":
+        if column == identity.legacy_id:
             own = (mine != "") & (mine == theirs)
-    own &= ~hits.get("custom:tenant_id", np.zeros(len(expected), dtype=bool))
+    if identity.tenant in hits:
+        own &= ~hits[identity.tenant]
     for column, hit in hits.items():
         hit = hit & ~own
         differs[hit] = [f"{d} and {column}" if d else column for d in differs[hit]]

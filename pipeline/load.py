@@ -37,6 +37,7 @@ from pipeline.errors import LoadError
 from pipeline.harvest import ChunkResult, Harvester, epoch_seconds
 from pipeline.jobsteps import RUNNING, JobSteps, job_name
 from pipeline.ledger import Ledger
+from pipeline.mapping.model import SHIPPED_IDENTITY, Identity
 from pipeline.poolusers import case_insensitive, key_attribute_of
 
 
@@ -124,10 +125,12 @@ def run_load(
     chunks: list[ChunkInfo],
     policy: LoadPolicy,
     progress: Any = None,
+    identity: Identity = SHIPPED_IDENTITY,
 ) -> LoadResult:
-    """Import ``chunks`` into ``pool_id``, one job at a time, resuming whatever an earlier run left."""
+    """Import ``chunks`` into ``pool_id``, one job at a time, resuming whatever an earlier run left.
+    ``identity``: the mapping's attributes that tell a user's own account from someone else's."""
     with ledger.locked(target.account_key):
-        return _Loader(target, ledger, tenant, pool_id, policy, progress).run(list(chunks))
+        return _Loader(target, ledger, tenant, pool_id, policy, progress, identity).run(list(chunks))
 
 
 class _Loader(JobSteps, Harvester):
@@ -139,8 +142,10 @@ class _Loader(JobSteps, Harvester):
         pool_id: str,
         policy: LoadPolicy,
         progress: Any,
+        identity: Identity = SHIPPED_IDENTITY,
     ) -> None:
         self.target = target
+        self.identity = identity
         self.ledger = ledger
         self.tenant = tenant
         self.pool_id = pool_id

@@ -34,6 +34,7 @@ from pipeline.mapping import (
     check_source_columns,
     load_mapping,
 )
+from pipeline.mapping.model import SHIPPED_IDENTITY, Identity
 from pipeline.reasons import REJECT_COLUMNS
 from pipeline.report import QualityStats, build_plan_report, write_reports
 from pipeline.settings import Settings
@@ -75,6 +76,7 @@ class PlanResult:
     report_paths: dict[str, Path] = field(default_factory=dict)
     chunk_rows: int = 500_000        # the mapping's users per import file
     pruned_runs: int = 0             # earlier report runs whose would-be import files this plan removed
+    identity: Identity = SHIPPED_IDENTITY  # the mapping's attributes that tell one person's account from another's
 
     @property
     def gate_passed(self) -> bool:
@@ -234,7 +236,8 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     pruned = _prune_report_files(run_dir)
     return PlanResult(tenant=tenant, run_dir=run_dir, pool_id=pool_id, contract=contract, report=report,
                       chunks=chunks, source_rows=source_rows, rejected_ids=rejected_ids, source_keys=source_keys,
-                      report_paths=paths, chunk_rows=mapping.chunk_rows, pruned_runs=pruned)
+                      report_paths=paths, chunk_rows=mapping.chunk_rows, pruned_runs=pruned,
+                      identity=mapping.identity)
 
 
 class _PrimaryKeys:

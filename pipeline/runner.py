@@ -89,7 +89,8 @@ def start_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledg
     chunks = list(plan.chunks)
     if retry_failed:
         chunks += _retry_chunks(ledger, plan, progress)
-    result = run_load(target, ledger, tenant, plan.pool_id, chunks, policy, progress=progress)
+    result = run_load(target, ledger, tenant, plan.pool_id, chunks, policy, progress=progress,
+                      identity=plan.identity)
     timings["load"] = time.monotonic() - clock
 
     def finish() -> MigrateResult:

@@ -158,6 +158,29 @@ attributes:
     assert list(rules)[:3] == ["email", "email_verified", "phone_number"]  # default order kept
 
 
+def test_identity_attributes_are_the_ones_the_mapping_names(tmp_path: Path) -> None:
+    """The attributes that tell a user's own account from someone else's (at harvest) follow the mapping:
+    the one copied from the primary key (a custom one before a standard one) and the one whose constant
+    is the tenant's name."""
+    from pipeline.mapping.model import Identity
+
+    assert load_mapping(write(tmp_path), "acme-jp").identity == Identity(
+        email="email", legacy_id="custom:legacy_id", tenant=None)
+    pool = POOL.replace("Schema: [{Name: legacy_id, AttributeDataType: String}]",
+                        "Schema: [{Name: old_id, AttributeDataType: String}, "
+                        "{Name: tenant, AttributeDataType: String}, {Name: kind, AttributeDataType: String}]")
+    m = load_mapping(write(tmp_path, tenant=pool + """\
+attributes:
+  custom:legacy_id: null
+  nickname: {from: id}
+  custom:old_id: {from: id, transform: trim}
+  custom:kind: {constant: "legacy"}
+  custom:tenant: {constant: "{tenant}"}
+"""), "acme-jp")
+    assert m.identity == Identity(email="email", legacy_id="custom:old_id", tenant="custom:tenant")
+    assert m.identity.attributes == ("email", "custom:old_id", "custom:tenant")
+
+
 def test_override_merges_policies_key_by_key_and_replaces_lists(tmp_path: Path) -> None:
     m = load_mapping(write(tmp_path, tenant=POOL + """\
 policies:

@@ -82,6 +82,24 @@ class DuplicatesPolicy:
 
 
 @dataclass(frozen=True)
+class Identity:
+    """The attributes that tell one person's account from another's, as a mapping names them: the email,
+    the attribute that keeps the legacy primary key and the one that holds the tenant (None: not mapped).
+    The defaults are the shipped mapping's names."""
+
+    email: str | None = "email"
+    legacy_id: str | None = "custom:legacy_id"
+    tenant: str | None = "custom:tenant_id"
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        return tuple(a for a in (self.email, self.legacy_id, self.tenant) if a is not None)
+
+
+SHIPPED_IDENTITY = Identity()
+
+
+@dataclass(frozen=True)
 class TenantMapping:
     """A tenant's checked mapping. Build it with ``load_mapping``."""
 
@@ -123,6 +141,16 @@ class TenantMapping:
     def targets(self) -> tuple[str, ...]:
         """The Cognito columns the mapping produces, username first."""
         return (USERNAME, *(r.target for r in self.attributes))
+
+    @property
+    def identity(self) -> Identity:
+        """``email`` if mapped; the attribute copied from the primary key (a custom one first); the one
+        whose constant is the tenant's name (``{tenant}``)."""
+        rules = sorted(self.attributes, key=lambda r: not r.target.startswith("custom:"))
+        return Identity(
+            email="email" if "email" in self.targets else None,
+            legacy_id=next((r.target for r in rules if r.source == self.primary_key), None),
+            tenant=next((r.target for r in rules if r.constant is not None and r.constant == self.tenant), None))
 
     def as_dict(self) -> dict[str, Any]:
         """The merged mapping (default overlaid by the tenant file), as plain data."""

@@ -504,18 +504,28 @@ def test_a_skipped_user_whose_username_is_another_persons_account_is_failed_not_
     assert [confirmed[r["legacy_id"]] for r in (own, bare, variant)] == ["1", "1", "1"]
 
 
-def test_after_the_ledger_is_lost_a_user_whose_email_changed_is_still_its_own_account(workspace: Workspace) -> None:
+@pytest.mark.parametrize("kept_in", ["custom:legacy_id", "custom:old_id"])
+def test_after_the_ledger_is_lost_a_user_whose_email_changed_is_still_its_own_account(
+        workspace: Workspace, kept_in: str) -> None:
     """The runs directory (the ledger) is lost and the tenant is migrated again: Cognito skips every user
     the pool holds. A user whose email changed in the legacy database since its import is under an
-    account with another email but its own custom:legacy_id: it is the user's, skipped and mapped to its
-    sub, not failed as someone else's."""
+    account with another email but its own legacy id: it is the user's, skipped and mapped to its sub,
+    not failed as someone else's. The legacy id is found in whichever attribute the mapping keeps the
+    primary key in (``custom:old_id`` here; once only ``custom:legacy_id`` was compared)."""
     import shutil
 
+    if kept_in != "custom:legacy_id":
+        mapping = workspace.root / "mappings" / "tenants" / "acme-jp.yaml"
+        name = kept_in.removeprefix("custom:")
+        mapping.write_text(mapping.read_text().replace(
+            "attributes:\n", f"attributes:\n  custom:legacy_id: null\n  {kept_in}: {{from: id}}\n", 1).replace(
+            "      - {Name: legacy_id,", f"      - {{Name: {name},", 1))
     first = workspace.run("migrate", "--tenant", "acme-jp")
     assert first.returncode == 0, first.stdout + first.stderr
     imported = {i for i, o in workspace.outcomes("acme-jp").items() if o == "imported"}
     mover = sorted(set(_alone(workspace)) & imported, key=int)[0]
-    by_legacy_id = {attrs(u)["custom:legacy_id"]: attrs(u)["sub"] for u in workspace.users("acme-jp")}
+    by_legacy_id = {attrs(u)[kept_in]: attrs(u)["sub"] for u in workspace.users("acme-jp")}
+    assert len(by_legacy_id) == len(imported)
     with sqlite3.connect(workspace.root / "var" / "demo-legacy.sqlite") as db:
         db.execute("UPDATE app_users SET email = ? WHERE id = ?", (f"moved{mover}@example.org", int(mover)))
     shutil.rmtree(workspace.root / "runs")
