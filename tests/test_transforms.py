@@ -138,6 +138,17 @@ def test_mysqls_zero_date_is_no_value() -> None:
     assert out(tf.epoch(S(partly[2:]))) == partly[2:]
 
 
+def test_postgresqls_infinity_is_no_value() -> None:
+    """PostgreSQL's COPY writes ``infinity``/``-infinity`` for a date or timestamp an application set to
+    "never"/"unknown"; kept, it rejected the user as a non-integer updated_at or an impossible birthdate."""
+    raw = ["infinity", " -infinity", "2021-03-04 05:06:07", None]
+    assert out(tf.epoch(S(raw))) == [NA, NA, "1614834367", NA]
+    assert out(tf.date(S(raw))) == [NA, NA, "03/04/2021", NA]
+    other = ["Infinity", "+infinity", "infinity and beyond", "1985-02-01infinity"]   # still for validation
+    assert out(tf.date(S(other))) == other
+    assert out(tf.epoch(S(other[2:]))) == other[2:]
+
+
 # ---------------------------------------------------------------------------------------------- epoch
 
 def test_epoch_converts_timestamps_to_seconds() -> None:

@@ -120,22 +120,24 @@ def boolean(values: pd.Series, default: bool | None = None) -> pd.Series:
     return string_series(out, values.index)
 
 
-_ZERO_DATE = r"^0000-00-00(?:[ T]00:00:00(?:\.0+)?)?$"
+# "no date" as legacy databases store it: MySQL's zero date, PostgreSQL's infinity and -infinity
+_NO_DATE = r"^(?:0000-00-00(?:[ T]00:00:00(?:\.0+)?)?|-?infinity)$"
 
 
-def _without_zero_dates(arr: pa.Array) -> pa.Array:
-    """MySQL's zero date (``0000-00-00``, ``0000-00-00 00:00:00``), which MySQL and its applications
-    write for "no date", as no value: it named no day to carry over, and kept, it rejected the user
-    as an impossible date with only a masked ``0***`` to show why. A date that is zero only in part
+def _without_no_dates(arr: pa.Array) -> pa.Array:
+    """MySQL's zero date (``0000-00-00``, ``0000-00-00 00:00:00``) and PostgreSQL's ``infinity`` and
+    ``-infinity``, which applications write for "no date", "never" or "unknown", as no value: they name
+    no day to carry over, and kept, they rejected the user as an impossible date or a non-integer epoch
+    with only a masked ``0***`` or ``i***`` to show why. A date that is zero only in part
     (``1985-00-00``) is still left for validation."""
-    if not has_substring(arr, b"0000-00-00"):
+    if not has_substring(arr, b"0000-00-00", b"infinity"):
         return arr
-    return pc.if_else(pc.match_substring_regex(arr, _ZERO_DATE), pa.scalar(None, arr.type), arr)
+    return pc.if_else(pc.match_substring_regex(arr, _NO_DATE), pa.scalar(None, arr.type), arr)
 
 
 def date(values: pd.Series) -> pd.Series:
     """ISO dates ('1985-02-01', also the date part of a timestamp) to ``mm/dd/yyyy`` (fact 8).
-    MySQL's zero date is no value (``_without_zero_dates``).
+    MySQL's zero date and PostgreSQL's ``-infinity``/``infinity`` are no value (``_without_no_dates``).
 
     The calendar is checked with integer arithmetic, so year 0001 or 9999 is no problem; other
     spellings ('01/02/1985' could be either day) are left for validation. A value of exactly
@@ -143,7 +145,7 @@ def date(values: pd.Series) -> pd.Series:
     through the regex (``_date_by_pattern``): 14 -> ~3 ms a 50,000-row partition.
     """
     s = trim(values)
-    arr = _without_zero_dates(string_array(s))
+    arr = _without_no_dates(string_array(s))
     rows, b = fixed_width(arr, 10)
     form, (year, month, day) = decimal_fields(b, (0, 4), (5, 7), (8, 10))
     fast = form & (b[4] == ord("-")) & (b[7] == ord("-")) & real_dates(year, month, day)
@@ -190,14 +192,15 @@ def _replace_rows(arr: pa.Array, rows: np.ndarray, values: pa.Array) -> pa.Array
 
 def epoch(values: pd.Series) -> pd.Series:
     """Timestamps to epoch seconds (fact 9). Naive timestamps are taken as UTC; a value that is
-    already all digits is taken as epoch seconds. MySQL's zero date is no value (``_without_zero_dates``).
+    already all digits is taken as epoch seconds. MySQL's zero date and PostgreSQL's ``infinity`` are no
+    value (``_without_no_dates``).
 
     A value of exactly ``yyyy-mm-dd hh:mm:ss`` (or with a ``T``; what a TIMESTAMP column gives) is
     computed from its bytes with numpy; the others are parsed by pandas (``_epoch_by_parser``):
     15 -> ~4.5 ms a 50,000-row partition.
     """
     s = trim(values)
-    arr = _without_zero_dates(string_array(s))
+    arr = _without_no_dates(string_array(s))
     rows, b = fixed_width(arr, 19)
     form, (year, month, day, hour, minute, second) = decimal_fields(
         b, (0, 4), (5, 7), (8, 10), (11, 13), (14, 16), (17, 19))
