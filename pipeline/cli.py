@@ -185,8 +185,8 @@ def migrate(tenant: TenantOpt = None,
                 help="Import again the users Cognito failed in earlier jobs (after fixing the cause)")] = False,
             recheck_pool: Annotated[bool, typer.Option(
                 help="Look up again the users earlier runs confirmed in the pool, and note those changed or "
-                     "deleted there since (on AWS a listing of the whole pool: ~1 hour per million users at "
-                     "COGNITO_LIST_USERS_RPS=5)")] = False,
+                     "deleted there since (on AWS a listing of the whole pool: ~15 minutes per million users at "
+                     "the default COGNITO_LIST_USERS_RPS of 20)")] = False,
             accept_missing: Annotated[bool, typer.Option(
                 help="Accept that imported users the final check does not find in the pool were deleted there "
                      "on purpose: noted and settled, not failed on every run")] = False,
@@ -211,7 +211,7 @@ def migrate(tenant: TenantOpt = None,
     failed_accounting: list[str] = []
     stopped: list[str] = []
     gated: list[str] = []
-    # A paced final check (COGNITO_LIST_USERS_RPS, 5 pages a second on AWS: minutes per tenant) mostly
+    # A paced final check (COGNITO_LIST_USERS_RPS, 20 pages a second on AWS: minutes per tenant) mostly
     # waits, so it runs on a thread of its own while the next tenant plans and loads; results are printed
     # in tenant order, each when the next one has loaded. An unpaced one (the local service) runs at once:
     # it would take the CPU and the service's lock from the next tenant's jobs (2 tenants of 300,000 rows:

@@ -16,6 +16,11 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_ACCOUNT_ID = "123456789012"
 LOCAL_LOGS_ROLE_ARN = f"arn:aws:iam::{LOCAL_ACCOUNT_ID}:role/service-role/Cognito-UserImport-Role"
 DEFAULT_LOCAL_PORT = 9229
+# ListUsers is in the quota category UserList: 30 requests a second per account and Region, shared by
+# every pool and application there, and not adjustable (the developer guide's quota table; unlike the
+# import-job categories it has no 5-a-second cap per pool). Two thirds of it leaves room for the
+# application's own calls; a throttled page is retried with backoff.
+AWS_LIST_USERS_RPS = 20.0
 
 
 @dataclass(frozen=True)
@@ -27,8 +32,8 @@ class TargetSettings:
     endpoint_url: str | None = None          # local only; None = start/attach the local service
     user_pool_id: str | None = None          # aws: the pool, unless a tenant's mapping names one
     logs_role_arn: str = LOCAL_LOGS_ROLE_ARN
-    # ListUsers pages per second for the final check against the pool: unlimited locally; on AWS stay
-    # well under the account's ListUsers quota, which other applications share (COGNITO_LIST_USERS_RPS).
+    # ListUsers pages per second for the final check against the pool: unlimited locally; on AWS
+    # AWS_LIST_USERS_RPS unless COGNITO_LIST_USERS_RPS says otherwise
     list_users_pages_per_second: float = 0.0
     local_port: int = DEFAULT_LOCAL_PORT     # where `make migrate` finds or starts the local service
 
@@ -82,7 +87,7 @@ def load_settings(env: dict[str, str] | None = None, root: Path = PROJECT_ROOT) 
                             "the import log (import-rules fact 40)")
         if env.get("COGNITO_ENDPOINT_URL"):
             problems.append("COGNITO_ENDPOINT_URL is for the local service; unset it with COGNITO_TARGET=aws")
-    rps = _number(env, "COGNITO_LIST_USERS_RPS", 5.0 if kind == "aws" else 0.0, problems)
+    rps = _number(env, "COGNITO_LIST_USERS_RPS", AWS_LIST_USERS_RPS if kind == "aws" else 0.0, problems)
     port = _number(env, "LOCAL_COGNITO_PORT", DEFAULT_LOCAL_PORT, problems, low=1, high=65535,
                    hint="a port number from 1 to 65535")
     if problems:

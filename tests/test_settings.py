@@ -42,3 +42,12 @@ def test_bad_numbers_name_the_variable_and_the_fix() -> None:
         "LOCAL_COGNITO_PORT='99999': write a port number from 1 to 65535",
     ]
     assert load_settings({"LOCAL_COGNITO_PORT": "9400"}).target.local_port == 9400
+
+
+def test_the_final_checks_listing_is_paced_on_aws_only() -> None:
+    """ListUsers shares the account's UserList quota (30 a second, not adjustable) with the application:
+    AWS gets two thirds of it unless COGNITO_LIST_USERS_RPS says otherwise; the local service no pacing."""
+    aws = {"COGNITO_TARGET": "aws", "COGNITO_REGION": "eu-west-1", "COGNITO_LOGS_ROLE_ARN": "arn:aws:iam::1:role/r"}
+    assert load_settings(aws).target.list_users_pages_per_second == 20.0
+    assert load_settings({**aws, "COGNITO_LIST_USERS_RPS": "4"}).target.list_users_pages_per_second == 4.0
+    assert load_settings({}).target.list_users_pages_per_second == 0.0
