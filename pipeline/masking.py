@@ -119,8 +119,8 @@ def _mask_quoted(field: str, value: str) -> str:
 # PostgreSQL's ``column "x" does not exist``, ``syntax error at or near "SELEC"``; MariaDB's
 # ``Unknown column 'x' in 'field list'``; SQLite's ``no such column: x``. Any other quoted text may be a
 # row's value (``invalid input syntax for type bigint: "070-3311-4687"``) and is masked.
-_NAME_BEFORE = re.compile(
-    r"(?:column|relation|table|function|type|schema|database|role|user|encoding|operator|constraint|index|"
+_NAME_BEFORE = re.compile(   # whole words: "format" or "within" before a quoted value is not "at"/"in"
+    r"\b(?:column|relation|table|function|type|schema|database|role|user|encoding|operator|constraint|index|"
     r"sequence|view|parameter|extension|collation|domain|near|cursor|statement|savepoint|tablespace|"
     r"server|host|aggregate|trigger|procedure|variable|option|alias|field|at|in)\s*$", re.IGNORECASE)
 _ANY_QUOTED = re.compile(r'"[^"]*"|\'[^\']*\'')

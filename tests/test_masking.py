@@ -53,6 +53,9 @@ def test_scrub_quoted_masks_a_databases_quoted_values_and_keeps_its_names() -> N
         'value "99999999999" is out of range for type integer': 'value "9***" is out of range for type integer',
         "Could not decode to UTF-8 column 'last_name' with text 'M\ufffdller'":
             "Could not decode to UTF-8 column 'last_name' with text 'M***'",
+        # a keyword that only ends a word ("format" ends in "at", "within" in "in") keeps nothing
+        'invalid input for format "0312345678"': 'invalid input for format "0***"',
+        "value must lie within 'Yamada'": "value must lie within 'Y***'",
     }
     for text, want in masked.items():
         assert scrub_quoted(text) == want
