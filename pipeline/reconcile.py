@@ -178,8 +178,8 @@ def reconcile(
     ``settled``: the legacy ids an earlier run confirmed in the pool (``Ledger.in_pool_ids`` with
     ``confirmed_only``, read before this run loaded). Their confirmation stands and they are not looked
     up again: a rerun of a migrated tenant (a delta run before cut-over) would otherwise list the whole
-    pool, ~15 minutes per million users at AWS's default 20 pages a second. With ``recheck_settled`` they are looked
-    up too. After an import the pool lives on: users reset their password (their status leaves
+    pool, ~15 minutes per million users at AWS's default 20 pages a second. With ``recheck_settled``
+    they are looked up too. After an import the pool lives on: users reset their password (their status leaves
     RESET_REQUIRED), edit their profile, or are deleted; such a change to a settled user is counted
     apart (``changed_since``, ``gone_since``: a note), not as an unconfirmed import. Users imported by
     this run, or never confirmed, are held to their import file, but for one change: status CONFIRMED
