@@ -179,6 +179,15 @@ attributes:
 """), "acme-jp")
     assert m.identity == Identity(email="email", legacy_id="custom:old_id", tenant="custom:tenant")
     assert m.identity.attributes == ("email", "custom:old_id", "custom:tenant")
+    # the same kept through templates of the key or the tenant alone
+    m = load_mapping(write(tmp_path, tenant=pool + """\
+attributes:
+  custom:legacy_id: null
+  custom:kind: {template: "{id}-{tenant}"}
+  custom:old_id: {template: "{id}"}
+  custom:tenant: {template: "{tenant}"}
+"""), "acme-jp")
+    assert m.identity == Identity(email="email", legacy_id="custom:old_id", tenant="custom:tenant")
 
 
 def test_override_merges_policies_key_by_key_and_replaces_lists(tmp_path: Path) -> None:

@@ -144,13 +144,15 @@ class TenantMapping:
 
     @property
     def identity(self) -> Identity:
-        """``email`` if mapped; the attribute copied from the primary key (a custom one first); the one
-        whose constant is the tenant's name (``{tenant}``)."""
+        """``email`` if mapped; the attribute copied from the primary key (``from:`` it, or a template of
+        it alone; a custom attribute first); the one that holds just the tenant's name (a constant, or
+        the template ``{tenant}``)."""
         rules = sorted(self.attributes, key=lambda r: not r.target.startswith("custom:"))
         return Identity(
             email="email" if "email" in self.targets else None,
-            legacy_id=next((r.target for r in rules if r.source == self.primary_key), None),
-            tenant=next((r.target for r in rules if r.constant is not None and r.constant == self.tenant), None))
+            legacy_id=next((r.target for r in rules if r.source == self.primary_key
+                            or r.template == f"{{{self.primary_key}}}"), None),
+            tenant=next((r.target for r in rules if r.constant == self.tenant or r.template == "{tenant}"), None))
 
     def as_dict(self) -> dict[str, Any]:
         """The merged mapping (default overlaid by the tenant file), as plain data."""
