@@ -64,6 +64,25 @@ def has_bytes(s: pd.Series | pa.Array | pa.ChunkedArray, chars: bytes) -> bool:
     return any(text.find(c) >= 0 for text in (raw.tobytes() for raw in _buffers(s)) for c in chars)
 
 
+# C0 control characters but tab, line feed and carriage return (the last two are the CSV dialect's
+# business), and DEL: what no name, address or identifier holds unless the data is damaged
+CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
+_CONTROL_LOW = np.frombuffer(bytes(b for b in CONTROL_BYTES if b < 0x20), dtype=np.uint8)
+
+
+def has_control_bytes(s: pd.Series | pa.Array | pa.ChunkedArray) -> bool:
+    """Whether a byte of ``CONTROL_BYTES`` occurs in the column's data buffers (as ``has_bytes``: True
+    only means the exact test is worth running). A minimum and a comparison per buffer (~0.2 ms per
+    1.7 MB, without the GIL), where ``has_bytes`` would run 30 ``find`` passes; the bytes below 0x20
+    are sorted out only when one occurs at all (a tab, say)."""
+    for raw in _buffers(s):
+        if raw.min() < 0x20 and np.isin(raw[raw < 0x20], _CONTROL_LOW).any():
+            return True
+        if (raw == 0x7F).any():
+            return True
+    return False
+
+
 def single_chunk(values: pd.Series | pa.Array | pa.ChunkedArray) -> tuple[pa.Array, np.ndarray, np.ndarray]:
     """The column as one Arrow array, its offsets (int64, its slice applied) and its whole data buffer
     as bytes (zero copy when it is one chunk already)."""

@@ -14,9 +14,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import string_array, string_series
+from pipeline.arrowtext import rows_with_bytes, string_array, string_series
 
 _FILL = "***"
+# A mask keeps a value's first character, which can be a control character (a damaged name's NUL or
+# ESC): it is shown as its Unicode picture (NUL as U+2400, ESC as U+241B, DEL as U+2421), so that no
+# report, log or terminal receives the raw byte and the reader sees which one it was.
+_CONTROLS = bytes([*range(0x20), 0x7F])
+_PICTURES = str.maketrans({c: 0x2400 + c for c in range(0x20)} | {0x7F: 0x2421})
 # Flags carry no personal data, and masking them would hide the very value a report must show.
 _PLAIN_COLUMNS = frozenset({"cognito:mfa_enabled", "email_verified", "phone_number_verified", "is_active"})
 
@@ -32,7 +37,7 @@ def mask_email(value: str | None) -> str:
     if not sep:
         return mask_text(value)
     tld = domain.rsplit(".", 1)[-1] if "." in domain else ""
-    return f"{local[:1]}{_FILL}@{domain[:1]}{_FILL}" + (f".{tld}" if tld else "")
+    return (f"{local[:1]}{_FILL}@{domain[:1]}{_FILL}" + (f".{tld}" if tld else "")).translate(_PICTURES)
 
 
 def mask_phone(value: str | None) -> str:
@@ -42,19 +47,19 @@ def mask_phone(value: str | None) -> str:
     if len(s) <= 5:
         return _FILL
     head = s[:3] if s.startswith("+") else s[:1]
-    return f"{head}{_FILL}{s[-2:]}"
+    return f"{head}{_FILL}{s[-2:]}".translate(_PICTURES)
 
 
 def mask_text(value: str | None) -> str:
     if value is None or value == "":
         return ""
-    return f"{str(value)[:1]}{_FILL}"
+    return f"{str(value)[:1]}{_FILL}".translate(_PICTURES)
 
 
 def mask_value(column: str, value: str | None) -> str:
     """Mask ``value`` the way its column calls for (email, phone, anything else)."""
     if _plain(column):
-        return "" if value is None else str(value)[:16]
+        return "" if value is None else str(value)[:16].translate(_PICTURES)
     if "email" in column:
         return mask_email(value)
     if "phone" in column:
@@ -78,7 +83,18 @@ def mask_series(column: str, values: pd.Series) -> pd.Series:
     else:
         out = pc.binary_join_element_wise(pc.utf8_slice_codeunits(s, 0, 1), _FILL, "")
     out = pc.if_else(pc.equal(s, ""), "", out)
-    return string_series(out, values.index)
+    return string_series(_pictured(out), values.index)
+
+
+def _pictured(out: pa.Array) -> pa.Array:
+    """``out`` with the control characters a mask kept shown as their pictures (``_PICTURES``); a
+    byte scan finds the rare masks that hold one, and only those are rewritten."""
+    hit = rows_with_bytes(out, _CONTROLS)
+    if not hit.any():
+        return out
+    mask = pa.array(hit)
+    fixed = pa.array([v.translate(_PICTURES) for v in out.filter(mask).to_pylist()], out.type)
+    return pc.replace_with_mask(out, mask, fixed)
 
 
 def _mask_emails(s: pa.Array) -> pa.Array:

@@ -129,6 +129,30 @@ def test_a_databases_no_date_arrives_as_the_text_the_date_transforms_drop(
     assert transforms.epoch(got["at"]).isna().all() and transforms.date(got["d"]).isna().all()
 
 
+@pytest.mark.parametrize(("backend", "select"), [
+    pytest.param("postgresql", "SELECT 1 AS id, E'a\\x01b' AS v, E'\\x1b[2J' AS w, E'z\\x7f' AS x",   # no NUL in text
+                 marks=pytest.mark.postgres),
+    pytest.param("mariadb", "SELECT 1 AS id, CONVERT(CONCAT('a', CHAR(0), 'b') USING utf8mb4) AS v, "
+                 "CONVERT(CONCAT(CHAR(27), '[2J') USING utf8mb4) AS w, "
+                 "CONVERT(CONCAT('z', CHAR(127)) USING utf8mb4) AS x",
+                 marks=pytest.mark.mariadb),
+    ("sqlite", "SELECT 1 AS id, 'a' || char(0) || 'b' AS v, char(27) || '[2J' AS w, 'z' || char(127) AS x")])
+def test_control_characters_arrive_whole_for_validation_to_reject(
+        backend: str, select: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """A NUL (where the database can hold one), an ESC and a DEL reach the mapped frame as stored, never
+    cutting the value short: validation rejects them (``control_character``) instead of a shortened
+    name going to Cognito."""
+    from pipeline.validation import rules
+
+    url = request.getfixturevalue({"postgresql": "pg_url", "mariadb": "mariadb_url", "sqlite": "sqlite_demo"}[backend])
+    sql = tmp_path / "controls.sql"
+    sql.write_text(select)
+    got = pd.concat(_extract(url, sql, {}))
+    nul = "\x01" if backend == "postgresql" else "\x00"
+    assert got.iloc[0].tolist() == ["1", f"a{nul}b", "\x1b[2J", "z\x7f"]
+    assert [bool(rules.no_control_characters(got[c].astype(STRING))[0]) for c in ("v", "w", "x")] == [False] * 3
+
+
 # Latin-1 "Müller" as a legacy application wrote it, beside UTF-8 text, NULL, ASCII and ''.
 STORED = [b"M\xfcller", "日本語".encode(), None, b"ok", b""]
 READ = ["M\ufffdller", "日本語", None, "ok", ""]

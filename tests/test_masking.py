@@ -9,7 +9,8 @@ from pipeline.masking import mask_email, mask_phone, mask_series, mask_value
 
 TRICKY = ["", None, "a@b.com", "bad@@x.org", "@x.org", "a@", "a@.com", "a@b.", "noat", "ü@ß.de",
           "x@y.z.w", "line\nbreak@x.jp", "+81901234567", "090-1234", "+1", "12345", "123456", "日本語",
-          "a", "a@b@c.d", "Ｆｕｌｌ＠ｗｉｄｔｈ", " spaced@x.org "]
+          "a", "a@b@c.d", "Ｆｕｌｌ＠ｗｉｄｔｈ", " spaced@x.org ", "\x00nul", "\x1b[2J@x.org", "+8\x7f12345",
+          "t\x01"]
 
 
 @pytest.mark.parametrize("column", ["email", "phone_number", "given_name", "email_verified",
@@ -29,6 +30,14 @@ def test_masks_hide_the_value() -> None:
     assert mask_email("jane.doe@example.co.jp") == "j***@e***.jp"
     assert mask_phone("+819012345678") == "+81***78"
     assert "doe" not in mask_series("family_name", pd.Series(["doe"], dtype="string")).iloc[0]
+
+
+def test_a_control_character_a_mask_keeps_is_shown_as_its_picture() -> None:
+    """A damaged name's first character can be a NUL or an ESC: no report, log or terminal gets the byte."""
+    values = pd.Series(["\x00Ann", "\x1b[31mred", "\x7f", "Ann"], dtype="string[pyarrow]")
+    assert mask_series("given_name", values).tolist() == ["\u2400***", "\u241b***", "\u2421***", "A***"]
+    assert mask_email("\x1b@x.org") == "\u241b***@x***.org"
+    assert mask_value("email_verified", "t\x00") == "t\u2400"
 
 
 def test_scrub_text_masks_what_an_aws_message_may_quote() -> None:

@@ -43,7 +43,10 @@ EDGES = {
               + "c" * 44 + ".jp", "z@" + "b" * 50 + ("." + "c" * 50) * 3 + "." + "c" * 45 + ".jp"],
     "text": ["", "Müller", "M\ufffdller", "\ufffd", "ab\ufffd", "\ufffdab", "\ufffc", "\ufffe", "\uffef",
              "ｶﾀｶﾅ", "０１", "\U0001f600", "\u00ef\u00bf\u00bd"],    # neighbours of U+FFFD's bytes EF BF BD
+    "control": ["", "ok", "a\x00b", "\x00", "\x1b[31m", "del\x7f", "\x1f", "\x0b", "\x0c", "\x01x", "tab\there",
+                "new\nline", "cr\rx", " ", "~", "\u0085", "\u2400", "Müller", "\x7e\x80"],   # C1 NEL, pictures: allowed
 }
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 ALPHABET = "+0123456789/-.@ aZé\u3042"
 
 
@@ -54,7 +57,7 @@ def _random_values(seed: int, n: int = 400) -> list[str]:
 
 def _layouts(values: list[str | None]) -> dict[str, pd.Series]:
     """The same values as a string[pyarrow] Series in each Arrow layout a column can arrive in."""
-    whole = pa.array(["pad-ding", "++@@//", *values, "tail\n+@\ufffd"], type=pa.large_string())
+    whole = pa.array(["pad-ding", "++@@//", *values, "tail\n+@\ufffd\x00"], type=pa.large_string())
     sliced = whole.slice(2, len(values))            # non-zero offset, other values' bytes around it
     half = len(values) // 2
     chunked = pa.chunked_array([sliced.slice(0, half), sliced.slice(half)])
@@ -108,10 +111,12 @@ CASES = {
     "boolean": (rules.valid_boolean, lambda v: v in ("", "true", "false"), False),
     "bytes": (lambda s: rules.within_bytes(s, 6), lambda v: len(v.encode()) <= 6, False),
     "decodable": (rules.decodable, lambda v: "\ufffd" not in v, True),
+    "no control": (rules.no_control_characters, lambda v: not CONTROL.search(v), True),
 }
 EDGE_SET = {"phone": "phone", "birthdate": "birthdate", "integer": "number", "decimal": "number",
             "range": "number", "username": "username", "email": "email", "not an email": "username",
-            "not a phone": "phone", "boolean": "number", "bytes": "username", "decodable": "text"}
+            "not a phone": "phone", "boolean": "number", "bytes": "username", "decodable": "text",
+            "no control": "control"}
 
 
 def _check(case: str, values: list[str | None]) -> None:
@@ -143,7 +148,16 @@ def test_rule_agrees_with_its_definition_with_na_and_random_values(case: str) ->
     ("not an email", ["hwatanabe1", "", None, "user+tag"]),                    # no "@": regex skipped
     ("not a phone", ["hwatanabe1", "", None, "a@b.co"]),                       # no "+": regex skipped
     ("decodable", ["Müller", "", None, "ｶﾀｶﾅ"]),                               # no U+FFFD: no per-value test
+    ("no control", ["Müller", "", None, "tab\there", "a\nb"]),                  # bytes < 0x20, none a control
+    ("no control", ["Müller", "", None, "ok"]),                                # no byte < 0x20 at all
 ])
 def test_byte_level_paths_agree_with_the_definition(case: str, values: list[str]) -> None:
     """Columns made so that the rule takes its byte-level shortcut (the random ones above rarely do)."""
     _check(case, values)
+
+
+def test_control_characters_are_found_among_random_values() -> None:
+    rng = random.Random(11)
+    alphabet = "ab é\u3042\t\n\x00\x1b\x7f\x1f\x85"
+    values = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6))) for _ in range(400)]
+    _check("no control", [*values, None])

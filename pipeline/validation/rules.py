@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.arrowtext import (
+    CONTROL_BYTES,
     all_empty,
     arrow,
     decimal_fields,
@@ -28,10 +29,13 @@ from pipeline.arrowtext import (
     fixed_width,
     fullmatch,
     has_bytes,
+    has_control_bytes,
     has_substring,
     non_ascii,
     printable_ascii,
+    rows_with_bytes,
     single_chunk,
+    string_array,
     value_lengths,
 )
 from pipeline.calendar_days import real_dates
@@ -84,6 +88,16 @@ def _passes_unless(s: pd.Series, chars: bytes, check: Callable[[], np.ndarray]) 
 def carriable(s: pd.Series) -> np.ndarray:
     """Not ``csvdialect.uncarriable``; columns without a CR, LF or backslash byte skip the regex."""
     return _passes_unless(s, b"\r\n\\", lambda: ~_np(uncarriable(s)))
+
+
+def no_control_characters(s: pd.Series) -> np.ndarray:
+    """No control character (``arrowtext.CONTROL_BYTES``: NUL, ESC, DEL...; a tab is allowed, line
+    breaks are ``carriable``'s). The import file would carry one unseen into the pool, and no import
+    rule says what Cognito makes of it. Found from the bytes' positions, no per-value pass; columns
+    without such a byte skip even that."""
+    if not has_control_bytes(s):
+        return np.ones(len(s), dtype=bool)
+    return ~rows_with_bytes(string_array(s), CONTROL_BYTES)
 
 
 REPLACEMENT_CHARACTER = "\ufffd"

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.arrowtext import all_empty, arrow, trim_whitespace
-from pipeline.contract import MFA_ENABLED, USERNAME, VERIFIABLE, PoolContract
+from pipeline.contract import MFA_ENABLED, USERNAME, VERIFIABLE, AttributeSpec, PoolContract
 from pipeline.csvdialect import MAX_ROW_CHARS, MAX_VALUE_BYTES
 from pipeline.reasons import Reason
 from pipeline.validation import rules
@@ -93,6 +93,10 @@ def _column_checks(contract: PoolContract, col: str) -> list[PoolCheck]:
                "failed decoding): the real characters are lost; fix the legacy value, or convert its "
                "encoding in the SQL file"),
     ]
+    if not _formatted(col, spec):        # a format rule (username, email, number...) refuses them already
+        checks.append(_check(Reason.CONTROL_CHARACTER, rules.no_control_characters,
+                             "holds a control character (NUL, ESC, DEL...) that the import file would carry "
+                             "unseen; remove it from the legacy value, or in the SQL file"))
     if col == USERNAME or col in contract.required_columns:
         checks.append(_check(Reason.MISSING_REQUIRED, rules.filled,
                              f"{col} is required by the pool and is empty", blank_passes=False))
@@ -143,6 +147,12 @@ def _column_checks(contract: PoolContract, col: str) -> list[PoolCheck]:
         checks.append(_check(Reason.STRING_LENGTH, lambda s: rules.length_between(s, lo, hi),
                              f"length outside {_bounds(lo, hi)} characters"))
     return checks
+
+
+def _formatted(col: str, spec: AttributeSpec | None) -> bool:
+    """Whether the column has a format rule below, which no value with a control character meets."""
+    return (col in (USERNAME, MFA_ENABLED, "email", "phone_number", "birthdate")
+            or (spec is not None and spec.data_type in ("Boolean", "Number", "DateTime")))
 
 
 def _username_checks(contract: PoolContract) -> list[PoolCheck]:
