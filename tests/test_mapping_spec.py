@@ -160,8 +160,8 @@ attributes:
 
 def test_identity_attributes_are_the_ones_the_mapping_names(tmp_path: Path) -> None:
     """The attributes that tell a user's own account from someone else's (at harvest) follow the mapping:
-    the one copied from the primary key (a custom one before a standard one) and the one whose constant
-    is the tenant's name."""
+    the one copied from the primary key (a custom one before a standard one), else one templated from
+    the key and the tenant alone, and the one that holds the tenant's name alone."""
     from pipeline.mapping.model import Identity
 
     assert load_mapping(write(tmp_path), "acme-jp").identity == Identity(
@@ -188,6 +188,22 @@ attributes:
   custom:tenant: {template: "{tenant}"}
 """), "acme-jp")
     assert m.identity == Identity(email="email", legacy_id="custom:old_id", tenant="custom:tenant")
+    # with no copy of the key, a template of the key and the tenant alone; one naming another column is not
+    m = load_mapping(write(tmp_path, tenant=pool + """\
+attributes:
+  custom:legacy_id: null
+  custom:kind: {template: "{id}/{email}"}
+  custom:old_id: {template: "legacy-{id}@{tenant}"}
+  custom:tenant: {template: "org-{tenant}"}
+"""), "acme-jp")
+    assert m.identity == Identity(email="email", legacy_id="custom:old_id", tenant="custom:tenant")
+    m = load_mapping(write(tmp_path, tenant=pool + """\
+attributes:
+  custom:legacy_id: null
+  custom:kind: {template: "{id}/{email}"}
+  custom:tenant: {template: "{tenant} {email}"}
+"""), "acme-jp")
+    assert m.identity == Identity(email="email", legacy_id=None, tenant=None)
 
 
 def test_override_merges_policies_key_by_key_and_replaces_lists(tmp_path: Path) -> None:

@@ -145,14 +145,22 @@ class TenantMapping:
     @property
     def identity(self) -> Identity:
         """``email`` if mapped; the attribute copied from the primary key (``from:`` it, or a template of
-        it alone; a custom attribute first); the one that holds just the tenant's name (a constant, or
-        the template ``{tenant}``)."""
+        it alone), else one whose template names only the key and the tenant (``legacy-{id}``, the same
+        function of the key on every row: equal values, the same legacy user), a custom attribute first
+        in each; the one that holds just the tenant's name (a constant, or a template of ``{tenant}``
+        alone, ``org-{tenant}``)."""
         rules = sorted(self.attributes, key=lambda r: not r.target.startswith("custom:"))
+        key, tenant = self.primary_key, "tenant"
+
+        def fields(rule: AttributeRule) -> set[str]:
+            return set(template_fields(rule.template)) if rule.template is not None else set()
+
+        copies = [r.target for r in rules if r.source == key or r.template == f"{{{key}}}"]
+        keyed = [r.target for r in rules if key in fields(r) and fields(r) <= {key, tenant}]
         return Identity(
             email="email" if "email" in self.targets else None,
-            legacy_id=next((r.target for r in rules if r.source == self.primary_key
-                            or r.template == f"{{{self.primary_key}}}"), None),
-            tenant=next((r.target for r in rules if r.constant == self.tenant or r.template == "{tenant}"), None))
+            legacy_id=next(iter(copies + keyed), None),
+            tenant=next((r.target for r in rules if r.constant == self.tenant or fields(r) == {tenant}), None))
 
     def as_dict(self) -> dict[str, Any]:
         """The merged mapping (default overlaid by the tenant file), as plain data."""
