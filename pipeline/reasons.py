@@ -28,6 +28,7 @@ class Reason(StrEnum):
     ROW_TOO_LONG = "row_too_long"                  # over 16,000 characters in the CSV line
     UNDECODABLE_TEXT = "undecodable_text"          # bytes that were not UTF-8 in the source (read as U+FFFD)
     CONTROL_CHARACTER = "control_character"        # NUL, ESC, DEL or another control character but tab
+    DOUBLE_ENCODED_TEXT = "double_encoded_text"    # UTF-8 once read as Latin-1 and stored again (MÃ¼ller)
     # per-row rules
     VERIFIED_WITHOUT_VALUE = "verified_without_value"
     NO_AUTO_VERIFIED_TRUE = "no_auto_verified_true"

@@ -153,6 +153,30 @@ def test_control_characters_arrive_whole_for_validation_to_reject(
     assert [bool(rules.no_control_characters(got[c].astype(STRING))[0]) for c in ("v", "w", "x")] == [False] * 3
 
 
+@pytest.mark.mariadb
+def test_utf8_stored_in_a_latin1_column_is_found_and_fixed(mariadb_url: str, admin_execute: Callable[[str, str], None],
+                                                          tmp_path: Path) -> None:
+    """The classic MySQL double encoding: an application wrote UTF-8 bytes into a ``latin1`` column.
+    The server hands the value over as the Latin-1 characters it holds (``MÃ¼ller``); validation finds
+    it, and the ``fix_mojibake`` transform reads it as it was written."""
+    from pipeline.mapping import transforms
+    from pipeline.validation import rules
+
+    admin_execute(mariadb_url, "DROP TABLE IF EXISTS cm_latin1")
+    admin_execute(mariadb_url, "CREATE TABLE cm_latin1 (id INT PRIMARY KEY, v VARCHAR(40) CHARACTER SET latin1)")
+    written = ["Müller", "José", "it’s", "Ærø"]
+    for i, text in enumerate(written[:3], 1):   # UTF-8 bytes through a latin1 column: double-encoded
+        stored = f"CONVERT(x'{text.encode().hex()}' USING latin1)"
+        admin_execute(mariadb_url, f"INSERT INTO cm_latin1 VALUES ({i}, {stored})")
+    admin_execute(mariadb_url, "INSERT INTO cm_latin1 VALUES (4, 'Ærø')")   # text the server converts: fine
+    sql = tmp_path / "latin1.sql"
+    sql.write_text("SELECT id, v FROM cm_latin1 ORDER BY id")
+    got = pd.concat(_extract(mariadb_url, sql, {}))["v"].astype(STRING)
+    assert got.tolist() == ["MÃ¼ller", "JosÃ©", "itâ€™s", "Ærø"]
+    assert rules.not_double_encoded(got).tolist() == [False, False, False, True]
+    assert transforms.fix_mojibake(got).tolist() == written
+
+
 # Latin-1 "Müller" as a legacy application wrote it, beside UTF-8 text, NULL, ASCII and ''.
 STORED = [b"M\xfcller", "日本語".encode(), None, b"ok", b""]
 READ = ["M\ufffdller", "日本語", None, "ok", ""]

@@ -449,6 +449,15 @@ def test_text_that_no_row_could_decode_points_at_the_source_encoding() -> None:
     assert "another encoding" in text and "points at the mapping" not in text
 
 
+def test_a_column_double_encoded_in_every_row_points_at_the_latin1_column() -> None:
+    stats = QualityStats()
+    stats.add_partition(2, 0, rejects(*[(str(i), Reason.DOUBLE_ENCODED_TEXT, "family_name", "MÃ¼ller",
+                                        "UTF-8 text that was once read as Latin-1") for i in (1, 2)]))
+    text = " ".join(render_terminal(plan_report(stats, chunks=[], files={})).split())
+    assert "NOTE: Every row's family_name is UTF-8 text that was read as Latin-1 and stored again" in text
+    assert "fix_mojibake" in text and "points at the mapping" not in text
+
+
 def test_terminal_summary_after_load_shows_the_outcomes() -> None:
     text = render_terminal(add_load_outcomes(plan_report(sample_stats()), OUTCOMES))
     assert re.search(r"Imported 5\s+skipped 1\s+failed 1\s+accounting OK", text)

@@ -10,6 +10,7 @@ and with NA.
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import random
 import re
@@ -43,9 +44,37 @@ EDGES = {
               + "c" * 44 + ".jp", "z@" + "b" * 50 + ("." + "c" * 50) * 3 + "." + "c" * 45 + ".jp"],
     "text": ["", "Müller", "M\ufffdller", "\ufffd", "ab\ufffd", "\ufffdab", "\ufffc", "\ufffe", "\uffef",
              "ｶﾀｶﾅ", "０１", "\U0001f600", "\u00ef\u00bf\u00bd"],    # neighbours of U+FFFD's bytes EF BF BD
+    "mojibake": ["", "Müller", "MÃ¼ller", "JosÃ©", "it\u00e2\u20ac\u2122s", "æ—¥æœ¬èªž", "Å\x81Ã³dÅº", "Ã©", "JOÃO",
+                 "ÃÂ", "é\u00a0x", "plain", "StraÃŸe", "Ã", "Ã¼x", "日本語", "MÃ¼ller 日本", "Ã\x80", "Â", "Ã¼Ã",
+                 "ÃÃ¼", "\u00c3\u00a9\u00c3", "Ã\u00a9", "Ã‚Â©", "cafÃ©s"],
     "control": ["", "ok", "a\x00b", "\x00", "\x1b[31m", "del\x7f", "\x1f", "\x0b", "\x0c", "\x01x", "tab\there",
                 "new\nline", "cr\rx", " ", "~", "\u0085", "\u2400", "Müller", "\x7e\x80"],   # C1 NEL, pictures: allowed
 }
+# Independent of pipeline.mojibake: Python's own cp1252 codec, with its five unassigned bytes read as
+# Latin-1 (as MySQL's latin1 does) through an error handler.
+def _cp1252_or_latin1(err: UnicodeError) -> tuple[bytes, int]:
+    assert isinstance(err, UnicodeEncodeError)
+    bad = err.object[err.start:err.end]
+    if all(ord(c) in (0x81, 0x8D, 0x8F, 0x90, 0x9D) for c in bad):
+        return bad.encode("latin-1"), err.end
+    raise err
+
+
+codecs.register_error("test-cp1252-or-latin1", _cp1252_or_latin1)
+
+
+def _double_encoded(v: str) -> bool:
+    """``v`` is the bytes of another text read as Windows-1252 (or Latin-1) once more."""
+    try:
+        earlier = v.encode("cp1252", errors="test-cp1252-or-latin1").decode("utf-8")
+    except UnicodeError:
+        try:
+            earlier = v.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return False
+    return earlier != v
+
+
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 ALPHABET = "+0123456789/-.@ aZé\u3042"
 
@@ -112,11 +141,12 @@ CASES = {
     "bytes": (lambda s: rules.within_bytes(s, 6), lambda v: len(v.encode()) <= 6, False),
     "decodable": (rules.decodable, lambda v: "\ufffd" not in v, True),
     "no control": (rules.no_control_characters, lambda v: not CONTROL.search(v), True),
+    "not double-encoded": (rules.not_double_encoded, lambda v: not _double_encoded(v), True),
 }
 EDGE_SET = {"phone": "phone", "birthdate": "birthdate", "integer": "number", "decimal": "number",
             "range": "number", "username": "username", "email": "email", "not an email": "username",
             "not a phone": "phone", "boolean": "number", "bytes": "username", "decodable": "text",
-            "no control": "control"}
+            "no control": "control", "not double-encoded": "mojibake"}
 
 
 def _check(case: str, values: list[str | None]) -> None:
@@ -150,6 +180,8 @@ def test_rule_agrees_with_its_definition_with_na_and_random_values(case: str) ->
     ("decodable", ["Müller", "", None, "ｶﾀｶﾅ"]),                               # no U+FFFD: no per-value test
     ("no control", ["Müller", "", None, "tab\there", "a\nb"]),                  # bytes < 0x20, none a control
     ("no control", ["Müller", "", None, "ok"]),                                # no byte < 0x20 at all
+    ("not double-encoded", ["Müller", "", None, "José", "Ærø"]),                # no second lead byte: memchr
+    ("not double-encoded", ["Müller’s", "", None, "José «x»", "ä’"]),           # candidates, none double-encoded
 ])
 def test_byte_level_paths_agree_with_the_definition(case: str, values: list[str]) -> None:
     """Columns made so that the rule takes its byte-level shortcut (the random ones above rarely do)."""
@@ -161,3 +193,13 @@ def test_control_characters_are_found_among_random_values() -> None:
     alphabet = "ab é\u3042\t\n\x00\x1b\x7f\x1f\x85"
     values = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6))) for _ in range(400)]
     _check("no control", [*values, None])
+
+
+def test_double_encoding_is_found_among_random_values() -> None:
+    """Random texts and the same texts double-encoded, once or twice, in one column."""
+    rng = random.Random(5)
+    alphabet = "aZ üéßÆøŁ’€日本\u00a0"
+    texts = ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 6))) for _ in range(300)]
+    once = [t.encode().decode("cp1252", errors="ignore") for t in texts]
+    twice = [t.encode().decode("cp1252", errors="ignore") for t in once]
+    _check("not double-encoded", [*texts, *once, *twice, None])

@@ -232,6 +232,23 @@ def test_text_transforms() -> None:
     assert out(tf.collapse_spaces(S(["a \n b"]))) == ["a \n b"]   # line breaks are the policy's business
 
 
+def test_fix_mojibake_reads_double_encoded_text_as_it_was() -> None:
+    """UTF-8 read as Windows-1252 or Latin-1 once (or twice) is put back; everything else, real Latin-1
+    letters, a lone Ã and NA included, is left as it is, at its index."""
+    texts = ["Müller", "José", "it’s", "日本語", "Łódź", "Straße"]
+    once = [t.encode().decode("cp1252", errors="ignore") if t != "Łódź" else t.encode().decode("latin-1")
+            for t in texts]
+    twice = once[0].encode().decode("cp1252")
+    s = pd.Series([*once, twice, "Müller", "JOÃO", None, "", "plain", "Ærø"], dtype="string[pyarrow]",
+                  index=range(10, 23))
+    fixed = tf.fix_mojibake(s)
+    assert fixed.index.tolist() == list(range(10, 23))
+    assert out(fixed) == [*texts, "Müller", "Müller", "JOÃO", NA, "", "plain", "Ærø"]
+    assert out(tf.run_steps(S([" MÃ¼ller "]), [("fix_mojibake", {}), ("trim", {}), ("upper", {})])) == ["MÜLLER"]
+    untouched = S(["Müller", "José"])
+    assert tf.fix_mojibake(untouched) is untouched            # no candidate: the column itself, no copy
+
+
 def test_template_joins_trims_collapses_and_skips_na_parts() -> None:
     first = S(["Taro", None, None, " Anna  Maria ", "Ünal"])
     last = S(["Yamada", "Smith", None, "Müller, Jr.", None])

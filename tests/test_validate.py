@@ -89,6 +89,9 @@ FAILING = [
     ("plain", {"given_name": "Ann\x00"}, Reason.CONTROL_CHARACTER, "given_name", "A***"),
     ("plain", {"family_name": "Sm\x7fith"}, Reason.CONTROL_CHARACTER, "family_name", "S***"),
     ("custom", {"nickname": "\x1b[2Jx"}, Reason.CONTROL_CHARACTER, "nickname", "\u241b***"),  # ESC shown as ␛
+    ("plain", {"family_name": "MÃ¼ller"}, Reason.DOUBLE_ENCODED_TEXT, "family_name", "M***"),
+    ("plain", {"given_name": "æ—¥æœ¬"}, Reason.DOUBLE_ENCODED_TEXT, "given_name", "æ***"),
+    ("plain", {USER: "JosÃ©"}, Reason.DOUBLE_ENCODED_TEXT, USER, "J***"),
     ("plain", {"email": None}, Reason.VERIFIED_WITHOUT_VALUE, "email_verified", "true"),
     ("custom", {"phone_number_verified": "true"}, Reason.VERIFIED_WITHOUT_VALUE,
      "phone_number_verified", "true"),         # flags are not personal data: shown as they are
@@ -135,6 +138,7 @@ PASSING = [
     ("plain", {"given_name": "O'Neil, Jr", "address": "a\\b"}),
     ("plain", {"family_name": "Müller", "given_name": "ｶﾀｶﾅ\ufffe"}),  # neighbours of U+FFFD (EF BF BD)
     ("plain", {"family_name": "van\tDijk", "given_name": "\u0085\u2400"}),   # a tab, C1 NEL, a picture
+    ("plain", {"family_name": "JOÃO", "given_name": "Ærøskøbing"}),     # Ã before ASCII; real Latin-1 letters
     ("plain", {"email_verified": "true"}),
     ("plain", {"phone_number": None, "phone_number_verified": "false"}),
     ("custom", {"email_verified": "false", "phone_number": "+447946000001", "phone_number_verified": "true"}),

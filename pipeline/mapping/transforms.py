@@ -33,6 +33,7 @@ from pipeline.arrowtext import (
 )
 from pipeline.calendar_days import days_since_epoch, real_dates
 from pipeline.mapping.phones import to_e164
+from pipeline.mojibake import candidates, repaired
 
 STRING = "string[pyarrow]"
 
@@ -45,6 +46,7 @@ ARGUMENTS: dict[str, dict[str, str]] = {
     "lower": {},
     "upper": {},
     "nfkc": {},
+    "fix_mojibake": {},
     "collapse_spaces": {},
     "phone": {"region": "region"},
     "boolean": {"default": "boolean_or_null"},
@@ -85,6 +87,26 @@ def nfkc(values: pd.Series) -> pd.Series:
         return s
     wide = pd.Series(non_ascii(s), index=s.index)
     return s.where(~wide, s[wide].str.normalize("NFKC")) if wide.any() else s
+
+
+def fix_mojibake(values: pd.Series) -> pd.Series:
+    """Double-encoded text (``MÃ¼ller``) back to what it read (``Müller``), also when it was encoded
+    twice over; any other value as it is (``pipeline.mojibake``). Only the rows a byte scan finds are
+    looked at one by one."""
+    s = as_string(values)
+    maybe = candidates(s)
+    if not maybe.any():
+        return s
+    arr = string_array(s)
+    rows = np.flatnonzero(maybe)
+    fixed: list[str | None] = []
+    for text in arr.take(pa.array(rows)).to_pylist():
+        for _ in range(3):          # a value run through the same mistake up to three times
+            if text is None or (earlier := repaired(text)) is None:
+                break
+            text = earlier
+        fixed.append(text)
+    return string_series(_replace_rows(arr, rows, pa.array(fixed, arr.type)), s.index)
 
 
 def collapse_spaces(values: pd.Series) -> pd.Series:
@@ -230,7 +252,8 @@ def _epoch_by_parser(s: pd.Series) -> pa.Array:
 
 
 STEPS: dict[str, Callable[..., pd.Series]] = {
-    "trim": trim, "lower": lower, "upper": upper, "nfkc": nfkc, "collapse_spaces": collapse_spaces,
+    "trim": trim, "lower": lower, "upper": upper, "nfkc": nfkc, "fix_mojibake": fix_mojibake,
+    "collapse_spaces": collapse_spaces,
     "phone": phone, "boolean": boolean, "date": date, "epoch": epoch,
 }
 

@@ -98,6 +98,12 @@ def plan_notes(report: Mapping[str, Any]) -> list[str]:
                 f"Every row's {rule['column']} holds bytes that are not UTF-8 (examples {seen}): the source "
                 "column is stored in another encoding (Latin-1, Windows-1252, Shift_JIS...). Convert it to "
                 "UTF-8 in the legacy database or in the SQL file; the mapping is not the cause.")
+        elif rule["reason"] == "double_encoded_text":
+            notes.append(
+                f"Every row's {rule['column']} is UTF-8 text that was read as Latin-1 and stored again "
+                f"(examples {seen}): a MySQL latin1 column holding UTF-8 bytes, typically. Add the "
+                "fix_mojibake transform to the column's rule in the mapping, or repair the column in the "
+                "legacy database (CONVERT(CAST(CONVERT(col USING latin1) AS BINARY) USING utf8mb4)).")
         else:
             detail = rule["details"][0] if rule["details"] else rule["reason"]
             notes.append(

@@ -40,6 +40,7 @@ from pipeline.arrowtext import (
 )
 from pipeline.calendar_days import real_dates
 from pipeline.csvdialect import MAX_VALUE_BYTES, uncarriable
+from pipeline.mojibake import double_encoded
 
 # fact 7: API UsernameType, 1-128 characters of letters, marks, symbols, numbers, punctuation
 USERNAME_CHARS = r"[\p{L}\p{M}\p{S}\p{N}\p{P}]+"
@@ -98,6 +99,12 @@ def no_control_characters(s: pd.Series) -> np.ndarray:
     if not has_control_bytes(s):
         return np.ones(len(s), dtype=bool)
     return ~rows_with_bytes(string_array(s), CONTROL_BYTES)
+
+
+def not_double_encoded(s: pd.Series) -> np.ndarray:
+    """Not UTF-8 text read as Latin-1 / Windows-1252 and stored again (``MÃ¼ller``; ``pipeline.mojibake``).
+    Columns whose buffer holds no such byte pattern skip the per-value test."""
+    return ~double_encoded(s)
 
 
 REPLACEMENT_CHARACTER = "\ufffd"

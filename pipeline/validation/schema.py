@@ -97,6 +97,11 @@ def _column_checks(contract: PoolContract, col: str) -> list[PoolCheck]:
         checks.append(_check(Reason.CONTROL_CHARACTER, rules.no_control_characters,
                              "holds a control character (NUL, ESC, DEL...) that the import file would carry "
                              "unseen; remove it from the legacy value, or in the SQL file"))
+    if not _ascii_only(col, spec):
+        checks.append(_check(Reason.DOUBLE_ENCODED_TEXT, rules.not_double_encoded,
+                             "UTF-8 text that was once read as Latin-1 and stored again (MÃ¼ller for Müller); "
+                             "add the fix_mojibake transform to the column's rule in the mapping, or repair "
+                             "the legacy value"))
     if col == USERNAME or col in contract.required_columns:
         checks.append(_check(Reason.MISSING_REQUIRED, rules.filled,
                              f"{col} is required by the pool and is empty", blank_passes=False))
@@ -152,6 +157,12 @@ def _column_checks(contract: PoolContract, col: str) -> list[PoolCheck]:
 def _formatted(col: str, spec: AttributeSpec | None) -> bool:
     """Whether the column has a format rule below, which no value with a control character meets."""
     return (col in (USERNAME, MFA_ENABLED, "email", "phone_number", "birthdate")
+            or (spec is not None and spec.data_type in ("Boolean", "Number", "DateTime")))
+
+
+def _ascii_only(col: str, spec: AttributeSpec | None) -> bool:
+    """Whether the column's format rule admits ASCII alone (a username or an email may be Unicode)."""
+    return (col in (MFA_ENABLED, "phone_number", "birthdate")
             or (spec is not None and spec.data_type in ("Boolean", "Number", "DateTime")))
 
 
