@@ -158,7 +158,35 @@ attributes:
     assert list(rules)[:3] == ["email", "email_verified", "phone_number"]  # default order kept
 
 
-def test_identity_attributes_are_the_ones_the_mapping_names(tmp_path: Path) -> None:
+IDENTITY_POOL = POOL.replace("Schema: [{Name: legacy_id, AttributeDataType: String}]",
+                             "Schema: [{Name: old_id, AttributeDataType: String}, "
+                             "{Name: tenant, AttributeDataType: String}, {Name: kind, AttributeDataType: String}]")
+
+
+@pytest.mark.parametrize(("attributes", "legacy_id", "tenant"), [
+    ("""\
+  nickname: {from: id}
+  custom:old_id: {from: id, transform: trim}
+  custom:kind: {constant: "legacy"}
+  custom:tenant: {constant: "{tenant}"}
+""", "custom:old_id", "custom:tenant"),          # a copy of the key, custom before standard; the tenant constant
+    ("""\
+  custom:kind: {template: "{id}-{tenant}"}
+  custom:old_id: {template: "{id}"}
+  custom:tenant: {template: "{tenant}"}
+""", "custom:old_id", "custom:tenant"),          # a template of the key alone is a copy: before key + tenant
+    ("""\
+  custom:kind: {template: "{id}/{email}"}
+  custom:old_id: {template: "legacy-{id}@{tenant}"}
+  custom:tenant: {template: "org-{tenant}"}
+""", "custom:old_id", "custom:tenant"),          # key and tenant with literals; another column: not
+    ("""\
+  custom:kind: {template: "{id}/{email}"}
+  custom:tenant: {template: "{tenant} {email}"}
+""", None, None),
+])
+def test_identity_attributes_are_the_ones_the_mapping_names(tmp_path: Path, attributes: str, legacy_id: str | None,
+                                                            tenant: str | None) -> None:
     """The attributes that tell a user's own account from someone else's (at harvest) follow the mapping:
     the one copied from the primary key (a custom one before a standard one), else one templated from
     the key and the tenant alone, and the one that holds the tenant's name alone."""
@@ -166,44 +194,10 @@ def test_identity_attributes_are_the_ones_the_mapping_names(tmp_path: Path) -> N
 
     assert load_mapping(write(tmp_path), "acme-jp").identity == Identity(
         email="email", legacy_id="custom:legacy_id", tenant=None)
-    pool = POOL.replace("Schema: [{Name: legacy_id, AttributeDataType: String}]",
-                        "Schema: [{Name: old_id, AttributeDataType: String}, "
-                        "{Name: tenant, AttributeDataType: String}, {Name: kind, AttributeDataType: String}]")
-    m = load_mapping(write(tmp_path, tenant=pool + """\
-attributes:
-  custom:legacy_id: null
-  nickname: {from: id}
-  custom:old_id: {from: id, transform: trim}
-  custom:kind: {constant: "legacy"}
-  custom:tenant: {constant: "{tenant}"}
-"""), "acme-jp")
-    assert m.identity == Identity(email="email", legacy_id="custom:old_id", tenant="custom:tenant")
-    assert m.identity.attributes == ("email", "custom:old_id", "custom:tenant")
-    # the same kept through templates of the key or the tenant alone
-    m = load_mapping(write(tmp_path, tenant=pool + """\
-attributes:
-  custom:legacy_id: null
-  custom:kind: {template: "{id}-{tenant}"}
-  custom:old_id: {template: "{id}"}
-  custom:tenant: {template: "{tenant}"}
-"""), "acme-jp")
-    assert m.identity == Identity(email="email", legacy_id="custom:old_id", tenant="custom:tenant")
-    # with no copy of the key, a template of the key and the tenant alone; one naming another column is not
-    m = load_mapping(write(tmp_path, tenant=pool + """\
-attributes:
-  custom:legacy_id: null
-  custom:kind: {template: "{id}/{email}"}
-  custom:old_id: {template: "legacy-{id}@{tenant}"}
-  custom:tenant: {template: "org-{tenant}"}
-"""), "acme-jp")
-    assert m.identity == Identity(email="email", legacy_id="custom:old_id", tenant="custom:tenant")
-    m = load_mapping(write(tmp_path, tenant=pool + """\
-attributes:
-  custom:legacy_id: null
-  custom:kind: {template: "{id}/{email}"}
-  custom:tenant: {template: "{tenant} {email}"}
-"""), "acme-jp")
-    assert m.identity == Identity(email="email", legacy_id=None, tenant=None)
+    m = load_mapping(write(tmp_path, tenant=IDENTITY_POOL + "attributes:\n  custom:legacy_id: null\n" + attributes),
+                     "acme-jp")
+    assert m.identity == Identity(email="email", legacy_id=legacy_id, tenant=tenant)
+    assert m.identity.attributes == tuple(a for a in ("email", legacy_id, tenant) if a)
 
 
 def test_override_merges_policies_key_by_key_and_replaces_lists(tmp_path: Path) -> None:
