@@ -154,16 +154,16 @@ def _column_checks(contract: PoolContract, col: str) -> list[PoolCheck]:
     return checks
 
 
-def _formatted(col: str, spec: AttributeSpec | None) -> bool:
-    """Whether the column has a format rule below, which no value with a control character meets."""
-    return (col in (USERNAME, MFA_ENABLED, "email", "phone_number", "birthdate")
-            or (spec is not None and spec.data_type in ("Boolean", "Number", "DateTime")))
-
-
 def _ascii_only(col: str, spec: AttributeSpec | None) -> bool:
-    """Whether the column's format rule admits ASCII alone (a username or an email may be Unicode)."""
+    """Whether the column's format rule below admits ASCII alone."""
     return (col in (MFA_ENABLED, "phone_number", "birthdate")
             or (spec is not None and spec.data_type in ("Boolean", "Number", "DateTime")))
+
+
+def _formatted(col: str, spec: AttributeSpec | None) -> bool:
+    """Whether the column has a format rule below, which no value with a control character meets (a
+    username's or an email's admits Unicode letters, but no control character)."""
+    return col in (USERNAME, "email") or _ascii_only(col, spec)
 
 
 def _username_checks(contract: PoolContract) -> list[PoolCheck]:
