@@ -283,6 +283,30 @@ def test_schema_still_checks_column_dtypes_and_leaves_other_schemas_alone() -> N
     assert list(exc.value.failure_cases["index"]) == [1, 2]
 
 
+def test_a_column_left_empty_runs_no_check_that_passes_blanks() -> None:
+    """A pool's unused attribute costs no check call; a column that is filled, or whose checks do not
+    all pass blanks (a required one), still runs every check."""
+    from pipeline.validation.backend import PoolCheck, PoolColumn, PoolSchema
+
+    calls: list[str] = []
+
+    def check(name: str, blank_passes: bool) -> PoolCheck:
+        def run(s: pd.Series) -> pd.Series:
+            calls.append(name)
+            return s.ne("x")
+        return PoolCheck(run, name=name, blank_passes=blank_passes)
+
+    text = pd.StringDtype("pyarrow")
+    schema = PoolSchema({"unused": PoolColumn(text, checks=[check("a", True), check("b", True)]),
+                         "required": PoolColumn(text, checks=[check("c", True), check("d", False)]),
+                         "filled": PoolColumn(text, checks=[check("e", True)])})
+    frame = pd.DataFrame({"unused": ["", ""], "required": ["", ""], "filled": ["x", "y"]}, dtype=text)
+    with pytest.raises(pandera.errors.SchemaErrors) as exc:
+        schema.validate(frame, lazy=True)
+    assert calls == ["c", "d", "e"]
+    assert exc.value.error_counts == {"DATAFRAME_CHECK": 1}
+
+
 def test_missing_header_column_in_input_is_empty() -> None:
     row = pf.good_row("mfa_on", 1)
     del row["family_name"]

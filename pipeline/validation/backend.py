@@ -36,6 +36,8 @@ from pandera.engines.pandas_engine import Engine
 from pandera.errors import FailureCaseMetadata, SchemaError, SchemaErrorReason
 from pandera.validation_depth import ValidationScope, validate_scope
 
+from pipeline.arrowtext import all_empty
+
 
 def _metadata(schema_name: str | None, errors: list[SchemaError]) -> FailureCaseMetadata:
     """pandera's summary of lazily collected errors, with one failure-case line per failed check."""
@@ -67,11 +69,28 @@ class _CheckBackend(PandasCheckBackend):
         return CheckResult(check_output, bool(check_output.all()), check_obj, None)
 
 
+def _declared(column: pd.Series, schema: Any) -> bool:
+    """Whether the column has exactly the dtype its schema declares."""
+    return schema.dtype is not None and Engine.dtype(column.dtype) == schema.dtype
+
+
 class _ColumnBackend(ColumnBackend):
+    @validate_scope(scope=ValidationScope.DATA)
+    def run_checks(self, check_obj: pd.DataFrame, schema: Any) -> list[CoreCheckResult]:
+        """No check runs on a column that every one of its checks passes blank (``PoolCheck.blank_passes``)
+        when the partition leaves it empty: a pool's unused attributes (9 of the demo pool's 24 columns,
+        45 checks a partition: ~2 ms of pandera's calls for nothing, ~6% of a 46,600-row partition's
+        validation, in alternating rounds)."""
+        column = check_obj[schema.name]
+        if (schema.checks and all(getattr(c, "blank_passes", False) for c in schema.checks)
+                and _declared(column, schema) and all_empty(column)):
+            return []
+        return super().run_checks(check_obj, schema)
+
     @validate_scope(scope=ValidationScope.SCHEMA)
     def check_dtype(self, check_obj: pd.Series, schema: Any) -> CoreCheckResult:
         """A column of exactly the declared dtype passes at once; any other goes to pandera's own check."""
-        if schema.dtype is not None and Engine.dtype(check_obj.dtype) == schema.dtype:
+        if _declared(check_obj, schema):
             return CoreCheckResult(passed=True, check=f"dtype('{schema.dtype}')",
                                    reason_code=SchemaErrorReason.WRONG_DATATYPE)
         return super().check_dtype(check_obj, schema)
@@ -86,7 +105,12 @@ class _SchemaBackend(DataFrameSchemaBackend):
 
 
 class PoolCheck(pa.Check):
-    """A check whose failing rows are read from its boolean output."""
+    """A check whose failing rows are read from its boolean output; ``blank_passes``: it passes every
+    empty value, so a column left empty need not run it."""
+
+    def __init__(self, *args: Any, blank_passes: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.blank_passes = blank_passes
 
 
 class PoolColumn(pa.Column):

@@ -43,7 +43,8 @@ def _check(reason: Reason, fn: Callable[..., np.ndarray], detail: str, column: s
             return pd.Series(True, index=obj.index, dtype=bool)     # most optional columns: no work
         return pd.Series(fn(obj), index=obj.index, dtype=bool)
 
-    return PoolCheck(run, name=reason.value, title=column, description=detail, ignore_na=False)
+    return PoolCheck(run, name=reason.value, title=column, description=detail, ignore_na=False,
+                     blank_passes=blank_passes)
 
 
 def prepare_frame(frame: pd.DataFrame, contract: PoolContract) -> pd.DataFrame:
