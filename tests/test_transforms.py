@@ -233,17 +233,18 @@ def test_text_transforms() -> None:
 
 
 def test_fix_mojibake_reads_double_encoded_text_as_it_was() -> None:
-    """UTF-8 read as Windows-1252 or Latin-1 once (or twice) is put back; everything else, real Latin-1
-    letters, a lone Ã and NA included, is left as it is, at its index."""
+    """UTF-8 read as Windows-1252 or Latin-1 once (or twice, or in part of the value) is put back;
+    everything else, real Latin-1 letters, a Slovak KRÍŽ (valid UTF-8 as bytes), a lone Ã and NA
+    included, is left as it is, at its index."""
     texts = ["Müller", "José", "it’s", "日本語", "Łódź", "Straße"]
     once = [t.encode().decode("cp1252", errors="ignore") if t != "Łódź" else t.encode().decode("latin-1")
             for t in texts]
     twice = once[0].encode().decode("cp1252")
-    s = pd.Series([*once, twice, "Müller", "JOÃO", None, "", "plain", "Ærø"], dtype="string[pyarrow]",
-                  index=range(10, 23))
+    s = pd.Series([*once, twice, "JÃ¼rgen Müller", "Müller", "JOÃO", "KRÍŽ", None, "", "plain", "Ærø"],
+                  dtype="string[pyarrow]", index=range(10, 25))
     fixed = tf.fix_mojibake(s)
-    assert fixed.index.tolist() == list(range(10, 23))
-    assert out(fixed) == [*texts, "Müller", "Müller", "JOÃO", NA, "", "plain", "Ærø"]
+    assert fixed.index.tolist() == list(range(10, 25))
+    assert out(fixed) == [*texts, "Müller", "Jürgen Müller", "Müller", "JOÃO", "KRÍŽ", NA, "", "plain", "Ærø"]
     assert out(tf.run_steps(S([" MÃ¼ller "]), [("fix_mojibake", {}), ("trim", {}), ("upper", {})])) == ["MÜLLER"]
     untouched = S(["Müller", "José"])
     assert tf.fix_mojibake(untouched) is untouched            # no candidate: the column itself, no copy

@@ -92,6 +92,7 @@ FAILING = [
     ("plain", {"family_name": "MÃ¼ller"}, Reason.DOUBLE_ENCODED_TEXT, "family_name", "M***"),
     ("plain", {"given_name": "æ—¥æœ¬"}, Reason.DOUBLE_ENCODED_TEXT, "given_name", "æ***"),
     ("plain", {USER: "JosÃ©"}, Reason.DOUBLE_ENCODED_TEXT, USER, "J***"),
+    ("plain", {"name": "JÃ¼rgen Müller"}, Reason.DOUBLE_ENCODED_TEXT, "name", "J***"),   # in part
     ("plain", {"email": None}, Reason.VERIFIED_WITHOUT_VALUE, "email_verified", "true"),
     ("custom", {"phone_number_verified": "true"}, Reason.VERIFIED_WITHOUT_VALUE,
      "phone_number_verified", "true"),         # flags are not personal data: shown as they are
@@ -139,6 +140,7 @@ PASSING = [
     ("plain", {"family_name": "Müller", "given_name": "ｶﾀｶﾅ\ufffe"}),  # neighbours of U+FFFD (EF BF BD)
     ("plain", {"family_name": "van\tDijk", "given_name": "\u0085\u2400"}),   # a tab, C1 NEL, a picture
     ("plain", {"family_name": "JOÃO", "given_name": "Ærøskøbing"}),     # Ã before ASCII; real Latin-1 letters
+    ("plain", {"family_name": "KRÍŽ", "given_name": "VÍŠEK"}),          # their bytes are UTF-8 too: real names
     ("plain", {"email_verified": "true"}),
     ("plain", {"phone_number": None, "phone_number_verified": "false"}),
     ("custom", {"email_verified": "false", "phone_number": "+447946000001", "phone_number_verified": "true"}),

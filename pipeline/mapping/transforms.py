@@ -91,21 +91,16 @@ def nfkc(values: pd.Series) -> pd.Series:
 
 def fix_mojibake(values: pd.Series) -> pd.Series:
     """Double-encoded text (``MÃ¼ller``) back to what it read (``Müller``), also when it was encoded
-    twice over; any other value as it is (``pipeline.mojibake``). Only the rows a byte scan finds are
-    looked at one by one."""
+    twice over or only in part; any other value as it is (``pipeline.mojibake``: a byte scan picks the
+    rows, ftfy repairs them one by one)."""
     s = as_string(values)
     maybe = candidates(s)
     if not maybe.any():
         return s
     arr = string_array(s)
     rows = np.flatnonzero(maybe)
-    fixed: list[str | None] = []
-    for text in arr.take(pa.array(rows)).to_pylist():
-        for _ in range(3):          # a value run through the same mistake up to three times
-            if text is None or (earlier := repaired(text)) is None:
-                break
-            text = earlier
-        fixed.append(text)
+    texts = arr.take(pa.array(rows)).to_pylist()
+    fixed = [text if text is None else repaired(text) or text for text in texts]
     return string_series(_replace_rows(arr, rows, pa.array(fixed, arr.type)), s.index)
 
 
