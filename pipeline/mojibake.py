@@ -16,7 +16,7 @@ Two steps, so that the common column costs a byte scan and no Python per value:
   which only a part was (``JÃ¼rgen Müller``).
 
 Not found: a double-encoded ``à`` whose no-break space was later turned into a space (``voilÃ ``).
-Taking a space as the second character would make every ``José Pérez`` a candidate (ftfy: ~6 µs a
+Taking a space as the second character would make every ``José Pérez`` a candidate (ftfy: ~6-20 µs a
 value).
 """
 
