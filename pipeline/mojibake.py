@@ -15,9 +15,10 @@ Two steps, so that the common column costs a byte scan and no Python per value:
   too, and ftfy knows it for a real name; it also repairs text double-encoded twice, and a value of
   which only a part was (``JÃ¼rgen Müller``).
 
-Not found: a double-encoded ``à`` whose no-break space was later turned into a space (``voilÃ ``).
-Taking a space as the second character would make every ``José Pérez`` a candidate (ftfy: ~6-20 µs a
-value).
+Not found: a double-encoded ``à`` whose no-break space was later turned into a space (``FÃ bregas``,
+as the ``collapse_spaces`` transform makes of ``FÃ\u00a0bregas``: a mapping puts ``fix_mojibake``
+first). ftfy cannot read most of those back either, and taking a space as the second character would
+make every ``José Pérez`` a candidate (ftfy: ~6-20 µs a value).
 """
 
 from __future__ import annotations

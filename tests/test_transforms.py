@@ -246,6 +246,10 @@ def test_fix_mojibake_reads_double_encoded_text_as_it_was() -> None:
     assert fixed.index.tolist() == list(range(10, 25))
     assert out(fixed) == [*texts, "Müller", "Jürgen Müller", "Müller", "JOÃO", "KRÍŽ", NA, "", "plain", "Ærø"]
     assert out(tf.run_steps(S([" MÃ¼ller "]), [("fix_mojibake", {}), ("trim", {}), ("upper", {})])) == ["MÜLLER"]
+    # a double-encoded à holds a no-break space: repaired before collapse_spaces, not after (README)
+    nbsp = S(["FÃ\u00a0bregas"])
+    assert out(tf.run_steps(nbsp, [("fix_mojibake", {}), ("collapse_spaces", {})])) == ["Fàbregas"]
+    assert out(tf.run_steps(nbsp, [("collapse_spaces", {}), ("fix_mojibake", {})])) == ["FÃ bregas"]
     untouched = S(["Müller", "José"])
     assert tf.fix_mojibake(untouched) is untouched            # no candidate: the column itself, no copy
 
