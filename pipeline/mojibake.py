@@ -65,12 +65,20 @@ def candidates(values: pd.Series | pa.Array | pa.ChunkedArray) -> np.ndarray:
     return found
 
 
+def repairs(values: pd.Series | pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    """The rows (ascending) whose values ``repaired`` undoes, and what it makes of each: ``candidates``
+    picks the rows, ftfy judges them one by one."""
+    rows = np.flatnonzero(candidates(values))
+    if not len(rows):
+        return rows, []
+    texts = string_array(values).take(pa.array(rows)).to_pylist()
+    found = [(row, fixed) for row, text in zip(rows.tolist(), texts, strict=True)
+             if text is not None and (fixed := repaired(text)) is not None]
+    return np.array([row for row, _ in found], dtype=np.int64), [fixed for _, fixed in found]
+
+
 def double_encoded(values: pd.Series | pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Per row, whether the value is (or holds) double-encoded text that ``repaired`` can undo."""
-    maybe = candidates(values)
-    if not maybe.any():
-        return maybe
-    rows = np.flatnonzero(maybe)
-    texts = string_array(values).take(pa.array(rows)).to_pylist()
-    maybe[rows] = [text is not None and repaired(text) is not None for text in texts]
-    return maybe
+    found = np.zeros(len(values), dtype=bool)
+    found[repairs(values)[0]] = True
+    return found

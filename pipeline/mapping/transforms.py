@@ -33,7 +33,7 @@ from pipeline.arrowtext import (
 )
 from pipeline.calendar_days import days_since_epoch, real_dates
 from pipeline.mapping.phones import to_e164
-from pipeline.mojibake import candidates, repaired
+from pipeline.mojibake import repairs
 
 STRING = "string[pyarrow]"
 
@@ -94,13 +94,10 @@ def fix_mojibake(values: pd.Series) -> pd.Series:
     twice over or only in part; any other value as it is (``pipeline.mojibake``: a byte scan picks the
     rows, ftfy repairs them one by one)."""
     s = as_string(values)
-    maybe = candidates(s)
-    if not maybe.any():
+    rows, fixed = repairs(s)
+    if not len(rows):
         return s
     arr = string_array(s)
-    rows = np.flatnonzero(maybe)
-    texts = arr.take(pa.array(rows)).to_pylist()
-    fixed = [text if text is None else repaired(text) or text for text in texts]
     return string_series(_replace_rows(arr, rows, pa.array(fixed, arr.type)), s.index)
 
 
