@@ -346,6 +346,11 @@ def _server_text(conn: Connection) -> Iterator[None]:
       text (about a quarter of a MariaDB extraction's time, and a TIME's text changed on the way:
       ``3:04:05`` for ``03:04:05``). The driver's decoders are set aside (its encoders, for bound
       parameters, stay).
+    * PyMySQL, ``BIT(n)``: the value's number as text (``b'1'`` is ``1``, ``b'101'`` is ``5``: MySQL's own
+      ``col+0``), not its raw bytes. ``BIT(1)`` is how MySQL schemas (Hibernate's among them) hold a
+      boolean such as ``is_active``; its bytes ``\\x01``/``\\x00`` matched no ``active_values: ["1"]``
+      and no ``boolean`` encoding, so every user was rejected (as disabled, or as a bad boolean).
+      PostgreSQL's COPY writes a ``bit(1)`` as ``1``/``0`` too.
     * SQLite: TEXT values come as the stored bytes (``text_factory = bytes``). SQLite does not check
       that they are UTF-8, and sqlite3's own decoding stops the whole query at the first value that
       is not ("Could not decode to UTF-8 column ... with text '<the value>'"), naming no row and
@@ -364,11 +369,19 @@ def _server_text(conn: Connection) -> Iterator[None]:
     if decoders is None:
         yield
         return
-    raw.decoders = {}
+    raw.decoders = {_MYSQL_BIT: _bit_number}
     try:
         yield
     finally:
         raw.decoders = decoders
+
+
+_MYSQL_BIT = 16   # pymysql.constants.FIELD_TYPE.BIT
+
+
+def _bit_number(value: bytes) -> str:
+    """A MySQL ``BIT(n)`` value (big-endian bytes) as its number in decimal text."""
+    return str(int.from_bytes(value, "big"))
 
 
 def open_source(url: str) -> SourceDB:

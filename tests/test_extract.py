@@ -110,6 +110,30 @@ def test_mariadb_values_arrive_as_the_server_writes_them(mariadb_url: str, admin
     assert got.iloc[1].tolist()[0] == "2" and got.iloc[1].isna().sum() == 8
 
 
+@pytest.mark.parametrize(("backend", "column"), [
+    pytest.param("postgresql", "BIT(1)", marks=pytest.mark.postgres),
+    pytest.param("mariadb", "BIT(1)", marks=pytest.mark.mariadb)])
+def test_a_bit_column_arrives_as_1_or_0_and_reads_as_a_boolean(
+        backend: str, column: str, request: pytest.FixtureRequest, admin_execute: Callable[[str, str], None],
+        tmp_path: Path) -> None:
+    """``BIT(1)`` is how MySQL schemas hold a flag such as ``is_active``; PyMySQL gave its raw byte
+    (``\\x01``), which matched no ``active_values: ["1"]`` and no boolean encoding, so every user was
+    rejected. Both servers now give ``1``/``0``; a wider MySQL ``BIT`` gives its number (``col+0``)."""
+    from pipeline.mapping import transforms
+
+    url = request.getfixturevalue("pg_url" if backend == "postgresql" else "mariadb_url")
+    wide = "BIT(8)" if backend == "mariadb" else "INT"
+    admin_execute(url, "DROP TABLE IF EXISTS cm_bits")
+    admin_execute(url, f"CREATE TABLE cm_bits (id INT PRIMARY KEY, active {column}, flags {wide})")
+    admin_execute(url, "INSERT INTO cm_bits VALUES (1, B'1', 5), (2, B'0', 0), (3, NULL, NULL)")
+    sql = tmp_path / "bits.sql"
+    sql.write_text("SELECT id, active, flags FROM cm_bits ORDER BY id")
+    got = pd.concat(_extract(url, sql, {}))
+    assert got["active"].tolist()[:2] == ["1", "0"] and got["active"].isna().tolist() == [False, False, True]
+    assert got["flags"].tolist()[:2] == ["5", "0"]
+    assert transforms.boolean(got["active"], default=False).tolist() == ["true", "false", "false"]
+
+
 @pytest.mark.parametrize(("backend", "select", "written"), [
     pytest.param("postgresql", "SELECT 1 AS id, 'infinity'::timestamp AS at, '-infinity'::date AS d",
                  ["infinity", "-infinity"], marks=pytest.mark.postgres),
