@@ -6,7 +6,10 @@
   ``default_transaction_read_only=on``); DateStyle ISO and TimeZone UTC so dates and timestamps have one
   text form.
 * MariaDB / MySQL (``mysql+pymysql``, ``mariadb+pymysql``): ``SET SESSION TRANSACTION READ ONLY`` on
-  every new connection; ``utf8mb4`` unless the URL names a charset.
+  every new connection; ``utf8mb4`` unless the URL names a charset; time zone UTC (``+00:00``), so that
+  a TIMESTAMP (an instant) is written in UTC, as PostgreSQL's timestamptz is, and not in the server's
+  own zone (``SYSTEM``) without an offset, which the ``epoch`` transform would read as UTC: hours off on
+  a server in Berlin or Tokyo. A DATETIME has no zone and is written as stored.
 * SQLite: the file is opened with ``mode=ro`` through a URI, so the engine itself refuses writes.
 
 A URL that names no driver gets the one this project installs (``postgresql://`` and ``postgres://``
@@ -161,10 +164,12 @@ def _engine(url: str, *, read_only: bool) -> tuple[Engine, str]:
             if "charset" not in parsed.query:
                 parsed = parsed.update_query_dict({"charset": "utf8mb4"})
             engine = sa.create_engine(parsed, **kwargs)
-            if read_only:
-                @sa.event.listens_for(engine, "connect")
-                def _read_only(dbapi_conn: Any, _record: Any) -> None:
-                    with dbapi_conn.cursor() as cur:
+
+            @sa.event.listens_for(engine, "connect")
+            def _session(dbapi_conn: Any, _record: Any) -> None:
+                with dbapi_conn.cursor() as cur:
+                    cur.execute("SET time_zone = '+00:00'")
+                    if read_only:
                         cur.execute("SET SESSION TRANSACTION READ ONLY")
     except ExtractError:
         raise

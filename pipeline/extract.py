@@ -15,20 +15,20 @@ Two paths, one result:
 
 Text forms of non-string values (downstream parses with ``pd.to_datetime(format="mixed")``):
 
-=============  ==================================  =====================================
+=============  ==================================  ===============================================
 type           PostgreSQL (COPY, DateStyle ISO)    MariaDB / SQLite (driver value -> text)
-=============  ==================================  =====================================
+=============  ==================================  ===============================================
 integer        ``42``                              ``42``
 date           ``1990-01-31``                      ``1990-01-31`` (SQLite: as stored)
 timestamp      ``2020-01-31 08:05:00[.ffffff]``    ``2020-01-31 08:05:00[.ffffff]``
-timestamptz    ``2020-01-31 08:05:00+00`` (UTC)    (n/a)
-boolean        ``t`` / ``f``                       ``1`` / ``0`` (MariaDB has no boolean)
+timestamptz    ``2020-01-31 08:05:00+00`` (UTC)    MariaDB TIMESTAMP: ``2020-01-31 08:05:00`` (UTC)
+boolean        ``t`` / ``f``                       ``1`` / ``0`` (MariaDB: TINYINT(1) or BIT(1))
 numeric        as PostgreSQL prints it             ``Decimal`` in fixed-point notation
 bytes          ``\\x...`` hex                      decoded as UTF-8 (invalid bytes replaced)
 text           UTF-8 (the server converts)         MariaDB: the server converts; SQLite: the
                                                    stored bytes decoded as UTF-8 (invalid
                                                    bytes replaced)
-=============  ==================================  =====================================
+=============  ==================================  ===============================================
 
 A value whose bytes are not UTF-8 is read with U+FFFD for each invalid sequence (never an error
 that stops the tenant), and validation rejects it (``undecodable_text``): the row is counted, never

@@ -110,6 +110,26 @@ def test_mariadb_values_arrive_as_the_server_writes_them(mariadb_url: str, admin
     assert got.iloc[1].tolist()[0] == "2" and got.iloc[1].isna().sum() == 8
 
 
+@pytest.mark.mariadb
+def test_a_mariadb_timestamp_arrives_in_utc_whatever_the_servers_zone(
+        mariadb_url: str, admin_execute: Callable[[str, str], None], tmp_path: Path) -> None:
+    """A TIMESTAMP is an instant, and MariaDB writes it in the session's zone: by default the server's
+    own (``SYSTEM``), with no offset, which ``epoch`` reads as UTC (hours off on a server in Tokyo).
+    The source session is UTC, as PostgreSQL's is; a DATETIME has no zone and comes as stored."""
+    from pipeline.mapping import transforms
+
+    admin_execute(mariadb_url, "DROP TABLE IF EXISTS cm_instants")
+    admin_execute(mariadb_url, "CREATE TABLE cm_instants (id INT PRIMARY KEY, at TIMESTAMP NULL, wall DATETIME)")
+    admin_execute(mariadb_url, "INSERT INTO cm_instants VALUES (1, FROM_UNIXTIME(1714525200), '2024-05-01 10:00:00')")
+    sql = tmp_path / "instants.sql"
+    sql.write_text("SELECT id, at, wall FROM cm_instants")
+    with open_source(mariadb_url) as source:
+        assert source.scalar("SELECT @@session.time_zone") == "+00:00"
+        got = pd.concat(list(stream_partitions(source, sql, {}, 10)))
+    assert got.iloc[0].tolist() == ["1", "2024-05-01 01:00:00", "2024-05-01 10:00:00"]
+    assert transforms.epoch(got["at"]).tolist() == ["1714525200"]
+
+
 @pytest.mark.parametrize(("backend", "column"), [
     pytest.param("postgresql", "BIT(1)", marks=pytest.mark.postgres),
     pytest.param("mariadb", "BIT(1)", marks=pytest.mark.mariadb)])
