@@ -306,6 +306,7 @@ attributes:
   locale: {from: locale, transform: {trim: {side: left}}}
   email: {from: email, transform: {phone: {region: QQ}}}
   custom:legacy_id: {from: id, transform: {lower: 3}}
+  updated_at: {from: updated_at, transform: {epoch: {unit: millis}}}
 """))
     assert "transform phone has no argument 'regio'; it takes: region; did you mean 'region'?" in \
         one(problems, f"{TENANT_FILE}: attributes.phone_number.transform")
@@ -316,6 +317,8 @@ attributes:
     assert "'QQ' is not a region code" in one(problems, f"{TENANT_FILE}: attributes.email.transform")
     assert "lower takes no arguments; write just lower" in \
         one(problems, f"{TENANT_FILE}: attributes.custom:legacy_id.transform")
+    assert "epoch unit must be s, ms or us (seconds, milliseconds, microseconds); got 'millis'" in \
+        one(problems, f"{TENANT_FILE}: attributes.updated_at.transform")
 
 
 def test_phone_without_a_region(tmp_path: Path) -> None:

@@ -166,6 +166,17 @@ def test_epoch_of_years_outside_pandas_nanosecond_range() -> None:
                                      "-11661710400"]
 
 
+def test_epoch_takes_all_digit_values_in_the_unit_given() -> None:
+    """Milliseconds (Java's currentTimeMillis, JavaScript's Date.now()) or microseconds, floored to
+    seconds. In seconds (the default) a 13-digit value stays as it is, for validation to reject as after
+    the year 3000, and a 14-digit compact timestamp is still parsed."""
+    millis = ["1614834367000", "1614834367999", "0", "2021-03-04 05:06:07", None, ""]
+    assert out(tf.epoch(S(millis), unit="ms")) == ["1614834367", "1614834367", "0", "1614834367", NA, ""]
+    assert out(tf.epoch(S(["1614834367123456", "1614834367999999"]), unit="us")) == ["1614834367"] * 2
+    assert out(tf.epoch(S(["1614834367000", "20210304050607", "1614834367"]))) == \
+        ["1614834367000", "1614834367", "1614834367"]
+
+
 def test_epoch_leaves_what_it_cannot_parse() -> None:
     assert out(tf.epoch(S(["garbage", None, "", " 2021-13-45 "]))) == ["garbage", NA, "", "2021-13-45"]
 

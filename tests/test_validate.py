@@ -72,6 +72,8 @@ FAILING = [
     ("plain", {"updated_at": "yesterday"}, Reason.INVALID_NUMBER, "updated_at", "y***"),
     ("plain", {"updated_at": "1700000000.5"}, Reason.INVALID_NUMBER, "updated_at", "1***"),
     ("plain", {"updated_at": "-5"}, Reason.NUMBER_OUT_OF_RANGE, "updated_at", "-***"),
+    ("plain", {"updated_at": "1714525200000"}, Reason.NUMBER_OUT_OF_RANGE, "updated_at", "1***"),   # ms
+    ("plain", {"updated_at": "32503680001"}, Reason.NUMBER_OUT_OF_RANGE, "updated_at", "3***"),
     ("custom", {"custom:score": "101"}, Reason.NUMBER_OUT_OF_RANGE, "custom:score", "1***"),
     ("custom", {"custom:score": "-0.5"}, Reason.NUMBER_OUT_OF_RANGE, "custom:score", "-***"),
     ("custom", {"custom:score": "4x"}, Reason.INVALID_NUMBER, "custom:score", "4***"),
@@ -114,6 +116,14 @@ def test_rule_rejects(kind, overrides, reason, column, masked) -> None:
     check(kind, overrides, {(reason.value, column, masked)})
 
 
+def test_an_updated_at_in_milliseconds_is_rejected_with_the_epoch_unit_to_give() -> None:
+    """Cognito takes any updated_at from 0 up, so a time in milliseconds would import as a date ~50,000
+    years ahead; the rejection says which argument reads the column right."""
+    part = run("plain", pf.good_row("plain", 1), pf.good_row("plain", 2, updated_at="1714525200000"))
+    (detail,) = part.rejects["detail"]
+    assert "after the year 3000" in detail and "{epoch: {unit: ms}}" in detail
+
+
 PASSING = [
     ("plain", {USER: "Jürgen-名前_ü.é!+"}),
     ("plain", {USER: "x" * 128}),
@@ -130,6 +140,7 @@ PASSING = [
     ("plain", {"birthdate": "02/29/2000"}),
     ("plain", {"birthdate": "12/31/1899"}),
     ("plain", {"updated_at": "0"}),
+    ("plain", {"updated_at": "32503680000"}),            # 3000-01-01T00:00:00Z, the latest taken
     ("custom", {"custom:score": "100"}),
     ("custom", {"custom:score": "99.5"}),
     ("custom", {"custom:joined": "2024-03-01T10:00:00Z"}),

@@ -28,7 +28,7 @@ from pipeline.mapping.model import (
     where,
 )
 from pipeline.mapping.model import suggest as _suggest
-from pipeline.mapping.transforms import ARGUMENTS, template_fields
+from pipeline.mapping.transforms import ARGUMENTS, EPOCH_UNITS, template_fields
 
 STANDARD_ATTRIBUTES = (
     "name", "given_name", "family_name", "middle_name", "nickname", "preferred_username", "profile",
@@ -397,6 +397,10 @@ class Checker:
             elif d is not None and not isinstance(d, bool):
                 ok = False
                 self.problem(path, f"boolean default must be true, false or null (no value); got {d!r}")
+        if name == "epoch" and "unit" in args and args["unit"] not in EPOCH_UNITS:
+            ok = False
+            self.problem(path, f"epoch unit must be s, ms or us (seconds, milliseconds, microseconds); "
+                         f"got {args['unit']!r}")
         return Step(name, tuple(sorted(args.items()))) if ok else None
 
     # -------------------------------------------------------------------------------------- username

@@ -51,8 +51,11 @@ ARGUMENTS: dict[str, dict[str, str]] = {
     "phone": {"region": "region"},
     "boolean": {"default": "boolean_or_null"},
     "date": {},
-    "epoch": {},
+    "epoch": {"unit": "epoch_unit"},
 }
+# The units ``epoch`` takes all-digit values in, with the most digits such a value has before the year
+# 33658 (12 in seconds: a 14-digit ``20240501100000`` is a compact timestamp, for the parser)
+EPOCH_UNITS = {"s": 12, "ms": 15, "us": 18}
 
 _TICKS_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
 # Runs of horizontal whitespace (not line breaks). Spelt out, not [^\S\r\n]: pandas runs patterns with
@@ -204,10 +207,15 @@ def _replace_rows(arr: pa.Array, rows: np.ndarray, values: pa.Array) -> pa.Array
     return pc.replace_with_mask(arr, pa.array(mask), values)
 
 
-def epoch(values: pd.Series) -> pd.Series:
+def epoch(values: pd.Series, unit: str = "s") -> pd.Series:
     """Timestamps to epoch seconds (fact 9). Naive timestamps are taken as UTC; a value that is
-    already all digits is taken as epoch seconds. MySQL's zero date and PostgreSQL's ``infinity`` are no
-    value (``_without_no_dates``).
+    already all digits is taken as epoch ``unit``s: seconds by default, or ``ms``/``us`` (what Java's
+    ``currentTimeMillis`` or JavaScript's ``Date.now()`` stored), floored to seconds. MySQL's zero date
+    and PostgreSQL's ``infinity`` are no value (``_without_no_dates``).
+
+    A millisecond value taken as seconds would be a date tens of thousands of years ahead, which
+    Cognito accepts (its only bound is 0); validation rejects an ``updated_at`` after the year 3000
+    instead (``EPOCH_SECONDS_MAX``), naming this argument.
 
     A value of exactly ``yyyy-mm-dd hh:mm:ss`` (or with a ``T``; what a TIMESTAMP column gives) is
     computed from its bytes with numpy; the others are parsed by pandas (``_epoch_by_parser``):
@@ -224,13 +232,14 @@ def epoch(values: pd.Series) -> pd.Series:
     seconds = (days_since_epoch(year[fast], month[fast], day[fast]) * 86400
                + hour[fast] * 3600 + minute[fast] * 60 + second[fast])
     text = pc.cast(pa.array(seconds, pa.int64()), pa.string())
-    return string_series(_fast_then_rest(arr, rows[fast], text, lambda rest: _epoch_by_parser(string_series(rest))),
-                         s.index)
+    return string_series(_fast_then_rest(arr, rows[fast], text,
+                                         lambda rest: _epoch_by_parser(string_series(rest), unit)), s.index)
 
 
-def _epoch_by_parser(s: pd.Series) -> pa.Array:
-    """``epoch`` of trimmed values: ISO 8601 parsed in C, only the rest by the slower ``format="mixed"``."""
-    digits = s.str.fullmatch(r"[0-9]{1,12}").fillna(False)
+def _epoch_by_parser(s: pd.Series, unit: str = "s") -> pa.Array:
+    """``epoch`` of trimmed values: all digits as ``unit``s, ISO 8601 parsed in C, only the rest by the
+    slower ``format="mixed"``."""
+    digits = s.str.fullmatch(f"[0-9]{{1,{EPOCH_UNITS[unit]}}}").fillna(False)
     todo = s.notna() & s.ne("").fillna(False) & ~digits
     parsed = pd.to_datetime(s.where(todo), format="ISO8601", utc=True, errors="coerce")
     again = todo & parsed.isna()
@@ -240,7 +249,12 @@ def _epoch_by_parser(s: pd.Series) -> pa.Array:
     # outside 1678-2261 (which pandas parses at microseconds) overflowed and raised
     ticks = np.asarray(parsed.array.asi8, dtype=np.int64) // _TICKS_PER_SECOND[parsed.dt.unit]
     text = pd.Series(ticks, index=s.index).astype(STRING)
-    return string_array(text.where(parsed.notna(), s).astype(STRING))
+    out = string_array(text.where(parsed.notna(), s).astype(STRING))
+    if unit == "s" or not digits.any():
+        return out
+    rows = np.flatnonzero(digits.to_numpy(bool))
+    seconds = pc.divide(pc.cast(out.take(pa.array(rows)), pa.int64()), _TICKS_PER_SECOND[unit])   # >= 0: floored
+    return _replace_rows(out, rows, pc.cast(seconds, pa.string()))
 
 
 STEPS: dict[str, Callable[..., pd.Series]] = {

@@ -139,10 +139,14 @@ def _column_checks(contract: PoolContract, col: str) -> list[PoolCheck]:
         integer = col == "updated_at"
         checks.append(_check(Reason.INVALID_NUMBER, lambda s: rules.valid_number(s, integer),
                              "not an integer (epoch seconds)" if integer else "not a number"))
-        if spec.min_value is not None or spec.max_value is not None:
-            lo, hi = spec.min_value, spec.max_value
-            checks.append(_check(Reason.NUMBER_OUT_OF_RANGE, lambda s: rules.number_in_range(s, lo, hi),
-                                 f"outside {_bounds(lo, hi)}"))
+        lo, hi = spec.min_value, spec.max_value
+        detail = f"outside {_bounds(lo, hi)}"
+        if integer and (hi is None or hi > EPOCH_SECONDS_MAX):
+            hi = EPOCH_SECONDS_MAX
+            detail = (f"outside {_bounds(lo, hi)} epoch seconds (after the year 3000: milliseconds or "
+                      "microseconds? write the mapping's transform as {epoch: {unit: ms}})")
+        if lo is not None or hi is not None:
+            checks.append(_check(Reason.NUMBER_OUT_OF_RANGE, lambda s: rules.number_in_range(s, lo, hi), detail))
     elif spec.data_type == "DateTime":
         checks.append(_check(Reason.INVALID_DATETIME, rules.valid_datetime,
                              "not an ISO 8601 date/time or epoch seconds"))
@@ -153,6 +157,12 @@ def _column_checks(contract: PoolContract, col: str) -> list[PoolCheck]:
         checks.append(_check(Reason.STRING_LENGTH, lambda s: rules.length_between(s, lo, hi),
                              f"length outside {_bounds(lo, hi)} characters"))
     return checks
+
+
+# The latest updated_at taken (3000-01-01T00:00:00Z). Cognito's own bound is 0 alone (fact 9), so a time
+# in milliseconds (13 digits since 2001) would import as a date ~50,000 years ahead; no real update
+# time is after 3000, and every millisecond time after January 1971 is.
+EPOCH_SECONDS_MAX = 32_503_680_000
 
 
 def _ascii_only(col: str, spec: AttributeSpec | None) -> bool:
