@@ -4,7 +4,9 @@
 
 * PostgreSQL (``postgresql+psycopg2``): every transaction is read-only (connect option
   ``default_transaction_read_only=on``); DateStyle ISO and TimeZone UTC so dates and timestamps have one
-  text form.
+  text form. Behind a pooler that refuses those connect options (PgBouncer: "unsupported startup
+  parameter: options"), the same settings open every transaction instead (``SET TRANSACTION READ
+  ONLY``, ``SET LOCAL``), which holds in transaction pooling too (``SourceDB.through_pooler``).
 * MariaDB / MySQL (``mysql+pymysql``, ``mariadb+pymysql``): ``SET SESSION TRANSACTION READ ONLY`` on
   every new connection; ``utf8mb4`` unless the URL names a charset; time zone UTC (``+00:00``), so that
   a TIMESTAMP (an instant) is written in UTC, as PostgreSQL's timestamptz is, and not in the server's
@@ -143,7 +145,19 @@ def _sqlite_creator(url: str, read_only: bool) -> Any:
     return connect
 
 
-def _engine(url: str, *, read_only: bool) -> tuple[Engine, str]:
+def _pg_transaction_settings(read_only: bool) -> list[str]:
+    """What the startup options set, as statements that open each transaction (behind a pooler)."""
+    return (["SET TRANSACTION READ ONLY"] if read_only else []) + [
+        "SET LOCAL DateStyle TO 'ISO, YMD'", "SET LOCAL TimeZone TO 'UTC'"]
+
+
+def _refused_startup_options(exc: BaseException) -> bool:
+    """Whether a connection failed because something between us and PostgreSQL (PgBouncer before 1.20,
+    or a later one for a setting it does not track) refused the ``options`` startup parameter."""
+    return "unsupported startup parameter" in str(getattr(exc, "orig", None) or exc)
+
+
+def _engine(url: str, *, read_only: bool, through_pooler: bool = False) -> tuple[Engine, str]:
     url = with_default_driver(url)
     try:
         backend = _backend(url)
@@ -154,11 +168,20 @@ def _engine(url: str, *, read_only: bool) -> tuple[Engine, str]:
         elif backend == "postgresql":
             parsed = make_url(url)
             options = str(parsed.query.get("options", ""))      # the URL's own options come first
-            options += " -c DateStyle=ISO,YMD -c TimeZone=UTC -c client_encoding=UTF8"
-            if read_only:
-                options += " -c default_transaction_read_only=on"
+            connect_args: dict[str, Any] = {"client_encoding": "UTF8"} if through_pooler else {}
+            if not through_pooler:
+                options += " -c DateStyle=ISO,YMD -c TimeZone=UTC -c client_encoding=UTF8"
+                if read_only:
+                    options += " -c default_transaction_read_only=on"
+            if options.strip():
+                connect_args["options"] = options.strip()
             engine = sa.create_engine(parsed.difference_update_query(["options"]),
-                                      connect_args={"options": options.strip()}, **kwargs)
+                                      connect_args=connect_args, **kwargs)
+            if through_pooler:
+                @sa.event.listens_for(engine, "begin")
+                def _per_transaction(conn: Connection) -> None:
+                    for statement in _pg_transaction_settings(read_only):
+                        conn.exec_driver_sql(statement)
         else:
             parsed = make_url(url)
             if "charset" not in parsed.query:
@@ -187,6 +210,7 @@ class SourceDB:
     backend: str            # "postgresql" | "mysql" | "sqlite"
     url: str                # redacted: safe to print
     _secrets: tuple[str, ...] = ()
+    through_pooler: bool = False   # PostgreSQL behind a pooler: the session settings open each transaction
 
     def __enter__(self) -> SourceDB:
         return self
@@ -290,6 +314,8 @@ class SourceDB:
                                f"Pass strings, numbers or dates.") from None
         query = bound.rstrip().rstrip(b";").rstrip()
         copy_sql = b"COPY (\n" + query + b"\n) TO STDOUT WITH (FORMAT csv, HEADER true)"
+        if self.through_pooler:   # the COPY's transaction, on the driver's connection: no "begin" event
+            copy_sql = ";\n".join(_pg_transaction_settings(read_only=True)).encode() + b";\n" + copy_sql
         read_fd, write_fd = os.pipe()
         reader = os.fdopen(read_fd, "rb", buffering=_PIPE_BUFFER)
         writer = os.fdopen(write_fd, "wb", buffering=_PIPE_BUFFER)
@@ -397,13 +423,27 @@ def open_source(url: str) -> SourceDB:
     engine, backend = _engine(url, read_only=True)
     source = SourceDB(engine, backend, redact_url(url), tuple(_secrets(url)))
     try:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1").scalar()
+        try:
+            _check_connection(engine)
+        except SQLAlchemyError as exc:
+            if backend != "postgresql" or not _refused_startup_options(exc):
+                raise
+            # A pooler (PgBouncer) refused the settings sent at connect: send them with every transaction
+            # instead (SET TRANSACTION READ ONLY, SET LOCAL ...), which also holds in transaction pooling.
+            engine.dispose()
+            engine, _ = _engine(url, read_only=True, through_pooler=True)
+            source = SourceDB(engine, backend, source.url, source._secrets, through_pooler=True)
+            _check_connection(engine)
     except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
         engine.dispose()
         raise ExtractError(f"cannot connect to {source.url}: {_short_reason(exc, source._secrets)}. "
                            f"{_HINT}{_RAW_AT_HINT if _raw_password(url) else ''}") from None
     return source
+
+
+def _check_connection(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1").scalar()
 
 
 # -- writing demo and test tables -----------------------------------------------------------------
