@@ -214,8 +214,8 @@ def epoch(values: pd.Series, unit: str = "s") -> pd.Series:
     and PostgreSQL's ``infinity`` are no value (``_without_no_dates``).
 
     A millisecond value taken as seconds would be a date tens of thousands of years ahead, which
-    Cognito accepts (its only bound is 0); validation rejects an ``updated_at`` after the year 3000
-    instead (``EPOCH_SECONDS_MAX``), naming this argument.
+    Cognito's schema allows (MinValue 0, no documented upper bound); validation rejects an
+    ``updated_at`` after the year 3000 instead (``EPOCH_SECONDS_MAX``), naming this argument.
 
     A value of exactly ``yyyy-mm-dd hh:mm:ss`` (or with a ``T``; what a TIMESTAMP column gives) is
     computed from its bytes with numpy; the others are parsed by pandas (``_epoch_by_parser``):

@@ -159,9 +159,10 @@ def _column_checks(contract: PoolContract, col: str) -> list[PoolCheck]:
     return checks
 
 
-# The latest updated_at taken (3000-01-01T00:00:00Z). Cognito's own bound is 0 alone (fact 9), so a time
-# in milliseconds (13 digits since 2001) would import as a date ~50,000 years ahead; no real update
-# time is after 3000, and every millisecond time after January 1971 is.
+# The latest updated_at taken (3000-01-01T00:00:00Z). Cognito's schema bound is MinValue 0 alone (fact 9;
+# an upper bound is undocumented, U10), so a time in milliseconds (13 digits since 2001) would import as a
+# date ~50,000 years ahead; no real update time is after 3000, and every millisecond time after January
+# 1971 is.
 EPOCH_SECONDS_MAX = 32_503_680_000
 
 
