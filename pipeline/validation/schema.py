@@ -143,8 +143,8 @@ def _column_checks(contract: PoolContract, col: str) -> list[PoolCheck]:
         detail = f"outside {_bounds(lo, hi)}"
         if integer and (hi is None or hi > EPOCH_SECONDS_MAX):
             hi = EPOCH_SECONDS_MAX
-            detail = (f"outside {_bounds(lo, hi)} epoch seconds (after the year 3000: milliseconds or "
-                      "microseconds? write the mapping's transform as {epoch: {unit: ms}})")
+            detail = (f"outside {_bounds(lo, hi)} epoch seconds (a value after the year 3000 is a time in "
+                      "milliseconds or microseconds: write the mapping's transform as {epoch: {unit: ms}})")
         if lo is not None or hi is not None:
             checks.append(_check(Reason.NUMBER_OUT_OF_RANGE, lambda s: rules.number_in_range(s, lo, hi), detail))
     elif spec.data_type == "DateTime":
