@@ -117,8 +117,8 @@ def test_rule_rejects(kind, overrides, reason, column, masked) -> None:
 
 
 def test_an_updated_at_in_milliseconds_is_rejected_with_the_epoch_unit_to_give() -> None:
-    """The pool's schema bounds updated_at by 0 alone (fact 9), so a time in milliseconds would import as a date ~50,000
-    years ahead; the rejection says which argument reads the column right."""
+    """The pool's schema bounds updated_at by 0 alone (fact 9), so a time in milliseconds would import
+    as a date ~50,000 years ahead; the rejection says which argument reads the column right."""
     part = run("plain", pf.good_row("plain", 1), pf.good_row("plain", 2, updated_at="1714525200000"))
     (detail,) = part.rejects["detail"]
     assert "after the year 3000" in detail and "{epoch: {unit: ms}}" in detail
