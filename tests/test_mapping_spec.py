@@ -307,6 +307,7 @@ attributes:
   email: {from: email, transform: {phone: {region: QQ}}}
   custom:legacy_id: {from: id, transform: {lower: 3}}
   updated_at: {from: updated_at, transform: {epoch: {unit: millis}}}
+  custom:joined: {from: created_at, transform: {epoch: {zone: Europe/Berln}}}
 """))
     assert "transform phone has no argument 'regio'; it takes: region; did you mean 'region'?" in \
         one(problems, f"{TENANT_FILE}: attributes.phone_number.transform")
@@ -319,6 +320,8 @@ attributes:
         one(problems, f"{TENANT_FILE}: attributes.custom:legacy_id.transform")
     assert "epoch unit must be s, ms or us (seconds, milliseconds, microseconds); got 'millis'" in \
         one(problems, f"{TENANT_FILE}: attributes.updated_at.transform")
+    assert "'Europe/Berln' is not a time zone; write an IANA name such as Europe/Berlin" in \
+        one(problems, f"{TENANT_FILE}: attributes.custom:joined.transform")
 
 
 def test_phone_without_a_region(tmp_path: Path) -> None:

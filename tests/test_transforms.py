@@ -177,6 +177,22 @@ def test_epoch_takes_all_digit_values_in_the_unit_given() -> None:
         ["1614834367000", "1614834367", "1614834367"]
 
 
+def test_epoch_reads_naive_timestamps_in_the_zone_given() -> None:
+    """A legacy application that wrote local wall-clock times (a DATETIME, a PostgreSQL timestamp without
+    time zone, SQLite text): in Berlin, summer and winter apart. A time the spring change skips is taken
+    after the gap, one the autumn change repeats as its summer-time instant. Values with an offset,
+    epoch digits and dates keep their meaning (a date is local midnight)."""
+    raw = ["2024-07-01 12:00:00", "2024-01-15 12:00:00", "2024-03-31 02:30:00", "2024-10-27 02:30:00",
+           "March 4 2021 05:06:07", "2024-07-01 12:00:00+00", "2024-07-01 12:00:00 +0200",
+           "March 4 2021 05:06:07 GMT", "2024-07-01T12:00:00Z", "1719835200", "2024-07-01", None, "", "garbage",
+           "-1714525200"]
+    assert out(tf.epoch(S(raw), zone="Europe/Berlin")) == [
+        "1719828000", "1705316400", "1711846800", "1729989000", "1614830767", "1719835200", "1719828000",
+        "1614834367", "1719835200", "1719835200", "1719784800", NA, "", "garbage", "-1714525200"]
+    assert out(tf.epoch(S(["2024-07-01 12:00:00"]), zone="Asia/Tokyo")) == ["1719802800"]
+    assert out(tf.epoch(S(["1719835200000"]), unit="ms", zone="Asia/Tokyo")) == ["1719835200"]
+
+
 def test_epoch_leaves_what_it_cannot_parse() -> None:
     assert out(tf.epoch(S(["garbage", None, "", " 2021-13-45 "]))) == ["garbage", NA, "", "2021-13-45"]
 

@@ -9,6 +9,7 @@ import hashlib
 import json
 import re
 import string
+import zoneinfo
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,18 @@ from pipeline.mapping.model import (
 )
 from pipeline.mapping.model import suggest as _suggest
 from pipeline.mapping.transforms import ARGUMENTS, EPOCH_UNITS, template_fields
+
+
+def _time_zone(name: object) -> bool:
+    """Whether ``name`` is an IANA time zone this machine knows."""
+    if not isinstance(name, str) or not name or name.startswith(("/", ".")):
+        return False
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True
+
 
 STANDARD_ATTRIBUTES = (
     "name", "given_name", "family_name", "middle_name", "nickname", "preferred_username", "profile",
@@ -401,6 +414,10 @@ class Checker:
             ok = False
             self.problem(path, f"epoch unit must be s, ms or us (seconds, milliseconds, microseconds); "
                          f"got {args['unit']!r}")
+        if name == "epoch" and "zone" in args and not _time_zone(args["zone"]):
+            ok = False
+            self.problem(path, f"'{args['zone']}' is not a time zone; write an IANA name such as Europe/Berlin "
+                         "or Asia/Tokyo (the zone the legacy application wrote its naive timestamps in)")
         return Step(name, tuple(sorted(args.items()))) if ok else None
 
     # -------------------------------------------------------------------------------------- username

@@ -51,7 +51,7 @@ ARGUMENTS: dict[str, dict[str, str]] = {
     "phone": {"region": "region"},
     "boolean": {"default": "boolean_or_null"},
     "date": {},
-    "epoch": {"unit": "epoch_unit"},
+    "epoch": {"unit": "epoch_unit", "zone": "time_zone"},
 }
 # The units ``epoch`` takes all-digit values in, with the most digits such a value has before the year
 # 33658 (12 in seconds: a 14-digit ``20240501100000`` is a compact timestamp, for the parser)
@@ -207,11 +207,12 @@ def _replace_rows(arr: pa.Array, rows: np.ndarray, values: pa.Array) -> pa.Array
     return pc.replace_with_mask(arr, pa.array(mask), values)
 
 
-def epoch(values: pd.Series, unit: str = "s") -> pd.Series:
-    """Timestamps to epoch seconds (fact 9). Naive timestamps are taken as UTC; a value that is
-    already all digits is taken as epoch ``unit``s: seconds by default, or ``ms``/``us`` (what Java's
-    ``currentTimeMillis`` or JavaScript's ``Date.now()`` stored), floored to seconds. MySQL's zero date
-    and PostgreSQL's ``infinity`` are no value (``_without_no_dates``).
+def epoch(values: pd.Series, unit: str = "s", zone: str | None = None) -> pd.Series:
+    """Timestamps to epoch seconds (fact 9). Naive timestamps (no offset) are wall-clock times in
+    ``zone`` (an IANA name, ``_from_wall_time``), UTC by default; a value that is already all digits is
+    taken as epoch ``unit``s: seconds by default, or ``ms``/``us`` (what Java's ``currentTimeMillis`` or
+    JavaScript's ``Date.now()`` stored), floored to seconds. MySQL's zero date and PostgreSQL's
+    ``infinity`` are no value (``_without_no_dates``).
 
     A millisecond value taken as seconds would be a date tens of thousands of years ahead, which
     Cognito's schema allows (MinValue 0, no documented upper bound); validation rejects an
@@ -232,8 +233,32 @@ def epoch(values: pd.Series, unit: str = "s") -> pd.Series:
     seconds = (days_since_epoch(year[fast], month[fast], day[fast]) * 86400
                + hour[fast] * 3600 + minute[fast] * 60 + second[fast])
     text = pc.cast(pa.array(seconds, pa.int64()), pa.string())
-    return string_series(_fast_then_rest(arr, rows[fast], text,
-                                         lambda rest: _epoch_by_parser(string_series(rest), unit)), s.index)
+    out = _fast_then_rest(arr, rows[fast], text, lambda rest: _epoch_by_parser(string_series(rest), unit))
+    return string_series(out if zone is None else _from_wall_time(arr, out, zone), s.index)
+
+
+# An explicit offset or zone after a timestamp's time: such a value is an instant, not a wall-clock time
+# (a date alone, 2024-07-01, ends in "-01" but has none)
+_OFFSET = r"(?i)[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)? ?(z|utc|gmt|[+-][0-9]{2}(:?[0-9]{2})?)$"
+
+
+def _from_wall_time(given: pa.Array, seconds: pa.Array, zone: str) -> pa.Array:
+    """``seconds`` (``epoch`` of ``given``, naive times read as UTC) with every naive time read in ``zone``
+    instead. A wall time that a clock change skips is taken as the time after the gap, and one that
+    it repeats as the first of the two (summer time): an ``updated_at`` an hour off, not a rejected user.
+    All-digit values (already epoch) and values with an offset keep their seconds."""
+    # what the parser turned into seconds (a value left as it was, "-5" say, was not), but epoch digits
+    parsed = pc.and_(pc.and_(pc.not_equal(given, seconds), pc.match_substring_regex(seconds, r"^-?[0-9]+$")),
+                     pc.invert(pc.match_substring_regex(given, r"^[0-9]+$")))
+    naive = pc.fill_null(pc.and_(parsed, pc.invert(pc.match_substring_regex(given, _OFFSET))), False)
+    rows = np.flatnonzero(naive.to_numpy(zero_copy_only=False))
+    if not len(rows):
+        return seconds
+    wall = pd.DatetimeIndex(
+        np.asarray(pc.cast(seconds.take(pa.array(rows)), pa.int64())).astype("datetime64[s]"))
+    local = wall.tz_localize(zone, ambiguous=np.ones(len(rows), dtype=bool), nonexistent="shift_forward")
+    utc = pc.cast(pa.array(local.as_unit("s").asi8), pa.string())
+    return _replace_rows(seconds, rows, utc)
 
 
 def _epoch_by_parser(s: pd.Series, unit: str = "s") -> pa.Array:
