@@ -440,6 +440,21 @@ def test_a_validation_rule_that_every_row_breaks_points_at_the_mapping() -> None
     assert "broke invalid_email" not in text                   # one row of two: the data's business
 
 
+def test_an_updated_at_in_milliseconds_in_most_rows_names_the_epoch_unit() -> None:
+    """Rows without an updated_at break no rule, so a column of milliseconds is seldom "every row"."""
+    def report(out_of_range: int) -> dict:
+        stats = QualityStats()
+        stats.add_partition(4, 4 - out_of_range, rejects(*[
+            (str(i), Reason.NUMBER_OUT_OF_RANGE, "updated_at", "1***", "outside 0..32503680000 epoch seconds")
+            for i in range(out_of_range)]))
+        return plan_report(stats, chunks=[], files={})
+
+    text = " ".join(render_terminal(report(3)).split())
+    assert "NOTE: 3 of 4 rows have an updated_at outside 0 to the year 3000 in epoch seconds (examples '1***')" \
+        in text and "{epoch: {unit: ms}}" in text and "points at the mapping" not in text
+    assert report(1)["notes"] == []                                 # one row of four: the data's business
+
+
 def test_text_that_no_row_could_decode_points_at_the_source_encoding() -> None:
     stats = QualityStats()
     stats.add_partition(2, 0, rejects(*[(str(i), Reason.UNDECODABLE_TEXT, "family_name", "M\ufffdller",

@@ -78,9 +78,17 @@ def plan_notes(report: Mapping[str, Any]) -> list[str]:
     policies = (report.get("mapping") or {}).get("policies") or {}
     notes = []
     for rule in report["by_rule"]:
+        seen = ", ".join(repr(e) for e in rule["examples"]) or "no value"
+        if (rule["reason"] == "number_out_of_range" and rule["column"] == "updated_at"
+                and rule["rows"] * 2 >= source_rows):
+            # rows without an updated_at break no rule, so "every row" would miss the usual case
+            notes.append(
+                f"{rule['rows']:,} of {source_rows:,} rows have an updated_at outside 0 to the year 3000 in "
+                f"epoch seconds (examples {seen}): a column of epoch milliseconds or microseconds read as "
+                "seconds, typically. Write its transform as {epoch: {unit: ms}} (or us) in the mapping.")
+            continue
         if rule["rows"] != source_rows:
             continue
-        seen = ", ".join(repr(e) for e in rule["examples"]) or "no value"
         if rule["reason"] == "disabled":
             active = (policies.get("disabled") or {}).get("active_values")
             notes.append(
