@@ -308,6 +308,7 @@ attributes:
   custom:legacy_id: {from: id, transform: {lower: 3}}
   updated_at: {from: updated_at, transform: {epoch: {unit: millis}}}
   custom:joined: {from: created_at, transform: {epoch: {zone: Europe/Berln}}}
+  birthdate: {from: birth_date, transform: {date: {zone: 9}}}
 """))
     assert "transform phone has no argument 'regio'; it takes: region; did you mean 'region'?" in \
         one(problems, f"{TENANT_FILE}: attributes.phone_number.transform")
@@ -322,6 +323,7 @@ attributes:
         one(problems, f"{TENANT_FILE}: attributes.updated_at.transform")
     assert "'Europe/Berln' is not a time zone; write an IANA name such as Europe/Berlin" in \
         one(problems, f"{TENANT_FILE}: attributes.custom:joined.transform")
+    assert "'9' is not a time zone" in one(problems, f"{TENANT_FILE}: attributes.birthdate.transform")
 
 
 def test_phone_without_a_region(tmp_path: Path) -> None:

@@ -193,6 +193,15 @@ def test_epoch_reads_naive_timestamps_in_the_zone_given() -> None:
     assert out(tf.epoch(S(["1719835200000"]), unit="ms", zone="Asia/Tokyo")) == ["1719835200"]
 
 
+def test_date_of_a_timestamp_with_an_offset_is_taken_in_the_zone_given() -> None:
+    """A birthdate kept as local midnight in Tokyo reads as the day before in UTC, as PostgreSQL writes a
+    timestamptz; with the zone it is the day it was. Dates and naive timestamps keep the date written."""
+    raw = ["1990-01-30 15:00:00+00", "1990-01-30T15:00:00Z", "1990-01-30 23:30:00-05:00", "1990-01-31 00:00:00+09",
+           "1990-01-31", "1990-01-31 00:00:00", "0000-00-00", "garbage+00", None, ""]
+    assert out(tf.date(S(raw), zone="Asia/Tokyo")) == ["01/31/1990"] * 6 + [NA, "garbage+00", NA, ""]
+    assert out(tf.date(S(raw[:3]))) == ["01/30/1990"] * 3                # without a zone: the date as written
+
+
 def test_epoch_leaves_what_it_cannot_parse() -> None:
     assert out(tf.epoch(S(["garbage", None, "", " 2021-13-45 "]))) == ["garbage", NA, "", "2021-13-45"]
 

@@ -414,10 +414,10 @@ class Checker:
             ok = False
             self.problem(path, f"epoch unit must be s, ms or us (seconds, milliseconds, microseconds); "
                          f"got {args['unit']!r}")
-        if name == "epoch" and "zone" in args and not _time_zone(args["zone"]):
+        if name in ("epoch", "date") and "zone" in args and not _time_zone(args["zone"]):
             ok = False
             self.problem(path, f"'{args['zone']}' is not a time zone; write an IANA name such as Europe/Berlin "
-                         "or Asia/Tokyo (the zone the legacy application wrote its naive timestamps in)")
+                         "or Asia/Tokyo (the zone the legacy application's local times are in)")
         return Step(name, tuple(sorted(args.items()))) if ok else None
 
     # -------------------------------------------------------------------------------------- username

@@ -50,7 +50,7 @@ ARGUMENTS: dict[str, dict[str, str]] = {
     "collapse_spaces": {},
     "phone": {"region": "region"},
     "boolean": {"default": "boolean_or_null"},
-    "date": {},
+    "date": {"zone": "time_zone"},
     "epoch": {"unit": "epoch_unit", "zone": "time_zone"},
 }
 # The units ``epoch`` takes all-digit values in, with the most digits such a value has before the year
@@ -152,9 +152,13 @@ def _without_no_dates(arr: pa.Array) -> pa.Array:
     return pc.if_else(pc.match_substring_regex(arr, _NO_DATE), pa.scalar(None, arr.type), arr)
 
 
-def date(values: pd.Series) -> pd.Series:
+def date(values: pd.Series, zone: str | None = None) -> pd.Series:
     """ISO dates ('1985-02-01', also the date part of a timestamp) to ``mm/dd/yyyy`` (fact 8).
     MySQL's zero date and PostgreSQL's ``-infinity``/``infinity`` are no value (``_without_no_dates``).
+
+    A timestamp with an offset is an instant, and its date depends on the zone: a birthdate kept as
+    local midnight in Tokyo reads ``1990-01-30 15:00:00+00`` from PostgreSQL (UTC). With ``zone``
+    (an IANA name) such a value takes its date there (``_local_dates``); without, the date as written.
 
     The calendar is checked with integer arithmetic, so year 0001 or 9999 is no problem; other
     spellings ('01/02/1985' could be either day) are left for validation. A value of exactly
@@ -163,6 +167,8 @@ def date(values: pd.Series) -> pd.Series:
     """
     s = trim(values)
     arr = _without_no_dates(string_array(s))
+    if zone is not None:
+        arr = _local_dates(arr, zone)
     rows, b = fixed_width(arr, 10)
     form, (year, month, day) = decimal_fields(b, (0, 4), (5, 7), (8, 10))
     fast = form & (b[4] == ord("-")) & (b[7] == ord("-")) & real_dates(year, month, day)
@@ -170,6 +176,20 @@ def date(values: pd.Series) -> pd.Series:
     mdy = np.stack([b[5][fast], b[6][fast], slash, b[8][fast], b[9][fast], slash, *(b[j][fast] for j in range(4))],
                    axis=1)
     return string_series(_fast_then_rest(arr, rows[fast], from_fixed_width(mdy), _date_by_pattern), s.index)
+
+
+def _local_dates(arr: pa.Array, zone: str) -> pa.Array:
+    """``arr`` with each timestamp that has an offset replaced by its ``yyyy-mm-dd`` date in ``zone``;
+    the other values (dates, naive timestamps, what does not parse) as they are."""
+    has_offset = pc.fill_null(pc.match_substring_regex(arr, _OFFSET), False)
+    instants = np.flatnonzero(has_offset.to_numpy(zero_copy_only=False))
+    if not len(instants):
+        return arr
+    given = pd.Series(arr.take(pa.array(instants)).to_pylist(), dtype=object)
+    parsed = pd.to_datetime(given, format="ISO8601", utc=True, errors="coerce")
+    local = parsed.dt.tz_convert(zone).dt.strftime("%Y-%m-%d")
+    dates = pa.array(local.where(parsed.notna(), given).tolist(), pa.string())
+    return _replace_rows(arr, instants, dates)
 
 
 def _date_by_pattern(arr: pa.Array) -> pa.Array:
