@@ -130,6 +130,24 @@ def test_a_mariadb_timestamp_arrives_in_utc_whatever_the_servers_zone(
     assert transforms.epoch(got["at"]).tolist() == ["1714525200"]
 
 
+@pytest.mark.postgres
+def test_a_timestamptz_birthdate_keeps_its_local_day_with_the_zone(
+        pg_url: str, admin_execute: Callable[[str, str], None], tmp_path: Path) -> None:
+    """A birthdate kept as local midnight in Tokyo, as PostgreSQL writes it to the source session (UTC):
+    the day before, unless the date transform is given the zone."""
+    from pipeline.mapping import transforms
+
+    admin_execute(pg_url, "DROP TABLE IF EXISTS cm_births")
+    admin_execute(pg_url, "CREATE TABLE cm_births (id int PRIMARY KEY, born timestamptz)")
+    admin_execute(pg_url, "INSERT INTO cm_births VALUES (1, '1990-01-31 00:00:00+09')")
+    sql = tmp_path / "births.sql"
+    sql.write_text("SELECT id, born FROM cm_births")
+    got = pd.concat(_extract(pg_url, sql, {}))
+    assert got["born"].tolist() == ["1990-01-30 15:00:00+00"]
+    assert transforms.date(got["born"]).tolist() == ["01/30/1990"]
+    assert transforms.date(got["born"], zone="Asia/Tokyo").tolist() == ["01/31/1990"]
+
+
 @pytest.mark.parametrize(("backend", "column"), [
     pytest.param("postgresql", "BIT(1)", marks=pytest.mark.postgres),
     pytest.param("mariadb", "BIT(1)", marks=pytest.mark.mariadb)])
