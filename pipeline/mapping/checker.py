@@ -33,8 +33,8 @@ from pipeline.mapping.transforms import ARGUMENTS, EPOCH_UNITS, template_fields
 
 
 def _time_zone(name: object) -> bool:
-    """Whether ``name`` is an IANA time zone this machine knows."""
-    if not isinstance(name, str) or not name or name.startswith(("/", ".")):
+    """Whether ``name`` is an IANA time zone this machine knows (ZoneInfo refuses paths and "")."""
+    if not isinstance(name, str):
         return False
     try:
         zoneinfo.ZoneInfo(name)
