@@ -177,6 +177,15 @@ def test_epoch_takes_all_digit_values_in_the_unit_given() -> None:
         ["1614834367000", "1614834367", "1614834367"]
 
 
+def test_epoch_floors_a_fraction_of_its_unit() -> None:
+    """An epoch kept in a DECIMAL, a DOUBLE or a REAL (PHP's microtime(true), Python's time.time()): its
+    whole units, in any unit and zone (it is an instant). Text that only ends in digits is still parsed."""
+    raw = ["1614834367.25", "1614834367.999999", "1614834367.", "1614834367", "2021-03-04 05:06:07.5", None, ""]
+    assert out(tf.epoch(S(raw))) == ["1614834367"] * 5 + [NA, ""]
+    assert out(tf.epoch(S(raw), zone="Asia/Tokyo")) == ["1614834367"] * 4 + ["1614801967", NA, ""]
+    assert out(tf.epoch(S(["1614834367999.9", "1614834367000.0"]), unit="ms")) == ["1614834367"] * 2
+
+
 def test_epoch_reads_naive_timestamps_in_the_zone_given() -> None:
     """A legacy application that wrote local wall-clock times (a DATETIME, a PostgreSQL timestamp without
     time zone, SQLite text): in Berlin, summer and winter apart. A time the spring change skips is taken

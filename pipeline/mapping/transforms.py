@@ -231,7 +231,8 @@ def epoch(values: pd.Series, unit: str = "s", zone: str | None = None) -> pd.Ser
     """Timestamps to epoch seconds (fact 9). Naive timestamps (no offset) are wall-clock times in
     ``zone`` (an IANA name, ``_from_wall_time``), UTC by default; a value that is already all digits is
     taken as epoch ``unit``s: seconds by default, or ``ms``/``us`` (what Java's ``currentTimeMillis`` or
-    JavaScript's ``Date.now()`` stored), floored to seconds. MySQL's zero date and PostgreSQL's
+    JavaScript's ``Date.now()`` stored), floored to seconds, also with a fraction (``1700000000.25``, as
+    a DECIMAL or DOUBLE column keeps it: ``_FRACTION``). MySQL's zero date and PostgreSQL's
     ``infinity`` are no value (``_without_no_dates``).
 
     A millisecond value taken as seconds would be a date tens of thousands of years ahead, which
@@ -257,6 +258,10 @@ def epoch(values: pd.Series, unit: str = "s", zone: str | None = None) -> pd.Ser
     return string_series(out if zone is None else _from_wall_time(arr, out, zone), s.index)
 
 
+# The fraction an epoch kept in a DECIMAL, a DOUBLE or a REAL carries (PHP's microtime(true), Python's
+# time.time(), MySQL's UNIX_TIMESTAMP(NOW(3))): dropped, which floors a value that is not negative
+_FRACTION = r"(\.[0-9]*)?"
+
 # An explicit offset or zone after a timestamp's time: such a value is an instant, not a wall-clock time
 # (a date alone, 2024-07-01, ends in "-01" but has none)
 _OFFSET = r"(?i)[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)? ?(z|utc|gmt|[+-][0-9]{2}(:?[0-9]{2})?)$"
@@ -269,7 +274,7 @@ def _from_wall_time(given: pa.Array, seconds: pa.Array, zone: str) -> pa.Array:
     All-digit values (already epoch) and values with an offset keep their seconds."""
     # what the parser turned into seconds (a value left as it was, "-5" say, was not), but epoch digits
     parsed = pc.and_(pc.and_(pc.not_equal(given, seconds), pc.match_substring_regex(seconds, r"^-?[0-9]+$")),
-                     pc.invert(pc.match_substring_regex(given, r"^[0-9]+$")))
+                     pc.invert(pc.match_substring_regex(given, r"^[0-9]+" + _FRACTION + "$")))
     naive = pc.fill_null(pc.and_(parsed, pc.invert(pc.match_substring_regex(given, _OFFSET))), False)
     rows = np.flatnonzero(naive.to_numpy(zero_copy_only=False))
     if not len(rows):
@@ -284,7 +289,7 @@ def _from_wall_time(given: pa.Array, seconds: pa.Array, zone: str) -> pa.Array:
 def _epoch_by_parser(s: pd.Series, unit: str = "s") -> pa.Array:
     """``epoch`` of trimmed values: all digits as ``unit``s, ISO 8601 parsed in C, only the rest by the
     slower ``format="mixed"``."""
-    digits = s.str.fullmatch(f"[0-9]{{1,{EPOCH_UNITS[unit]}}}").fillna(False)
+    digits = s.str.fullmatch(f"[0-9]{{1,{EPOCH_UNITS[unit]}}}{_FRACTION}").fillna(False)
     todo = s.notna() & s.ne("").fillna(False) & ~digits
     parsed = pd.to_datetime(s.where(todo), format="ISO8601", utc=True, errors="coerce")
     again = todo & parsed.isna()
@@ -295,6 +300,9 @@ def _epoch_by_parser(s: pd.Series, unit: str = "s") -> pa.Array:
     ticks = np.asarray(parsed.array.asi8, dtype=np.int64) // _TICKS_PER_SECOND[parsed.dt.unit]
     text = pd.Series(ticks, index=s.index).astype(STRING)
     out = string_array(text.where(parsed.notna(), s).astype(STRING))
+    if digits.any() and has_bytes(out, b"."):      # 1700000000.250: its whole units (>= 0: floored)
+        point = np.flatnonzero((digits & s.str.contains(".", regex=False).fillna(False)).to_numpy(bool))
+        out = _replace_rows(out, point, pc.replace_substring_regex(out.take(pa.array(point)), r"\..*", ""))
     if unit == "s" or not digits.any():
         return out
     rows = np.flatnonzero(digits.to_numpy(bool))
