@@ -39,7 +39,7 @@ from pipeline.reasons import REJECT_COLUMNS
 from pipeline.report import QualityStats, build_plan_report, write_reports
 from pipeline.settings import Settings
 from pipeline.staging import Staging, claim, release, sweep_abandoned
-from pipeline.validate import TenantValidator
+from pipeline.validate import TenantValidator, decodable, no_control_characters
 
 if TYPE_CHECKING:
     from pipeline.cognito import CognitoTarget
@@ -242,7 +242,8 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
 
 class _PrimaryKeys:
     """The legacy primary key must name one user: every outcome, reject and ledger row is keyed by it,
-    so a NULL or repeated key would merge two users' outcomes and one would vanish from the accounting.
+    so a NULL or repeated key would merge two users' outcomes and one would vanish from the accounting,
+    and a key that is not text (a binary UUID, read with U+FFFD for its bytes) may repeat once read.
     Keys are kept as 64-bit hashes (8 bytes a row; a false repeat is ~3e-8 likely at 1M rows)."""
 
     def __init__(self, mapping: TenantMapping, sql_path: Path) -> None:
@@ -257,6 +258,17 @@ class _PrimaryKeys:
                 f"{int(empty.sum())} row(s) of {self.sql_path.name} for tenant {self.mapping.tenant} have no "
                 f"value in the primary key column '{self.mapping.primary_key}' (source.primary_key): every "
                 "user needs its legacy id. Fix the query or the data.", tenant=self.mapping.tenant)
+        lost = ~(decodable(pk) & no_control_characters(pk))
+        if lost.any():
+            key = self.mapping.primary_key
+            raise ExtractError(
+                f"{int(lost.sum())} row(s) of {self.sql_path.name} for tenant {self.mapping.tenant} have a "
+                f"primary key '{key}' (source.primary_key) that is not text: bytes that are not UTF-8, or "
+                "control characters, as a UUID or a hash kept in a BINARY, VARBINARY or BLOB column reads. "
+                "Such a key could name two users once read as text. Select it as text in the SQL file: "
+                f"LOWER(HEX({key})) AS {key} on MySQL/MariaDB (or BIN_TO_UUID({key}) AS {key} on MySQL 8), "
+                f"lower(hex({key})) AS {key} on SQLite, encode({key}, 'hex') AS {key} on PostgreSQL.",
+                tenant=self.mapping.tenant)
         self.hashes.append(key_hashes(pk))
 
     def check_unique(self) -> np.ndarray:

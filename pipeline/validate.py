@@ -14,6 +14,7 @@ The pieces live in ``pipeline.validation``: ``rules`` (vectorised predicates), `
 from __future__ import annotations
 
 from pipeline.validation.duplicates import DuplicatesPolicy, UniqueKey, unique_keys
+from pipeline.validation.rules import decodable, no_control_characters
 from pipeline.validation.schema import build_schema, prepare_frame
 from pipeline.validation.tenant import TenantValidator, ValidatedPartition, empty_rejects
 
@@ -23,7 +24,9 @@ __all__ = [
     "UniqueKey",
     "ValidatedPartition",
     "build_schema",
+    "decodable",
     "empty_rejects",
+    "no_control_characters",
     "prepare_frame",
     "unique_keys",
 ]
