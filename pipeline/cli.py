@@ -103,11 +103,13 @@ def _prepare_source(settings: Settings) -> None:
         create_sqlite_demo(settings.demo_db)
 
 
-def _target(settings: Settings, yes: bool, writes: bool = True):
+def _target(settings: Settings, tenants: list[str], yes: bool, writes: bool = True):
     from pipeline import localservice
     from pipeline.cognito import CognitoTarget
+    from pipeline.plan import check_pool_regions
 
     if settings.target.is_aws:
+        check_pool_regions(settings, tenants)
         err.print("[bold red]" + "!" * 72)
         effect = ("Import jobs will create users in real pools." if writes
                   else "Only GetCSVHeader and DescribeUserPool are read.")
@@ -140,7 +142,7 @@ def report(tenant: TenantOpt = None,
         raise MigrationError("A contract snapshot describes one tenant's pool: add --tenant <name> "
                              "(the tenant whose pool save-contract read).")
     _prepare_source(settings)
-    target = None if contract_snapshot else _target(settings, yes=True, writes=False)
+    target = None if contract_snapshot else _target(settings, tenants, yes=True, writes=False)
     stopped: list[str] = []
     with _progress() as bars:
         for name in tenants:
@@ -169,7 +171,7 @@ def save_contract(tenant: Annotated[str, typer.Option("--tenant", "-t")],
 
     settings = load_settings()
     _tenants(settings, [tenant])
-    target = _target(settings, yes=True, writes=False)
+    target = _target(settings, [tenant], yes=True, writes=False)
     pool_id = resolve_pool(target, load_mapping(settings.mappings_dir, tenant), settings)
     read_contract(target, pool_id).to_snapshot(path)
     out.print(f"saved the contract of pool {pool_id} to {path}")
@@ -201,7 +203,7 @@ def migrate(tenant: TenantOpt = None,
     settings = load_settings()
     tenants = _tenants(settings, tenant)
     _prepare_source(settings)
-    target = _target(settings, yes=yes or dry_run, writes=not dry_run)   # a dry run reads what report reads
+    target = _target(settings, tenants, yes=yes or dry_run, writes=not dry_run)   # a dry run reads what report reads
     # AWS jobs take minutes, so polling every 1-15 s costs nothing; the local service finishes a
     # chunk in seconds, where the same polling would be most of the gap between two jobs.
     policy = LoadPolicy(on_failed_job=on_failed_job, keep_files=keep_files)

@@ -99,6 +99,30 @@ def resolve_pool(target: CognitoTarget, mapping: TenantMapping, settings: Settin
     return target.find_or_create_local_pool(dict(local))
 
 
+def check_pool_regions(settings: Settings, tenants: list[str]) -> None:
+    """On AWS, a pool id starts with its region (``ap-northeast-1_AbC123``), and the run reaches one
+    region (COGNITO_REGION): a tenant's pool in another would be looked for where it is not (online, a
+    ResourceNotFoundException; offline, a minute of retries) after the run had begun. Checked for every
+    tenant of the run before anything is called, so that a batch does not stop half way through."""
+    if not settings.target.is_aws:
+        return
+    region = settings.target.region
+    problems = []
+    for tenant in tenants:
+        mapping = load_mapping(settings.mappings_dir, tenant)
+        named = mapping.pool.get("user_pool_id")
+        pool_id = str(named or settings.target.user_pool_id or "")
+        where = (f"pool.user_pool_id in {settings.mappings_dir.name}/tenants/{tenant}.yaml" if named
+                 else "COGNITO_USER_POOL_ID")
+        pool_region = pool_id.partition("_")[0] if "_" in pool_id else ""
+        if pool_region and pool_region != region:
+            problems.append(f"tenant {tenant}: pool {pool_id} ({where}) is in {pool_region}, and COGNITO_REGION "
+                            f"is {region}: run it on its own with COGNITO_REGION={pool_region} "
+                            f"(make migrate TENANT={tenant} COGNITO_REGION={pool_region}), or fix the pool id")
+    if problems:
+        raise ConfigError(f"The run reaches AWS region {region} only:", problems)
+
+
 def _check_snapshot_pool(contract: PoolContract, path: Path, mapping: TenantMapping, settings: Settings) -> None:
     """A snapshot must describe the tenant's own pool: its id when one is named (mapping, or the
     environment on AWS), else the local pool's PoolName. Another pool's rules would judge the rows."""

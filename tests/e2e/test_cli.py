@@ -256,6 +256,30 @@ def test_a_dry_run_on_aws_reads_the_pool_like_report_without_the_yes(workspace: 
     assert workspace.jobs("acme-jp") == [] and workspace.users("acme-jp") == []
 
 
+def test_pools_outside_the_runs_aws_region_are_named_before_anything_is_called(workspace: Workspace) -> None:
+    """A pool id starts with its region: each tenant whose pool is elsewhere is named, with the region to
+    run it in, before the run reaches AWS (here no AWS is reachable: the calls would retry for a minute)."""
+    tenant_file = workspace.root / "mappings" / "tenants" / "acme-jp.yaml"
+    tenant_file.write_text(tenant_file.read_text().replace("pool:\n", "pool:\n  user_pool_id: ap-northeast-1_AbC123\n", 1))
+    env = {"COGNITO_TARGET": "aws", "COGNITO_REGION": "us-east-1", "COGNITO_ENDPOINT_URL": "",
+           "COGNITO_USER_POOL_ID": "eu-central-1_XyZ789", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+           "COGNITO_LOGS_ROLE_ARN": "arn:aws:iam::123456789012:role/service-role/Cognito-UserImport-Role"}
+    proc = workspace.run("migrate", "--yes", extra_env=env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    no_traceback(proc)
+    assert "reaches AWS region us-east-1 only" in proc.stderr and "REAL AWS" not in proc.stderr
+    assert "tenant acme-jp: pool ap-northeast-1_AbC123 (pool.user_pool_id in mappings/tenants/acme-jp.yaml)" \
+        in proc.stderr and "COGNITO_REGION=ap-northeast-1" in proc.stderr
+    for tenant in ("globex-us", "initech-de"):     # the pool COGNITO_USER_POOL_ID names, for the others
+        assert f"tenant {tenant}: pool eu-central-1_XyZ789 (COGNITO_USER_POOL_ID)" in proc.stderr
+    assert not (workspace.root / "runs" / "acme-jp").exists()
+    # in its own region the tenant gets as far as the question before a real import (no --yes here)
+    same = workspace.run("migrate", "--tenant", "acme-jp", extra_env={**env, "COGNITO_REGION": "ap-northeast-1"})
+    assert "reaches AWS region" not in same.stderr and "REAL AWS: region ap-northeast-1" in same.stderr
+    assert "without --yes" in same.stderr
+
+
 def test_an_incomplete_aws_configuration_lists_every_problem(workspace: Workspace) -> None:
     proc = workspace.run("migrate", extra_env={"COGNITO_TARGET": "aws", "COGNITO_ENDPOINT_URL": "",
                                                "AWS_REGION": "", "AWS_DEFAULT_REGION": ""})
