@@ -192,6 +192,29 @@ def test_a_databases_no_date_arrives_as_the_text_the_date_transforms_drop(
 
 
 @pytest.mark.parametrize(("backend", "select"), [
+    pytest.param("postgresql", "SELECT 1 AS id, 1700000000.250::numeric(14,3) AS d, 1700000000.75::float8 AS f, "
+                 "1700000000999.5::float8 AS ms", marks=pytest.mark.postgres),
+    pytest.param("mariadb", "SELECT 1 AS id, CAST(1700000000.250 AS DECIMAL(14,3)) AS d, "
+                 "CAST(1700000000.75 AS DOUBLE) AS f, CAST(1700000000999.5 AS DOUBLE) AS ms", marks=pytest.mark.mariadb),
+    ("sqlite", "SELECT 1 AS id, 1700000000.25 AS d, 1700000000.75 AS f, 1700000000999.5 AS ms")])
+def test_an_epoch_kept_with_a_fraction_reads_as_its_whole_seconds(
+        backend: str, select: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """An epoch in a DECIMAL, a DOUBLE or a REAL (PHP's microtime(true), Python's time.time()), as each
+    database writes it, is floored to its seconds by ``epoch`` (it rejected the user as not an integer)."""
+    from pipeline.mapping import transforms
+
+    url = request.getfixturevalue({"postgresql": "pg_url", "mariadb": "mariadb_url", "sqlite": "sqlite_url"}[backend])
+    if backend == "sqlite":
+        sqlite3.connect(url.removeprefix("sqlite:///")).close()     # the source opens an existing file only
+    sql = tmp_path / "fraction.sql"
+    sql.write_text(select)
+    got = pd.concat(_extract(url, sql, {}))
+    assert got["d"].str.contains(".", regex=False).all() and got["f"].str.contains(".", regex=False).all()
+    assert transforms.epoch(got["d"]).tolist() == transforms.epoch(got["f"]).tolist() == ["1700000000"]
+    assert transforms.epoch(got["ms"], unit="ms").tolist() == ["1700000000"]
+
+
+@pytest.mark.parametrize(("backend", "select"), [
     pytest.param("postgresql", "SELECT 1 AS id, E'a\\x01b' AS v, E'\\x1b[2J' AS w, E'z\\x7f' AS x",   # no NUL in text
                  marks=pytest.mark.postgres),
     pytest.param("mariadb", "SELECT 1 AS id, CONVERT(CONCAT('a', CHAR(0), 'b') USING utf8mb4) AS v, "
