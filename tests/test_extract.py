@@ -195,7 +195,8 @@ def test_a_databases_no_date_arrives_as_the_text_the_date_transforms_drop(
     pytest.param("postgresql", "SELECT 1 AS id, 1700000000.250::numeric(14,3) AS d, 1700000000.75::float8 AS f, "
                  "1700000000999.5::float8 AS ms", marks=pytest.mark.postgres),
     pytest.param("mariadb", "SELECT 1 AS id, CAST(1700000000.250 AS DECIMAL(14,3)) AS d, "
-                 "CAST(1700000000.75 AS DOUBLE) AS f, CAST(1700000000999.5 AS DOUBLE) AS ms", marks=pytest.mark.mariadb),
+                 "CAST(1700000000.75 AS DOUBLE) AS f, CAST(1700000000999.5 AS DOUBLE) AS ms",
+                 marks=pytest.mark.mariadb),
     ("sqlite", "SELECT 1 AS id, 1700000000.25 AS d, 1700000000.75 AS f, 1700000000999.5 AS ms")])
 def test_an_epoch_kept_with_a_fraction_reads_as_its_whole_seconds(
         backend: str, select: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:

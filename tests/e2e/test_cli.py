@@ -260,7 +260,8 @@ def test_pools_outside_the_runs_aws_region_are_named_before_anything_is_called(w
     """A pool id starts with its region: each tenant whose pool is elsewhere is named, with the region to
     run it in, before the run reaches AWS (here no AWS is reachable: the calls would retry for a minute)."""
     tenant_file = workspace.root / "mappings" / "tenants" / "acme-jp.yaml"
-    tenant_file.write_text(tenant_file.read_text().replace("pool:\n", "pool:\n  user_pool_id: ap-northeast-1_AbC123\n", 1))
+    pool_id = "pool:\n  user_pool_id: ap-northeast-1_AbC123\n"
+    tenant_file.write_text(tenant_file.read_text().replace("pool:\n", pool_id, 1))
     env = {"COGNITO_TARGET": "aws", "COGNITO_REGION": "us-east-1", "COGNITO_ENDPOINT_URL": "",
            "COGNITO_USER_POOL_ID": "eu-central-1_XyZ789", "AWS_ACCESS_KEY_ID": "testing",
            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
