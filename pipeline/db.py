@@ -12,6 +12,8 @@
   a TIMESTAMP (an instant) is written in UTC, as PostgreSQL's timestamptz is, and not in the server's
   own zone (``SYSTEM``) without an offset, which the ``epoch`` transform would read as UTC: hours off on
   a server in Berlin or Tokyo. A DATETIME has no zone and is written as stored.
+* PostgreSQL, MariaDB and MySQL: no statement time limit for the extraction's session
+  (``_PG_NO_TIME_LIMIT``), whatever the server or role sets for its applications.
 * SQLite: the file is opened with ``mode=ro`` through a URI, so the engine itself refuses writes.
 
 A URL that names no driver gets the one this project installs (``postgresql://`` and ``postgres://``
@@ -145,10 +147,20 @@ def _sqlite_creator(url: str, read_only: bool) -> Any:
     return connect
 
 
+# A server, database or role may cap a statement's time (``ALTER ROLE app SET statement_timeout =
+# '30s'``, common on production databases): the tenant's one streaming query, which runs for as long as
+# its rows take (minutes for millions), was cancelled mid-stream ("canceling statement due to statement
+# timeout"), and the message said to fix the SQL. The extraction lifts the cap for its own session, as
+# pg_dump does; MariaDB's max_statement_time and MySQL's max_execution_time likewise (``_engine``).
+_PG_NO_TIME_LIMIT = "-c statement_timeout=0 -c idle_in_transaction_session_timeout=0"
+_TIME_LIMIT = re.compile(r"statement timeout|max_statement_time|max_execution_time|maximum statement execution time")
+
+
 def _pg_transaction_settings(read_only: bool) -> list[str]:
     """What the startup options set, as statements that open each transaction (behind a pooler)."""
     return (["SET TRANSACTION READ ONLY"] if read_only else []) + [
-        "SET LOCAL DateStyle TO 'ISO, YMD'", "SET LOCAL TimeZone TO 'UTC'"]
+        "SET LOCAL DateStyle TO 'ISO, YMD'", "SET LOCAL TimeZone TO 'UTC'", "SET LOCAL statement_timeout = 0",
+        "SET LOCAL idle_in_transaction_session_timeout = 0"]
 
 
 def _refused_startup_options(exc: BaseException) -> bool:
@@ -167,9 +179,11 @@ def _engine(url: str, *, read_only: bool, through_pooler: bool = False) -> tuple
             engine = sa.create_engine("sqlite+pysqlite://", **kwargs)
         elif backend == "postgresql":
             parsed = make_url(url)
-            options = str(parsed.query.get("options", ""))      # the URL's own options come first
+            options = str(parsed.query.get("options", ""))
             connect_args: dict[str, Any] = {"client_encoding": "UTF8"} if through_pooler else {}
             if not through_pooler:
+                # no time limit unless the URL's own options (after it, so they win) set one
+                options = f"{_PG_NO_TIME_LIMIT} {options}"
                 options += " -c DateStyle=ISO,YMD -c TimeZone=UTC -c client_encoding=UTF8"
                 if read_only:
                     options += " -c default_transaction_read_only=on"
@@ -192,6 +206,8 @@ def _engine(url: str, *, read_only: bool, through_pooler: bool = False) -> tuple
             def _session(dbapi_conn: Any, _record: Any) -> None:
                 with dbapi_conn.cursor() as cur:
                     cur.execute("SET time_zone = '+00:00'")
+                    mariadb = "mariadb" in str(dbapi_conn.get_server_info()).lower()
+                    cur.execute(f"SET SESSION {'max_statement_time' if mariadb else 'max_execution_time'} = 0")
                     if read_only:
                         cur.execute("SET SESSION TRANSACTION READ ONLY")
     except ExtractError:
@@ -224,6 +240,10 @@ class SourceDB:
     # -- error shaping ---------------------------------------------------------------------------
     def _fail(self, exc: BaseException, origin: str | None, what: str) -> ExtractError:
         reason = scrub_quoted(_short_reason(exc, self._secrets))   # a failed cast quotes the row's value
+        if _TIME_LIMIT.search(reason):
+            what = ("The server stopped the query at a time limit that LEGACY_DB_URL sets (its options or "
+                    "init_command; the server's and the role's own are lifted for the extraction): raise or "
+                    "remove it, then rerun.")
         if origin:
             return ExtractError(f"{origin}: the query failed on {self.url}: {reason}. {what}")
         return ExtractError(f"{self.url}: {reason}. {what}")

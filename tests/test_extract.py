@@ -6,6 +6,8 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import urllib.parse
+import uuid
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
@@ -128,6 +130,40 @@ def test_a_mariadb_timestamp_arrives_in_utc_whatever_the_servers_zone(
         got = pd.concat(list(stream_partitions(source, sql, {}, 10)))
     assert got.iloc[0].tolist() == ["1", "2024-05-01 01:00:00", "2024-05-01 10:00:00"]
     assert transforms.epoch(got["at"]).tolist() == ["1714525200"]
+
+
+@pytest.mark.parametrize(("backend", "limit", "sleep"), [
+    pytest.param("postgresql", "ALTER ROLE {user} SET statement_timeout = '200ms'", "pg_sleep(0.6)::text",
+                 marks=pytest.mark.postgres),
+    pytest.param("mariadb", "ALTER USER {user} WITH MAX_STATEMENT_TIME 0.2", "SLEEP(0.6)", marks=pytest.mark.mariadb)])
+def test_a_time_limit_the_role_sets_does_not_cut_the_extraction_short(
+        backend: str, limit: str, sleep: str, request: pytest.FixtureRequest,
+        admin_execute: Callable[[str, str], None], tmp_path: Path) -> None:
+    """Production databases often cap their application role's statements (PostgreSQL's statement_timeout,
+    MariaDB's max_statement_time): the tenant's one streaming query runs for as long as its rows take,
+    and was cancelled mid-stream. The extraction's session lifts the cap, as pg_dump does; a limit the
+    source URL sets itself still holds, and its error says where it comes from."""
+    url = request.getfixturevalue("pg_url" if backend == "postgresql" else "mariadb_url")
+    user = f"cm_limited_{uuid.uuid4().hex[:8]}"
+    name = user if backend == "postgresql" else f"'{user}'@'%'"
+    u = urllib.parse.urlsplit(url)
+    limited = u._replace(netloc=f"{user}@{u.hostname}:{u.port}").geturl()
+    if backend == "postgresql":
+        admin_execute(url, f"CREATE ROLE {user} LOGIN")
+    else:
+        admin_execute(url, f"CREATE USER {name}")
+        admin_execute(url, f"GRANT SELECT ON `{u.path.lstrip('/')}`.* TO {name}")
+    sql = tmp_path / "slow.sql"
+    sql.write_text(f"SELECT 1 AS id, {sleep} AS slept")
+    try:
+        admin_execute(url, limit.format(user=name))
+        assert len(pd.concat(_extract(limited, sql, {}))) == 1
+        if backend == "postgresql":
+            own = limited + "?options=" + urllib.parse.quote("-c statement_timeout=200ms")
+            with pytest.raises(ExtractError, match="a time limit that LEGACY_DB_URL sets"):
+                _extract(own, sql, {})
+    finally:
+        admin_execute(url, f"DROP ROLE {user}" if backend == "postgresql" else f"DROP USER {name}")
 
 
 @pytest.mark.postgres
