@@ -207,7 +207,11 @@ def _engine(url: str, *, read_only: bool, through_pooler: bool = False) -> tuple
                 with dbapi_conn.cursor() as cur:
                     cur.execute("SET time_zone = '+00:00'")
                     mariadb = "mariadb" in str(dbapi_conn.get_server_info()).lower()
-                    cur.execute(f"SET SESSION {'max_statement_time' if mariadb else 'max_execution_time'} = 0")
+                    try:
+                        cur.execute(f"SET SESSION {'max_statement_time' if mariadb else 'max_execution_time'} = 0")
+                    except Exception as exc:   # noqa: BLE001 - the driver's error, checked below
+                        if exc.args[:1] != (_MYSQL_UNKNOWN_VARIABLE,):
+                            raise       # before MySQL 5.7.8 and MariaDB 10.1 there is no limit to lift
                     if read_only:
                         cur.execute("SET SESSION TRANSACTION READ ONLY")
     except ExtractError:
@@ -428,6 +432,7 @@ def _server_text(conn: Connection) -> Iterator[None]:
 
 
 _MYSQL_BIT = 16   # pymysql.constants.FIELD_TYPE.BIT
+_MYSQL_UNKNOWN_VARIABLE = 1193   # ER_UNKNOWN_SYSTEM_VARIABLE
 
 
 def _bit_number(value: bytes) -> str:

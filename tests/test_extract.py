@@ -166,6 +166,19 @@ def test_a_time_limit_the_role_sets_does_not_cut_the_extraction_short(
         admin_execute(url, f"DROP ROLE {user}" if backend == "postgresql" else f"DROP USER {name}")
 
 
+@pytest.mark.mariadb
+def test_a_server_without_a_statement_time_limit_is_read_as_it_is(
+        mariadb_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """MySQL before 5.7.8 has no max_execution_time to lift: this MariaDB server, taken for such a MySQL,
+    refuses the variable (error 1193), and the extraction goes on."""
+    import pymysql
+
+    monkeypatch.setattr(pymysql.connections.Connection, "get_server_info", lambda self: "5.6.51-log")
+    sql = tmp_path / "one.sql"
+    sql.write_text("SELECT 1 AS id, @@session.time_zone AS tz")
+    assert pd.concat(_extract(mariadb_url, sql, {})).iloc[0].tolist() == ["1", "+00:00"]
+
+
 @pytest.mark.postgres
 def test_a_timestamptz_birthdate_keeps_its_local_day_with_the_zone(
         pg_url: str, admin_execute: Callable[[str, str], None], tmp_path: Path) -> None:
