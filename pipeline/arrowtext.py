@@ -272,6 +272,22 @@ def non_ascii(s: pd.Series | pa.Array | pa.ChunkedArray) -> np.ndarray:
                        dtype=bool)
 
 
+def compatibility_forms(s: pd.Series) -> np.ndarray:
+    """True where Unicode NFKC changes the value: full-width letters and digits (``ｅｖｅ@example.com``,
+    what a Japanese input method in full-width mode types), half-width katakana, ligatures, decomposed
+    accents (NA: False). ASCII is its own NFKC, so only values holding another character are normalised
+    (none in most columns: one byte scan)."""
+    found = np.zeros(len(s), dtype=bool)
+    if not has_non_ascii(s):
+        return found
+    arr = string_array(s)
+    wide = np.flatnonzero(non_ascii(arr))
+    values = arr.take(pa.array(wide))
+    found[wide] = np.asarray(pc.fill_null(pc.not_equal(pc.utf8_normalize(values, form="NFKC"), values), False),
+                             dtype=bool)
+    return found
+
+
 def fullmatch(s: pd.Series | pa.Array | pa.ChunkedArray, pattern: str) -> np.ndarray:
     """True where the whole value matches ``pattern`` (RE2, an Arrow kernel); NA is False."""
     arr = arrow(s) if isinstance(s, pd.Series) else s

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -240,8 +241,9 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
         rejected.append(duplicates["legacy_id"].astype(_STRING))
         rejected_ids = pd.Series(pd.concat(rejected, ignore_index=True).unique(), dtype=_STRING)
 
-        chunks = chunking.write_chunks(staged.frames(losers), list(contract.csv_header), run_dir / "chunks",
-                                       chunk_rows=mapping.chunk_rows, canary_rows=mapping.canary_rows)
+        chunks = chunking.write_chunks(_warned(staged.frames(losers), stats), list(contract.csv_header),
+                                       run_dir / "chunks", chunk_rows=mapping.chunk_rows,
+                                       canary_rows=mapping.canary_rows)
     finally:
         release(staging, owner)
     report = build_plan_report(
@@ -262,6 +264,13 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
                       chunks=chunks, source_rows=source_rows, rejected_ids=rejected_ids, source_keys=source_keys,
                       report_paths=paths, chunk_rows=mapping.chunk_rows, pruned_runs=pruned,
                       identity=mapping.identity)
+
+
+def _warned(frames: Iterator[pd.DataFrame], stats: QualityStats) -> Iterator[pd.DataFrame]:
+    """``frames`` (the import files' users), each counted by ``stats.add_warnings`` on its way."""
+    for frame in frames:
+        stats.add_warnings(frame)
+        yield frame
 
 
 class _PrimaryKeys:

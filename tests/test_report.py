@@ -455,6 +455,37 @@ def test_an_updated_at_in_milliseconds_in_most_rows_names_the_epoch_unit() -> No
     assert report(1)["notes"] == []                                 # one row of four: the data's business
 
 
+def test_sign_in_values_in_full_width_are_counted_masked_and_named_in_a_note() -> None:
+    """A full-width ``ｅｖｅ@example.com`` (a Japanese input method in full-width mode) passes every rule
+    and Cognito keeps it, but the user types ``eve@example.com`` and is not found: the import files' users
+    whose sign-in values Unicode NFKC changes are counted per column, with masked examples, and a note says
+    what to do. Names are not sign-in values; ordinary Japanese and accented text is its own NFKC."""
+    stats = QualityStats(max_examples=2)
+    first = pd.DataFrame({
+        "cognito:username": ["eve", "ｅｖｅ", "ｱﾘｽ", "アリス", "re\u0301ne", "rené"],
+        "email": ["eve@example.com", "ｅｖｅ@example.com", "ａｌｉｃｅ@example.com", "ｂｏｂ@example.jp",
+                  "アリス@example.jp", None],
+        "given_name": ["Ｅｖｅ"] * 6,
+    }).astype("string[pyarrow]")
+    stats.add_warnings(first)
+    stats.add_warnings(first.iloc[1:2])                        # a later partition adds to the count
+    stats.add_partition(7, 7, rejects())
+    report = plan_report(stats, chunks=[], files={})
+    assert [(w["column"], w["kind"], w["rows"]) for w in report["warnings"]] == [
+        ("cognito:username", "compatibility_characters", 4), ("email", "compatibility_characters", 4)]
+    email = report["warnings"][1]
+    assert email["examples"] == [mask_email("ｅｖｅ@example.com"), mask_email("ａｌｉｃｅ@example.com")]
+    assert "ｅｖｅ@example.com" not in json.dumps(report, ensure_ascii=False)
+    text = " ".join(render_terminal(report).split())
+    assert ("NOTE: 4 user(s) of the import files have their email in full-width, half-width or other "
+            f"compatibility characters (examples {email['examples'][0]!r}, {email['examples'][1]!r})") in text
+    assert "Add nfkc to its transform" in text and "cognito:username in full-width" in text
+    clean = QualityStats()
+    clean.add_warnings(pd.DataFrame({"cognito:username": ["アリス", "rené", "eve"],
+                                     "email": ["アリス@example.jp", None, "eve@example.com"]}, dtype="string[pyarrow]"))
+    assert clean.warnings == {}
+
+
 def test_text_that_no_row_could_decode_points_at_the_source_encoding() -> None:
     stats = QualityStats()
     stats.add_partition(2, 0, rejects(*[(str(i), Reason.UNDECODABLE_TEXT, "family_name", "M\ufffdller",

@@ -31,6 +31,9 @@ def build_plan_report(*, tenant: str, run_id: str, stats: QualityStats, contract
     by_rule.sort(key=lambda r: (-r["rows"], r["column"], r["reason"]))
     by_reason: list[dict[str, Any]] = [{"reason": reason, "rows": rows} for reason, rows in stats.reasons.items()]
     by_reason.sort(key=lambda r: (-r["rows"], r["reason"]))
+    warnings: list[dict[str, Any]] = [
+        {"column": column, "kind": kind, "rows": found.rows, "examples": list(found.examples)}
+        for (column, kind), found in sorted(stats.warnings.items(), key=lambda w: (-w[1].rows, w[0]))]
     report = {
         "schema_version": SCHEMA_VERSION,
         "tenant": tenant,
@@ -49,6 +52,7 @@ def build_plan_report(*, tenant: str, run_id: str, stats: QualityStats, contract
         "max_examples": stats.max_examples,
         "by_rule": by_rule,
         "by_reason": by_reason,
+        "warnings": warnings,
         "gate": gate(stats.rejected_rows, stats.source_rows, reject_threshold),
         "contract_fingerprint": contract_fingerprint,
         "pool": _jsonable(pool),
@@ -118,6 +122,14 @@ def plan_notes(report: Mapping[str, Any]) -> list[str]:
                 f"Every row broke {rule['reason']} on {rule['column']} ({detail}; examples {seen}). A rule "
                 "that no row meets points at the mapping rather than the data: check how the tenant's mapping "
                 f"fills {rule['column']} (its source column, transform or constant).")
+    for warning in report.get("warnings") or []:
+        if warning["kind"] == "compatibility_characters":
+            seen = ", ".join(repr(e) for e in warning["examples"])
+            notes.append(
+                f"{warning['rows']:,} user(s) of the import files have their {warning['column']} in full-width, "
+                f"half-width or other compatibility characters (examples {seen}): Cognito stores it as it is, "
+                "and a user who types it on an ordinary keyboard is not found. Add nfkc to its transform in the "
+                "mapping (before lower), or correct the values at the source.")
     return notes
 
 

@@ -12,10 +12,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pipeline.masking import mask_email, mask_phone, mask_text, mask_value
+from pipeline.arrowtext import compatibility_forms
+from pipeline.masking import mask_email, mask_phone, mask_series, mask_text, mask_value
 from pipeline.reasons import REJECT_COLUMNS
 
 _DETAIL_MAX_CHARS = 200
+# What a user types to sign in, and so must type as it is stored: Cognito compares these as they are
+SIGN_IN_COLUMNS = ("cognito:username", "email", "preferred_username")
+COMPATIBILITY_CHARACTERS = "compatibility_characters"
 
 
 def safe_example(column: str, value: str) -> str:
@@ -53,6 +57,9 @@ class QualityStats:
     reject_lines: int = 0
     rules: dict[tuple[str, str], RuleStats] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
+    # users of the import files whose values Cognito takes as they are but a person should look at
+    # (``add_warnings``), by (column, kind)
+    warnings: dict[tuple[str, str], RuleStats] = field(default_factory=dict)
 
     def add_partition(self, source_rows: int, valid_rows: int, rejects: pd.DataFrame) -> None:
         """Count one validated partition: its source rows, its valid rows and its reject lines."""
@@ -61,6 +68,24 @@ class QualityStats:
         self.source_rows += int(source_rows)
         self.valid_rows += int(valid_rows)
         self.rejected_rows += self._count_rejects(rejects)
+
+    def add_warnings(self, valid: pd.DataFrame) -> None:
+        """Count the users of ``valid`` (rows bound for the import files: valid, and no duplicate group's
+        loser) whose sign-in values hold compatibility characters
+        (``compatibility_forms``): a full-width ``ｅｖｅ@example.com`` passes every rule, and Cognito keeps
+        it, but the user types ``eve@example.com`` and is not found. Examples are masked."""
+        for column in SIGN_IN_COLUMNS:
+            if column not in valid.columns:
+                continue
+            hit = compatibility_forms(valid[column])
+            if not hit.any():
+                continue
+            found = self.warnings.setdefault((column, COMPATIBILITY_CHARACTERS), RuleStats())
+            found.rows += int(hit.sum())
+            room = self.max_examples - len(found.examples)
+            if room > 0:
+                masked = mask_series(column, valid[column][hit].head(room)).tolist()
+                found.examples.extend(m for m in dict.fromkeys(masked) if m not in found.examples)
 
     def remove_valid(self, rejects: pd.DataFrame) -> None:
         """Move rows rejected after validation (whole-tenant duplicates) from valid to rejected."""

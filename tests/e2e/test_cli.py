@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import socket
 import sqlite3
+from pathlib import Path
 
 import pytest
 
 from pipeline.ledger import Ledger
 from tests.e2e.conftest import TENANTS, Workspace
+
+USERS_SQL = Path(__file__).resolve().parents[2] / "sql" / "users.sql"
 
 
 def no_traceback(proc) -> None:
@@ -378,3 +382,52 @@ def test_a_primary_key_that_cannot_name_one_user_stops_the_plan(workspace: Works
     assert expected in proc.stderr and "'id'" in proc.stderr
     run = workspace.latest_run("acme-jp")
     assert run.is_dir() and not (run / "staging").exists()    # the staged rows (PII) went with the plan
+
+
+def _import_file_column(run: Path, column: str) -> list[str]:
+    """``column`` of every user in the run's import files (Cognito's dialect: ``\\,`` inside a value)."""
+    values = []
+    for path in sorted(p for p in (run / "chunks").glob("chunk-*.csv") if not p.name.endswith(".keys.csv")):
+        header, *lines = path.read_text(encoding="utf-8").splitlines()
+        at = header.split(",").index(column)
+        values += [re.split(r"(?<!\\),", line)[at] for line in lines]
+    return values
+
+
+def duplicates(report: dict) -> int:
+    return sum(r["rows"] for r in report["by_rule"] if r["reason"] == "duplicate_email")
+
+
+def test_full_width_emails_are_counted_in_the_report_until_the_mapping_normalises_them(
+        workspace: Workspace) -> None:
+    """A full-width ``ａ`` in an email passes validation and would be imported as it is, where the user
+    types an ordinary ``a``: the report counts exactly the import files' users who have one, and names the
+    fix; with ``nfkc`` in the email's transform the same users import their ordinary address."""
+    sql = workspace.root / "sql"
+    sql.mkdir()
+    columns = (USERS_SQL.read_text().split("SELECT", 1)[1].split("FROM", 1)[0])
+    (sql / "users.sql").write_text(
+        "SELECT" + columns.replace("    email,", "    replace(email, 'a', 'ａ') AS email,", 1)
+        + "FROM app_users WHERE tenant_code = :tenant ORDER BY id\n")
+    env = {"MIGRATE_SQL_DIR": str(sql)}
+    proc = workspace.run("report", "--tenant", "acme-jp", extra_env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    first = workspace.report("acme-jp")
+    emails = _import_file_column(workspace.latest_run("acme-jp"), "email")
+    wide = sum("ａ" in e for e in emails)
+    assert 0 < wide < len(emails)
+    assert [(w["column"], w["rows"]) for w in first["warnings"]] == [("email", wide)]
+    assert f"NOTE: {wide} user(s) of the import files have their email in full-width" in \
+        " ".join(proc.stdout.split())
+    path = workspace.root / "mappings" / "tenants" / "acme-jp.yaml"
+    path.write_text(path.read_text().replace(
+        "attributes:\n", "attributes:\n  email: {from: email, transform: [trim, nfkc, lower]}\n", 1))
+    fixed = workspace.run("report", "--tenant", "acme-jp", extra_env=env)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    report = workspace.report("acme-jp")
+    assert report["warnings"] == [] and "NOTE" not in fixed.stdout
+    # the same addresses, ordinary now; two that differed only by a full-width letter are one address,
+    # so whole-tenant uniqueness now finds those duplicates (lower() had left the ａ of 'ａ' apart)
+    normalised = _import_file_column(workspace.latest_run("acme-jp"), "email")
+    assert set(normalised) == {e.replace("ａ", "a") for e in emails}
+    assert len(emails) - len(normalised) == duplicates(report) - duplicates(first)
