@@ -417,8 +417,9 @@ def test_full_width_emails_are_counted_in_the_report_until_the_mapping_normalise
     wide = sum("ａ" in e for e in emails)
     assert 0 < wide < len(emails)
     assert [(w["column"], w["rows"]) for w in first["warnings"]] == [("email", wide)]
-    assert f"NOTE: {wide} user(s) of the import files have their email in full-width" in \
-        " ".join(proc.stdout.split())
+    note = f"{wide} user(s) of the import files have their email in full-width"
+    assert f"NOTE: {note}" in " ".join(proc.stdout.split())
+    assert note in html.unescape((workspace.latest_run("acme-jp") / "report.html").read_text())
     path = workspace.root / "mappings" / "tenants" / "acme-jp.yaml"
     path.write_text(path.read_text().replace(
         "attributes:\n", "attributes:\n  email: {from: email, transform: [trim, nfkc, lower]}\n", 1))
