@@ -5,8 +5,10 @@
 * PostgreSQL (``postgresql+psycopg2``): every transaction is read-only (connect option
   ``default_transaction_read_only=on``); DateStyle ISO and TimeZone UTC so dates and timestamps have one
   text form. Behind a pooler that refuses those connect options (PgBouncer: "unsupported startup
-  parameter: options"), the same settings open every transaction instead (``SET TRANSACTION READ
-  ONLY``, ``SET LOCAL``), which holds in transaction pooling too (``SourceDB.through_pooler``).
+  parameter: options") or drops them (its ``ignore_startup_parameters = options``: the connection then
+  shows the server's defaults, which ``open_source`` checks), the same settings open every transaction
+  instead (``SET TRANSACTION READ ONLY``, ``SET LOCAL``), which holds in transaction pooling too
+  (``SourceDB.through_pooler``).
 * MariaDB / MySQL (``mysql+pymysql``, ``mariadb+pymysql``): ``SET SESSION TRANSACTION READ ONLY`` on
   every new connection; ``utf8mb4`` unless the URL names a charset; time zone UTC (``+00:00``), so that
   a TIMESTAMP (an instant) is written in UTC, as PostgreSQL's timestamptz is, and not in the server's
@@ -449,16 +451,24 @@ def open_source(url: str) -> SourceDB:
     source = SourceDB(engine, backend, redact_url(url), tuple(_secrets(url)))
     try:
         try:
-            _check_connection(engine)
+            settled = _check_connection(engine, backend)
         except SQLAlchemyError as exc:
             if backend != "postgresql" or not _refused_startup_options(exc):
                 raise
-            # A pooler (PgBouncer) refused the settings sent at connect: send them with every transaction
-            # instead (SET TRANSACTION READ ONLY, SET LOCAL ...), which also holds in transaction pooling.
+            settled = False
+        if not settled:
+            # A pooler (PgBouncer) refused the settings sent at connect, or dropped them without a word
+            # (its ignore_startup_parameters = options): send them with every transaction instead (SET
+            # TRANSACTION READ ONLY, SET LOCAL ...), which also holds in transaction pooling.
             engine.dispose()
             engine, _ = _engine(url, read_only=True, through_pooler=True)
             source = SourceDB(engine, backend, source.url, source._secrets, through_pooler=True)
-            _check_connection(engine)
+            if not _check_connection(engine, backend):
+                engine.dispose()
+                raise ExtractError(f"{source.url}: the session settings the extraction needs (read-only, "
+                                   f"{', '.join(_PG_SETTINGS)}) do not hold on this connection, even set in each "
+                                   "transaction. Connect to the database directly rather than through this "
+                                   "pooler.")
     except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
         engine.dispose()
         raise ExtractError(f"cannot connect to {source.url}: {_short_reason(exc, source._secrets)}. "
@@ -466,9 +476,22 @@ def open_source(url: str) -> SourceDB:
     return source
 
 
-def _check_connection(engine: Engine) -> None:
+# What the extraction's PostgreSQL session must show (``_engine`` sets them): a pooler that drops the
+# connect options without a word would leave the server's defaults, such as DateStyle 'SQL, DMY', whose
+# dates (31/01/1990) the transforms would not read as written
+_PG_SETTINGS = {"DateStyle": "ISO, YMD", "TimeZone": "UTC"}
+
+
+def _check_connection(engine: Engine, backend: str) -> bool:
+    """Whether a connection works (its error raised) and, on PostgreSQL, has the session settings."""
     with engine.connect() as conn:
-        conn.exec_driver_sql("SELECT 1").scalar()
+        if backend != "postgresql":
+            conn.exec_driver_sql("SELECT 1").scalar()
+            return True
+        shown = conn.exec_driver_sql(
+            "SELECT current_setting('transaction_read_only'), "
+            + ", ".join(f"current_setting('{name}')" for name in _PG_SETTINGS)).one()
+    return list(shown) == ["on", *_PG_SETTINGS.values()]
 
 
 # -- writing demo and test tables -----------------------------------------------------------------

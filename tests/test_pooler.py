@@ -2,7 +2,8 @@
 
 PgBouncer (before 1.20, and later ones for settings it does not track) refuses the ``options`` startup
 parameter that carries those settings, and the connection failed with "unsupported startup parameter:
-options". The settings then open every transaction instead (``db._pg_transaction_settings``). These
+options"; set to ignore it, it dropped them without a word, and the source was neither read-only nor in
+ISO dates. The settings then open every transaction instead (``db._pg_transaction_settings``). These
 tests start a PgBouncer of their own when the binary is installed (``apt-get install pgbouncer``).
 """
 
@@ -34,9 +35,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def pooled_url(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``pg_url`` through a PgBouncer in transaction pooling mode with its default settings."""
+@pytest.fixture(scope="module", params=["", "ignore_startup_parameters = options\n"],
+                ids=["refusing options", "ignoring options"])
+def pooled_url(pg_url: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[str]:
+    """``pg_url`` through a PgBouncer in transaction pooling mode: with its default settings, which refuse
+    the ``options`` startup parameter, and set to drop it without a word (a common setting, for JDBC
+    clients), which left the session in the server's own DateStyle and not read-only."""
     binary = shutil.which("pgbouncer") or next(
         (p for p in ("/usr/sbin/pgbouncer", "/usr/local/sbin/pgbouncer") if Path(p).exists()), None)
     if binary is None:
@@ -48,7 +52,7 @@ def pooled_url(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     (home / "pgbouncer.ini").write_text(
         f"[databases]\n* = host={target.hostname} port={target.port or 5432}\n"
         f"[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
-        f"auth_type = trust\nauth_file = {home / 'users.txt'}\npool_mode = transaction\n")
+        f"auth_type = trust\nauth_file = {home / 'users.txt'}\npool_mode = transaction\n{request.param}")
     command = [binary, str(home / "pgbouncer.ini")]
     if os.geteuid() == 0:                        # PgBouncer will not run as root
         try:
