@@ -71,9 +71,9 @@ class QualityStats:
 
     def add_warnings(self, valid: pd.DataFrame) -> None:
         """Count the users of ``valid`` (rows bound for the import files: valid, and no duplicate group's
-        loser) whose sign-in values hold compatibility characters
-        (``compatibility_forms``): a full-width ``ｅｖｅ@example.com`` passes every rule, and Cognito keeps
-        it, but the user types ``eve@example.com`` and is not found. Examples are masked."""
+        loser) whose sign-in values hold compatibility characters (``compatibility_forms``): a full-width
+        ``ｅｖｅ@example.com`` passes every rule, and Cognito keeps it, but the user types
+        ``eve@example.com`` and is not found. Examples are masked."""
         for column in SIGN_IN_COLUMNS:
             if column not in valid.columns:
                 continue
