@@ -10,7 +10,7 @@
   instead (``SET TRANSACTION READ ONLY``, ``SET LOCAL``), which holds in transaction pooling too
   (``SourceDB.through_pooler``).
 * MariaDB / MySQL (``mysql+pymysql``, ``mariadb+pymysql``): ``SET SESSION TRANSACTION READ ONLY`` on
-  every new connection; ``utf8mb4`` unless the URL names a charset; time zone UTC (``+00:00``), so that
+  every new connection; character set ``utf8mb4`` (``_MYSQL_WHOLE_CHARSETS``); time zone UTC (``+00:00``), so that
   a TIMESTAMP (an instant) is written in UTC, as PostgreSQL's timestamptz is, and not in the server's
   own zone (``SYSTEM``) without an offset, which the ``epoch`` transform would read as UTC: hours off on
   a server in Berlin or Tokyo. A DATETIME has no zone and is written as stored.
@@ -158,6 +158,14 @@ _PG_NO_TIME_LIMIT = "-c statement_timeout=0 -c idle_in_transaction_session_timeo
 _TIME_LIMIT = re.compile(r"statement timeout|max_statement_time|max_execution_time|maximum statement execution time")
 
 
+# The connection character sets that carry every character a column holds. Over any other, such as the
+# ``charset=utf8`` (3-byte UTF-8) or ``charset=latin1`` that legacy applications' URLs often name, the
+# server sends each character the set lacks as "?": an emoji or a rare CJK name arrived as "Ålice ?" and
+# was imported so. Such a URL's charset is replaced by utf8mb4, which loses nothing and which the server
+# converts every column's own charset into (``binary``, raw bytes, is kept: the extraction decodes them).
+_MYSQL_WHOLE_CHARSETS = ("utf8mb4", "binary")
+
+
 def _pg_transaction_settings(read_only: bool) -> list[str]:
     """What the startup options set, as statements that open each transaction (behind a pooler)."""
     return (["SET TRANSACTION READ ONLY"] if read_only else []) + [
@@ -200,7 +208,7 @@ def _engine(url: str, *, read_only: bool, through_pooler: bool = False) -> tuple
                         conn.exec_driver_sql(statement)
         else:
             parsed = make_url(url)
-            if "charset" not in parsed.query:
+            if str(parsed.query.get("charset", "")).lower() not in _MYSQL_WHOLE_CHARSETS:
                 parsed = parsed.update_query_dict({"charset": "utf8mb4"})
             engine = sa.create_engine(parsed, **kwargs)
 

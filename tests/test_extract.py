@@ -167,6 +167,23 @@ def test_a_time_limit_the_role_sets_does_not_cut_the_extraction_short(
 
 
 @pytest.mark.mariadb
+@pytest.mark.parametrize("charset", ["utf8", "latin1", "utf8mb3"])
+def test_a_url_naming_a_narrower_charset_still_reads_every_character(
+        charset: str, mariadb_url: str, admin_execute: Callable[[str, str], None], tmp_path: Path) -> None:
+    """Legacy applications' URLs often name ``charset=utf8`` (3-byte UTF-8) or ``latin1``: over such a
+    connection the server sent an emoji or a rare CJK character as "?", and the name was imported so.
+    The extraction reads utf8mb4 whatever the URL names; a latin1 column's text still arrives whole."""
+    admin_execute(mariadb_url, "DROP TABLE IF EXISTS cm_charsets")
+    admin_execute(mariadb_url, "CREATE TABLE cm_charsets (id INT PRIMARY KEY, name VARCHAR(40) CHARACTER SET utf8mb4, "
+                               "city VARCHAR(40) CHARACTER SET latin1)")
+    admin_execute(mariadb_url, "INSERT INTO cm_charsets VALUES (1, 'Ålice 😀 𠮷野', 'Zürich'), (2, 'Bob', NULL)")
+    sql = tmp_path / "charsets.sql"
+    sql.write_text("SELECT id, name, city FROM cm_charsets ORDER BY id")
+    got = pd.concat(_extract(f"{mariadb_url}?charset={charset}", sql, {}))
+    assert got.iloc[0].tolist() == ["1", "Ålice 😀 𠮷野", "Zürich"]
+
+
+@pytest.mark.mariadb
 def test_a_server_without_a_statement_time_limit_is_read_as_it_is(
         mariadb_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """MySQL before 5.7.8 has no max_execution_time to lift: this MariaDB server, taken for such a MySQL,
