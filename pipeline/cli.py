@@ -106,10 +106,10 @@ def _prepare_source(settings: Settings) -> None:
 def _target(settings: Settings, tenants: list[str], yes: bool, writes: bool = True):
     from pipeline import localservice
     from pipeline.cognito import CognitoTarget
-    from pipeline.plan import check_pool_regions
+    from pipeline.plan import check_aws_pools
 
     if settings.target.is_aws:
-        check_pool_regions(settings, tenants)
+        check_aws_pools(settings, tenants)
         err.print("[bold red]" + "!" * 72)
         effect = ("Import jobs will create users in real pools." if writes
                   else "Only GetCSVHeader and DescribeUserPool are read.")

@@ -100,11 +100,12 @@ def resolve_pool(target: CognitoTarget, mapping: TenantMapping, settings: Settin
     return target.find_or_create_local_pool(dict(local))
 
 
-def check_pool_regions(settings: Settings, tenants: list[str]) -> None:
-    """On AWS, a pool id starts with its region (``ap-northeast-1_AbC123``), and the run reaches one
-    region (COGNITO_REGION): a tenant's pool in another would be looked for where it is not (online, a
-    ResourceNotFoundException; offline, a minute of retries) after the run had begun. Checked for every
-    tenant of the run before anything is called, so that a batch does not stop half way through."""
+def check_aws_pools(settings: Settings, tenants: list[str]) -> None:
+    """On AWS, every tenant of the run needs a pool id, and a pool id starts with its region
+    (``ap-northeast-1_AbC123``) while the run reaches one region (COGNITO_REGION): a tenant's pool in
+    another would be looked for where it is not (online, a ResourceNotFoundException; offline, a minute
+    of retries). Checked for every tenant before anything is called, so that a batch does not stop half
+    way through, its first tenants imported."""
     if not settings.target.is_aws:
         return
     region = settings.target.region
@@ -113,6 +114,10 @@ def check_pool_regions(settings: Settings, tenants: list[str]) -> None:
         mapping = load_mapping(settings.mappings_dir, tenant)
         named = mapping.pool.get("user_pool_id")
         pool_id = str(named or settings.target.user_pool_id or "")
+        if not pool_id:
+            problems.append(f"tenant {tenant}: no pool; set pool.user_pool_id in {settings.mappings_dir.name}/"
+                            f"tenants/{tenant}.yaml (or COGNITO_USER_POOL_ID, for the tenants without one)")
+            continue
         where = (f"pool.user_pool_id in {settings.mappings_dir.name}/tenants/{tenant}.yaml" if named
                  else "COGNITO_USER_POOL_ID")
         pool_region = pool_id.partition("_")[0] if "_" in pool_id else ""
@@ -121,7 +126,8 @@ def check_pool_regions(settings: Settings, tenants: list[str]) -> None:
                             f"is {region}: run it on its own with COGNITO_REGION={pool_region} "
                             f"(make migrate TENANT={tenant} COGNITO_REGION={pool_region}), or fix the pool id")
     if problems:
-        raise ConfigError(f"The run reaches AWS region {region} only:", problems)
+        raise ConfigError(f"Not every tenant has a pool in AWS region {region}, the one the run reaches:",
+                          problems)
 
 
 def _check_snapshot_pool(contract: PoolContract, path: Path, mapping: TenantMapping, settings: Settings) -> None:

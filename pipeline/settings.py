@@ -7,6 +7,7 @@ every client is pointed at the local Cognito import service with dummy credentia
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,10 @@ DEFAULT_LOCAL_PORT = 9229
 # import-job categories it has no 5-a-second cap per pool). Two thirds of it leaves room for the
 # application's own calls; a throttled page is retried with backoff.
 AWS_LIST_USERS_RPS = 20.0
+# CreateUserImportJob's CloudWatchLogsRoleArn (fact 44: botocore's ArnType, 20 to 2,048 characters); a
+# value that breaks it was refused only at the first job, after the whole plan
+_ROLE_ARN = re.compile(r"arn:[\w+=/,.@-]+:[\w+=/,.@-]+:([\w+=/,.@-]*)?:[0-9]+:[\w+=/,.@-]+(:[\w+=/,.@-]+)?"
+                       r"(:[\w+=/,.@-]+)?", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -82,7 +87,11 @@ def load_settings(env: dict[str, str] | None = None, root: Path = PROJECT_ROOT) 
     if kind == "aws":
         if not region:
             problems.append("COGNITO_TARGET=aws needs a region: set COGNITO_REGION (or AWS_REGION)")
-        if not env.get("COGNITO_LOGS_ROLE_ARN"):
+        role = env.get("COGNITO_LOGS_ROLE_ARN", "")
+        if role and not (_ROLE_ARN.fullmatch(role) and 20 <= len(role) <= 2048 and ":role/" in role):
+            problems.append(f"COGNITO_LOGS_ROLE_ARN={role!r} is not an IAM role's ARN: write the whole ARN, "
+                            "arn:aws:iam::<account id>:role/<path and name> (IAM shows it on the role's page)")
+        if not role:
             problems.append("COGNITO_TARGET=aws needs COGNITO_LOGS_ROLE_ARN: the role Cognito uses to write "
                             "the import log (import-rules fact 40)")
         if env.get("COGNITO_ENDPOINT_URL"):

@@ -34,6 +34,23 @@ def test_every_problem_is_reported_at_once() -> None:
     assert len(problems) == 5
 
 
+@pytest.mark.parametrize("role", ["Cognito-UserImport-Role", "arn:aws:iam::123456789012:user/bob",
+                                  "arn:aws:iam::acme:role/x", "arn:aws:iam::123456789012:role/a b"])
+def test_a_logs_role_that_is_not_a_role_arn_is_named_before_any_job(role: str) -> None:
+    """CreateUserImportJob refuses a CloudWatchLogsRoleArn outside its pattern (fact 44) at the first job,
+    after the whole plan; the role's name alone, a user's ARN or a typo is named at once."""
+    with pytest.raises(ConfigError) as err:
+        load_settings({"COGNITO_TARGET": "aws", "COGNITO_REGION": "eu-west-1", "COGNITO_LOGS_ROLE_ARN": role})
+    assert err.value.problems == [
+        f"COGNITO_LOGS_ROLE_ARN={role!r} is not an IAM role's ARN: write the whole ARN, "
+        "arn:aws:iam::<account id>:role/<path and name> (IAM shows it on the role's page)"]
+    for good in ("arn:aws:iam::123456789012:role/service-role/Cognito-UserImport-Role",
+                 "arn:aws-cn:iam::123456789012:role/import.logs@acme"):
+        settings = load_settings({"COGNITO_TARGET": "aws", "COGNITO_REGION": "eu-west-1",
+                                  "COGNITO_LOGS_ROLE_ARN": good})
+        assert settings.target.logs_role_arn == good
+
+
 def test_bad_numbers_name_the_variable_and_the_fix() -> None:
     with pytest.raises(ConfigError) as err:
         load_settings({"COGNITO_LIST_USERS_RPS": "fast", "LOCAL_COGNITO_PORT": "99999"})

@@ -234,6 +234,7 @@ def test_a_taken_port_is_a_message(workspace: Workspace) -> None:
 
 def test_real_aws_needs_the_explicit_yes(workspace: Workspace) -> None:
     env = {"COGNITO_TARGET": "aws", "COGNITO_REGION": "eu-west-1", "COGNITO_ENDPOINT_URL": "",
+           "COGNITO_USER_POOL_ID": "eu-west-1_AbC123",
            "COGNITO_LOGS_ROLE_ARN": "arn:aws:iam::123456789012:role/service-role/Cognito-UserImport-Role"}
     proc = workspace.run("migrate", "--tenant", "acme-jp", extra_env=env)
     assert proc.returncode == 2
@@ -262,7 +263,8 @@ def test_a_dry_run_on_aws_reads_the_pool_like_report_without_the_yes(workspace: 
 
 def test_pools_outside_the_runs_aws_region_are_named_before_anything_is_called(workspace: Workspace) -> None:
     """A pool id starts with its region: each tenant whose pool is elsewhere is named, with the region to
-    run it in, before the run reaches AWS (here no AWS is reachable: the calls would retry for a minute)."""
+    run it in, before the run reaches AWS (here no AWS is reachable: the calls would retry for a minute);
+    so is each tenant without a pool id, which stopped a batch half way through."""
     tenant_file = workspace.root / "mappings" / "tenants" / "acme-jp.yaml"
     pool_id = "pool:\n  user_pool_id: ap-northeast-1_AbC123\n"
     tenant_file.write_text(tenant_file.read_text().replace("pool:\n", pool_id, 1))
@@ -273,15 +275,19 @@ def test_pools_outside_the_runs_aws_region_are_named_before_anything_is_called(w
     proc = workspace.run("migrate", "--yes", extra_env=env)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     no_traceback(proc)
-    assert "reaches AWS region us-east-1 only" in proc.stderr and "REAL AWS" not in proc.stderr
+    assert "Not every tenant has a pool in AWS region us-east-1" in proc.stderr and "REAL AWS" not in proc.stderr
     assert "tenant acme-jp: pool ap-northeast-1_AbC123 (pool.user_pool_id in mappings/tenants/acme-jp.yaml)" \
         in proc.stderr and "COGNITO_REGION=ap-northeast-1" in proc.stderr
     for tenant in ("globex-us", "initech-de"):     # the pool COGNITO_USER_POOL_ID names, for the others
         assert f"tenant {tenant}: pool eu-central-1_XyZ789 (COGNITO_USER_POOL_ID)" in proc.stderr
     assert not (workspace.root / "runs" / "acme-jp").exists()
+    without = workspace.run("migrate", "--yes", extra_env={**env, "COGNITO_USER_POOL_ID": ""})
+    assert without.returncode == 2 and "REAL AWS" not in without.stderr
+    for tenant in ("globex-us", "initech-de"):
+        assert f"tenant {tenant}: no pool; set pool.user_pool_id in mappings/tenants/{tenant}.yaml" in without.stderr
     # in its own region the tenant gets as far as the question before a real import (no --yes here)
     same = workspace.run("migrate", "--tenant", "acme-jp", extra_env={**env, "COGNITO_REGION": "ap-northeast-1"})
-    assert "reaches AWS region" not in same.stderr and "REAL AWS: region ap-northeast-1" in same.stderr
+    assert "Not every tenant" not in same.stderr and "REAL AWS: region ap-northeast-1" in same.stderr
     assert "without --yes" in same.stderr
 
 
