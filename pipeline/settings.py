@@ -96,6 +96,10 @@ def load_settings(env: dict[str, str] | None = None, root: Path = PROJECT_ROOT) 
                             "the import log (import-rules fact 40)")
         if env.get("COGNITO_ENDPOINT_URL"):
             problems.append("COGNITO_ENDPOINT_URL is for the local service; unset it with COGNITO_TARGET=aws")
+        pool_id = env.get("COGNITO_USER_POOL_ID", "")
+        if pool_id and not re.fullmatch(r"[\w-]+_[0-9a-zA-Z]+", pool_id, re.ASCII):
+            problems.append(f"COGNITO_USER_POOL_ID={pool_id!r} is not a user pool id; it looks like "
+                            "ap-northeast-1_AbCdEf123 (the pool's page in the Cognito console shows it)")
     rps = _number(env, "COGNITO_LIST_USERS_RPS", AWS_LIST_USERS_RPS if kind == "aws" else 0.0, problems)
     port = _number(env, "LOCAL_COGNITO_PORT", DEFAULT_LOCAL_PORT, problems, low=1, high=65535,
                    hint="a port number from 1 to 65535")

@@ -51,6 +51,15 @@ def test_a_logs_role_that_is_not_a_role_arn_is_named_before_any_job(role: str) -
         assert settings.target.logs_role_arn == good
 
 
+def test_a_pool_id_that_is_not_one_is_named_on_aws() -> None:
+    aws = {"COGNITO_TARGET": "aws", "COGNITO_REGION": "eu-west-1", "COGNITO_LOGS_ROLE_ARN": "arn:aws:iam::1:role/r"}
+    with pytest.raises(ConfigError) as err:
+        load_settings({**aws, "COGNITO_USER_POOL_ID": "acme-users"})
+    assert err.value.problems == ["COGNITO_USER_POOL_ID='acme-users' is not a user pool id; it looks like "
+                                  "ap-northeast-1_AbCdEf123 (the pool's page in the Cognito console shows it)"]
+    assert load_settings({**aws, "COGNITO_USER_POOL_ID": "eu-west-1_AbC123"}).target.user_pool_id == "eu-west-1_AbC123"
+
+
 def test_bad_numbers_name_the_variable_and_the_fix() -> None:
     with pytest.raises(ConfigError) as err:
         load_settings({"COGNITO_LIST_USERS_RPS": "fast", "LOCAL_COGNITO_PORT": "99999"})
