@@ -106,6 +106,18 @@ def test_soft_deleted_and_disabled_rows_go_to_rejects(acme: TenantMapping) -> No
     assert all("policies." in r["detail"] for r in lines)
 
 
+def test_a_databases_no_date_in_the_soft_delete_column_is_not_a_deletion(acme: TenantMapping) -> None:
+    """A MySQL ``deleted_at DATETIME NOT NULL DEFAULT '0000-00-00 00:00:00'`` holds the zero date for every
+    user not deleted: those rows were rejected as soft-deleted (shown as a masked ``0***``), while a date
+    zero only in part, or another sentinel, is still a value."""
+    frame = source({"deleted_at": "0000-00-00 00:00:00"}, {"deleted_at": "0000-00-00"}, {"deleted_at": "infinity"},
+                   {"deleted_at": "2022-05-06 07:08:09"}, {"deleted_at": "1985-00-00"}, {"deleted_at": "0"})
+    mp = apply_mapping(acme, frame)
+    check_partition(mp, frame)
+    assert list(mp.frame["_legacy_id"]) == ["1", "2", "3"]
+    assert sorted(mp.rejects["legacy_id"]) == ["4", "5", "6"] and set(mp.rejects["reason"]) == {Reason.SOFT_DELETED}
+
+
 def test_policies_with_action_import_keep_the_rows(tmp_path: Path, acme: TenantMapping) -> None:
     m = dataclasses.replace(acme, soft_deleted=dataclasses.replace(acme.soft_deleted, action="import"),
                             disabled=None)

@@ -57,7 +57,8 @@ def apply_mapping(m: TenantMapping, frame: pd.DataFrame) -> MappedPartition:
     excluded = pd.Series(False, index=frame.index)
 
     if m.soft_deleted is not None and m.soft_deleted.action == "reject":
-        col = tf.trim(frame[m.soft_deleted.column])
+        # MySQL's zero date (the default of many a NOT NULL deleted_at) names no deletion, as in ``date``
+        col = tf.without_no_dates(tf.trim(frame[m.soft_deleted.column]))
         hit = (col.notna() & col.ne("")).fillna(False)
         detail = _DETAIL[Reason.SOFT_DELETED].format(column=m.soft_deleted.column)
         rejects.append(_lines(m, legacy, hit, Reason.SOFT_DELETED, m.soft_deleted.column, col, detail))

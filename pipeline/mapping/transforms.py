@@ -152,6 +152,11 @@ def _without_no_dates(arr: pa.Array) -> pa.Array:
     return pc.if_else(pc.match_substring_regex(arr, _NO_DATE), pa.scalar(None, arr.type), arr)
 
 
+def without_no_dates(values: pd.Series) -> pd.Series:
+    """``values`` with the databases' "no date" values as NA (``_without_no_dates``)."""
+    return string_series(_without_no_dates(string_array(values)), values.index)
+
+
 def date(values: pd.Series, zone: str | None = None) -> pd.Series:
     """ISO dates ('1985-02-01', also the date part of a timestamp) to ``mm/dd/yyyy`` (fact 8).
     MySQL's zero date and PostgreSQL's ``-infinity``/``infinity`` are no value (``_without_no_dates``).

@@ -103,7 +103,7 @@ def plan_notes(report: Mapping[str, Any]) -> list[str]:
             notes.append(
                 f"Every row was rejected as soft-deleted: {rule['column']} has a value in every row (such as "
                 f"{seen}). Rows that are not deleted must have no value there: if one value means 'not "
-                f"deleted' (a zero date, 0, false), turn it into NULL in the SQL file (NULLIF({rule['column']}, "
+                f"deleted' (0, false, N), turn it into NULL in the SQL file (NULLIF({rule['column']}, "
                 "...)), or point policies.soft_deleted.column at the right column.")
         elif rule["reason"] == "undecodable_text":
             notes.append(
