@@ -154,7 +154,9 @@ def _sqlite_creator(url: str, read_only: bool) -> Any:
 # its rows take (minutes for millions), was cancelled mid-stream ("canceling statement due to statement
 # timeout"), and the message said to fix the SQL. The extraction lifts the cap for its own session, as
 # pg_dump does; MariaDB's max_statement_time and MySQL's max_execution_time likewise (``_engine``).
-_PG_NO_TIME_LIMIT = "-c statement_timeout=0 -c idle_in_transaction_session_timeout=0"
+# (statement_timeout only: idle_in_transaction_session_timeout cannot end a COPY, which is active while
+# it streams, and naming it at connect would refuse servers before 9.6)
+_PG_NO_TIME_LIMIT = "-c statement_timeout=0"
 _TIME_LIMIT = re.compile(r"statement timeout|max_statement_time|max_execution_time|maximum statement execution time")
 
 
@@ -169,8 +171,7 @@ _MYSQL_WHOLE_CHARSETS = ("utf8mb4", "binary")
 def _pg_transaction_settings(read_only: bool) -> list[str]:
     """What the startup options set, as statements that open each transaction (behind a pooler)."""
     return (["SET TRANSACTION READ ONLY"] if read_only else []) + [
-        "SET LOCAL DateStyle TO 'ISO, YMD'", "SET LOCAL TimeZone TO 'UTC'", "SET LOCAL statement_timeout = 0",
-        "SET LOCAL idle_in_transaction_session_timeout = 0"]
+        "SET LOCAL DateStyle TO 'ISO, YMD'", "SET LOCAL TimeZone TO 'UTC'", "SET LOCAL statement_timeout = 0"]
 
 
 def _refused_startup_options(exc: BaseException) -> bool:
