@@ -157,6 +157,11 @@ def _sqlite_creator(url: str, read_only: bool) -> Any:
 # (statement_timeout only: idle_in_transaction_session_timeout cannot end a COPY, which is active while
 # it streams, and naming it at connect would refuse servers before 9.6)
 _PG_NO_TIME_LIMIT = "-c statement_timeout=0"
+# The extraction's PostgreSQL session: ISO dates and UTC, so that dates and timestamps have one text form.
+# Sent as connect options, or behind a pooler as statements opening each transaction, and read back by
+# ``_check_connection``: a pooler that drops the connect options without a word would leave the server's
+# defaults, such as DateStyle 'SQL, DMY', whose dates (31/01/1990) the transforms would not read as written.
+_PG_SETTINGS = {"DateStyle": "ISO, YMD", "TimeZone": "UTC"}
 _TIME_LIMIT = re.compile(r"statement timeout|max_statement_time|max_execution_time|maximum statement execution time")
 
 
@@ -171,7 +176,12 @@ _MYSQL_WHOLE_CHARSETS = ("utf8mb4", "binary")
 def _pg_transaction_settings(read_only: bool) -> list[str]:
     """What the startup options set, as statements that open each transaction (behind a pooler)."""
     return (["SET TRANSACTION READ ONLY"] if read_only else []) + [
-        "SET LOCAL DateStyle TO 'ISO, YMD'", "SET LOCAL TimeZone TO 'UTC'", "SET LOCAL statement_timeout = 0"]
+        *(f"SET LOCAL {name} TO '{value}'" for name, value in _PG_SETTINGS.items()), "SET LOCAL statement_timeout = 0"]
+
+
+def _pg_option(name: str, value: str) -> str:
+    """``-c name=value`` for libpq's ``options``, which splits on spaces unless a backslash escapes one."""
+    return f"-c {name}=" + value.replace(" ", "\\ ")
 
 
 def _refused_startup_options(exc: BaseException) -> bool:
@@ -195,7 +205,8 @@ def _engine(url: str, *, read_only: bool, through_pooler: bool = False) -> tuple
             if not through_pooler:
                 # no time limit unless the URL's own options (after it, so they win) set one
                 options = f"{_PG_NO_TIME_LIMIT} {options}"
-                options += " -c DateStyle=ISO,YMD -c TimeZone=UTC -c client_encoding=UTF8"
+                options += "".join(" " + _pg_option(name, value) for name, value in _PG_SETTINGS.items())
+                options += " -c client_encoding=UTF8"
                 if read_only:
                     options += " -c default_transaction_read_only=on"
             if options.strip():
@@ -483,12 +494,6 @@ def open_source(url: str) -> SourceDB:
         raise ExtractError(f"cannot connect to {source.url}: {_short_reason(exc, source._secrets)}. "
                            f"{_HINT}{_RAW_AT_HINT if _raw_password(url) else ''}") from None
     return source
-
-
-# What the extraction's PostgreSQL session must show (``_engine`` sets them): a pooler that drops the
-# connect options without a word would leave the server's defaults, such as DateStyle 'SQL, DMY', whose
-# dates (31/01/1990) the transforms would not read as written
-_PG_SETTINGS = {"DateStyle": "ISO, YMD", "TimeZone": "UTC"}
 
 
 def _check_connection(engine: Engine, backend: str) -> bool:
