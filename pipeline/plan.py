@@ -306,7 +306,7 @@ class _PrimaryKeys:
                 "control characters, as a UUID or a hash kept in a BINARY, VARBINARY or BLOB column reads. "
                 "Such a key could name two users once read as text. Select it as text in the SQL file: "
                 f"LOWER(HEX({key})) AS {key} on MySQL/MariaDB (or BIN_TO_UUID({key}) AS {key} on MySQL 8), "
-                f"lower(hex({key})) AS {key} on SQLite, encode({key}, 'hex') AS {key} on PostgreSQL.",
+                f"lower(hex({key})) AS {key} on SQLite.",
                 tenant=self.mapping.tenant)
         self.hashes.append(key_hashes(pk))
 
