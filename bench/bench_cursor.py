@@ -24,6 +24,8 @@ MARIADB_ADMIN = "mysql+pymysql://root@127.0.0.1:3306/"
 DB = "cm_bench_cursor"
 
 
+OPTIONS = ("--quick", "--repeat=N")   # what main() reads from argv; python -m bench --help lists them
+
 def _dump(cmd: list[str], out: Path) -> float:
     """Wall seconds of a client writing the query's rows to ``out``."""
     start = time.perf_counter()

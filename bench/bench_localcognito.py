@@ -18,6 +18,8 @@ from pipeline.localcognito import LocalCognito, ServiceConfig
 ROLE = "arn:aws:iam::123456789012:role/service-role/Cognito-UserImport-Role"
 
 
+OPTIONS = ("--users=N",)   # what main() reads from argv; python -m bench --help lists them
+
 def build_csv(header: list[str], n: int) -> bytes:
     cols = {c: i for i, c in enumerate(header)}
     lines = [",".join(header)]

@@ -5,7 +5,7 @@ StartDate..CompletionDate, read back through ListUserImportJobs): the gaps are t
 overhead, since Cognito's import speed is not ours to change. Two shares are given: of the whole run
 (plan stage included) and of the load stage (first job start to last job end: the gaps between jobs).
 
-``--quick`` runs 50,000 users; ``--rate N`` caps the local service at N users/s to mimic a slower
+``--quick`` runs 50,000 users; ``--rate=N`` caps the local service at N users/s to mimic a slower
 Cognito (the default is the local service's full speed, which makes the share a worst case).
 """
 
@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TENANT = "acme-jp"
 
+
+OPTIONS = ("--quick", "--chunk-rows=N", "--rate=N")   # what main() reads from argv; python -m bench --help lists them
 
 def _arg(argv: list[str], name: str, default: float | None) -> float | None:
     for a in argv:

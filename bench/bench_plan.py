@@ -28,6 +28,8 @@ DB = "cm_bench"
 TENANT = "acme-jp"
 
 
+OPTIONS = ("--quick", "--repeat=N")   # what main() reads from argv; python -m bench --help lists them
+
 def _psql(sql: str, db: str = "postgres") -> None:
     subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", db, "-qAtc", sql], check=True,
                    capture_output=True)
