@@ -8,6 +8,9 @@ Unicode spaces are rare in real columns.
 
 from __future__ import annotations
 
+import ctypes
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -49,19 +52,45 @@ def filter_rows(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
 def _buffers(s: pd.Series | pa.Array | pa.ChunkedArray) -> list[np.ndarray]:
     """The column's data buffers as uint8 arrays (zero copy). numpy's comparisons and reductions over
     them run without the GIL, which the mapping thread and the validating thread share."""
-    arr = arrow(s) if isinstance(s, pd.Series) else s
-    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
-    return [np.frombuffer(b, dtype=np.uint8) for c in chunks if (b := c.buffers()[2]) is not None and b.size]
+    return [np.frombuffer(b, dtype=np.uint8) for b in _data_buffers(s)]
 
 
 def has_bytes(s: pd.Series | pa.Array | pa.ChunkedArray, chars: bytes) -> bool:
     """Whether any byte of ``chars`` occurs anywhere in the column's data buffers.
 
     False means no value holds one; True only means the exact per-value test is worth running (the
-    buffer may hold bytes of values sliced away). Each buffer is copied once (memcpy speed), after
-    which ``bytes.find`` of one byte is memchr: ~3x less CPU than numpy's comparison pass and its bool
-    array as large as the buffer (145 -> 38 us for three bytes over 1.4 MB of emails)."""
-    return any(text.find(c) >= 0 for text in (raw.tobytes() for raw in _buffers(s)) for c in chars)
+    buffer may hold bytes of values sliced away). libc's ``memchr`` reads each Arrow buffer where it
+    lies, through ctypes, which releases the GIL for the call (the mapping thread and the validating
+    thread share it): for four bytes over 1.15 MB of emails 143 us, against 222 us for a copy of the
+    buffer searched with ``bytes.find`` (memchr too, with the GIL held) and ~3x that for numpy's
+    comparison passes. Without a C library that has ``memchr``, the copy."""
+    for data in _data_buffers(s):
+        if _memchr is None:
+            text = data.to_pybytes()
+            if any(text.find(c) >= 0 for c in chars):
+                return True
+        elif any(_memchr(data.address, c, data.size) for c in chars):
+            return True
+    return False
+
+
+def _data_buffers(s: pd.Series | pa.Array | pa.ChunkedArray) -> list[pa.Buffer]:
+    arr = arrow(s) if isinstance(s, pd.Series) else s
+    chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    return [b for c in chunks if (b := c.buffers()[2]) is not None and b.size]
+
+
+def _libc_memchr() -> Callable[[int, int, int], int | None] | None:
+    try:
+        memchr = ctypes.CDLL(None).memchr           # the C library the interpreter runs on
+    except (OSError, AttributeError, TypeError):
+        return None
+    memchr.restype = ctypes.c_void_p           # the address found, or None
+    memchr.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+    return memchr  # type: ignore[no-any-return]
+
+
+_memchr = _libc_memchr()
 
 
 # C0 control characters but tab, line feed and carriage return (the last two are the CSV dialect's

@@ -353,6 +353,24 @@ def test_byte_scans_find_needles_anywhere_in_the_buffer() -> None:
     assert has_substring(S(["xa", "bc"]), b"ab")                # across two values: "only worth a look"
 
 
+
+@pytest.mark.parametrize("libc", [True, False], ids=["memchr", "copy"])
+def test_has_bytes_reads_every_chunk_and_the_last_byte(libc: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both ways of scanning (libc's ``memchr`` on the buffer where it lies, and the copy searched
+    without a C library) see a byte in a later chunk and in the buffer's last byte, and nothing else."""
+    import pyarrow as pa
+
+    from pipeline import arrowtext
+
+    if not libc:
+        monkeypatch.setattr(arrowtext, "_memchr", None)
+    elif arrowtext._memchr is None:
+        pytest.skip("no C library memchr here")
+    chunked = pa.chunked_array([["plain", None], [], ["x", "end\\"]])
+    assert arrowtext.has_bytes(chunked, b"\\") and arrowtext.has_bytes(chunked, b"zd")
+    assert not arrowtext.has_bytes(chunked, b",\r\n") and not arrowtext.has_bytes(pa.array([None, ""]), b",")
+    assert arrowtext.has_bytes(S(["a,b"]), b",") and not arrowtext.has_bytes(S(["a,b"]).iloc[:0], b"\t")
+
 def test_trimming_is_skipped_only_where_no_value_could_change() -> None:
     """``may_be_padded`` reads the first and last byte of each value; every character Arrow's
     trimming removes must make it answer True, wherever it sits in a (sliced, nullable) array."""
