@@ -87,7 +87,7 @@ def _libc_memchr() -> Callable[[int, int, int], int | None] | None:
         return None
     memchr.restype = ctypes.c_void_p           # the address found, or None
     memchr.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
-    return memchr  # type: ignore[no-any-return]
+    return memchr
 
 
 _memchr = _libc_memchr()
