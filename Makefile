@@ -29,7 +29,7 @@ report: $(STAMP) ## Data-quality report and would-be import files, touching no i
 test: $(STAMP) ## Run the whole test suite (needs PostgreSQL and MariaDB running)
 	$(PY) -m pytest -n 2 $(ARGS)
 
-bench: $(STAMP) ## Run the benchmarks and print their ratios
+bench: $(STAMP) ## Run the benchmarks and print their ratios (ARGS=--help: each one and its options)
 	$(PY) -m bench $(ARGS)
 
 serve-cognito: $(STAMP) ## Run the local Cognito import service on 127.0.0.1 (PORT=9229)
