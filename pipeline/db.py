@@ -80,8 +80,10 @@ def redact_url(url: object) -> str:
 
 def _secrets(url: str) -> list[str]:
     raw = _raw_password(url)
-    if raw:     # each piece too: a driver names the part after the first @ as the host it tried
-        return sorted({p for p in (raw, *raw.split("@")) if len(p) >= 2}, key=len, reverse=True)
+    if raw:     # each piece too: a driver names the part after the first @ as the host it tried, and the
+        # URL parser a piece's part after a : as the port it could not read
+        pieces = {raw, *raw.split("@"), *re.split("[@:]", raw)}
+        return sorted({p for p in pieces if len(p) >= 2}, key=len, reverse=True)
     try:
         pw = make_url(url).password
     except (ArgumentError, ValueError):
@@ -240,7 +242,7 @@ def _engine(url: str, *, read_only: bool, through_pooler: bool = False) -> tuple
         raise
     except (ArgumentError, ValueError, ImportError, SQLAlchemyError) as exc:
         raise ExtractError(f"cannot use {redact_url(url)}: {_short_reason(exc, _secrets(url))}. "
-                           f"{_HINT}") from None
+                           f"{_HINT}{_RAW_AT_HINT if _raw_password(url) else ''}") from None
     return engine, backend
 
 

@@ -81,6 +81,15 @@ def test_a_raw_at_in_the_password_leaks_no_part_of_it(pg_admin_url: str) -> None
     assert "write it as %40" in message and "LEGACY_DB_URL" in message
 
 
+def test_a_raw_at_and_colon_in_the_password_leak_no_part_of_it() -> None:
+    # the URL parser reads "dor" as the host and "Horse99@127.0.0.1:5432" as a port it cannot read
+    with pytest.raises(ExtractError) as caught:
+        open_source("postgresql://postgres:Tr0ub@dor:Horse99@127.0.0.1:5432/x")
+    message = str(caught.value)
+    assert "Tr0ub" not in message and "Horse99" not in message
+    assert "write it as %40" in message and "LEGACY_DB_URL" in message
+
+
 def test_sqlite_missing_file_names_the_file(tmp_path: Path) -> None:
     missing = tmp_path / "absent.sqlite"
     with pytest.raises(ExtractError, match="absent.sqlite"):
