@@ -501,6 +501,10 @@ def open_source(url: str) -> SourceDB:
 def _check_connection(engine: Engine, backend: str) -> bool:
     """Whether a connection works (its error raised) and, on PostgreSQL, has the session settings."""
     with engine.connect() as conn:
+        if backend == "sqlite":   # reads the file's header, which SELECT 1 does not: a file that is not a
+            # database was named only by the tenant's query, as a fault of its SQL file
+            conn.exec_driver_sql("SELECT count(*) FROM sqlite_master").scalar()
+            return True
         if backend != "postgresql":
             conn.exec_driver_sql("SELECT 1").scalar()
             return True

@@ -97,6 +97,16 @@ def test_sqlite_missing_file_names_the_file(tmp_path: Path) -> None:
     assert not missing.exists()          # opening read-only never creates the file
 
 
+def test_a_file_that_is_not_a_sqlite_database_is_named_at_connect(tmp_path: Path) -> None:
+    path = tmp_path / "users.csv"
+    path.write_text("id,email\n1,a@example.com\n")
+    with pytest.raises(ExtractError) as caught:
+        open_source(f"sqlite:///{path}")
+    message = str(caught.value)
+    assert message.startswith(f"cannot connect to sqlite:///{path}: file is not a database")
+    assert "LEGACY_DB_URL" in message and "SQL file" not in message
+
+
 @pytest.mark.parametrize("url", ["", "oracle://scott:tiger@h/db", "sqlite://"])
 def test_unusable_urls_are_extract_errors(url: str) -> None:
     with pytest.raises(ExtractError) as caught:
