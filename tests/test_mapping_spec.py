@@ -114,6 +114,15 @@ def test_shipped_tenant_specifics() -> None:
     assert len({acme.digest, globex.digest, initech.digest}) == 3
 
 
+def test_hidden_files_are_not_tenants(tmp_path: Path) -> None:
+    root = write(tmp_path)
+    tenants = root / "tenants"
+    (tenants / ".#acme-jp.yaml").symlink_to("dev@host.4711:1700000000")   # Emacs's lock while editing
+    (tenants / "._acme-jp.yaml").write_bytes(b"\x00\x05\x16\x07Mac OS X")   # a Mac's resource fork
+    (tenants / "...yaml").write_text(POOL, encoding="utf-8")                # tenant "..": runs beside runs/
+    assert list_tenants(root) == ["acme-jp"]
+
+
 def test_readme_example_loads(tmp_path: Path) -> None:
     text = (SHIPPED / "README.md").read_text(encoding="utf-8")
     example = text.split("```yaml\n", 1)[1].split("```", 1)[0]

@@ -39,8 +39,10 @@ __all__ = [
 # ---------------------------------------------------------------------------------------------- loading
 
 def list_tenants(mappings_dir: Path) -> list[str]:
-    """Tenants with a mapping file, sorted."""
-    return sorted(p.stem for p in (Path(mappings_dir) / "tenants").glob("*.yaml"))
+    """Tenants with a mapping file, sorted. Hidden files are none: an editor's lock (Emacs's
+    ``.#acme-jp.yaml``) or a Mac's resource fork (``._acme-jp.yaml``) is not a tenant, nor is ``...yaml``,
+    whose tenant ``..`` would put its runs beside the runs directory."""
+    return sorted(p.stem for p in (Path(mappings_dir) / "tenants").glob("*.yaml") if not p.name.startswith("."))
 
 
 def load_mapping(mappings_dir: Path, tenant: str) -> TenantMapping:
