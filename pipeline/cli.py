@@ -472,7 +472,7 @@ _INTERRUPTED = "interrupted; rerun the same command (a migrate continues where i
 
 def _runs_dir_setting() -> str:
     """The runs directory setting as a message names it."""
-    return f"MIGRATE_RUNS_DIR ({os.environ.get('MIGRATE_RUNS_DIR', 'runs/ by default')})"
+    return f"MIGRATE_RUNS_DIR ({os.environ.get('MIGRATE_RUNS_DIR') or 'runs/ by default'})"
 
 
 def _interrupted(exc: BaseException) -> bool:

@@ -115,11 +115,14 @@ def load_settings(env: dict[str, str] | None = None, root: Path = PROJECT_ROOT) 
         list_users_pages_per_second=rps,
         local_port=int(port),
     )
-    runs_dir = Path(env.get("MIGRATE_RUNS_DIR", root / "runs"))
+    # an empty directory variable (MIGRATE_RUNS_DIR= in a script or a compose file) is unset, as every
+    # other variable's: Path("") is the working directory, which the plan would fill with tenant
+    # directories and the ledger, and chmod 0700
+    runs_dir = Path(env.get("MIGRATE_RUNS_DIR") or root / "runs")
     settings = Settings(
         source_url=env.get("LEGACY_DB_URL", ""),
-        mappings_dir=Path(env.get("MIGRATE_MAPPINGS_DIR", root / "mappings")),
-        sql_dir=Path(env.get("MIGRATE_SQL_DIR", root / "sql")),
+        mappings_dir=Path(env.get("MIGRATE_MAPPINGS_DIR") or root / "mappings"),
+        sql_dir=Path(env.get("MIGRATE_SQL_DIR") or root / "sql"),
         runs_dir=runs_dir,
         target=target,
     )

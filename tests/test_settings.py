@@ -15,6 +15,15 @@ def test_nothing_configured_means_local_target_and_the_demo_database() -> None:
     assert settings.source_url == f"sqlite:///{settings.demo_db}"
 
 
+def test_empty_directory_variables_are_unset() -> None:
+    # Path("") is the working directory: the plan would write its tenants and ledger there, chmod 0700
+    default = load_settings({})
+    settings = load_settings({"MIGRATE_RUNS_DIR": "", "MIGRATE_MAPPINGS_DIR": "", "MIGRATE_SQL_DIR": ""})
+    assert (settings.runs_dir, settings.mappings_dir, settings.sql_dir) == \
+        (default.runs_dir, default.mappings_dir, default.sql_dir)
+    assert settings.source_url == default.source_url
+
+
 def test_aws_credentials_in_the_environment_do_not_switch_the_target() -> None:
     settings = load_settings({"AWS_ACCESS_KEY_ID": "AKIA...", "AWS_REGION": "eu-west-1",
                               "COGNITO_USER_POOL_ID": "eu-west-1_abc"})
