@@ -451,6 +451,16 @@ source: {partition_rows: 0, query: ../users.txt}
     assert "must name a .sql file inside the SQL directory" in one(problems, "source.query")
 
 
+def test_numbers_yaml_reads_as_octal_or_base_60_are_refused(tmp_path: Path) -> None:
+    # YAML 1.1: 0042 is octal 34, 12:30 is 750; the constant was imported as "34"
+    problems = problems_of(write(tmp_path, tenant=POOL + "attributes: {custom:legacy_id: {constant: 0042}}\n"
+                                 "filters: {since: 12:30, code: \"0042\", limit: 0, rows: 500_000}\n"))
+    assert 'YAML reads 0042 as the octal number 34; put it in quotes ("0042")' in one(
+        problems, f"{TENANT_FILE} (line 7, column 43)")
+    assert "YAML reads 12:30 as the base 60 number 750" in one(problems, f"{TENANT_FILE} (line 8, column 18)")
+    assert len(problems) == 2     # quoted text, 0 and 500_000 read as written
+
+
 def test_filters_that_clash_with_params(tmp_path: Path) -> None:
     problems = problems_of(write(tmp_path, tenant=POOL + "filters: {tenant: x, 'bad name': 1}\n"))
     assert "already set by source.params" in one(problems, f"{TENANT_FILE}: filters.tenant")

@@ -8,6 +8,7 @@ can point at it, and reports duplicates instead of hiding them.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,10 +39,12 @@ class Origins:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that records key lines and collects duplicate keys (filled in per load)."""
+    """SafeLoader that records key lines and collects duplicate keys and numbers that do not read as
+    written (filled in per load)."""
 
     label = ""
     duplicates: list[tuple[int, str, int]]
+    renumbered: list[tuple[yaml.Mark, str, int]]
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -73,6 +76,20 @@ class _LinedDict(dict[Any, Any]):
 
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
+# YAML 1.1 reads a plain number with a leading zero as octal and one with colons as base 60: a tenant
+# code written as constant: 0042 was imported as "34", and 12:30 is 750. Nobody means either in a mapping.
+_OCTAL_OR_SEXAGESIMAL = re.compile(r"[-+]?(0[0-7_]+|[1-9][0-9_]*(:[0-5]?[0-9])+)")
+
+
+def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
+    value = yaml.SafeLoader.construct_yaml_int(loader, node)
+    if _OCTAL_OR_SEXAGESIMAL.fullmatch(node.value):
+        loader.renumbered.append((node.start_mark, node.value, value))
+    return value
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+
 
 @dataclass
 class LoadedFile:
@@ -98,6 +115,7 @@ def load_file(path: Path, label: str) -> LoadedFile:
         return loaded
     loader = _Loader(text)
     loader.duplicates = []
+    loader.renumbered = []
     try:
         loaded.data = loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
@@ -120,6 +138,11 @@ def load_file(path: Path, label: str) -> LoadedFile:
                 and len(path_) == 2 else f"duplicate key: '{key}' is given twice")
         loaded.problems.append(f"{label}: {shown} (line {line}): {what} (first at line {first}); "
                                f"keep only one")
+    for mark, written, value in loader.renumbered:   # a flow mapping holds several keys on one line
+        base = "base 60" if ":" in written else "octal"
+        loaded.problems.append(f"{label} (line {mark.line + 1}, column {mark.column + 1}): YAML reads {written} "
+                               f"as the {base} number {value}; put it in quotes (\"{written}\") to keep it as "
+                               "written")
     return loaded
 
 
