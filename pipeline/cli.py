@@ -67,7 +67,7 @@ class _Bars:
 
 @contextmanager
 def _progress():
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+    columns = [TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
     with Progress(*columns, console=err, transient=False, disable=not err.is_terminal) as progress:
         yield _Bars(progress)
 
@@ -99,7 +99,7 @@ def _prepare_source(settings: Settings) -> None:
     if settings.source_url == f"sqlite:///{settings.demo_db}" and not settings.demo_db.exists():
         from pipeline.demo import create_sqlite_demo
 
-        err.print(f"Building the embedded demo database at {settings.demo_db}")
+        err.print(f"Building the embedded demo database at {settings.demo_db}", markup=False)
         create_sqlite_demo(settings.demo_db)
 
 
@@ -120,7 +120,7 @@ def _target(settings: Settings, tenants: list[str], yes: bool, writes: bool = Tr
         return CognitoTarget.from_settings(settings.target)
     endpoint = settings.target.endpoint_url or localservice.ensure_running(
         settings.runs_dir.parent / "var", port=settings.target.local_port)
-    err.print(f"Target: local Cognito import service at {endpoint}")
+    err.print(f"Target: local Cognito import service at {endpoint}", markup=False)
     other = None if settings.target.endpoint_url else localservice.other_checkout(endpoint)
     if other:
         err.print(f"[yellow]note: that service was started from another checkout ({escape(other)}) and runs its "
@@ -152,7 +152,8 @@ def report(tenant: TenantOpt = None,
             if plan.pruned_runs:
                 out.print(_pruned(plan), markup=False)
             _warn_contract_change(plan.report)
-            out.print(f"report: {plan.report_paths.get('html')}  (json: {plan.report_paths.get('json')})\n")
+            out.print(f"report: {plan.report_paths.get('html')}  (json: {plan.report_paths.get('json')})\n",
+                      markup=False)
             if not plan.gate_passed:
                 stopped.append(name)
     if stopped:   # a script (CI) running the report before a migrate learns it from the exit code
@@ -174,7 +175,7 @@ def save_contract(tenant: Annotated[str, typer.Option("--tenant", "-t")],
     target = _target(settings, [tenant], yes=True, writes=False)
     pool_id = resolve_pool(target, load_mapping(settings.mappings_dir, tenant), settings)
     read_contract(target, pool_id).to_snapshot(path)
-    out.print(f"saved the contract of pool {pool_id} to {path}")
+    out.print(f"saved the contract of pool {pool_id} to {path}", markup=False)
 
 
 @app.command()
@@ -291,7 +292,7 @@ def _pruned(plan) -> str:
 def _print_result(result) -> None:
     plan = result.plan
     _warn_contract_change(plan.report)
-    out.print(f"[bold]{plan.tenant}[/]  pool {plan.pool_id}")
+    out.print(f"[bold]{escape(plan.tenant)}[/]  pool {escape(plan.pool_id)}")
     for note in plan.report["notes"]:
         out.print(f"  NOTE: {note}", markup=False)
     if plan.pruned_runs:
@@ -325,8 +326,9 @@ def _print_result(result) -> None:
             out.print(f"  {acc.failed} user(s) failed in Cognito (reasons in the report and outcomes.csv); once the "
                       "cause is fixed, rerun with --retry-failed (make migrate ARGS=--retry-failed)", markup=False)
         if result.sub_mapping:
-            out.print(f"  legacy id -> sub: {result.sub_mapping}")
-    out.print(f"  report: {result.report_paths.get('html')}  (json: {result.report_paths.get('json')})")
+            out.print(f"  legacy id -> sub: {result.sub_mapping}", markup=False)
+    out.print(f"  report: {result.report_paths.get('html')}  (json: {result.report_paths.get('json')})",
+              markup=False)
     if result.timings:
         out.print("  time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
 
@@ -358,7 +360,7 @@ def demo(rows_per_tenant: int = 400) -> None:
     settings = load_settings()
     settings.demo_db.unlink(missing_ok=True)
     create_sqlite_demo(settings.demo_db, n_per_tenant=rows_per_tenant)
-    out.print(f"demo database: {settings.demo_db}")
+    out.print(f"demo database: {settings.demo_db}", markup=False)
 
 
 def _arrow_memory_pool(decay_ms: int = 100) -> None:

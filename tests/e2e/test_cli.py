@@ -314,6 +314,16 @@ def test_report_and_dry_run_create_no_import_job(workspace: Workspace) -> None:
     assert "nothing imported" in dry.stdout
 
 
+def test_paths_with_brackets_are_printed_as_they_are(workspace: Workspace) -> None:
+    # rich read "[old]" as a style tag and dropped it: the printed report path did not exist
+    env = {"MIGRATE_RUNS_DIR": str(workspace.root / "runs [old]")}
+    for args in (["report", "--tenant", "acme-jp"], ["migrate", "--dry-run", "--tenant", "acme-jp"]):
+        proc = workspace.run(*args, extra_env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        printed = re.search(r"report: (.+?)  \(json: ", proc.stdout)
+        assert printed and "runs [old]" in printed[1] and Path(printed[1]).is_file(), proc.stdout
+
+
 def test_offline_plan_from_a_saved_contract(workspace: Workspace) -> None:
     online = workspace.run("report", "--tenant", "acme-jp")
     assert online.returncode == 0, online.stdout + online.stderr
