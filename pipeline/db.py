@@ -134,11 +134,11 @@ def _backend(url: str) -> str:
 def _sqlite_creator(url: str, read_only: bool) -> Any:
     database = make_url(url).database
     if not database or database == ":memory:":
-        raise ExtractError(f"{url}: an in-memory SQLite database has nothing to read; name a file, "
+        raise ExtractError(f"{redact_url(url)}: an in-memory SQLite database has nothing to read; name a file, "
                            f"e.g. sqlite:///var/demo-legacy.sqlite. {_HINT}")
     path = Path(database).resolve()
     if read_only and not path.is_file():
-        raise ExtractError(f"cannot open {url}: no such file {path}. Build the demo with `make demo` or "
+        raise ExtractError(f"cannot open {redact_url(url)}: no such file {path}. Build the demo with `make demo` or "
                            f"{_HINT[0].lower()}{_HINT[1:]}")
     uri = f"file:{urllib.parse.quote(str(path))}" + ("?mode=ro" if read_only else "")
 

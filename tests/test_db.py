@@ -107,7 +107,8 @@ def test_a_file_that_is_not_a_sqlite_database_is_named_at_connect(tmp_path: Path
     assert "LEGACY_DB_URL" in message and "SQL file" not in message
 
 
-@pytest.mark.parametrize("url", ["", "oracle://scott:tiger@h/db", "sqlite://"])
+@pytest.mark.parametrize("url", ["", "oracle://scott:tiger@h/db", "sqlite://", "sqlite+pysqlcipher://:tiger@/",
+                                 "sqlite+pysqlcipher://:tiger@/absent.db"])   # SQLCipher's passphrase
 def test_unusable_urls_are_extract_errors(url: str) -> None:
     with pytest.raises(ExtractError) as caught:
         open_source(url)
