@@ -461,6 +461,14 @@ def test_numbers_yaml_reads_as_octal_or_base_60_are_refused(tmp_path: Path) -> N
     assert len(problems) == 2     # quoted text, 0 and 500_000 read as written
 
 
+def test_a_yaml_boolean_constant_of_an_attribute_that_is_no_flag_is_refused(tmp_path: Path) -> None:
+    # YAML 1.1 reads a Norwegian tenant's locale: {constant: no} as false: every user got locale "false"
+    problems = problems_of(write(tmp_path, tenant=POOL + "attributes:\n  locale: {constant: no}\n"
+                                 "  email_verified: {constant: yes}\n  custom:legacy_id: {constant: on}\n"))
+    assert "and locale is not a flag; put the value in quotes" in one(problems, "attributes.locale.constant")
+    assert len(problems) == 1     # a flag's yes is true; a custom attribute may be a Boolean one
+
+
 def test_filters_that_clash_with_params(tmp_path: Path) -> None:
     problems = problems_of(write(tmp_path, tenant=POOL + "filters: {tenant: x, 'bad name': 1}\n"))
     assert "already set by source.params" in one(problems, f"{TENANT_FILE}: filters.tenant")

@@ -49,6 +49,7 @@ STANDARD_ATTRIBUTES = (
     "phone_number", "phone_number_verified", "address", "updated_at", "cognito:mfa_enabled",
     "cognito:username",
 )
+_FLAGS = ("email_verified", "phone_number_verified", "cognito:mfa_enabled")   # true/false attributes
 _CUSTOM = re.compile(r"custom:\S{1,20}")
 _NOT_IMPORTABLE = {"sub": "Cognito assigns 'sub' itself", "identities": "'identities' is set by federation"}
 _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -324,6 +325,11 @@ class Checker:
             template = self.template((*path, "template"), value)
             return None if template is None else {"template": template, "steps": steps}
         if isinstance(value, bool):
+            if path[-1] in STANDARD_ATTRIBUTES and path[-1] not in _FLAGS:   # locale: {constant: no} is Norwegian
+                self.problem((*path, "constant"), "YAML reads unquoted yes/no/on/off/true/false (and NO, Norway) "
+                             f"as a boolean, and {path[-1]} is not a flag; put the value in quotes, e.g. "
+                             "constant: \"no\"")
+                return None
             value = "true" if value else "false"
         if not isinstance(value, str | int | float):
             self.problem((*path, "constant"), "must be a text or a number")
