@@ -469,6 +469,13 @@ def test_a_yaml_boolean_constant_of_an_attribute_that_is_no_flag_is_refused(tmp_
     assert len(problems) == 1     # a flag's yes is true; a custom attribute may be a Boolean one
 
 
+def test_a_numeric_tenant_name_matches_its_file(tmp_path: Path) -> None:
+    # YAML reads tenant: 1001 as a number; the message said to write what was written
+    assert load_mapping(write(tmp_path, tenant=POOL + "tenant: 1001\n", name="1001"), "1001").tenant == "1001"
+    problems = problems_of(write(tmp_path, tenant=POOL + "tenant: 1002\n", name="1001"), "1001")
+    assert "'1002' does not match the file name; write tenant: 1001" in one(problems, ": tenant (line 7)")
+
+
 def test_filters_that_clash_with_params(tmp_path: Path) -> None:
     problems = problems_of(write(tmp_path, tenant=POOL + "filters: {tenant: x, 'bad name': 1}\n"))
     assert "already set by source.params" in one(problems, f"{TENANT_FILE}: filters.tenant")

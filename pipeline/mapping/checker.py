@@ -156,6 +156,8 @@ class Checker:
             if len(path) == 1 or isinstance(self.data.get(path[0]), dict):
                 self.section(path, allowed, required=path in (("source",), ("username",)))
         tenant = self.data.get("tenant", self.tenant)
+        if isinstance(tenant, int) and not isinstance(tenant, bool):
+            tenant = str(tenant)         # tenant: 1001 in 1001.yaml: YAML reads a number
         if tenant != self.tenant:
             self.problem(("tenant",), f"'{tenant}' does not match the file name; write tenant: {self.tenant}")
         region = self.region()
