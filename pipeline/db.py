@@ -282,6 +282,16 @@ class SourceDB:
         """The ``:name`` parameters a query text expects (SQLAlchemy ``text()`` rules)."""
         return set(sa.text(sql).compile().params)
 
+    @staticmethod
+    def statement(sql: str, params: Mapping[str, object]) -> sa.TextClause:
+        """The query with each list parameter bound as a list of values: ``role IN :roles`` reads
+        ``IN (?, ?)`` on every backend (before, only PyMySQL wrote a list so; psycopg2 wrote an ARRAY and
+        sqlite3 refused it). Where the query takes the list as one PostgreSQL array, ``= ANY(:roles)``
+        (or ``ALL``), it stays one."""
+        lists = [name for name, value in params.items() if isinstance(value, list | tuple)
+                 and not re.search(rf"\b(?:ANY|ALL|SOME)\s*\(\s*:{name}\b", sql, re.IGNORECASE)]
+        return sa.text(sql).bindparams(*(sa.bindparam(name, expanding=True) for name in lists))
+
     def scalar(self, sql: str, params: Mapping[str, object] | None = None) -> object:
         """First column of the first row (``None`` if no row): for counts and small look-ups."""
         try:
@@ -302,7 +312,7 @@ class SourceDB:
         try:
             with self.engine.connect() as conn, _server_text(conn):
                 result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(
-                    sa.text(sql), dict(params))
+                    self.statement(sql, params), dict(params))
                 columns = list(result.keys())
                 empty = True
                 try:
@@ -342,7 +352,8 @@ class SourceDB:
         """
         if not self.copy_supported:
             raise ExtractError(f"{self.url}: COPY needs postgresql+psycopg2.")
-        compiled = sa.text(sql).bindparams(**dict(params)).compile(dialect=self.engine.dialect)
+        compiled = self.statement(sql, params).bindparams(**dict(params)).compile(
+            dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True})
         try:
             raw = self.engine.raw_connection()
         except SQLAlchemyError as exc:

@@ -52,6 +52,34 @@ def test_tenant_is_a_bound_parameter_not_text(demo_url: str) -> None:
     assert (parts[0].dtypes == STRING).all()
 
 
+
+def test_a_list_filter_selects_in_its_values_on_every_backend(demo_url: str, demo_expected: pd.DataFrame,
+                                                              tmp_path: Path) -> None:
+    """``filters: {roles: [admin, staff]}`` with ``role IN :roles``: before, only MariaDB's driver wrote a
+    list as ``('admin', 'staff')``; PostgreSQL failed on ``IN ARRAY[...]`` and SQLite refused the list."""
+    sql = tmp_path / "roles.sql"
+    sql.write_text("SELECT id, role FROM app_users WHERE tenant_code = :tenant AND role IN :roles ORDER BY id")
+    roles = sorted(set(demo_expected["role"].dropna()))[:2]
+    got = pd.concat(_extract(demo_url, sql, {"tenant": "acme-jp", "roles": roles}))
+    mine = demo_expected[(demo_expected["tenant_code"] == "acme-jp") & demo_expected["role"].isin(roles)]
+    assert len(got) == len(mine) > 0 and set(got["role"]) == set(roles)
+    assert got["id"].tolist() == mine["id"].tolist()
+
+
+@pytest.mark.postgres
+def test_a_list_filter_stays_one_array_where_postgres_takes_an_array(pg_url: str, demo_expected: pd.DataFrame,
+                                                                   tmp_path: Path) -> None:
+    from pipeline import demo
+
+    demo.load_table(pg_url, len(demo_expected))
+    url = pg_url
+    sql = tmp_path / "roles.sql"
+    sql.write_text("SELECT id FROM app_users WHERE tenant_code = :tenant AND role = any (:roles) ORDER BY id")
+    roles = sorted(set(demo_expected["role"].dropna()))[:2]
+    got = pd.concat(_extract(url, sql, {"tenant": "acme-jp", "roles": roles}))
+    mine = demo_expected[(demo_expected["tenant_code"] == "acme-jp") & demo_expected["role"].isin(roles)]
+    assert got["id"].tolist() == mine["id"].tolist() and len(mine) > 0
+
 def test_partitions_have_the_requested_size(demo_url: str, demo_expected: pd.DataFrame) -> None:
     n = int((demo_expected["tenant_code"] == "globex-us").sum())
     parts = _extract(demo_url, USERS_SQL, {"tenant": "globex-us"}, rows=7)

@@ -476,6 +476,13 @@ def test_a_numeric_tenant_name_matches_its_file(tmp_path: Path) -> None:
     assert "'1002' does not match the file name; write tenant: 1001" in one(problems, ": tenant (line 7)")
 
 
+
+def test_an_empty_list_filter_is_refused(tmp_path: Path) -> None:
+    # role IN :roles with [] is no SQL on PostgreSQL, and would select no user anywhere
+    problems = problems_of(write(tmp_path, tenant=POOL + "filters: {roles: [], codes: [a]}\n"))
+    assert "an empty list matches no row" in one(problems, "filters.roles")
+    assert len(problems) == 1
+
 def test_filters_that_clash_with_params(tmp_path: Path) -> None:
     problems = problems_of(write(tmp_path, tenant=POOL + "filters: {tenant: x, 'bad name': 1}\n"))
     assert "already set by source.params" in one(problems, f"{TENANT_FILE}: filters.tenant")

@@ -247,6 +247,8 @@ class Checker:
 
     def param_value(self, path: Path_, value: Any) -> Any:
         if isinstance(value, list):
+            if not value:   # role IN () is no SQL, and would select no user
+                self.problem(path, "an empty list matches no row; give it at least one value, or remove it")
             return [self.param_value((*path, i), v) for i, v in enumerate(value)]
         if isinstance(value, dict):
             self.problem(path, "a parameter value is a text, a number, a boolean or a list of them")
