@@ -483,6 +483,14 @@ def test_an_empty_list_filter_is_refused(tmp_path: Path) -> None:
     assert "an empty list matches no row" in one(problems, "filters.roles")
     assert len(problems) == 1
 
+
+def test_a_tenant_file_name_with_a_space_or_comma_is_refused(tmp_path: Path) -> None:
+    # all tenants ran "foo bar", but --tenant "foo bar" read two tenants, foo and bar
+    for name in ("foo bar", "a,b"):
+        problems = problems_of(write(tmp_path / name, name=name), name)
+        fixed = name.replace(" ", "-").replace(",", "-")
+        assert "holds a space or a comma" in one(problems, f"rename the file, e.g. {fixed}.yaml")
+
 def test_filters_that_clash_with_params(tmp_path: Path) -> None:
     problems = problems_of(write(tmp_path, tenant=POOL + "filters: {tenant: x, 'bad name': 1}\n"))
     assert "already set by source.params" in one(problems, f"{TENANT_FILE}: filters.tenant")

@@ -52,6 +52,7 @@ STANDARD_ATTRIBUTES = (
 _FLAGS = ("email_verified", "phone_number_verified", "cognito:mfa_enabled")   # true/false attributes
 _CUSTOM = re.compile(r"custom:\S{1,20}")
 _NOT_IMPORTABLE = {"sub": "Cognito assigns 'sub' itself", "identities": "'identities' is set by federation"}
+_SEPARATORS = re.compile(r"[\s,]+")
 _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 STRATEGIES = ("column", "email", "phone", "legacy_id", "template")
 ACTIONS = ("reject", "import")
@@ -160,6 +161,10 @@ class Checker:
             tenant = str(tenant)         # tenant: 1001 in 1001.yaml: YAML reads a number
         if tenant != self.tenant:
             self.problem(("tenant",), f"'{tenant}' does not match the file name; write tenant: {self.tenant}")
+        if _SEPARATORS.search(self.tenant):   # --tenant "a b" and TENANT=a,b read both as separators
+            self.problem(("tenant",), f"the file name '{self.tenant}' holds a space or a comma, which --tenant "
+                         "and TENANT= read as separators between tenants; rename the file, e.g. "
+                         f"{_SEPARATORS.sub('-', self.tenant)}.yaml")
         region = self.region()
         has_source = isinstance(self.data.get("source"), dict)   # a missing section is reported once
         src = self.data["source"] if has_source else {}
