@@ -97,7 +97,7 @@ def _email_ok(v: str) -> bool:
 
 
 def _in_range(v: str, low: float, high: float) -> bool:
-    return not re.fullmatch(rules.DECIMAL, v) or low <= float(v) <= high
+    return not re.fullmatch(rules.INTEGER, v) or low <= int(v) <= high
 
 
 CASES = {

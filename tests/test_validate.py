@@ -75,7 +75,9 @@ FAILING = [
     ("plain", {"updated_at": "1714525200000"}, Reason.NUMBER_OUT_OF_RANGE, "updated_at", "1***"),   # ms
     ("plain", {"updated_at": "32503680001"}, Reason.NUMBER_OUT_OF_RANGE, "updated_at", "3***"),
     ("custom", {"custom:score": "101"}, Reason.NUMBER_OUT_OF_RANGE, "custom:score", "1***"),
-    ("custom", {"custom:score": "-0.5"}, Reason.NUMBER_OUT_OF_RANGE, "custom:score", "-***"),
+    ("custom", {"custom:score": "-1"}, Reason.NUMBER_OUT_OF_RANGE, "custom:score", "-***"),
+    ("custom", {"custom:score": "-0.5"}, Reason.INVALID_NUMBER, "custom:score", "-***"),
+    ("custom", {"custom:score": "99.5"}, Reason.INVALID_NUMBER, "custom:score", "9***"),   # U10: whole numbers
     ("custom", {"custom:score": "4x"}, Reason.INVALID_NUMBER, "custom:score", "4***"),
     ("custom", {"custom:joined": "last tuesday"}, Reason.INVALID_DATETIME, "custom:joined", "l***"),
     ("custom", {"custom:tenant_id": "ab"}, Reason.STRING_LENGTH, "custom:tenant_id", "a***"),
@@ -142,7 +144,6 @@ PASSING = [
     ("plain", {"updated_at": "0"}),
     ("plain", {"updated_at": "32503680000"}),            # 3000-01-01T00:00:00Z, the latest taken
     ("custom", {"custom:score": "100"}),
-    ("custom", {"custom:score": "99.5"}),
     ("custom", {"custom:joined": "2024-03-01T10:00:00Z"}),
     ("custom", {"custom:joined": "1700000000"}),
     ("custom", {"custom:tenant_id": "abc", "custom:code": "12345678"}),

@@ -208,9 +208,9 @@ def valid_number(s: pd.Series, integer: bool) -> np.ndarray:
 
 
 def number_in_range(s: pd.Series, low: int | None, high: int | None) -> np.ndarray:
-    """Numbers within [low, high]; values that are not numbers pass (valid_number reports them)."""
+    """Whole numbers within [low, high]; other values pass (valid_number reports them)."""
     ok = np.ones(len(s), dtype=bool)
-    numeric = value_lengths(s) > 0 if digits_only(s) else fullmatch(s, DECIMAL)
+    numeric = value_lengths(s) > 0 if digits_only(s) else fullmatch(s, INTEGER)
     values = np.full(len(s), np.nan)
     if numeric.any():
         values[numeric] = _np_arrow(pc.cast(arrow(s).filter(pa.array(numeric)), pa.float64()))

@@ -136,12 +136,14 @@ def _column_checks(contract: PoolContract, col: str) -> list[PoolCheck]:
     if spec.data_type == "Boolean":
         checks.append(_check(Reason.INVALID_BOOLEAN, rules.valid_boolean, "must be true, false or empty"))
     elif spec.data_type == "Number":
-        integer = col == "updated_at"
-        checks.append(_check(Reason.INVALID_NUMBER, lambda s: rules.valid_number(s, integer),
-                             "not an integer (epoch seconds)" if integer else "not a number"))
+        # whole numbers only, as the local service decides U10 ("The value of <column> is not a whole
+        # number."): a decimal passed here and then failed the import
+        epoch = col == "updated_at"
+        checks.append(_check(Reason.INVALID_NUMBER, lambda s: rules.valid_number(s, integer=True),
+                             "not an integer (epoch seconds)" if epoch else "not a whole number"))
         lo, hi = spec.min_value, spec.max_value
         detail = f"outside {_bounds(lo, hi)}"
-        if integer and (hi is None or hi > EPOCH_SECONDS_MAX):
+        if epoch and (hi is None or hi > EPOCH_SECONDS_MAX):
             hi = EPOCH_SECONDS_MAX
             detail = (f"outside {_bounds(lo, hi)} epoch seconds (a value after the year 3000 is a time in "
                       "milliseconds or microseconds: write the mapping's transform as {epoch: {unit: ms}})")
