@@ -22,7 +22,7 @@ class Reason(StrEnum):
     INVALID_BIRTHDATE = "invalid_birthdate"
     INVALID_NUMBER = "invalid_number"
     NUMBER_OUT_OF_RANGE = "number_out_of_range"
-    INVALID_DATETIME = "invalid_datetime"          # a custom DateTime attribute that is not ISO 8601 / epoch
+    INVALID_DATETIME = "invalid_datetime"          # a custom DateTime attribute that is not a real ISO 8601 date/time
     STRING_LENGTH = "string_length"
     VALUE_TOO_LONG = "value_too_long"              # over 2,048 bytes
     ROW_TOO_LONG = "row_too_long"                  # over 16,000 characters in the CSV line

@@ -35,6 +35,11 @@ EDGES = {
                   "11/31/2000", "12/32/2000", "06/15/1985x", "aa/bb/cccc", "//////////", "10/10/1010"],
     "number": ["", "0", "007", "-1", "1.5", "-0.25", "1e5", "12a", " 1", "+1", "٣", "1.", ".5", "--1",
                "99999999999999999999", "3"],
+    "datetime": ["", "2024-03-01", "2024-02-29", "2023-02-29", "2024-13-01", "2024-00-10", "0000-01-01",
+                 "0001-01-01", "2024-03-01T10:00", "2024-03-01 10:00:59", "2024-03-01T24:00", "2024-03-01T23:60",
+                 "2024-03-01T23:59:60", "2024-03-01T10:00:00.5", "2024-03-01T10:00:00.1234567Z",
+                 "2024-03-01T10:00+23:59", "2024-03-01T10:00+24:00", "2024-03-01T10:00-0930", "1700000000",
+                 "2024-03-01T10", "2024-3-01", "2024-03-01T10:00:00.", "２024-03-01"],
     "username": ["", "a", "a b", "user_1", "ユーザー", "tab\there", "x" * 128, "x" * 129, "é" * 64,
                  "é" * 65, "~!#", "a@b.c", "+8190", "new\nline", "\u00a0nbsp"],
     "email": ["", "a@b.co", "a@b", "a@@b.co", "@b.co", "a@b.c0", "a.b@c.jp", "a..b@c.jp",
@@ -96,6 +101,17 @@ def _email_ok(v: str) -> bool:
     return bool(re.fullmatch(rules.EMAIL_ASCII, v)) and v.find("@") <= 64 and len(v) <= 254
 
 
+def _datetime_ok(v: str) -> bool:
+    """The local service's test (``datetime.fromisoformat``) within the ``DATETIME`` shapes."""
+    if not re.fullmatch(rules.DATETIME, v):
+        return False
+    try:
+        dt.datetime.fromisoformat(v)
+    except ValueError:
+        return False
+    return True
+
+
 def _in_range(v: str, low: float, high: float) -> bool:
     return not re.fullmatch(rules.INTEGER, v) or low <= int(v) <= high
 
@@ -109,6 +125,7 @@ CASES = {
     "decimal": (lambda s: rules.valid_number(s, False), lambda v: not v or bool(re.fullmatch(rules.DECIMAL, v)),
                 False),
     "range": (lambda s: rules.number_in_range(s, 1, 500), lambda v: _in_range(v, 1, 500), True),
+    "datetime": (rules.valid_datetime, lambda v: not v or _datetime_ok(v), False),
     "username": (rules.valid_username, lambda v: not v or _username_ok(v), False),
     "email": (rules.valid_email, lambda v: not v or _email_ok(v), False),
     "not an email": (lambda s: rules.not_like(s, rules.LOOKS_LIKE_EMAIL, needs=b"@"),
@@ -122,7 +139,8 @@ CASES = {
     "no mojibake pair": (lambda s: ~mojibake.candidates(s), lambda v: not MOJIBAKE_PAIR.search(v), True),
 }
 EDGE_SET = {"phone": "phone", "birthdate": "birthdate", "integer": "number", "decimal": "number",
-            "range": "number", "username": "username", "email": "email", "not an email": "username",
+            "range": "number", "datetime": "datetime", "username": "username", "email": "email",
+            "not an email": "username",
             "not a phone": "phone", "boolean": "number", "bytes": "username", "decodable": "text",
             "no control": "control", "no mojibake pair": "mojibake"}
 

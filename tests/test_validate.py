@@ -80,6 +80,10 @@ FAILING = [
     ("custom", {"custom:score": "99.5"}, Reason.INVALID_NUMBER, "custom:score", "9***"),   # U10: whole numbers
     ("custom", {"custom:score": "4x"}, Reason.INVALID_NUMBER, "custom:score", "4***"),
     ("custom", {"custom:joined": "last tuesday"}, Reason.INVALID_DATETIME, "custom:joined", "l***"),
+    ("custom", {"custom:joined": "1700000000"}, Reason.INVALID_DATETIME, "custom:joined", "1***"),   # U10
+    ("custom", {"custom:joined": "2024-13-01"}, Reason.INVALID_DATETIME, "custom:joined", "2***"),
+    ("custom", {"custom:joined": "2023-02-29T10:00Z"}, Reason.INVALID_DATETIME, "custom:joined", "2***"),
+    ("custom", {"custom:joined": "2024-03-01T24:00"}, Reason.INVALID_DATETIME, "custom:joined", "2***"),
     ("custom", {"custom:tenant_id": "ab"}, Reason.STRING_LENGTH, "custom:tenant_id", "a***"),
     ("custom", {"custom:tenant_id": "t" * 37}, Reason.STRING_LENGTH, "custom:tenant_id", "t***"),
     ("custom", {"custom:code": "123456789"}, Reason.STRING_LENGTH, "custom:code", "1***"),
@@ -145,7 +149,7 @@ PASSING = [
     ("plain", {"updated_at": "32503680000"}),            # 3000-01-01T00:00:00Z, the latest taken
     ("custom", {"custom:score": "100"}),
     ("custom", {"custom:joined": "2024-03-01T10:00:00Z"}),
-    ("custom", {"custom:joined": "1700000000"}),
+    ("custom", {"custom:joined": "2024-02-29 23:59:59.123456+05:30"}),
     ("custom", {"custom:tenant_id": "abc", "custom:code": "12345678"}),
     ("plain", {"given_name": "é" * 1024}),               # 2,048 bytes exactly
     ("plain", {"given_name": "O'Neil, Jr", "address": "a\\b"}),

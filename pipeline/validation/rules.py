@@ -56,8 +56,11 @@ LOOKS_LIKE_PHONE = r"\+[0-9]+"
 BIRTHDATE = r"(0[1-9]|1[0-2])/(0[1-9]|[12][0-9]|3[01])/[0-9]{4}"   # fact 8: mm/dd/yyyy
 INTEGER = r"-?[0-9]+"
 DECIMAL = r"-?[0-9]+(\.[0-9]+)?"
-DATETIME = (r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-            r"([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:?[0-9]{2})?)?|[0-9]+")
+# A DateTime attribute as the local service reads it (datetime.fromisoformat, U10): these ISO 8601 shapes
+# with every field in range (``valid_datetime``). Epoch seconds are not a DateTime there.
+DATETIME = (r"(?P<year>[0-9]{4})-(?P<month>[0-9]{2})-(?P<day>[0-9]{2})"
+            r"(?:[T ](?P<hour>[0-9]{2}):(?P<minute>[0-9]{2})(?::(?P<second>[0-9]{2})(?:\.[0-9]+)?)?"
+            r"(?:Z|[+-](?P<offset_hours>[0-9]{2}):?(?P<offset_minutes>[0-9]{2}))?)?")
 
 
 def _np(mask: pd.Series) -> np.ndarray:
@@ -223,7 +226,24 @@ def number_in_range(s: pd.Series, low: int | None, high: int | None) -> np.ndarr
 
 
 def valid_datetime(s: pd.Series) -> np.ndarray:
-    return _blank_or(s, fullmatch(s, DATETIME))
+    """``DATETIME`` with a real date, hour < 24, minute and second < 60 and an offset under 24 hours:
+    values the service's ``datetime.fromisoformat`` takes (the shape alone let 2024-13-45 through, and the
+    import failed it). The fields of the matching values come from one regex extraction."""
+    ok = fullmatch(s, DATETIME)
+    rows = np.flatnonzero(ok)
+    if len(rows):
+        parts = pc.extract_regex(arrow(s).take(pa.array(rows)), f"^(?:{DATETIME})$")
+
+        def field(name: str) -> np.ndarray:
+            text = pc.struct_field(parts, name)
+            return _np_arrow(pc.cast(pc.if_else(pc.equal(text, ""), "0", text), pa.int64()))
+
+        in_range = real_dates(field("year"), field("month"), field("day"))
+        for name, limit in (("hour", 24), ("minute", 60), ("second", 60), ("offset_hours", 24),
+                            ("offset_minutes", 60)):
+            in_range &= field(name) < limit
+        ok[rows] = in_range
+    return _blank_or(s, ok)
 
 
 def length_between(s: pd.Series, low: int | None, high: int | None) -> np.ndarray:

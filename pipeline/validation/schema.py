@@ -151,7 +151,8 @@ def _column_checks(contract: PoolContract, col: str) -> list[PoolCheck]:
             checks.append(_check(Reason.NUMBER_OUT_OF_RANGE, lambda s: rules.number_in_range(s, lo, hi), detail))
     elif spec.data_type == "DateTime":
         checks.append(_check(Reason.INVALID_DATETIME, rules.valid_datetime,
-                             "not an ISO 8601 date/time or epoch seconds"))
+                             "not a real ISO 8601 date/time (2024-03-01, 2024-03-01T10:00:00Z, "
+                             "2024-03-01 10:00+09:00)"))
     elif spec.data_type == "String" and ((spec.min_length or 0) > 1 or (spec.max_length or MAX_VALUE_BYTES)
                                          < MAX_VALUE_BYTES):
         # a non-empty value within 2,048 bytes has 1..2,048 characters: looser limits add nothing
