@@ -134,6 +134,9 @@ class ImportOperations:
     def op_list_user_import_jobs(self, params: dict[str, Any], ctx: Context) -> dict[str, Any]:
         pool_id = _param(params, "UserPoolId")
         limit = params.get("MaxResults")
+        if limit is None:                                                               # fact 31: required
+            raise InvalidParameter("1 validation error detected: Value null at 'maxResults' failed to "
+                                   "satisfy constraint: Member must not be null")
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 60:   # fact 31
             raise InvalidParameter("1 validation error detected: Value at 'maxResults' failed to "
                                    "satisfy constraint: Member must have value between 1 and 60")

@@ -184,7 +184,8 @@ def test_password_hash_import_is_refused(kit):                                  
 def test_missing_parameters(kit):
     with pytest.raises(ClientError) as err:
         kit.raw.list_user_import_jobs(UserPoolId=kit.pool())
-    assert code(err)[0] == "InvalidParameterException"
+    assert code(err) == ("InvalidParameterException", "1 validation error detected: Value null at 'maxResults' "
+                         "failed to satisfy constraint: Member must not be null", 400)
     with pytest.raises(ClientError) as err:
         kit.raw.create_user_import_job(JobName="j", UserPoolId=kit.pool())
     assert code(err)[0] == "InvalidParameterException" and "cloudWatchLogsRoleArn" in code(err)[1]
