@@ -33,8 +33,14 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 
 from pipeline.localcognito import upload
 from pipeline.localcognito.config import Faults, ServiceConfig, apply_settings
-from pipeline.localcognito.errors import InternalError, SerializationError, ServiceError, TooManyRequests
-from pipeline.localcognito.header import complete_schema
+from pipeline.localcognito.errors import (
+    InternalError,
+    InvalidParameter,
+    SerializationError,
+    ServiceError,
+    TooManyRequests,
+)
+from pipeline.localcognito.header import complete_schema, schema_problem
 from pipeline.localcognito.jobs import Job, JobStore
 from pipeline.localcognito.listing import admin_user_json, list_users_page, may_write, note_change, parse_filter
 from pipeline.localcognito.operations import OPERATIONS, Context, ImportOperations
@@ -145,6 +151,9 @@ class LocalCognitoApp:
             if fast is not None:
                 return fast
         if op == "CreateUserPool":
+            problem = schema_problem(params.get("Schema"))
+            if problem:
+                return _json_error(start, InvalidParameter(problem))
             self._complete_schema(environ, params)
         with self.service.lock:
             if not may_write(op):

@@ -18,6 +18,25 @@ NOT_IN_HEADER = {"sub", "identities"}          # fact 1
 TRAILER = ["cognito:mfa_enabled", "cognito:username"]
 
 
+MAX_SCHEMA_ENTRIES = 50           # fact 13: at most 50 custom attributes; the request's list, max 50 (fact 45)
+MAX_CUSTOM_NAME = 20              # fact 13, 45: a custom attribute name has 1-20 characters
+
+
+def schema_problem(schema: list[dict[str, Any]] | None) -> str | None:
+    """What CreateUserPool's own validation says of a ``Schema`` moto would take (fact 13): more than 50
+    entries, or a custom attribute name over 20 characters (moto takes both, Cognito does not)."""
+    entries = schema if isinstance(schema, list) else []
+    if len(entries) > MAX_SCHEMA_ENTRIES:
+        return ("1 validation error detected: Value at 'schema' failed to satisfy constraint: Member must "
+                f"have length less than or equal to {MAX_SCHEMA_ENTRIES}")
+    for i, entry in enumerate(entries, start=1):
+        name = entry.get("Name") if isinstance(entry, dict) else None
+        if isinstance(name, str) and name not in STANDARD and len(name) > MAX_CUSTOM_NAME:
+            return (f"1 validation error detected: Value '{name}' at 'schema.{i}.member.name' failed to "
+                    f"satisfy constraint: Member must have length less than or equal to {MAX_CUSTOM_NAME}")
+    return None
+
+
 def complete_schema(schema: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     given = {s.get("Name"): s for s in schema or []}
     full = []

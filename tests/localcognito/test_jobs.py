@@ -30,6 +30,23 @@ def test_header_has_standard_then_custom_then_trailer(kit):
     assert [a["Name"] for a in schema][:2] == ["sub", "name"] and schema[-1]["Name"] == "custom:role"
 
 
+def test_custom_attribute_limits_of_create_user_pool(kit):                       # fact 13
+    """moto takes a custom attribute name over 20 characters and more than 50 attributes; Cognito does not."""
+    with pytest.raises(ClientError) as err:
+        kit.raw.create_user_pool(PoolName="p", Schema=[{"Name": "x" * 21, "AttributeDataType": "String"}])
+    assert code(err) == ("InvalidParameterException", f"1 validation error detected: Value '{'x' * 21}' at "
+                         "'schema.1.member.name' failed to satisfy constraint: Member must have length less "
+                         "than or equal to 20", 400)
+    with pytest.raises(ClientError) as err:
+        kit.raw.create_user_pool(PoolName="p", Schema=[{"Name": f"a{i}", "AttributeDataType": "String"}
+                                                       for i in range(51)])
+    assert code(err)[0] == "InvalidParameterException" and "less than or equal to 50" in code(err)[1]
+    pool = kit.pool(Schema=[{"Name": "x" * 20, "AttributeDataType": "String"},
+                            {"Name": "email", "AttributeDataType": "String", "Required": True},
+                            *({"Name": f"a{i}", "AttributeDataType": "String"} for i in range(48))])
+    assert kit.header(pool)[19] == "custom:" + "x" * 20
+
+
 def test_created_job_shape(kit):
     pool = kit.pool()
     job = kit.job(pool, "my job.v1@x")
