@@ -1,7 +1,8 @@
 """Import jobs: the record, its state machine (facts 22-24, 28) and the in-memory store.
 
-Statuses: Created -> Pending -> InProgress -> Succeeded | Failed; Created/Pending/InProgress ->
-Stopped (StopUserImportJob answers ``Stopped`` at once, so ``Stopping`` is never visible, U9);
+Statuses: Created -> Pending -> InProgress -> Succeeded | Failed; Pending/InProgress -> Stopped
+(a Created job cannot be stopped, U8; StopUserImportJob answers ``Stopped`` at once, so ``Stopping``
+is never visible, U9);
 Created -> Expired after ``job_ttl_seconds`` (evaluated lazily on every access to the store).
 One job per account may be active (Pending, InProgress, Stopping; fact 27).
 """
