@@ -324,7 +324,14 @@ def _confirm(
     since = {"changed_since": 0, "gone_since": 0, "signed_in_since": 0, "accepted_missing": 0}
     checked = unconfirmed = 0
     looked_up = outcomes[outcomes["outcome"].isin(IN_POOL)]
-    headers = {c["pool_id"]: json.loads(c["header"]) for c in ledger.chunks(tenant) if c.get("header")}
+    # a pool's header only grows (custom attributes can be added, never removed), so its widest one is the
+    # current one, and holds every attribute of the older ones: the last chunk by name may be an old file's
+    headers: dict[str, list[str]] = {}
+    for c in ledger.chunks(tenant):
+        if c.get("header"):
+            header = json.loads(c["header"])
+            if len(header) > len(headers.get(c["pool_id"], [])):
+                headers[c["pool_id"]] = header
     for pool_id, group in looked_up.groupby("pool_id"):
         header = headers.get(pool_id) or []
         attrs = compared_attributes(header)

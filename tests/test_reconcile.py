@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 
 from pipeline.arrowtext import key_hashes
+from pipeline.chunk import write_chunks
 from pipeline.ledger import Ledger
 from pipeline.load import run_load
 from pipeline.reconcile import NOT_IN_POOL, REMOVED_AFTER_REJECTION, reconcile, write_sub_mapping
 from tests import loadfixtures as fx
-from tests.loadfixtures import fast_policy, make_chunks, make_target, new_pool
+from tests.loadfixtures import fast_policy, full_frame, make_chunks, make_target, new_pool
 
 service, ledger = fx.service, fx.ledger  # fixtures (no conftest.py: see loadfixtures)
 
@@ -240,6 +241,30 @@ def test_users_an_earlier_run_confirmed_are_not_looked_up_again_and_their_later_
     assert (after.loc["L3", "outcome"], after.loc["L3", "confirmed"], after.loc["L3", "sub"]) == (
         "imported", 1, subs["L3"])                                # settled as it was: not checked again
     assert "L3" in ledger.in_pool_ids("acme", pool_id, confirmed_only=True)
+
+
+def test_users_imported_after_the_pool_gained_a_custom_attribute_are_confirmed(
+        service: Any, ledger: Ledger, tmp_path: Path) -> None:
+    """A custom attribute added to the pool (AddCustomAttributes; none can be removed) widens the CSV
+    header. Users imported with it are held to the new header's attributes, whatever old chunks of the
+    pool (here chunk-00003, named after the new plan's last file) the ledger still holds."""
+    service.reset_faults()
+    target = make_target(service)
+    pool_id, header = new_pool(target)
+    run_load(target, ledger, "acme", pool_id, make_chunks(tmp_path / "old", header, 6, chunk_rows=2), fast_policy())
+    assert reconcile(ledger, "acme", 6, set(), target=target).ok
+    settled = ledger.in_pool_ids("acme", pool_id, confirmed_only=True)
+
+    target._idp.add_custom_attributes(UserPoolId=pool_id, CustomAttributes=[
+        {"Name": "dept", "AttributeDataType": "String", "Mutable": True}])
+    wider = target.get_csv_header(pool_id)
+    assert "custom:dept" in wider and "custom:dept" not in header
+    frame = full_frame(wider, 2, start=6)
+    frame["custom:dept"] = pd.Series(["sales"] * 2, dtype="string[pyarrow]")
+    chunks = write_chunks([frame], wider, tmp_path / "new", chunk_rows=10)
+    assert run_load(target, ledger, "acme", pool_id, chunks, fast_policy()).imported == 2
+    acc = reconcile(ledger, "acme", 8, set(), target=target, settled=settled)
+    assert acc.problems == [] and acc.ok and (acc.checked, acc.unconfirmed) == (2, 0)
 
 
 def test_skipped_users_get_the_existing_accounts_sub(service: Any, ledger: Ledger, tmp_path: Path) -> None:
