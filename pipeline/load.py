@@ -10,7 +10,9 @@
   imported again, and no second job is started for a chunk whose job is running or done. A chunk
   the ledger does not know (the data or the mapping changed since an earlier run) is sent without the
   users earlier jobs imported or met in the pool (``chunk.write_remainder``); one holding only such
-  users needs no job. A chunk that needs no job has its files removed, as a harvested one has.
+  users needs no job. A chunk that needs no job has its files removed, as a harvested one has. A job
+  an earlier run started for a chunk this plan no longer has (killed, then the data, the mapping or
+  the pool's header changed) is adopted or harvested from its own file first.
 * Harvest maps each ``[SUCCEEDED|SKIPPED|FAILED] Line Number N - msg`` log line to row N of the keys
   file (first data row = 1, U6), then confirms against the pool: imported users must exist with the
   expected status and attributes (their ``sub`` is recorded); users without a log line are settled by
@@ -21,17 +23,19 @@ One job's own steps (create and upload, start, poll) are ``pipeline.jobsteps``.
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from pipeline.chunk import ChunkInfo, write_remainder
+from pipeline.chunk import ChunkInfo, read_keys, write_remainder
 from pipeline.cognito import CognitoTarget
 from pipeline.errors import LoadError
 from pipeline.harvest import ChunkResult, Harvester, epoch_seconds
@@ -172,7 +176,7 @@ class _Loader(JobSteps, Harvester):
         self.pool_size = int(pool.get("EstimatedNumberOfUsers", 0) or 0)
         self.key_attribute = key_attribute_of(pool)
         self.fold_case = case_insensitive(pool)
-        results: list[ChunkResult] = []
+        results: list[ChunkResult] = self._earlier_plans_jobs(chunks)
         pending: list[ChunkInfo] = []
         for chunk in chunks:
             self.ledger.plan_chunk(
@@ -304,6 +308,52 @@ class _Loader(JobSteps, Harvester):
                 errors.append(error)
         return errors
 
+    def _earlier_plans_jobs(self, chunks: list[ChunkInfo]) -> list[ChunkResult]:
+        """Adopt or harvest, before anything else, the jobs an earlier run started for chunks this plan
+        no longer has.
+
+        A run killed while a job ran, then planned again after the data, the mapping or the pool's header
+        changed, has other files: the job's chunk is not among them, and its users, now in a new chunk,
+        were sent in a second job that only skipped them (counted as skipped, their import never
+        checked). Such a job is waited for and harvested from its own plan's file, found by name and
+        sha256 beside this plan's (``runs/<tenant>/<plan id>/chunks/``), before any remainder is cut;
+        without that file it is left as it was.
+        """
+        if not chunks or len(chunks[0].csv_path.parents) < 3:
+            return []
+        current = {c.sha256 for c in chunks}
+        earlier = [   # by name and sha256 alone (all ``_resume_plans`` reads): files only for jobs to harvest
+            ChunkInfo(r["name"], Path(), Path(), int(r["rows"]), 0, r["sha256"])
+            for r in self.ledger.chunks(self.tenant, self.pool_id)
+            if r["sha256"] not in current and r["state"] in ("uploaded", "started", "finished")
+        ]
+        plans = self._resume_plans(earlier) if earlier else {}
+        results = []
+        for record in earlier:
+            action, job = plans[record.sha256]
+            if action not in ("adopt", "harvest"):
+                continue   # never started (its users are in this plan's files), or harvested before
+            chunk = _earlier_file(chunks[0].csv_path.parents[2], record)
+            if chunk is None or self._settled_since(chunk, job):
+                continue   # its file is gone, or a newer job has its users
+            self._event("job_adopted", f"{chunk.name} of an earlier plan (not in this one): "
+                        f"{'adopting' if action == 'adopt' else 'harvesting'} its job {job['JobId']} "
+                        f"({job['Status']}) first.", chunk=chunk.name, job_id=job["JobId"])
+            final = self._poll(chunk, job) if action == "adopt" else job
+            results.append(self._harvest(chunk, self._terminal_jobs(chunk, final), final,
+                                         resumed="adopted" if action == "adopt" else "harvested"))
+        return results
+
+    def _settled_since(self, chunk: ChunkInfo, job: dict[str, Any]) -> bool:
+        """Whether a job newer than ``job`` holds the outcome of one of the chunk's users: a run that did
+        not find the chunk's file (or came before such jobs were harvested) sent them again, and their
+        outcomes stand."""
+        since = epoch_seconds(job.get("CreationDate"))
+        outcomes = self.ledger.outcomes(self.tenant, self.pool_id)
+        users = outcomes["legacy_id"].astype(str).isin(set(read_keys(chunk.keys_path)["legacy_id"]))
+        jobs = outcomes.loc[users, "job_id"].dropna().unique()
+        return any((record := self.ledger.job(str(j))) is not None and record.created_at > since for j in jobs)
+
     def _without_done_users(self, chunk: ChunkInfo) -> ChunkInfo | None:
         """``chunk`` as it still needs importing (``chunk.write_remainder``), from the users the ledger has
         as imported or skipped in this pool (read once per run, and only when a chunk is new to it)."""
@@ -410,6 +460,21 @@ class _Loader(JobSteps, Harvester):
     def _harvested_failure(self, chunk: ChunkInfo, job: dict[str, Any]) -> bool:
         record = self.ledger.chunk(self.tenant, self.pool_id, chunk.sha256)
         return record is not None and record["state"] == "failed" and record["job_id"] == job.get("JobId")
+
+
+def _earlier_file(tenant_dir: Path, chunk: ChunkInfo) -> ChunkInfo | None:
+    """``chunk`` (known by name and sha256) with the import file and keys file of one of the tenant's plan
+    directories that still has them, if any does."""
+    for csv_path in sorted(tenant_dir.glob(f"*/chunks/{chunk.name}.csv"), reverse=True):
+        keys_path = csv_path.with_name(f"{chunk.name}.keys.csv")
+        try:
+            with csv_path.open("rb") as handle:
+                digest = hashlib.file_digest(handle, "sha256").hexdigest()
+            if digest == chunk.sha256 and keys_path.exists():
+                return replace(chunk, csv_path=csv_path, keys_path=keys_path, bytes=csv_path.stat().st_size)
+        except OSError:   # unreadable: as if it were gone
+            continue
+    return None
 
 
 def _header_of(chunk: ChunkInfo) -> list[str] | None:

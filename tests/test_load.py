@@ -238,6 +238,66 @@ def _crash_after_start(target: CognitoTarget, ledger: Ledger, pool_id: str, chun
     return str(job["JobId"])
 
 
+def test_a_job_left_running_for_a_chunk_the_new_plan_no_longer_has_is_adopted_from_its_own_file(
+    service: Any, target: CognitoTarget, ledger: Ledger, tmp_path: Path
+) -> None:
+    """Killed while chunk-00002's job ran, then the data (or the mapping, or the pool's header) changed:
+    the new plan's chunk-00002 has another sha256. The job left running is still adopted and harvested
+    from its own plan's file, so its users count as imported by it, not as skipped by a second job
+    (which also left their attributes unchecked)."""
+    from pipeline.chunk import write_chunks
+    from tests.loadfixtures import full_frame
+
+    pool_id, header = new_pool(target)
+    frame = full_frame(header, 8)
+    old = write_chunks([frame], header, tmp_path / "acme" / "plan-1" / "chunks", chunk_rows=4)
+    run_load(target, ledger, "acme", pool_id, old[:1], fast_policy())
+    service.configure(users_per_second=40)
+    running = _crash_after_start(target, ledger, pool_id, old[1], record=True)
+    service.configure(users_per_second=None)
+    frame.loc[5, "name"] = "Doe, Corrected 5"
+    new = write_chunks([frame], header, tmp_path / "acme" / "plan-2" / "chunks", chunk_rows=4)
+    assert new[0].sha256 == old[0].sha256 and new[1].sha256 != old[1].sha256
+
+    result = run_load(target, ledger, "acme", pool_id, new, fast_policy())
+    assert (result.imported, result.skipped, result.failed, result.jobs_created) == (4, 0, 0, 0)
+    outcomes = ledger.outcomes("acme", pool_id).set_index("legacy_id")
+    assert list(outcomes.loc[["L4", "L5", "L6", "L7"], "outcome"]) == ["imported"] * 4
+    assert set(outcomes.loc[["L4", "L5", "L6", "L7"], "job_id"]) == {running}
+    assert len(target.list_import_jobs(pool_id)) == 2
+    _no_duplicates(target, pool_id, 8)
+
+
+def test_a_job_of_an_earlier_plan_whose_users_a_newer_job_settled_is_left_alone(
+    service: Any, target: CognitoTarget, ledger: Ledger, tmp_path: Path
+) -> None:
+    """An earlier plan's unharvested job (Failed here) whose users a newer job has settled since (a run
+    that could not find its file, or of a version before such jobs were harvested) is not harvested
+    over their outcomes: those users stay imported, not failed by the older job's log."""
+    from pipeline.chunk import write_chunks
+    from tests.loadfixtures import full_frame
+
+    pool_id, header = new_pool(target)
+    frame = full_frame(header, 8)
+    old = write_chunks([frame], header, tmp_path / "acme" / "plan-1" / "chunks", chunk_rows=4)
+    run_load(target, ledger, "acme", pool_id, old[:1], fast_policy())
+    service.configure(fail_next_jobs=1)
+    _crash_after_start(target, ledger, pool_id, old[1], record=True)
+    while target.list_import_jobs(pool_id)[0]["Status"] != "Failed":
+        time.sleep(0.05)
+    service.reset_faults()
+    frame.loc[5, "name"] = "Doe, Corrected 5"
+    new = write_chunks([frame], header, tmp_path / "acme" / "plan-2" / "chunks", chunk_rows=4)
+    ledger.set_chunk_state("acme", pool_id, old[1].sha256, "harvested")    # as if its file had been gone
+    assert run_load(target, ledger, "acme", pool_id, new, fast_policy(keep_files=True)).imported == 4
+    ledger.set_chunk_state("acme", pool_id, old[1].sha256, "finished")
+
+    again = run_load(target, ledger, "acme", pool_id, new, fast_policy())
+    assert (again.imported, again.failed, again.jobs_created) == (0, 0, 0)
+    outcomes = ledger.outcomes("acme", pool_id).set_index("legacy_id")
+    assert list(outcomes.loc[["L4", "L5", "L6", "L7"], "outcome"]) == ["imported"] * 4
+
+
 @pytest.mark.parametrize("ledger_knows", [True, False])
 def test_resume_adopts_the_running_job(
     service: Any, target: CognitoTarget, ledger: Ledger, tmp_path: Path, ledger_knows: bool
