@@ -29,6 +29,8 @@ _LOG_OUTCOME = {
     "FAILED": Outcome.FAILED.value,
 }
 MSG_NOT_IN_POOL = "The log reported success but the user is not in the pool."
+MSG_SKIPPED_NOT_IN_POOL = ("Skipped by Cognito for an account already under its username, but the pool has no "
+                           "account under it now (deleted since?): not imported; rerun with --retry-failed")
 
 
 @dataclass(frozen=True)
@@ -285,6 +287,11 @@ class Harvester:
                 job_id=str(final["JobId"]),
             )
             skipped = skipped & ~someone_else
+        # skipped for an account under the name that is gone by now (deleted since the job): in no
+        # account, so failed (--retry-failed imports it), not counted in the pool for every later run
+        vanished = skipped & ~exists
+        merged.loc[vanished, ["outcome", "message"]] = [Outcome.FAILED.value, MSG_SKIPPED_NOT_IN_POOL]
+        skipped = skipped & exists
         merged["confirmed"] = ((imported & attrs_ok & status_ok) | (skipped & exists)).astype(int)
         bad = imported & looked & ~(attrs_ok & status_ok)
         if bad.any():

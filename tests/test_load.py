@@ -114,6 +114,31 @@ def test_existing_users_of_another_tool_are_skipped_with_the_message(
     _no_duplicates(target, pool_id, 4)
 
 
+def test_a_skipped_user_whose_account_is_gone_by_the_harvest_is_failed_not_counted_in_the_pool(
+    target: CognitoTarget, ledger: Ledger, tmp_path: Path
+) -> None:
+    """Cognito skipped user1 for the account already under its name, which was deleted before the harvest
+    looked it up. Counted as skipped, the user was in no account, out of the sub mapping, and never
+    imported by a rerun (skipped users are in the pool for every later run; --retry-failed takes failed
+    ones): lost while the accounting added up."""
+    from pipeline.reasons import IN_POOL
+
+    pool_id, header = new_pool(target)
+    target._idp.admin_create_user(UserPoolId=pool_id, Username="user1", MessageAction="SUPPRESS")
+
+    def deleted(info: dict[str, Any]) -> None:
+        if info.get("status") == "Succeeded":   # the job has ended; its harvest has not looked up yet
+            target._idp.admin_delete_user(UserPoolId=pool_id, Username="user1")
+
+    result = run_load(target, ledger, "acme", pool_id, make_chunks(tmp_path / "a", header, 4, chunk_rows=10),
+                      fast_policy(), progress=Recorder({"job_status": deleted}))
+    (chunk,) = result.chunks
+    assert (chunk.imported, chunk.skipped, chunk.failed) == (3, 0, 1)
+    out = ledger.outcomes("acme").set_index("legacy_id")
+    assert out.loc["L1", "outcome"] == "failed" and "no account" in out.loc["L1", "message"]
+    assert "L1" not in ledger.in_pool_ids("acme", pool_id) and set(IN_POOL) >= set(out.drop("L1")["outcome"])
+
+
 def test_a_job_failed_only_by_users_already_in_the_pool_does_not_stop_the_run(
     target: CognitoTarget, ledger: Ledger, tmp_path: Path
 ) -> None:
