@@ -350,9 +350,13 @@ def _confirm(
         skipped = group[~is_imported]
         if len(skipped):
             found_skipped = frame.reindex(skipped["username"].astype(str))
+            # another account under the name (the one recorded deleted, and a new one made) is not the user's:
+            # as for an imported user, its sub is not stored, and the recorded one stays
+            same = (skipped["sub"].isna() | skipped["sub"].eq(found_skipped["sub"].to_numpy())).to_numpy()
             settle = skipped[["legacy_id"]].copy()
-            settle["confirmed"] = (found_skipped["sub"].notna().to_numpy() | in_settled[~is_imported]).astype(int)
-            settle["sub"] = found_skipped["sub"].to_numpy()
+            settle["confirmed"] = ((found_skipped["sub"].notna().to_numpy() & same)
+                                   | in_settled[~is_imported]).astype(int)
+            settle["sub"] = found_skipped["sub"].where(same, None).to_numpy()
             _store(ledger, tenant, str(pool_id), settle, into)
         group, was_settled = group[is_imported], in_settled[is_imported]
         if not len(group):

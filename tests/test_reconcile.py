@@ -286,6 +286,31 @@ def test_skipped_users_get_the_existing_accounts_sub(service: Any, ledger: Ledge
     assert rows.loc["user3", "sub"] == existing_sub
 
 
+def test_a_skipped_users_sub_is_not_replaced_by_another_account_under_its_name(
+        service: Any, ledger: Ledger, tmp_path: Path) -> None:
+    """The account a skipped user was mapped to is deleted and another one made under the username (a new
+    sign-up after go-live, say). Looking it up again must not hand the legacy user that stranger's sub,
+    as it does not for an imported user: legacy-id-to-sub.csv keeps the sub confirmed at the import."""
+    service.reset_faults()
+    target = make_target(service)
+    pool_id, header = new_pool(target)
+    target._idp.admin_create_user(UserPoolId=pool_id, Username="user3", MessageAction="SUPPRESS")
+    run_load(target, ledger, "acme", pool_id, make_chunks(tmp_path / "c", header, 6, chunk_rows=6), fast_policy())
+    assert reconcile(ledger, "acme", 6, set(), target=target).ok
+    mine = ledger.outcomes("acme", pool_id).set_index("legacy_id").loc["L3", "sub"]
+    settled = ledger.in_pool_ids("acme", pool_id, confirmed_only=True)
+
+    target._idp.admin_delete_user(UserPoolId=pool_id, Username="user3")
+    stranger = target._idp.admin_create_user(UserPoolId=pool_id, Username="user3", MessageAction="SUPPRESS")
+    theirs = {a["Name"]: a["Value"] for a in stranger["User"]["Attributes"]}["sub"]
+    assert theirs != mine
+    for kept in (dict(settled=settled, recheck_settled=True), {}):   # an earlier run's user, or this run's
+        frame = ledger.outcomes("acme", pool_id)
+        reconcile(ledger, "acme", 6, set(), target=target, outcomes=frame, **kept)
+        assert frame.set_index("legacy_id").loc["L3", "sub"] == mine
+        assert ledger.outcomes("acme", pool_id).set_index("legacy_id").loc["L3", "sub"] == mine
+
+
 def test_outcomes_handed_to_reconcile_end_as_the_ledger_stores_them(service: Any, ledger: Ledger,
                                                                     tmp_path: Path) -> None:
     """The output files are written from the frame the runner hands to reconcile, not from a second read
