@@ -234,6 +234,17 @@ def test_valid_frame_shape() -> None:
     assert list(part.rejects.columns) == REJECT_COLUMNS
 
 
+def test_legacy_ids_stay_as_the_source_has_them() -> None:
+    """Values are trimmed, as Cognito trims them; the legacy id is the source's key, not a value. A
+    CHAR(n) primary key read from PostgreSQL comes padded ('A1  '): trimmed, the ledger's ids no longer
+    matched the source's, and every run counted its users as gone from the source and as without an
+    outcome (exit 5, for good); ' 7' and '7' would even share one outcome."""
+    part = run("mfa_on", pf.good_row("mfa_on", 1, _legacy_id="A1  "), pf.good_row("mfa_on", 2, _legacy_id=" 7"),
+               pf.good_row("mfa_on", 3, _legacy_id="7"), pf.good_row("mfa_on", 4, _legacy_id="B2  ", email="x"))
+    assert list(part.valid["_legacy_id"]) == ["A1  ", " 7", "7"]
+    assert set(part.rejects["legacy_id"]) == {"B2  "}
+
+
 def test_rejects_frame_columns_and_types() -> None:
     part = run("plain", pf.good_row("plain", 7, email="broken"))
     assert list(part.rejects.columns) == REJECT_COLUMNS

@@ -51,7 +51,9 @@ def prepare_frame(frame: pd.DataFrame, contract: PoolContract) -> pd.DataFrame:
     """Header columns in header order plus the meta columns; clean trimmed strings, "" for no value.
 
     A header column the mapping did not produce is treated as empty. Cognito trims every value
-    (fact 6), so trimming here makes the checks judge what Cognito will store.
+    (fact 6), so trimming here makes the checks judge what Cognito will store. The meta columns are not
+    values: the legacy id stays as the source has it (a CHAR(n) key's padding too), since the ledger,
+    the outcomes and the accounting match it with the source's keys.
     """
     n = len(frame)
     index = pd.RangeIndex(n)
@@ -64,7 +66,7 @@ def prepare_frame(frame: pd.DataFrame, contract: PoolContract) -> pd.DataFrame:
         else:
             if arr.null_count:
                 arr = pc.fill_null(arr, "")
-            arr = trim_whitespace(arr)
+            arr = arr if col in META_COLUMNS else trim_whitespace(arr)
         data[col] = pd.Series(STRING.__from_arrow__(arr), index=index)
     return pd.DataFrame(data, index=index)
 
