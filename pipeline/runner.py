@@ -6,6 +6,8 @@ so a crashed run resumes from the ledger and the chunk files' sha256, not from m
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,6 +38,7 @@ class MigrateResult:
     stop_reason: str | None = None
     timings: dict[str, float] = field(default_factory=dict)   # seconds per stage: plan, load, reconcile
     already_in_pool: int = 0   # dry run: users of the import files that earlier runs imported or met
+    pruned_loads: int = 0      # earlier migrate runs whose left-over import files this load removed
 
 
 def migrate_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledger: Ledger,
@@ -85,6 +88,7 @@ def start_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledg
                             timings=timings, already_in_pool=_already_in_pool(ledger, plan))
         return lambda: dry
     clock = time.monotonic()
+    (plan.run_dir / LOAD_FILE).write_text(json.dumps({"keep_files": policy.keep_files}))
     settled = ledger.in_pool_ids(tenant, plan.pool_id, confirmed_only=True)   # before this run's own checks
     chunks = list(plan.chunks)
     if retry_failed:
@@ -92,6 +96,7 @@ def start_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledg
     result = run_load(target, ledger, tenant, plan.pool_id, chunks, policy, progress=progress,
                       identity=plan.identity)
     timings["load"] = time.monotonic() - clock
+    pruned = 0 if result.stopped else prune_loaded_files(plan.run_dir)
 
     def finish() -> MigrateResult:
         clock = time.monotonic()
@@ -109,9 +114,40 @@ def start_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledg
         paths = write_reports(report, plan.run_dir)
         timings["reconcile"] = time.monotonic() - clock
         return MigrateResult(plan=plan, accounting=accounting, report_paths=paths, sub_mapping=sub_path,
-                             stop_reason=result.stop_reason if result.stopped else None, timings=timings)
+                             stop_reason=result.stop_reason if result.stopped else None, timings=timings,
+                             pruned_loads=pruned)
 
     return finish
+
+
+LOAD_FILE = "load.json"   # a migrate run's load settings: {"keep_files": bool}
+
+
+def prune_loaded_files(run_dir: Path) -> int:
+    """After a load that ran to its end: remove the import files earlier migrate runs of the tenant left
+    behind; return how many runs had some.
+
+    A load removes each chunk's files once its job is harvested, but a run killed or stopped before
+    that leaves the rest (every valid user's email, phone and name), and a rerun that planned again
+    writes files of its own. Once a load has run to its end, no job needs the earlier ones: the load
+    adopted or harvested, first, every job an earlier run had started (``load._earlier_plans_jobs``).
+    Kept are the files of a run that asked to keep them (``--keep-files``), of runs from before load.json
+    recorded that choice, and of a plan still under way (its staging); one migrate at a time holds the
+    target's lock, so no other load is using them.
+    """
+    pruned = 0
+    for earlier in sorted(p for p in run_dir.parent.iterdir() if p.is_dir() and p.name < run_dir.name):
+        chunks = earlier / "chunks"
+        if (earlier / "staging").exists() or not chunks.is_dir() or not any(chunks.iterdir()):
+            continue
+        try:
+            kept = json.loads((earlier / LOAD_FILE).read_text())["keep_files"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue   # a report's run, or one from before the choice was recorded
+        if kept is False:
+            shutil.rmtree(chunks, ignore_errors=True)
+            pruned += 1
+    return pruned
 
 
 def _already_in_pool(ledger: Ledger, plan: PlanResult) -> int:

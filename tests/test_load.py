@@ -671,3 +671,31 @@ def test_a_failed_harvest_fails_the_run_after_the_other_harvests_are_stored(
     out = ledger.outcomes("acme")
     assert len(out) == 6 and set(out["outcome"]) == {"imported"}
     assert [r["status"] for r in ledger.runs("acme")] == ["failed", "finished"]
+
+
+def test_a_finished_load_removes_only_the_files_earlier_migrate_runs_left_without_keeping_them(tmp_path: Path) -> None:
+    import json
+
+    from pipeline.runner import LOAD_FILE, prune_loaded_files
+
+    tenant = tmp_path / "acme-jp"
+
+    def run(name: str, load: dict | None, staging: bool = False) -> Path:
+        chunks = tenant / name / "chunks"
+        chunks.mkdir(parents=True)
+        (chunks / "chunk-00001.csv").write_text("cognito:username\nalice\n")
+        if load is not None:
+            (tenant / name / LOAD_FILE).write_text(json.dumps(load))
+        if staging:
+            (tenant / name / "staging").mkdir()
+        return chunks
+
+    killed = run("20260101T000000Z", {"keep_files": False})
+    kept = run("20260102T000000Z", {"keep_files": True})
+    older = run("20260103T000000Z", None)             # a report's run, or a migrate's from before load.json
+    planning = run("20260104T000000Z", {"keep_files": False}, staging=True)
+    current = run("20260105T000000Z", {"keep_files": False})
+    later = run("20260106T000000Z", {"keep_files": False})
+    assert prune_loaded_files(current.parent) == 1
+    assert not killed.exists()
+    assert all(any(c.iterdir()) for c in (kept, older, planning, current, later))
