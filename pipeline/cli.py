@@ -258,14 +258,25 @@ def migrate(tenant: TenantOpt = None,
         except KeyboardInterrupt:
             interrupted = True      # the CLI exits at once; the ledger holds what each check committed
             raise
-        except BaseException:
+        except BaseException as exc:
             try:                    # this tenant's error: the previous tenant's result is printed first
                 settle()
             except MigrationError as previous:
                 err.print(f"error ({previous.phase}): {previous}", markup=False, style="bold red")
+            if isinstance(exc, MigrationError) and (failed_accounting or stopped):
+                # an earlier tenant's accounting or load failed: that stays the exit code (5, 6), not this
+                # tenant's mistake (2), which is printed
+                err.print(f"error ({exc.phase}): {exc}", markup=False, style="bold red")
+                _batch_failures(failed_accounting, stopped, [])
             raise
         finally:
             checker.shutdown(wait=not interrupted, cancel_futures=True)
+    _batch_failures(failed_accounting, stopped, gated)
+
+
+def _batch_failures(failed_accounting: list[str], stopped: list[str], gated: list[str]) -> None:
+    """Raise the batch's most serious failure among its tenants: the accounting (5), then a stopped load
+    (6), then the rejection gate (3)."""
     if failed_accounting:
         raise ReconcileError(f"The accounting does not add up for {', '.join(failed_accounting)}; see the "
                              "run reports above.")

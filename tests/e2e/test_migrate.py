@@ -661,3 +661,23 @@ def test_users_the_pool_failed_that_the_data_now_rejects_count_as_rejected(works
                    lines[i]["detail"].endswith("of an earlier run") for i in failed)
         assert set(lines) == workspace.source_ids("acme-jp")
     assert (len(workspace.users("acme-jp")), len(workspace.jobs("acme-jp"))) == (users_before, jobs_before)
+
+
+def test_an_earlier_tenants_accounting_failure_stays_the_exit_code_when_a_later_tenant_errs(
+        workspace: Workspace) -> None:
+    """A batch: acme-jp's accounting fails (5), then globex-us's mapping names a SQL file that is not there
+    (2, which stops the batch). The exit code was 2, and a script saw a configuration mistake where an
+    import's accounting had failed."""
+    first = workspace.run("migrate", "--tenant", "acme-jp")
+    assert first.returncode == 0, first.stdout + first.stderr
+    tenants = workspace.root / "mappings" / "tenants"
+    acme = tenants / "acme-jp.yaml"              # as above: users imported before are rejected now
+    acme.write_text(acme.read_text() + "\npolicies:\n  disabled: {column: phone_confirmed, "
+                    "active_values: [t, '1', 'yes', 'Y', 'true', 'TRUE', 'y'], action: reject}\n"
+                    "report: {reject_threshold: 0.9}\n")
+    globex = tenants / "globex-us.yaml"
+    globex.write_text(globex.read_text() + "\nsource: {query: gone.sql, primary_key: id}\n")
+    batch = workspace.run("migrate", "--tenant", "acme-jp,globex-us")
+    assert batch.returncode == 5, batch.stdout + batch.stderr
+    assert "gone.sql" in batch.stderr and "The accounting does not add up for acme-jp" in batch.stderr
+    assert "Traceback" not in batch.stderr
