@@ -388,7 +388,7 @@ class _Loader(JobSteps, Harvester):
             )
             return None
         reasons = (
-            "; ".join(f"{n} x {m}" for m, n in result.failure_reasons[:5]) or "no per-user reasons logged"
+            "; ".join(f"{n} x {m.rstrip('.')}" for m, n in result.failure_reasons[:5]) or "no per-user reasons logged"
         )
         # users skipped under another person's account are not a systematic error: the canary passes them
         if chunk.canary and (result.status != "Succeeded" or result.failed > result.skipped_as_someone_else):

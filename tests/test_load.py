@@ -191,7 +191,8 @@ def test_failed_job_is_reported_with_its_reasons(
     assert list(out.loc[["L0", "L1", "L2", "L3"], "message"]) == [MSG_INTERNAL] * 4
     if on_failed == "stop":
         assert (
-            result.stopped and "Failed" in (result.stop_reason or "") and MSG_INTERNAL in result.stop_reason
+            result.stopped and "Failed" in (result.stop_reason or "")
+            and f"4 x {MSG_INTERNAL.rstrip('.')}. Stopping" in result.stop_reason   # one full stop, not two
         )
         assert len(result.chunks) == 1
         assert len(target.list_import_jobs(pool_id)) == 2  # the next file was prepared, never started
