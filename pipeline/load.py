@@ -193,10 +193,13 @@ class _Loader(JobSteps, Harvester):
                 continue
             rest = self._without_done_users(chunk)
             if rest is None:
+                earlier = (self.ledger.chunk(self.tenant, self.pool_id, chunk.sha256) or {}).get("job_id")
+                why = (f"This file's own job {earlier} ended before the chunk counted as done." if earlier else
+                       "Its file differs from theirs: the data or the mapping changed since. An import job never "
+                       "updates a user, so they keep the attributes of that import.")
                 results.append(self._done_before(
                     chunk, f"{chunk.name}: its {chunk.rows} users were all imported or met in the pool by earlier "
-                    "jobs; no job needed. (Its file differs from theirs: the data or the mapping changed since. "
-                    "An import job never updates a user, so they keep the attributes of that import.)"))
+                    f"jobs; no job needed. ({why})"))
                 continue
             if rest is not chunk:
                 self._event(

@@ -700,3 +700,22 @@ def test_a_finished_load_removes_only_the_files_earlier_migrate_runs_left_withou
     assert prune_loaded_files(current.parent) == 1
     assert not killed.exists()
     assert all(any(c.iterdir()) for c in (kept, older, planning, current, later))
+
+
+def test_a_chunk_whose_own_job_ended_short_is_not_said_to_have_changed(
+    target: CognitoTarget, ledger: Ledger, tmp_path: Path
+) -> None:
+    """All of a chunk's users are in the pool, but its own job ended before the chunk counted as done (a
+    job that ended Failed once its users were in): the rerun needs no job, and says why without
+    claiming the data or the mapping changed, which it said after every stopped or failed job."""
+    pool_id, header = new_pool(target)
+    chunks = make_chunks(tmp_path / "c", header, 4, chunk_rows=4)
+    first = run_load(target, ledger, "acme", pool_id, chunks, fast_policy(keep_files=True))
+    job_id = first.chunks[0].job_id
+    ledger.set_chunk_state("acme", pool_id, chunks[0].sha256, "failed", job_id=job_id)   # as a Failed job leaves it
+    events = Recorder()
+    again = run_load(target, ledger, "acme", pool_id, chunks, fast_policy(), progress=events)
+    assert [c.status for c in again.chunks] == ["done-before"] and again.jobs_created == 0
+    (told,) = [info["message"] for kind, info in events.events if kind == "chunk_done_before"]
+    assert f"This file's own job {job_id} ended before the chunk counted as done" in told
+    assert "changed since" not in told
