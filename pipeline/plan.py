@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -334,18 +334,29 @@ def _prune_report_files(run_dir: Path) -> int:
     and plan.json of those runs stay. Runs of a migrate are not touched (their load removes its files
     as each job is harvested, or keeps them on request), nor is a run whose plan is still under way.
     """
+    def a_report(earlier: Path) -> bool:
+        return json.loads((earlier / "plan.json").read_text()).get("purpose") == "report"
+
+    return prune_earlier_import_files(run_dir, a_report)
+
+
+def prune_earlier_import_files(run_dir: Path, prunable: Callable[[Path], bool]) -> int:
+    """Remove the ``chunks/`` of the tenant's runs before ``run_dir`` that hold files and for which
+    ``prunable(run directory)`` is true (a run whose manifest it cannot read, ``OSError``, ``ValueError``,
+    ``KeyError`` or ``TypeError``, is kept); return how many. A run whose plan is still under way (its
+    staging) is never touched."""
     pruned = 0
     for earlier in sorted(p for p in run_dir.parent.iterdir() if p.is_dir() and p.name < run_dir.name):
         chunks = earlier / "chunks"
         if (earlier / "staging").exists() or not chunks.is_dir() or not any(chunks.iterdir()):
             continue
         try:
-            purpose = json.loads((earlier / "plan.json").read_text()).get("purpose")
-        except (OSError, ValueError):
+            if not prunable(earlier):
+                continue
+        except (OSError, ValueError, KeyError, TypeError):
             continue
-        if purpose == "report":
-            shutil.rmtree(chunks, ignore_errors=True)
-            pruned += 1
+        shutil.rmtree(chunks, ignore_errors=True)
+        pruned += 1
     return pruned
 
 

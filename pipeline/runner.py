@@ -7,7 +7,6 @@ so a crashed run resumes from the ledger and the chunk files' sha256, not from m
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +18,14 @@ from pipeline.cognito import CognitoTarget
 from pipeline.errors import ValidationGateError
 from pipeline.ledger import Ledger
 from pipeline.load import LoadPolicy, run_load, tell
-from pipeline.plan import PlanResult, Progress, plan_tenant, read_contract, resolve_pool
+from pipeline.plan import (
+    PlanResult,
+    Progress,
+    plan_tenant,
+    prune_earlier_import_files,
+    read_contract,
+    resolve_pool,
+)
 from pipeline.reasons import Outcome
 from pipeline.reconcile import Accounting, reconcile, write_outcomes, write_sub_mapping
 from pipeline.report import add_load_outcomes, write_reports
@@ -135,19 +141,10 @@ def prune_loaded_files(run_dir: Path) -> int:
     recorded that choice, and of a plan still under way (its staging); one migrate at a time holds the
     target's lock, so no other load is using them.
     """
-    pruned = 0
-    for earlier in sorted(p for p in run_dir.parent.iterdir() if p.is_dir() and p.name < run_dir.name):
-        chunks = earlier / "chunks"
-        if (earlier / "staging").exists() or not chunks.is_dir() or not any(chunks.iterdir()):
-            continue
-        try:
-            kept = json.loads((earlier / LOAD_FILE).read_text())["keep_files"]
-        except (OSError, ValueError, KeyError, TypeError):
-            continue   # a report's run, or one from before the choice was recorded
-        if kept is False:
-            shutil.rmtree(chunks, ignore_errors=True)
-            pruned += 1
-    return pruned
+    def not_kept(earlier: Path) -> bool:   # no load.json: a report's run, or one from before it was written
+        return json.loads((earlier / LOAD_FILE).read_text())["keep_files"] is False
+
+    return prune_earlier_import_files(run_dir, not_kept)
 
 
 def _already_in_pool(ledger: Ledger, plan: PlanResult) -> int:
