@@ -11,6 +11,7 @@ import pandas as pd
 
 from pipeline.arrowtext import key_hashes
 from pipeline.chunk import write_chunks
+from pipeline.cognito import CognitoTarget
 from pipeline.ledger import Ledger
 from pipeline.load import run_load
 from pipeline.reconcile import NOT_IN_POOL, REMOVED_AFTER_REJECTION, reconcile, write_sub_mapping
@@ -23,6 +24,19 @@ service, ledger = fx.service, fx.ledger  # fixtures (no conftest.py: see loadfix
 def _outcomes(led: Ledger, rows: list[tuple[str, str, str]]) -> None:
     led.record_outcomes("acme", "pool_1", pd.DataFrame(rows, columns=["legacy_id", "outcome", "message"]))
 
+
+
+def _imported_and_checked(service: Any, ledger: Ledger, directory: Path, users: int,
+                          chunk_rows: int) -> tuple[CognitoTarget, str, list[str], pd.Index]:
+    """A new pool with ``users`` imported in chunks of ``chunk_rows`` and confirmed by a first check:
+    (target, pool id, its CSV header, the ids that check settled)."""
+    service.reset_faults()
+    target = make_target(service)
+    pool_id, header = new_pool(target)
+    run_load(target, ledger, "acme", pool_id, make_chunks(directory, header, users, chunk_rows=chunk_rows),
+             fast_policy())
+    assert reconcile(ledger, "acme", users, set(), target=target).ok
+    return target, pool_id, header, ledger.in_pool_ids("acme", pool_id, confirmed_only=True)
 
 def test_accounting_adds_up(ledger: Ledger) -> None:
     _outcomes(
@@ -72,12 +86,7 @@ def test_rejected_users_an_earlier_run_imported_count_as_rejected_once_deleted_f
     even when an earlier run confirmed it, and the output files say so."""
     from pipeline.reconcile import write_outcomes
 
-    service.reset_faults()
-    target = make_target(service)
-    pool_id, header = new_pool(target)
-    run_load(target, ledger, "acme", pool_id, make_chunks(tmp_path / "c", header, 6, chunk_rows=6), fast_policy())
-    assert reconcile(ledger, "acme", 6, set(), target=target).ok
-    settled = ledger.in_pool_ids("acme", pool_id, confirmed_only=True)
+    target, pool_id, header, settled = _imported_and_checked(service, ledger, tmp_path / "c", 6, 6)
     now_rejected = {"L1", "L2"}
 
     still = reconcile(ledger, "acme", 6, now_rejected, target=target, settled=settled)
@@ -248,12 +257,7 @@ def test_users_imported_after_the_pool_gained_a_custom_attribute_are_confirmed(
     """A custom attribute added to the pool (AddCustomAttributes; none can be removed) widens the CSV
     header. Users imported with it are held to the new header's attributes, whatever old chunks of the
     pool (here chunk-00003, named after the new plan's last file) the ledger still holds."""
-    service.reset_faults()
-    target = make_target(service)
-    pool_id, header = new_pool(target)
-    run_load(target, ledger, "acme", pool_id, make_chunks(tmp_path / "old", header, 6, chunk_rows=2), fast_policy())
-    assert reconcile(ledger, "acme", 6, set(), target=target).ok
-    settled = ledger.in_pool_ids("acme", pool_id, confirmed_only=True)
+    target, pool_id, header, settled = _imported_and_checked(service, ledger, tmp_path / "old", 6, 2)
 
     target._idp.add_custom_attributes(UserPoolId=pool_id, CustomAttributes=[
         {"Name": "dept", "AttributeDataType": "String", "Mutable": True}])
