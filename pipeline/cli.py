@@ -230,7 +230,9 @@ def migrate(tenant: TenantOpt = None,
             _print_result(result)
             if result.stop_reason:
                 stopped.append(name)
-            elif result.accounting is not None and not result.accounting.ok:
+            # a stopped load leaves users without an outcome; anything more fails the accounting (5) all the same
+            acc = result.accounting
+            if acc is not None and not acc.ok and (not result.stop_reason or acc.fails_beyond_the_load):
                 failed_accounting.append(name)
 
     checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="final-check")
@@ -320,15 +322,16 @@ def _print_result(result) -> None:
             out.print(f"  {result.already_in_pool} of those users were imported or met in the pool by earlier "
                       f"runs; a migrate would send the other {to_send}.")
     else:
+        only_stopped = result.stop_reason and not acc.fails_beyond_the_load
         if acc.ok:
             mark = "[green]OK[/]"
-        elif result.stop_reason:
+        elif only_stopped:
             mark = f"[yellow]{acc.missing} not imported yet (the load stopped)[/]"
         else:
             mark = "[red]DOES NOT ADD UP[/]"
         out.print(f"  source {acc.source_rows} = imported {acc.imported} + skipped {acc.skipped} + "
                   f"rejected {acc.rejected} + failed {acc.failed}   {mark}")
-        if not acc.ok and not result.stop_reason:
+        if not acc.ok and not only_stopped:
             for problem in acc.problems:
                 out.print(f"  - {problem}", markup=False)
         for note in acc.notes:

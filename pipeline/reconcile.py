@@ -134,6 +134,12 @@ class Accounting:
         return found
 
     @property
+    def fails_beyond_the_load(self) -> bool:
+        """Whether the accounting fails for more than the users a stopped load has not reached yet (a user
+        in two outcomes, an imported user the pool does not match): a stop of the load does not explain it."""
+        return bool(self.double_counted or self.unconfirmed or self.accounted > self.source_rows)
+
+    @property
     def ok(self) -> bool:
         return (
             self.source_rows == self.accounted

@@ -681,3 +681,27 @@ def test_an_earlier_tenants_accounting_failure_stays_the_exit_code_when_a_later_
     assert batch.returncode == 5, batch.stdout + batch.stderr
     assert "gone.sql" in batch.stderr and "The accounting does not add up for acme-jp" in batch.stderr
     assert "Traceback" not in batch.stderr
+
+
+def test_a_stopped_load_does_not_hide_an_imported_user_the_pool_lacks(workspace: Workspace) -> None:
+    """A load that stops (a failed job) while an imported user fails the check: the accounting fails (5,
+    before the stop's 6) and the problem is printed. The stop alone was told (6), with "0 not imported yet"."""
+    first = workspace.run("migrate", "--tenant", "acme-jp")
+    assert first.returncode == 0, first.stdout + first.stderr
+    with sqlite3.connect(workspace.root / "runs" / "ledger.sqlite") as db:   # as a stop before the check leaves it
+        db.execute("UPDATE outcomes SET confirmed = 0 WHERE tenant = 'acme-jp'")
+    deleted = sorted(workspace.users("acme-jp"), key=lambda u: u["Username"])[0]
+    workspace.idp.admin_delete_user(UserPoolId=workspace.pool_id("acme-jp"), Username=deleted["Username"])
+    copied = sorted((i for i, o in workspace.outcomes("acme-jp").items() if o == "imported"), key=int)[:1]
+    with sqlite3.connect(workspace.root / "var" / "demo-legacy.sqlite") as db:   # a new legacy user
+        db.execute(
+            "INSERT INTO app_users SELECT id + 900000, tenant_code, 'new' || login, 'new' || id || '@example.jp', "
+            "email_confirmed, NULL, NULL, first_name, last_name, birth_date, locale, role, "
+            "is_active, deleted_at, created_at, updated_at FROM app_users WHERE id = ?", copied)
+    workspace.service.configure(fail_next_jobs=1)                             # whose job fails
+
+    rerun = workspace.run("migrate", "--tenant", "acme-jp")
+    assert rerun.returncode == 5, rerun.stdout + rerun.stderr
+    assert "the load stopped: " in rerun.stdout and "DOES NOT ADD UP" in rerun.stdout
+    assert "- 1 imported user(s) do not match the pool: 1 not in the pool." in rerun.stdout
+    assert "The accounting does not add up for acme-jp" in rerun.stderr
