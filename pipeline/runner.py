@@ -87,6 +87,9 @@ def start_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledg
             f"{gate['reject_threshold']:.1%}. Read {plan.report_paths.get('html')} and fix the data or the "
             "mapping, or raise report.reject_threshold in the tenant's mapping file."
             + "".join(f" NOTE: {note}" for note in plan.report["notes"]), tenant=tenant)
+    # the files' fate: without --keep-files, the next load that runs to its end removes a dry run's files
+    # (``prune_loaded_files``) as an interrupted run's; nothing else would, and they are PII
+    (plan.run_dir / LOAD_FILE).write_text(json.dumps({"keep_files": policy.keep_files}))
     if dry_run:
         if retry_failed:   # retry files are files too: written and described, never imported
             _retry_chunks(ledger, plan, progress)
@@ -94,7 +97,6 @@ def start_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledg
                             timings=timings, already_in_pool=_already_in_pool(ledger, plan))
         return lambda: dry
     clock = time.monotonic()
-    (plan.run_dir / LOAD_FILE).write_text(json.dumps({"keep_files": policy.keep_files}))
     settled = ledger.in_pool_ids(tenant, plan.pool_id, confirmed_only=True)   # before this run's own checks
     chunks = list(plan.chunks)
     if retry_failed:
@@ -126,12 +128,12 @@ def start_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledg
     return finish
 
 
-LOAD_FILE = "load.json"   # a migrate run's load settings: {"keep_files": bool}
+LOAD_FILE = "load.json"   # a migrate run's load settings (a dry run's too): {"keep_files": bool}
 
 
 def prune_loaded_files(run_dir: Path) -> int:
     """After a load that ran to its end: remove the import files earlier migrate runs of the tenant left
-    behind; return how many runs had some.
+    behind (dry runs' included); return how many runs had some.
 
     A load removes each chunk's files once its job is harvested, but a run killed or stopped before
     that leaves the rest (every valid user's email, phone and name), and a rerun that planned again

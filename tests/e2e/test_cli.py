@@ -124,6 +124,24 @@ def test_a_report_removes_the_import_files_of_earlier_reports_and_only_those(wor
         assert list((run / "chunks").glob("chunk-*.csv"))
 
 
+
+def test_a_dry_runs_import_files_are_removed_by_the_next_finished_load_unless_kept(workspace: Workspace) -> None:
+    """A dry run's import files (and retry files) are PII like any others: the next load that runs to its end
+    removes them, unless the dry run had --keep-files. They stayed on disk for good, and --keep-files did
+    nothing with --dry-run."""
+    runs = []
+    for args in ((), ("--keep-files",)):
+        dry = workspace.run("migrate", "--tenant", "acme-jp", "--dry-run", *args)
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        runs.append(workspace.latest_run("acme-jp"))
+        assert list((runs[-1] / "chunks").glob("chunk-*.csv"))
+    migrate = workspace.run("migrate", "--tenant", "acme-jp")
+    assert migrate.returncode == 0, migrate.stdout + migrate.stderr
+    dropped, kept = runs
+    assert not (dropped / "chunks").exists() and (dropped / "report.json").exists()
+    assert list((kept / "chunks").glob("chunk-*.csv"))
+
+
 def test_a_tenant_stopped_by_its_gate_does_not_stop_the_rest_of_the_batch(workspace: Workspace) -> None:
     mapping = workspace.root / "mappings" / "tenants" / "globex-us.yaml"
     mapping.write_text(mapping.read_text() + "\nreport: {reject_threshold: 0.01}\n")
