@@ -124,9 +124,15 @@ def write_retry_chunks(
     retries = []
     for c in written:
         jobs = {failed_in[legacy_id] for legacy_id in read_keys(c.keys_path)["legacy_id"]}
-        salt = ",".join(sorted(j for j in jobs if j)).encode()
-        retries.append(replace(c, sha256=hashlib.sha256(c.sha256.encode() + b"\0retry-of:" + salt).hexdigest()))
+        retries.append(replace(c, sha256=retry_sha256(c.sha256, jobs)))
     return retries
+
+
+def retry_sha256(file_sha256: str, jobs: Iterable[str]) -> str:
+    """A retry file's ledger sha256: its bytes' ``file_sha256`` and the jobs its users failed in
+    (``write_retry_chunks``)."""
+    salt = ",".join(sorted({j for j in jobs if j})).encode()
+    return hashlib.sha256(file_sha256.encode() + b"\0retry-of:" + salt).hexdigest()
 
 
 def write_remainder(chunk: ChunkInfo, done_ids: pd.Index) -> ChunkInfo | None:

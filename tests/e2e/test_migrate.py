@@ -629,6 +629,41 @@ def test_users_the_pool_failed_are_imported_by_retry_failed_once_the_cause_is_go
     assert "no user failed in an earlier job" in again.stderr
 
 
+
+def test_a_rerun_without_retry_failed_harvests_the_job_of_a_killed_retry_run(workspace: Workspace) -> None:
+    """A --retry-failed run killed while its retry job ran, then a plain rerun: the job imported the users,
+    and the rerun harvests it from the killed run's retry file. They stayed failed though in the pool
+    (and out of legacy-id-to-sub.csv), since a retry file's ledger sha256 is not its bytes' alone."""
+    from tests.e2e.conftest import kill
+
+    victims = _squat(workspace, 3)
+    first = workspace.run("migrate", "--tenant", "acme-jp")
+    assert first.returncode == 0, first.stdout + first.stderr
+    for i in range(3):
+        workspace.idp.admin_delete_user(UserPoolId=workspace.pool_id("acme-jp"), Username=f"squatter-{i}")
+    workspace.service.configure(users_per_second=1)
+    proc = workspace.popen("migrate", "--tenant", "acme-jp", "--retry-failed")
+    try:
+        running = workspace.wait_for_job("acme-jp", "InProgress")
+        kill(proc)
+    finally:
+        if proc.poll() is None:
+            kill(proc)
+    assert "-retry-00001-" in running["JobName"]
+    workspace.service.configure(users_per_second=None)
+    jobs = len(workspace.jobs("acme-jp"))
+
+    rerun = workspace.run("migrate", "--tenant", "acme-jp")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert len(workspace.jobs("acme-jp")) == jobs                     # no job started again
+    outcomes = workspace.outcomes("acme-jp")
+    assert {outcomes[k] for k in victims["legacy_id"]} == {"imported"}
+    with open(workspace.latest_run("acme-jp") / "legacy-id-to-sub.csv", newline="") as fh:
+        mapped = {row["legacy_id"] for row in csv.DictReader(fh)}
+    assert set(victims["legacy_id"]) <= mapped
+    assert workspace.report("acme-jp")["counts"]["failed"] == 0
+
+
 def test_users_the_pool_failed_that_the_data_now_rejects_count_as_rejected(workspace: Workspace) -> None:
     """Cognito failed some users (their verified emails were taken in the pool); instead of retrying them,
     the legacy side soft-deletes them, so the next plan rejects them. They never reached the pool: the
