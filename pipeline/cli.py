@@ -317,10 +317,13 @@ def _print_result(result) -> None:
     if acc is None:
         out.print(f"  dry run: {plan.source_rows} source rows, {len(plan.rejected_ids)} rejected, "
                   f"{sum(c.rows for c in plan.chunks)} in {len(plan.chunks)} import file(s); nothing imported")
-        if result.already_in_pool:
-            to_send = sum(c.rows for c in plan.chunks) - result.already_in_pool
+        # users earlier jobs failed in files already imported: a migrate sends them only in retry files
+        held = sum(c.rows for c in plan.chunks) - result.already_in_pool - result.would_send
+        if result.already_in_pool or held > 0:
             out.print(f"  {result.already_in_pool} of those users were imported or met in the pool by earlier "
-                      f"runs; a migrate would send the other {to_send}.")
+                      f"runs; a migrate would send {'the other ' if held <= 0 else ''}{result.would_send}."
+                      + (f" {held} that failed in earlier jobs of files already imported stay failed: "
+                         "--retry-failed imports them again once the cause is fixed." if held > 0 else ""))
     else:
         only_stopped = result.stop_reason and not acc.fails_beyond_the_load
         if acc.ok:

@@ -44,6 +44,7 @@ class MigrateResult:
     stop_reason: str | None = None
     timings: dict[str, float] = field(default_factory=dict)   # seconds per stage: plan, load, reconcile
     already_in_pool: int = 0   # dry run: users of the import files that earlier runs imported or met
+    would_send: int = 0        # dry run: users a migrate with the same options would send (retry files too)
     pruned_loads: int = 0      # earlier migrate runs whose left-over import files this load removed
 
 
@@ -91,10 +92,11 @@ def start_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledg
     # (``prune_loaded_files``) as an interrupted run's; nothing else would, and they are PII
     (plan.run_dir / LOAD_FILE).write_text(json.dumps({"keep_files": policy.keep_files}))
     if dry_run:
-        if retry_failed:   # retry files are files too: written and described, never imported
-            _retry_chunks(ledger, plan, progress)
+        # retry files are files too: written and described, never imported
+        retries = _retry_chunks(ledger, plan, progress) if retry_failed else []
         dry = MigrateResult(plan=plan, accounting=None, report_paths=plan.report_paths, sub_mapping=None,
-                            timings=timings, already_in_pool=_already_in_pool(ledger, plan))
+                            timings=timings, already_in_pool=_already_in_pool(ledger, plan),
+                            would_send=_would_send(ledger, plan) + sum(c.rows for c in retries))
         return lambda: dry
     clock = time.monotonic()
     settled = ledger.in_pool_ids(tenant, plan.pool_id, confirmed_only=True)   # before this run's own checks
@@ -156,6 +158,19 @@ def _already_in_pool(ledger: Ledger, plan: PlanResult) -> int:
     if not len(done):
         return 0
     return sum(int((done.get_indexer(read_keys(c.keys_path)["legacy_id"]) != -1).sum()) for c in plan.chunks)
+
+
+def _would_send(ledger: Ledger, plan: PlanResult) -> int:
+    """How many users of the plan's import files a migrate would send: those of the files it imports (not
+    done, nor holding a done remainder: ``_chunks_done``) that earlier jobs did not import or meet in the pool.
+    The users earlier jobs failed in done files are not sent again (but by --retry-failed's retry files).
+    Without failed users every user not in the pool is sent, and no remainder file is written to find out."""
+    in_pool = ledger.in_pool_ids(plan.tenant, plan.pool_id)
+    outcomes = ledger.outcomes(plan.tenant, plan.pool_id)
+    done = ({c.sha256 for c in _chunks_done(ledger, plan)} if outcomes["outcome"].eq(Outcome.FAILED.value).any()
+            else set())
+    return sum(int((in_pool.get_indexer(read_keys(c.keys_path)["legacy_id"]) == -1).sum())
+               for c in plan.chunks if c.sha256 not in done)
 
 
 def _retry_chunks(ledger: Ledger, plan: PlanResult, progress: Progress | None) -> list[ChunkInfo]:

@@ -601,12 +601,17 @@ def test_users_the_pool_failed_are_imported_by_retry_failed_once_the_cause_is_go
     plain = workspace.run("migrate", "--tenant", "acme-jp")          # a done chunk is never imported again
     assert plain.returncode == 0 and len(workspace.jobs("acme-jp")) == jobs
     assert {k for k, v in workspace.outcomes("acme-jp").items() if v == "failed"} == failed
+    dry = workspace.run("migrate", "--tenant", "acme-jp", "--dry-run")  # says so (it said "would send the other 3")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert ("a migrate would send 0. 3 that failed in earlier jobs of files already imported stay failed: "
+            "--retry-failed imports them again") in dry.stdout
 
     for i in range(3):                                               # the operator removes the squatters
         workspace.idp.admin_delete_user(UserPoolId=pool, Username=f"squatter-{i}")
     preview = workspace.run("migrate", "--tenant", "acme-jp", "--retry-failed", "--dry-run")
     assert preview.returncode == 0, preview.stdout + preview.stderr
     assert "3 user(s) that failed in earlier jobs go into 1 retry file(s)" in preview.stderr
+    assert "a migrate would send the other 3." in preview.stdout
     retry_files = list((workspace.latest_run("acme-jp") / "chunks").glob("retry-*.keys.csv"))
     assert len(retry_files) == 1 and set(read_keys(retry_files[0])["legacy_id"]) == failed
     assert len(workspace.jobs("acme-jp")) == jobs                    # a dry run imports nothing
