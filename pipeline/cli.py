@@ -311,8 +311,8 @@ def _print_result(result) -> None:
     if plan.pruned_runs:
         out.print(f"  {_pruned(plan)}", markup=False)
     if result.pruned_loads:
-        out.print(f"  removed the import files (PII) that {result.pruned_loads} earlier interrupted migrate run(s) of "
-                  f"{plan.tenant} left behind; no job needs them any more", markup=False)
+        out.print(f"  removed the import files (PII) that {result.pruned_loads} earlier interrupted or dry migrate "
+                  f"run(s) of {plan.tenant} left behind; no job needs them any more", markup=False)
     acc = result.accounting
     if acc is None:
         out.print(f"  dry run: {plan.source_rows} source rows, {len(plan.rejected_ids)} rejected, "

@@ -137,6 +137,7 @@ def test_a_dry_runs_import_files_are_removed_by_the_next_finished_load_unless_ke
         assert list((runs[-1] / "chunks").glob("chunk-*.csv"))
     migrate = workspace.run("migrate", "--tenant", "acme-jp")
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
+    assert "removed the import files (PII) that 1 earlier interrupted or dry migrate run(s)" in migrate.stdout
     dropped, kept = runs
     assert not (dropped / "chunks").exists() and (dropped / "report.json").exists()
     assert list((kept / "chunks").glob("chunk-*.csv"))

@@ -55,7 +55,7 @@ def test_sigkill_during_the_load_then_rerun_completes(workspace: Workspace) -> N
     # the killed run's import files (PII) that no job needs now are gone, as a harvested chunk's are
     runs = workspace.root / "runs" / TENANT
     assert not list(runs.glob("*/chunks/*.csv"))
-    assert "earlier interrupted migrate run(s) of acme-jp left behind" in rerun.stdout
+    assert "earlier interrupted or dry migrate run(s) of acme-jp left behind" in rerun.stdout
 
 
 def test_sigkill_during_a_remainders_job_then_rerun_adopts_it(workspace: Workspace) -> None:
