@@ -265,6 +265,9 @@ def migrate(tenant: TenantOpt = None,
                 settle()
             except MigrationError as previous:
                 err.print(f"error ({previous.phase}): {previous}", markup=False, style="bold red")
+            except KeyboardInterrupt:
+                interrupted = True  # Ctrl-C during that wait: exit at once, as from the loop
+                raise
             if isinstance(exc, MigrationError) and (failed_accounting or stopped):
                 # an earlier tenant's accounting or load failed: that stays the exit code (5, 6), not this
                 # tenant's mistake (2), which is printed

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+import subprocess
+import sys
+import time
 
 import pytest
 
-from tests.e2e.conftest import Workspace, attrs, kill
+from tests.e2e.conftest import ROOT, Workspace, attrs, kill
 
 pytestmark = pytest.mark.slow
 TENANT = "acme-jp"
@@ -166,3 +169,32 @@ def test_a_second_concurrent_run_is_refused_cleanly(workspace: Workspace) -> Non
             kill(first)
     assert first.returncode == 0, out + err
     assert_exact(workspace)
+
+
+def test_ctrl_c_while_a_batch_waits_for_the_previous_check_after_a_tenants_error_stops_at_once(
+        workspace: Workspace) -> None:
+    """A paced batch: globex-us's mapping names a SQL file that is not there, so the batch stops, and first
+    waits for acme-jp's final check running in the background, to print its result. Ctrl-C during that
+    wait went unheeded until the check had listed the whole pool (on AWS minutes per tenant; here >= 32 s),
+    since the interrupt came up through the error's own handling; it now stops at once."""
+    globex = workspace.root / "mappings" / "tenants" / "globex-us.yaml"
+    globex.write_text(globex.read_text() + "\nsource: {query: gone.sql, primary_key: id}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "migrate", "--tenant", "acme-jp,globex-us"],
+                            env={**workspace.env, "COGNITO_LIST_USERS_RPS": "0.5"},   # >= 16 pages: >= 32 s
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = time.monotonic()
+    try:
+        while len([j for j in workspace.jobs(TENANT) if j["Status"] == "Succeeded"]) < 2:   # acme-jp loaded
+            assert proc.poll() is None and time.monotonic() - started < 120
+            time.sleep(0.1)
+        time.sleep(3)                  # globex-us has failed; the batch waits for acme-jp's check
+        assert proc.poll() is None
+        interrupted = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+        waited = time.monotonic() - interrupted
+    finally:
+        if proc.poll() is None:
+            kill(proc)
+    assert proc.returncode == 130 and waited < 10, (waited, stderr)
+    assert "interrupted; rerun the same command" in stderr and "Traceback" not in stderr
