@@ -250,21 +250,26 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
         chunks = chunking.write_chunks(_warned(staged.frames(losers), stats), list(contract.csv_header),
                                        run_dir / "chunks", chunk_rows=mapping.chunk_rows,
                                        canary_rows=mapping.canary_rows)
+        report = build_plan_report(
+            tenant=tenant, run_id=run_id, stats=stats, contract_fingerprint=contract.fingerprint,
+            pool=_pool_summary(contract), mapping_digest=mapping.digest, mapping=mapping.as_dict(),
+            reject_threshold=mapping.reject_threshold,
+            chunks=[{"name": c.name, "rows": c.rows, "bytes": c.bytes, "sha256": c.sha256} for c in chunks],
+            files={"rejects": str(rejects_path), "chunks_dir": str(run_dir / "chunks")},
+            generated_at=datetime.now(UTC).isoformat(timespec="seconds"))
+        report["previous_contract"] = _previous_contract(run_dir, contract.fingerprint)
+        paths = write_reports(report, run_dir)
+        (run_dir / "plan.json").write_text(json.dumps(
+            {"tenant": tenant, "run_id": run_id, "pool_id": pool_id, "fingerprint": contract.fingerprint,
+             "mapping_digest": mapping.digest, "source_rows": source_rows, "rejected": len(rejected_ids),
+             "chunks": report["chunks"], "purpose": purpose}, indent=2))
+    except BaseException:
+        # the import files written so far (PII): without a plan.json, once the staging is gone, no later
+        # plan, load or report takes them for its own
+        shutil.rmtree(run_dir / "chunks", ignore_errors=True)
+        raise
     finally:
         release(staging, owner)
-    report = build_plan_report(
-        tenant=tenant, run_id=run_id, stats=stats, contract_fingerprint=contract.fingerprint,
-        pool=_pool_summary(contract), mapping_digest=mapping.digest, mapping=mapping.as_dict(),
-        reject_threshold=mapping.reject_threshold,
-        chunks=[{"name": c.name, "rows": c.rows, "bytes": c.bytes, "sha256": c.sha256} for c in chunks],
-        files={"rejects": str(rejects_path), "chunks_dir": str(run_dir / "chunks")},
-        generated_at=datetime.now(UTC).isoformat(timespec="seconds"))
-    report["previous_contract"] = _previous_contract(run_dir, contract.fingerprint)
-    paths = write_reports(report, run_dir)
-    (run_dir / "plan.json").write_text(json.dumps(
-        {"tenant": tenant, "run_id": run_id, "pool_id": pool_id, "fingerprint": contract.fingerprint,
-         "mapping_digest": mapping.digest, "source_rows": source_rows, "rejected": len(rejected_ids),
-         "chunks": report["chunks"], "purpose": purpose}, indent=2))
     pruned = _prune_report_files(run_dir)
     return PlanResult(tenant=tenant, run_dir=run_dir, pool_id=pool_id, contract=contract, report=report,
                       chunks=chunks, source_rows=source_rows, rejected_ids=rejected_ids, source_keys=source_keys,

@@ -467,3 +467,26 @@ def test_full_width_emails_are_counted_in_the_report_until_the_mapping_normalise
     normalised = _import_file_column(workspace.latest_run("acme-jp"), "email")
     assert set(normalised) == {e.replace("ａ", "a") for e in emails}
     assert len(emails) - len(normalised) == duplicates(report) - duplicates(first)
+
+
+@pytest.mark.parametrize("blocked", ["chunks/chunk-00002.csv.tmp", "plan.json"])
+def test_a_plan_stopped_while_writing_its_import_files_leaves_none(workspace: Workspace, blocked: str) -> None:
+    """A plan that an error or Ctrl-C stops while it writes the import files, or its reports after them,
+    removed its staging, and left the import files written so far (every valid user's email, phone and
+    name) for good: without a staging or a plan.json, no later plan, load or report ever took them for
+    its own to remove. Here the second file, or plan.json, cannot be written (a directory holds its name)."""
+    from pipeline.cognito import CognitoTarget
+    from pipeline.plan import plan_tenant
+    from pipeline.settings import load_settings
+
+    settings = load_settings(workspace.env)
+    target = CognitoTarget.from_settings(settings.target, endpoint_url=settings.target.endpoint_url)
+    run_dir = workspace.root / "runs" / "acme-jp" / "20250101T000000000000Z"
+    (run_dir / blocked).mkdir(parents=True)
+    with pytest.raises(IsADirectoryError):
+        plan_tenant(settings, "acme-jp", target=target, run_id=run_dir.name)
+    assert not (run_dir / "staging").exists()
+    assert not list(run_dir.glob("chunks/chunk-*"))
+    proc = workspace.run("migrate", "--tenant", "acme-jp")     # no later run removes them either
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not list(run_dir.glob("chunks/chunk-*"))
