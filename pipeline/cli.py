@@ -2,7 +2,7 @@
 
 Exit codes: 0 done; 2 a user mistake (config, mapping, source, pool); 3 the rejection gate stopped the
 run (or failed, for ``report``); 4 another run holds the lock; 5 the accounting does not add up; 6 a job
-or the load failed.
+or the load failed; 130 Ctrl-C, 143 SIGTERM (both stop the same clean way).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import ctypes
 import errno
 import gc
 import os
+import signal
 import sqlite3
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -469,12 +470,14 @@ def main() -> None:
     _malloc_thresholds()
     _arrow_memory_pool()
     _fewer_gc_passes()
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except SystemExit as exc:     # how click ends every command, successful or not
-        if _interrupted(exc):      # typer turns Ctrl-C into exit code 130 without a word
-            err.print(_INTERRUPTED)
-        _leave(exc.code)
+        stop = _interrupted(exc)   # typer turns Ctrl-C into exit code 130 without a word
+        if stop:
+            err.print(_stopped(stop))
+        _leave(143 if isinstance(stop, Terminated) else exc.code)
     except MigrationError as exc:
         err.print(f"error ({exc.phase}): {exc}", markup=False, style="bold red")
         _leave(exc.exit_code)
@@ -487,12 +490,24 @@ def main() -> None:
                   "then rerun the same command: what the ledger committed before stands.",
                   markup=False, style="bold red")
         _leave(2)
-    except KeyboardInterrupt:
-        err.print(_INTERRUPTED)
-        _leave(130)
+    except KeyboardInterrupt as exc:
+        err.print(_stopped(exc))
+        _leave(143 if isinstance(exc, Terminated) else 130)
 
 
-_INTERRUPTED = "interrupted; rerun the same command (a migrate continues where it stopped)"
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a scheduler or CI stopping the job): the run stops as on Ctrl-C, through the same
+    clean-up (the plan's staged rows removed, the harvests under way stored, the ledger told), not killed
+    outright like ``kill -9``."""
+
+
+def _terminate(signum: int, frame: object) -> NoReturn:
+    raise Terminated()
+
+
+def _stopped(exc: KeyboardInterrupt) -> str:
+    return (f"{'terminated (SIGTERM)' if isinstance(exc, Terminated) else 'interrupted'}; "
+            "rerun the same command (a migrate continues where it stopped)")
 
 
 def _runs_dir_setting() -> str:
@@ -500,16 +515,17 @@ def _runs_dir_setting() -> str:
     return f"MIGRATE_RUNS_DIR ({os.environ.get('MIGRATE_RUNS_DIR') or 'runs/ by default'})"
 
 
-def _interrupted(exc: BaseException) -> bool:
-    """Whether a KeyboardInterrupt is in ``exc``'s chain of causes and contexts."""
+def _interrupted(exc: BaseException) -> KeyboardInterrupt | None:
+    """The KeyboardInterrupt (Ctrl-C, or SIGTERM's ``Terminated``) in ``exc``'s chain of causes and
+    contexts, if any."""
     seen: set[int] = set()
     link: BaseException | None = exc
     while link is not None and id(link) not in seen:
         if isinstance(link, KeyboardInterrupt):
-            return True
+            return link
         seen.add(id(link))
         link = link.__cause__ or link.__context__
-    return False
+    return None
 
 
 def _os_problem(exc: OSError) -> str:

@@ -198,3 +198,27 @@ def test_ctrl_c_while_a_batch_waits_for_the_previous_check_after_a_tenants_error
             kill(proc)
     assert proc.returncode == 130 and waited < 10, (waited, stderr)
     assert "interrupted; rerun the same command" in stderr and "Traceback" not in stderr
+
+
+def test_sigterm_during_the_load_stops_as_ctrl_c_does_then_rerun_completes(workspace: Workspace) -> None:
+    """SIGTERM (kill, a scheduler or CI stopping the job) killed the run outright, as kill -9 does: no word,
+    the run left 'running' in the ledger, a plan's staged rows (PII) on disk until the tenant's next plan.
+    It now stops through Ctrl-C's clean-up, says how to resume, and exits 143."""
+    workspace.service.configure(users_per_second=150)
+    proc = workspace.popen("migrate", "--tenant", TENANT)
+    try:
+        workspace.wait_for_job(TENANT, "InProgress")
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            kill(proc)
+    assert proc.returncode == 143, stderr
+    assert "terminated (SIGTERM); rerun the same command" in stderr and "Traceback" not in stderr
+    with sqlite3.connect(workspace.root / "runs" / "ledger.sqlite") as db:
+        assert db.execute("SELECT status FROM runs").fetchall() == [("failed",)]
+    workspace.service.configure(users_per_second=None)
+    rerun = workspace.run("migrate", "--tenant", TENANT)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    counts = assert_exact(workspace)
+    assert counts["failed"] == 0 and counts["skipped"] == 0
