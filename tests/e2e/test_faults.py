@@ -154,7 +154,9 @@ def test_an_expired_upload_url_gets_a_new_job(workspace: Workspace) -> None:
 
 
 def test_a_second_concurrent_run_is_refused_cleanly(workspace: Workspace) -> None:
-    workspace.service.configure(users_per_second=100)
+    # slow enough that the first run still holds the lock while the second starts on a loaded machine
+    # (at 100 users/s the first had finished its 259 users first, once, under a full suite on 2 cores)
+    workspace.service.configure(users_per_second=20)
     first = workspace.popen("migrate", "--tenant", TENANT)
     try:
         workspace.wait_for_job(TENANT, "InProgress")
