@@ -89,23 +89,33 @@ def test_sigkill_during_a_remainders_job_then_rerun_adopts_it(workspace: Workspa
     assert {j["Status"] for j in jobs} == {"Succeeded"}
 
 
-def test_ctrl_c_during_the_load_says_so_then_rerun_completes(workspace: Workspace) -> None:
+def _signalled_during_the_load(workspace: Workspace, signum: int) -> tuple[int, str]:
+    """The migrate's exit code and stderr after ``signum`` while its job imports; then the rerun, which
+    must end exact with nothing failed or skipped."""
     workspace.service.configure(users_per_second=150)
     proc = workspace.popen("migrate", "--tenant", TENANT)
     try:
         workspace.wait_for_job(TENANT, "InProgress")
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             kill(proc)
-    assert proc.returncode == 130
-    assert "interrupted; rerun the same command" in stderr and "Traceback" not in stderr
+    with sqlite3.connect(workspace.root / "runs" / "ledger.sqlite") as db:
+        runs = db.execute("SELECT status FROM runs").fetchall()
     workspace.service.configure(users_per_second=None)
     rerun = workspace.run("migrate", "--tenant", TENANT)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     counts = assert_exact(workspace)
     assert counts["failed"] == 0 and counts["skipped"] == 0
+    assert runs == [("failed",)], runs                 # the stopped run is recorded as ended, not running
+    return proc.returncode, stderr
+
+
+def test_ctrl_c_during_the_load_says_so_then_rerun_completes(workspace: Workspace) -> None:
+    code, stderr = _signalled_during_the_load(workspace, signal.SIGINT)
+    assert code == 130
+    assert "interrupted; rerun the same command" in stderr and "Traceback" not in stderr
 
 
 def test_throttling_and_internal_errors_are_retried(workspace: Workspace) -> None:
@@ -206,21 +216,6 @@ def test_sigterm_during_the_load_stops_as_ctrl_c_does_then_rerun_completes(works
     """SIGTERM (kill, a scheduler or CI stopping the job) killed the run outright, as kill -9 does: no word,
     the run left 'running' in the ledger, a plan's staged rows (PII) on disk until the tenant's next plan.
     It now stops through Ctrl-C's clean-up, says how to resume, and exits 143."""
-    workspace.service.configure(users_per_second=150)
-    proc = workspace.popen("migrate", "--tenant", TENANT)
-    try:
-        workspace.wait_for_job(TENANT, "InProgress")
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            kill(proc)
-    assert proc.returncode == 143, stderr
+    code, stderr = _signalled_during_the_load(workspace, signal.SIGTERM)
+    assert code == 143, stderr
     assert "terminated (SIGTERM); rerun the same command" in stderr and "Traceback" not in stderr
-    with sqlite3.connect(workspace.root / "runs" / "ledger.sqlite") as db:
-        assert db.execute("SELECT status FROM runs").fetchall() == [("failed",)]
-    workspace.service.configure(users_per_second=None)
-    rerun = workspace.run("migrate", "--tenant", TENANT)
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    counts = assert_exact(workspace)
-    assert counts["failed"] == 0 and counts["skipped"] == 0

@@ -354,16 +354,23 @@ def test_users_who_reset_their_password_before_a_resumed_final_check_count_as_co
     assert rows and {row["confirmed"] for row in rows} == {"1"}
 
 
+def _imported_then_one_deleted_unchecked(workspace: Workspace) -> dict:
+    """acme-jp migrated, its users unconfirmed (as a stop before the final check leaves them), and one of
+    them deleted from the pool: that user, as ListUsers gave it."""
+    first = workspace.run("migrate", "--tenant", "acme-jp")
+    assert first.returncode == 0, first.stdout + first.stderr
+    with sqlite3.connect(workspace.root / "runs" / "ledger.sqlite") as db:
+        db.execute("UPDATE outcomes SET confirmed = 0 WHERE tenant = 'acme-jp'")
+    deleted = sorted(workspace.users("acme-jp"), key=lambda u: u["Username"])[0]
+    workspace.idp.admin_delete_user(UserPoolId=workspace.pool_id("acme-jp"), Username=deleted["Username"])
+    return deleted
+
+
 def test_an_imported_user_deleted_before_the_final_check_fails_until_accept_missing_settles_it(
         workspace: Workspace) -> None:
     """A user deleted from the pool between its import and the final check (a stopped run resumed
     later) fails the accounting on every rerun, with the way out named; --accept-missing settles it."""
-    first = workspace.run("migrate", "--tenant", "acme-jp")
-    assert first.returncode == 0, first.stdout + first.stderr
-    with sqlite3.connect(workspace.root / "runs" / "ledger.sqlite") as db:   # as a stop before the check leaves it
-        db.execute("UPDATE outcomes SET confirmed = 0 WHERE tenant = 'acme-jp'")
-    deleted = sorted(workspace.users("acme-jp"), key=lambda u: u["Username"])[0]
-    workspace.idp.admin_delete_user(UserPoolId=workspace.pool_id("acme-jp"), Username=deleted["Username"])
+    deleted = _imported_then_one_deleted_unchecked(workspace)
     users_before, jobs_before = len(workspace.users("acme-jp")), len(workspace.jobs("acme-jp"))
 
     for args, code, accepted in (((), 5, 0), ((), 5, 0), (("--accept-missing",), 0, 1), ((), 0, 0)):
@@ -726,12 +733,7 @@ def test_an_earlier_tenants_accounting_failure_stays_the_exit_code_when_a_later_
 def test_a_stopped_load_does_not_hide_an_imported_user_the_pool_lacks(workspace: Workspace) -> None:
     """A load that stops (a failed job) while an imported user fails the check: the accounting fails (5,
     before the stop's 6) and the problem is printed. The stop alone was told (6), with "0 not imported yet"."""
-    first = workspace.run("migrate", "--tenant", "acme-jp")
-    assert first.returncode == 0, first.stdout + first.stderr
-    with sqlite3.connect(workspace.root / "runs" / "ledger.sqlite") as db:   # as a stop before the check leaves it
-        db.execute("UPDATE outcomes SET confirmed = 0 WHERE tenant = 'acme-jp'")
-    deleted = sorted(workspace.users("acme-jp"), key=lambda u: u["Username"])[0]
-    workspace.idp.admin_delete_user(UserPoolId=workspace.pool_id("acme-jp"), Username=deleted["Username"])
+    _imported_then_one_deleted_unchecked(workspace)
     copied = sorted((i for i, o in workspace.outcomes("acme-jp").items() if o == "imported"), key=int)[:1]
     with sqlite3.connect(workspace.root / "var" / "demo-legacy.sqlite") as db:   # a new legacy user
         db.execute(
