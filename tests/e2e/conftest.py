@@ -75,8 +75,10 @@ class Workspace:
 
     def pool_id(self, tenant: str) -> str | None:
         name = self.pool_name(tenant)
-        pools = self.idp.list_user_pools(MaxResults=60)["UserPools"]
-        found = [p["Id"] for p in pools if p["Name"] == name]
+        # every page: the e2e tests of one worker share a service, and past 60 pools the first page missed
+        # the tenant's, so a test saw no pool and no users
+        pages = self.idp.get_paginator("list_user_pools").paginate(MaxResults=60)
+        found = [p["Id"] for page in pages for p in page["UserPools"] if p["Name"] == name]
         return found[0] if found else None
 
     def pool_name(self, tenant: str) -> str:
