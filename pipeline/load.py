@@ -336,7 +336,7 @@ class _Loader(JobSteps, Harvester):
             action, job = plans[record.sha256]
             if action not in ("adopt", "harvest"):
                 continue   # never started (its users are in this plan's files), or harvested before
-            chunk = _earlier_file(chunks[0].csv_path.parents[2], record, self._failed_in)
+            chunk = _earlier_file(chunks[0].csv_path.parents[2], record, self._jobs_of_users)
             if chunk is None or self._settled_since(chunk, job):
                 continue   # its file is gone, or a newer job has its users
             self._event("job_adopted", f"{chunk.name} of an earlier plan (not in this one): "
@@ -347,9 +347,8 @@ class _Loader(JobSteps, Harvester):
                                          resumed="adopted" if action == "adopt" else "harvested"))
         return results
 
-    def _failed_in(self, keys_path: Path) -> list[str]:
-        """The jobs the users of a retry file (``keys_path``) failed in, as the ledger has them: with the
-        file's bytes, what its ledger sha256 covers (``chunk.retry_sha256``)."""
+    def _jobs_of_users(self, keys_path: Path) -> list[str]:
+        """The job of each ledger outcome of the users a keys file lists (a user without one: none)."""
         outcomes = self.ledger.outcomes(self.tenant, self.pool_id)
         users = outcomes["legacy_id"].astype(str).isin(set(read_keys(keys_path)["legacy_id"]))
         return [str(j) for j in outcomes.loc[users, "job_id"].dropna()]
@@ -359,10 +358,8 @@ class _Loader(JobSteps, Harvester):
         not find the chunk's file (or came before such jobs were harvested) sent them again, and their
         outcomes stand."""
         since = epoch_seconds(job.get("CreationDate"))
-        outcomes = self.ledger.outcomes(self.tenant, self.pool_id)
-        users = outcomes["legacy_id"].astype(str).isin(set(read_keys(chunk.keys_path)["legacy_id"]))
-        jobs = outcomes.loc[users, "job_id"].dropna().unique()
-        return any((record := self.ledger.job(str(j))) is not None and record.created_at > since for j in jobs)
+        return any((record := self.ledger.job(j)) is not None and record.created_at > since
+                   for j in set(self._jobs_of_users(chunk.keys_path)))
 
     def _without_done_users(self, chunk: ChunkInfo) -> ChunkInfo | None:
         """``chunk`` as it still needs importing (``chunk.write_remainder``), from the users the ledger has
@@ -472,19 +469,18 @@ class _Loader(JobSteps, Harvester):
         return record is not None and record["state"] == "failed" and record["job_id"] == job.get("JobId")
 
 
-def _earlier_file(tenant_dir: Path, chunk: ChunkInfo,
-                  failed_in: Callable[[Path], list[str]] | None = None) -> ChunkInfo | None:
+def _earlier_file(tenant_dir: Path, chunk: ChunkInfo, failed_in: Callable[[Path], list[str]]) -> ChunkInfo | None:
     """``chunk`` (known by name and sha256) with the import file and keys file of one of the tenant's plan
     directories that still has them, if any does. A retry file's sha256 also covers the jobs its users
-    failed in (``failed_in``: those jobs, by the file's keys): a rerun without --retry-failed after a
-    killed retry run harvests its job too, so that users it imported do not stay failed."""
+    failed in (``failed_in``: those jobs, by the file's keys, as the ledger has them): a rerun without
+    --retry-failed after a killed retry run harvests its job too, so that users it imported do not stay
+    failed."""
     for csv_path in sorted(tenant_dir.glob(f"*/chunks/{chunk.name}.csv"), reverse=True):
         keys_path = csv_path.with_name(f"{chunk.name}.keys.csv")
         try:
             with csv_path.open("rb") as handle:
                 digest = hashlib.file_digest(handle, "sha256").hexdigest()
-            if digest != chunk.sha256 and failed_in is not None and chunk.name.startswith("retry-") \
-                    and keys_path.exists():
+            if digest != chunk.sha256 and chunk.name.startswith("retry-") and keys_path.exists():
                 digest = retry_sha256(digest, failed_in(keys_path))
             if digest == chunk.sha256 and keys_path.exists():
                 return replace(chunk, csv_path=csv_path, keys_path=keys_path, bytes=csv_path.stat().st_size)
