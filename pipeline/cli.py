@@ -227,7 +227,11 @@ def migrate(tenant: TenantOpt = None,
         """Wait for the tenant whose check runs in the background; print its result (or raise its error)."""
         while checking:
             name, future = checking.pop()
-            result = future.result()
+            try:
+                result = future.result()
+            except MigrationError as exc:   # named: printed beside another tenant's, it said not whose it was
+                exc.tenant = exc.tenant or name
+                raise
             _print_result(result)
             if result.stop_reason:
                 stopped.append(name)
@@ -238,6 +242,7 @@ def migrate(tenant: TenantOpt = None,
 
     checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="final-check")
     interrupted = False
+    earlier: MigrationError | None = None     # an earlier tenant's check failed while this tenant's error stops
     with Ledger.open(settings.runs_dir / "ledger.sqlite", lock_key=target.account_key) as ledger, \
             _progress() as bars:
         try:
@@ -266,18 +271,31 @@ def migrate(tenant: TenantOpt = None,
                 settle()
             except MigrationError as previous:
                 err.print(f"error ({previous.phase}): {previous}", markup=False, style="bold red")
+                earlier = previous
             except KeyboardInterrupt:
                 interrupted = True  # Ctrl-C during that wait: exit at once, as from the loop
                 raise
-            if isinstance(exc, MigrationError) and (failed_accounting or stopped):
-                # an earlier tenant's accounting or load failed: that stays the exit code (5, 6), not this
-                # tenant's mistake (2), which is printed
+            # an earlier tenant's accounting, load or final check failed: that stays the exit code (5, 6), not
+            # this tenant's mistake (2), which is printed
+            mistake = isinstance(exc, MigrationError) and exc.exit_code == MigrationError.exit_code
+            check_failed = earlier is not None and earlier.exit_code != MigrationError.exit_code
+            if isinstance(exc, MigrationError) and (failed_accounting or stopped or (mistake and check_failed)):
                 err.print(f"error ({exc.phase}): {exc}", markup=False, style="bold red")
                 _batch_failures(failed_accounting, stopped, [])
+                assert earlier is not None
+                raise _failed_before(earlier) from None
             raise
         finally:
             checker.shutdown(wait=not interrupted, cancel_futures=True)
     _batch_failures(failed_accounting, stopped, gated)
+
+
+def _failed_before(earlier: MigrationError) -> MigrationError:
+    """The exit of a batch that a tenant's error stopped after an earlier tenant's final check had failed
+    (both printed): the earlier failure's phase and exit code."""
+    summary = MigrationError(f"The final check of {earlier.tenant} failed; see the reason above.")
+    summary.phase, summary.exit_code = earlier.phase, earlier.exit_code
+    return summary
 
 
 def _batch_failures(failed_accounting: list[str], stopped: list[str], gated: list[str]) -> None:

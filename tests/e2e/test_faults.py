@@ -219,3 +219,32 @@ def test_sigterm_during_the_load_stops_as_ctrl_c_does_then_rerun_completes(works
     code, stderr = _signalled_during_the_load(workspace, signal.SIGTERM)
     assert code == 143, stderr
     assert "terminated (SIGTERM); rerun the same command" in stderr and "Traceback" not in stderr
+
+
+def test_an_earlier_tenants_failed_final_check_stays_the_exit_code_when_a_later_tenant_errs(
+        workspace: Workspace) -> None:
+    """A paced batch: acme-jp loads and its final check lists the pool in the background; globex-us's
+    mapping names a SQL file that is not there, which stops the batch; acme-jp's pool is deleted while
+    its check still lists it, so the check fails (6). The batch exited 2, for globex-us's mistake alone,
+    and the check's error did not say which tenant's it was."""
+    globex = workspace.root / "mappings" / "tenants" / "globex-us.yaml"
+    globex.write_text(globex.read_text() + "\nsource: {query: gone.sql, primary_key: id}\n")
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "migrate", "--tenant", "acme-jp,globex-us"],
+                            env={**workspace.env, "COGNITO_LIST_USERS_RPS": "0.5"},   # >= 16 pages: >= 32 s
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    started = time.monotonic()
+    try:
+        while len([j for j in workspace.jobs(TENANT) if j["Status"] == "Succeeded"]) < 2:   # acme-jp loaded
+            assert proc.poll() is None and time.monotonic() - started < 120
+            time.sleep(0.1)
+        time.sleep(3)                  # acme-jp harvested, globex-us failed: the batch waits for the check
+        assert proc.poll() is None
+        workspace.idp.delete_user_pool(UserPoolId=workspace.pool_id(TENANT))
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            kill(proc)
+    assert proc.returncode == 6, stderr
+    assert "gone.sql" in stderr and "ResourceNotFoundException" in stderr, stderr
+    assert "tenant=acme-jp" in stderr and "The final check of acme-jp failed" in stderr, stderr
+    assert "Traceback" not in stderr
