@@ -202,6 +202,11 @@ def migrate(tenant: TenantOpt = None,
 
     if on_failed_job not in ("stop", "continue"):
         raise MigrationError(f"--on-failed-job {on_failed_job!r}: write 'stop' or 'continue'.")
+    final_check_options = [name for name, given in (("--recheck-pool", recheck_pool),
+                                                    ("--accept-missing", accept_missing)) if given]
+    if dry_run and final_check_options:   # they steer the final check, which a dry run does not reach
+        raise MigrationError(f"{' and '.join(final_check_options)} steer the final check against the pool, which "
+                             "a dry run does not reach: drop --dry-run to run them, or drop them to preview.")
     settings = load_settings()
     tenants = _tenants(settings, tenant)
     _prepare_source(settings)

@@ -375,6 +375,17 @@ def test_usage_mistakes_are_messages(workspace: Workspace, args: list[str]) -> N
     no_traceback(proc)
 
 
+@pytest.mark.parametrize("options", [["--recheck-pool"], ["--accept-missing"], ["--recheck-pool", "--accept-missing"]])
+def test_final_check_options_with_a_dry_run_are_refused(workspace: Workspace, options: list[str]) -> None:
+    """--recheck-pool and --accept-missing steer the final check, which a dry run never reaches: with
+    --dry-run they did nothing, silently, and the user thought the preview had applied them."""
+    proc = workspace.run("migrate", "--tenant", "acme-jp", "--dry-run", *options)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    no_traceback(proc)
+    assert f"{' and '.join(options)} steer the final check" in proc.stderr and "drop --dry-run" in proc.stderr
+    assert not (workspace.root / "runs" / "acme-jp").exists()     # refused before the plan
+
+
 def test_a_pool_change_between_two_runs_is_visible(workspace: Workspace) -> None:
     first = workspace.run("report", "--tenant", "acme-jp")
     assert first.returncode == 0, first.stdout + first.stderr
