@@ -190,9 +190,13 @@ def _retry_chunks(ledger: Ledger, plan: PlanResult, progress: Progress | None) -
     retries = write_retry_chunks(done, failed_in, plan.run_dir / "chunks", chunk_rows=plan.chunk_rows)
     retried = sum(c.rows for c in retries)
     message = f"--retry-failed: {retried} user(s) that failed in earlier jobs go into {len(retries)} retry file(s)"
-    if len(failed) > retried:
-        message += (f"; {len(failed) - retried} other failed user(s) are not in a done chunk of this plan "
-                    "(changed, so their new chunk imports them, or now rejected)")
+    if len(failed) > retried:   # not in a done chunk: their chunk is sent whole, or the plan rejects them now
+        rejected = int(failed["legacy_id"].astype(str).isin(plan.rejected_ids).sum())
+        resent = len(failed) - retried - rejected
+        parts = [f"{resent} are in a chunk this run imports whole (its earlier job failed or stopped, or their data "
+                 "changed since)"] if resent else []
+        parts += [f"{rejected} are rejected by this plan"] if rejected else []
+        message += f"; of the other failed user(s), {' and '.join(parts)}"
     tell(progress, "retry", plan.tenant, message + ".")
     return retries
 

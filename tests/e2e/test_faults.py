@@ -145,7 +145,12 @@ def test_a_failed_job_is_reported_with_its_reasons_and_retried_by_the_rerun(work
     assert sum(o == "failed" for o in outcomes.values()) == canary_rows
     assert "N not imported yet".replace("N", str(len(workspace.source_ids(TENANT)) - len(outcomes))) in proc.stdout
 
-    rerun = workspace.run("migrate", "--tenant", TENANT)
+    preview = workspace.run("migrate", "--tenant", TENANT, "--retry-failed", "--dry-run")
+    assert preview.returncode == 0, preview.stdout + preview.stderr       # it said their data had changed
+    assert (f"--retry-failed: 0 user(s) that failed in earlier jobs go into 0 retry file(s); of the other failed "
+            f"user(s), {canary_rows} are in a chunk this run imports whole (its earlier job failed or stopped") \
+        in preview.stderr, preview.stderr
+    rerun = workspace.run("migrate", "--tenant", TENANT)     # the canary's file is sent again, retry or not
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     counts = assert_exact(workspace)
     assert counts["failed"] == 0 and counts["skipped"] == 0

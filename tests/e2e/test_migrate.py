@@ -691,9 +691,12 @@ def test_users_the_pool_failed_that_the_data_now_rejects_count_as_rejected(works
     with sqlite3.connect(workspace.root / "var" / "demo-legacy.sqlite") as db:
         db.executemany("UPDATE app_users SET deleted_at = '2026-11-01 00:00:00' WHERE id = ?",
                        [(int(i),) for i in failed])
-    for _ in range(2):    # every run notes them: the ledger keeps the job's failure, the plan its rejection
-        rerun = workspace.run("migrate", "--tenant", "acme-jp")
+    for args in ([], ["--retry-failed"]):   # every run notes them: the ledger keeps the job's failure, the plan
+        rerun = workspace.run("migrate", "--tenant", "acme-jp", *args)   # its rejection
         assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        if args:                           # nothing to retry: they are rejected now, their data did not "change"
+            assert ("go into 0 retry file(s); of the other failed user(s), 2 are rejected by this plan."
+                    in rerun.stderr), rerun.stderr
         assert "NOTE: 2 user(s) this plan rejects are not in the pool, though an earlier run loaded them" \
             in rerun.stdout
         report = workspace.report("acme-jp")
