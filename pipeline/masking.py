@@ -9,6 +9,8 @@ fixed-width filler.
 from __future__ import annotations
 
 import re
+from datetime import datetime
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -125,6 +127,26 @@ def scrub_text(text: str) -> str:
     text = _QUOTED.sub(lambda m: f"Value '{_mask_quoted(m['field'], m['value'])}' at '{m['field']}'", text)
     text = _EMAIL.sub(lambda m: mask_email(m[0]), text)
     return _DIGITS.sub(lambda m: mask_phone(m[0]) if sum(c.isdigit() for c in m[0]) >= 8 else m[0], text)
+
+
+def scrub_values(value: Any) -> Any:
+    """``value`` (a configuration value: text, a number, a list or mapping of them) with every text in it
+    scrubbed (``scrub_text``): a filter in a mapping file may name an address or a phone number."""
+    if isinstance(value, str):
+        return value if _iso_date(value) else scrub_text(value)   # a date's 8 digits are not a phone number
+    if isinstance(value, dict):
+        return {k: scrub_values(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub_values(v) for v in value]
+    return value
+
+
+def _iso_date(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _mask_quoted(field: str, value: str) -> str:

@@ -36,6 +36,7 @@ from pipeline.mapping import (
     load_mapping,
 )
 from pipeline.mapping.model import SHIPPED_IDENTITY, Identity
+from pipeline.masking import scrub_values
 from pipeline.reasons import REJECT_COLUMNS
 from pipeline.report import QualityStats, build_plan_report, write_reports
 from pipeline.settings import Settings
@@ -252,7 +253,7 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
                                        canary_rows=mapping.canary_rows)
         report = build_plan_report(
             tenant=tenant, run_id=run_id, stats=stats, contract_fingerprint=contract.fingerprint,
-            pool=_pool_summary(contract), mapping_digest=mapping.digest, mapping=mapping.as_dict(),
+            pool=_pool_summary(contract), mapping_digest=mapping.digest, mapping=_reported_mapping(mapping.as_dict()),
             reject_threshold=mapping.reject_threshold,
             chunks=[{"name": c.name, "rows": c.rows, "bytes": c.bytes, "sha256": c.sha256} for c in chunks],
             files={"rejects": str(rejects_path), "chunks_dir": str(run_dir / "chunks")},
@@ -378,6 +379,17 @@ def _previous_contract(run_dir: Path, fingerprint: str) -> dict[str, Any] | None
             return None
         return {"run_id": earlier.name, "fingerprint": plan.get("fingerprint"), "changed": True}
     return None
+
+
+def _reported_mapping(merged: dict[str, Any]) -> dict[str, Any]:
+    """The merged mapping as the report shows it: the values of its filters and SQL parameters scrubbed,
+    since a filter may name a user (``exclude: [ceo@example.com]``); column names and rules are not PII."""
+    source = merged.get("source")
+    if isinstance(source, dict) and "params" in source:
+        merged["source"] = {**source, "params": scrub_values(source["params"])}
+    if "filters" in merged:
+        merged["filters"] = scrub_values(merged["filters"])
+    return merged
 
 
 def _pool_summary(contract: PoolContract) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipeline.masking import mask_email, mask_phone, mask_series, mask_value
+from pipeline.masking import mask_email, mask_phone, mask_series, mask_value, scrub_values
 
 TRICKY = ["", None, "a@b.com", "bad@@x.org", "@x.org", "a@", "a@.com", "a@b.", "noat", "ü@ß.de",
           "x@y.z.w", "line\nbreak@x.jp", "+81901234567", "090-1234", "+1", "12345", "123456", "日本語",
@@ -92,3 +92,13 @@ def test_a_refused_call_does_not_echo_the_users_data() -> None:
     with pytest.raises(CognitoCallError) as caught:
         target._call("AdminGetUser", refused)
     assert "jane" not in str(caught.value) and "Value 'j***@e***.com' at 'username'" in str(caught.value)
+
+
+def test_configuration_values_are_scrubbed_but_dates_and_codes_kept() -> None:
+    """A mapping's filters as the report shows them: an address or a phone number, even in a list or a
+    mapping, is masked; an ISO date (eight digits, like a phone number's) and a tenant code are not."""
+    assert scrub_values({"exclude": ["ceo@example.com", ("+81 90-1234-5678",)], "code": "acme-jp", "n": 5,
+                         "since": "2020-01-01", "day": "20200101", "at": "2020-01-01 10:00:00",
+                         "nested": {"tel": "09012345678"}}) == {
+        "exclude": ["c***@e***.com", ["+81***78"]], "code": "acme-jp", "n": 5, "since": "2020-01-01",
+        "day": "20200101", "at": "2020-01-01 10:00:00", "nested": {"tel": "0***78"}}
