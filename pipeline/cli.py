@@ -325,8 +325,8 @@ def _warn_contract_change(report: dict) -> None:
 
 
 def _pruned(plan) -> str:
-    return (f"removed the would-be import files (PII) of {plan.pruned_runs} earlier report run(s) of {plan.tenant}; "
-            "their reports stay")
+    return (f"removed the would-be import files (PII) of {plan.pruned_runs} earlier report or dry run(s) of "
+            f"{plan.tenant}; their reports stay")
 
 
 def _print_result(result) -> None:

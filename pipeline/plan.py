@@ -77,7 +77,7 @@ class PlanResult:
     source_keys: np.ndarray | None = None   # sorted key_hashes of every source legacy id (8 bytes each)
     report_paths: dict[str, Path] = field(default_factory=dict)
     chunk_rows: int = 500_000        # the mapping's users per import file
-    pruned_runs: int = 0             # earlier report runs whose would-be import files this plan removed
+    pruned_runs: int = 0             # earlier report and dry runs whose would-be import files this plan removed
     identity: Identity = SHIPPED_IDENTITY  # the mapping's attributes that tell one person's account from another's
 
     @property
@@ -175,7 +175,7 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     """Everything up to the import files and the data-quality report, touching no import job.
 
     ``purpose`` ("report" or "migrate") is kept in plan.json. The would-be import files of the tenant's
-    earlier report runs are removed once this plan has written its own (``_prune_report_files``).
+    earlier report runs and dry runs are removed once this plan has written its own (``_prune_report_files``).
     """
     progress = progress or _Silent()
     mapping = load_mapping(settings.mappings_dir, tenant)
@@ -331,19 +331,27 @@ class _PrimaryKeys:
         return unique
 
 
+LOAD_FILE = "load.json"   # a migrate run's load settings (a dry run's too): {"keep_files": bool, "dry_run": bool}
+
+
 def _prune_report_files(run_dir: Path) -> int:
-    """Remove the import files of the tenant's earlier report runs; return how many runs had some.
+    """Remove the import files of the tenant's earlier report runs and dry runs (those not asked to keep
+    them); return how many runs had some.
 
     A report writes would-be import files (every valid user's email, phone and name) each time it
     runs, and a team cleaning its data runs it again and again: kept, they pile up, 130 MB of PII per
-    run at 1M users. They are only ever a preview, rebuilt by the next plan; the reports, rejects
-    and plan.json of those runs stay. Runs of a migrate are not touched (their load removes its files
-    as each job is harvested, or keeps them on request), nor is a run whose plan is still under way.
+    run at 1M users. They are only ever a preview, rebuilt by the next plan, as a dry run's are; the
+    reports, rejects and plan.json of those runs stay. Other runs of a migrate are not touched (their
+    load removes its files as each job is harvested, or keeps them on request), nor is a run whose plan
+    is still under way.
     """
-    def a_report(earlier: Path) -> bool:
-        return json.loads((earlier / "plan.json").read_text()).get("purpose") == "report"
+    def a_preview(earlier: Path) -> bool:
+        if json.loads((earlier / "plan.json").read_text()).get("purpose") == "report":
+            return True
+        load = json.loads((earlier / LOAD_FILE).read_text())
+        return load.get("dry_run") is True and load["keep_files"] is False
 
-    return prune_earlier_import_files(run_dir, a_report)
+    return prune_earlier_import_files(run_dir, a_preview)
 
 
 def prune_earlier_import_files(run_dir: Path, prunable: Callable[[Path], bool]) -> int:

@@ -19,6 +19,7 @@ from pipeline.errors import ValidationGateError
 from pipeline.ledger import Ledger
 from pipeline.load import LoadPolicy, run_load, tell
 from pipeline.plan import (
+    LOAD_FILE,
     PlanResult,
     Progress,
     plan_tenant,
@@ -89,8 +90,8 @@ def start_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledg
             "mapping, or raise report.reject_threshold in the tenant's mapping file."
             + "".join(f" NOTE: {note}" for note in plan.report["notes"]), tenant=tenant)
     # the files' fate: without --keep-files, the next load that runs to its end removes a dry run's files
-    # (``prune_loaded_files``) as an interrupted run's; nothing else would, and they are PII
-    (plan.run_dir / LOAD_FILE).write_text(json.dumps({"keep_files": policy.keep_files}))
+    # (``prune_loaded_files``) as an interrupted run's, and so does the next plan of a dry run's (they are PII)
+    (plan.run_dir / LOAD_FILE).write_text(json.dumps({"keep_files": policy.keep_files, "dry_run": dry_run}))
     if dry_run:
         # retry files are files too: written and described, never imported
         retries = _retry_chunks(ledger, plan, progress) if retry_failed else []
@@ -130,7 +131,6 @@ def start_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledg
     return finish
 
 
-LOAD_FILE = "load.json"   # a migrate run's load settings (a dry run's too): {"keep_files": bool}
 
 
 def prune_loaded_files(run_dir: Path) -> int:

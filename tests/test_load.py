@@ -677,7 +677,8 @@ def test_a_failed_harvest_fails_the_run_after_the_other_harvests_are_stored(
 def test_a_finished_load_removes_only_the_files_earlier_migrate_runs_left_without_keeping_them(tmp_path: Path) -> None:
     import json
 
-    from pipeline.runner import LOAD_FILE, prune_loaded_files
+    from pipeline.plan import LOAD_FILE
+    from pipeline.runner import prune_loaded_files
 
     tenant = tmp_path / "acme-jp"
 

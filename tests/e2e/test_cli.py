@@ -103,41 +103,51 @@ def test_a_killed_plans_staged_rows_are_removed_by_the_next_plan_of_the_tenant(w
     assert not (workspace.latest_run("acme-jp") / "staging").exists()
 
 
-def test_a_report_removes_the_import_files_of_earlier_reports_and_only_those(workspace: Workspace) -> None:
+def test_a_report_removes_the_import_files_of_earlier_reports_and_dry_runs_and_only_those(
+        workspace: Workspace) -> None:
+    """Earlier reports' and dry runs' import files are previews: the next plan removes them. A dry run's
+    stayed until a load of the tenant ran to its end, for good if none did. Files a run asked to keep, and
+    a migrate's own, stay."""
     kept = workspace.run("migrate", "--tenant", "acme-jp", "--keep-files")
     assert kept.returncode == 0, kept.stdout + kept.stderr
     migrate_run = workspace.latest_run("acme-jp")
-    dry = workspace.run("migrate", "--tenant", "acme-jp", "--dry-run")
-    assert dry.returncode == 0, dry.stdout + dry.stderr
-    dry_run = workspace.latest_run("acme-jp")
+    dry_runs = []
+    for args in (("--keep-files",), ()):
+        dry = workspace.run("migrate", "--tenant", "acme-jp", "--dry-run", *args)
+        assert dry.returncode == 0, dry.stdout + dry.stderr
+        dry_runs.append(workspace.latest_run("acme-jp"))
+    kept_dry, dropped_dry = dry_runs
     first = workspace.run("report", "--tenant", "acme-jp")
-    assert first.returncode == 0 and "would-be import files" not in first.stdout
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "removed the would-be import files (PII) of 1 earlier report or dry run(s) of acme-jp" in first.stdout
     first_run = workspace.latest_run("acme-jp")
     assert list((first_run / "chunks").glob("chunk-*.csv"))
+    assert not (dropped_dry / "chunks").exists() and (dropped_dry / "report.json").exists()
     second = workspace.run("report", "--tenant", "acme-jp")
     assert second.returncode == 0, second.stdout + second.stderr
-    assert "removed the would-be import files (PII) of 1 earlier report run(s) of acme-jp" in second.stdout
+    assert "removed the would-be import files (PII) of 1 earlier report or dry run(s) of acme-jp" in second.stdout
     assert not (first_run / "chunks").exists()
     assert (first_run / "report.html").exists() and (first_run / "rejects.csv").exists()   # the report stays
     assert list((workspace.latest_run("acme-jp") / "chunks").glob("chunk-*.csv"))         # the newest: kept
-    for run in (migrate_run, dry_run):                  # a migrate's files are its own business
+    for run in (migrate_run, kept_dry):                     # kept on request
         assert list((run / "chunks").glob("chunk-*.csv"))
 
 
-
-def test_a_dry_runs_import_files_are_removed_by_the_next_finished_load_unless_kept(workspace: Workspace) -> None:
-    """A dry run's import files (and retry files) are PII like any others: the next load that runs to its end
-    removes them, unless the dry run had --keep-files. They stayed on disk for good, and --keep-files did
-    nothing with --dry-run."""
-    runs = []
+def test_a_dry_runs_import_files_are_removed_by_the_next_plan_unless_kept(workspace: Workspace) -> None:
+    """A dry run's import files (and retry files) are PII like any others: the tenant's next plan (here a dry
+    run's, then a migrate's) removes them, unless the dry run had --keep-files. They stayed on disk for
+    good, and --keep-files did nothing with --dry-run."""
+    runs, outputs = [], []
     for args in ((), ("--keep-files",)):
         dry = workspace.run("migrate", "--tenant", "acme-jp", "--dry-run", *args)
         assert dry.returncode == 0, dry.stdout + dry.stderr
         runs.append(workspace.latest_run("acme-jp"))
+        outputs.append(dry.stdout)
         assert list((runs[-1] / "chunks").glob("chunk-*.csv"))
+    assert "removed the would-be import files (PII) of 1 earlier report or dry run(s)" in outputs[1]
     migrate = workspace.run("migrate", "--tenant", "acme-jp")
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
-    assert "removed the import files (PII) that 1 earlier interrupted or dry migrate run(s)" in migrate.stdout
+    assert "removed" not in migrate.stdout                 # the kept one is kept
     dropped, kept = runs
     assert not (dropped / "chunks").exists() and (dropped / "report.json").exists()
     assert list((kept / "chunks").glob("chunk-*.csv"))
