@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -188,16 +189,15 @@ def test_a_second_concurrent_run_is_refused_cleanly(workspace: Workspace) -> Non
     assert_exact(workspace)
 
 
-def test_ctrl_c_while_a_batch_waits_for_the_previous_check_after_a_tenants_error_stops_at_once(
-        workspace: Workspace) -> None:
-    """A paced batch: globex-us's mapping names a SQL file that is not there, so the batch stops, and first
-    waits for acme-jp's final check running in the background, to print its result. Ctrl-C during that
-    wait went unheeded until the check had listed the whole pool (on AWS minutes per tenant; here >= 32 s),
-    since the interrupt came up through the error's own handling; it now stops at once."""
+def _batch_waiting_for_a_check(workspace: Workspace, act: Callable[[subprocess.Popen[str]], None]) -> tuple[
+        int, str, float]:
+    """A paced batch, acme-jp then globex-us, whose mapping names a SQL file that is not there: once acme-jp
+    has loaded and globex-us has failed, the batch waits for acme-jp's final check (>= 16 pages at 0.5 a
+    second: >= 32 s), and ``act(process)`` runs. The exit code, the stderr and the seconds after ``act``."""
     globex = workspace.root / "mappings" / "tenants" / "globex-us.yaml"
     globex.write_text(globex.read_text() + "\nsource: {query: gone.sql, primary_key: id}\n")
     proc = subprocess.Popen([sys.executable, "-m", "pipeline", "migrate", "--tenant", "acme-jp,globex-us"],
-                            env={**workspace.env, "COGNITO_LIST_USERS_RPS": "0.5"},   # >= 16 pages: >= 32 s
+                            env={**workspace.env, "COGNITO_LIST_USERS_RPS": "0.5"},
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     started = time.monotonic()
     try:
@@ -206,14 +206,23 @@ def test_ctrl_c_while_a_batch_waits_for_the_previous_check_after_a_tenants_error
             time.sleep(0.1)
         time.sleep(3)                  # globex-us has failed; the batch waits for acme-jp's check
         assert proc.poll() is None
-        interrupted = time.monotonic()
-        proc.send_signal(signal.SIGINT)
+        acted = time.monotonic()
+        act(proc)
         _, stderr = proc.communicate(timeout=120)
-        waited = time.monotonic() - interrupted
+        return proc.returncode, stderr, time.monotonic() - acted
     finally:
         if proc.poll() is None:
             kill(proc)
-    assert proc.returncode == 130 and waited < 10, (waited, stderr)
+
+
+def test_ctrl_c_while_a_batch_waits_for_the_previous_check_after_a_tenants_error_stops_at_once(
+        workspace: Workspace) -> None:
+    """Ctrl-C while the batch, stopped by globex-us's error, waits for acme-jp's final check running in the
+    background, to print its result: it went unheeded until the check had listed the whole pool (on AWS
+    minutes per tenant; here >= 32 s), since the interrupt came up through the error's own handling; it
+    now stops at once."""
+    code, stderr, waited = _batch_waiting_for_a_check(workspace, lambda proc: proc.send_signal(signal.SIGINT))
+    assert code == 130 and waited < 10, (waited, stderr)
     assert "interrupted; rerun the same command" in stderr and "Traceback" not in stderr
 
 
@@ -228,28 +237,12 @@ def test_sigterm_during_the_load_stops_as_ctrl_c_does_then_rerun_completes(works
 
 def test_an_earlier_tenants_failed_final_check_stays_the_exit_code_when_a_later_tenant_errs(
         workspace: Workspace) -> None:
-    """A paced batch: acme-jp loads and its final check lists the pool in the background; globex-us's
-    mapping names a SQL file that is not there, which stops the batch; acme-jp's pool is deleted while
-    its check still lists it, so the check fails (6). The batch exited 2, for globex-us's mistake alone,
-    and the check's error did not say which tenant's it was."""
-    globex = workspace.root / "mappings" / "tenants" / "globex-us.yaml"
-    globex.write_text(globex.read_text() + "\nsource: {query: gone.sql, primary_key: id}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "migrate", "--tenant", "acme-jp,globex-us"],
-                            env={**workspace.env, "COGNITO_LIST_USERS_RPS": "0.5"},   # >= 16 pages: >= 32 s
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    started = time.monotonic()
-    try:
-        while len([j for j in workspace.jobs(TENANT) if j["Status"] == "Succeeded"]) < 2:   # acme-jp loaded
-            assert proc.poll() is None and time.monotonic() - started < 120
-            time.sleep(0.1)
-        time.sleep(3)                  # acme-jp harvested, globex-us failed: the batch waits for the check
-        assert proc.poll() is None
-        workspace.idp.delete_user_pool(UserPoolId=workspace.pool_id(TENANT))
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            kill(proc)
-    assert proc.returncode == 6, stderr
+    """While the batch, stopped by globex-us's error, waits for acme-jp's final check, acme-jp's pool is
+    deleted, so the check fails (6). The batch exited 2, for globex-us's mistake alone, and the check's
+    error did not say which tenant's it was."""
+    code, stderr, _ = _batch_waiting_for_a_check(
+        workspace, lambda proc: workspace.idp.delete_user_pool(UserPoolId=workspace.pool_id(TENANT)))
+    assert code == 6, stderr
     assert "gone.sql" in stderr and "ResourceNotFoundException" in stderr, stderr
     assert "tenant=acme-jp" in stderr and "The final check of acme-jp failed" in stderr, stderr
     assert "Traceback" not in stderr
