@@ -210,7 +210,9 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
         contract.to_snapshot(run_dir / "contract.json")
         rejects_path = run_dir / "rejects.csv"
         _write_rejects(rejects_path, pd.DataFrame(columns=REJECT_COLUMNS), header=True)
-        validator = TenantValidator(contract, mapping.duplicates, rows=staged)
+        validator = TenantValidator(contract, mapping.duplicates, rows=staged,
+                                    invalid_optional=mapping.invalid_optional)
+        dropped_path = run_dir / "dropped.csv"   # policies.invalid_optional: drop; written once a value is
         stats = QualityStats()
         source_rows = 0
         rejected: list[pd.Series] = []   # legacy ids as string[pyarrow]: ~10 bytes each, not a Python set
@@ -232,6 +234,9 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
                 rejects = pd.concat([mapping_rejects, checked.rejects], ignore_index=True)
                 del mapping_rejects, prepared   # each stage's input is let go once the next has it (peak RSS)
                 _write_rejects(rejects_path, rejects)
+                if checked.dropped is not None and len(checked.dropped):
+                    _write_rejects(dropped_path, checked.dropped, header=not dropped_path.exists())
+                    stats.add_dropped(checked.dropped)
                 rejected.append(rejects["legacy_id"].astype(_STRING))
                 stats.add_partition(rows, len(checked.valid), rejects)
                 staged.write(checked.valid)
@@ -256,7 +261,8 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
             pool=_pool_summary(contract), mapping_digest=mapping.digest, mapping=_reported_mapping(mapping.as_dict()),
             reject_threshold=mapping.reject_threshold,
             chunks=[{"name": c.name, "rows": c.rows, "bytes": c.bytes, "sha256": c.sha256} for c in chunks],
-            files={"rejects": str(rejects_path), "chunks_dir": str(run_dir / "chunks")},
+            files={"rejects": str(rejects_path), "chunks_dir": str(run_dir / "chunks"),
+                   **({"dropped": str(dropped_path)} if dropped_path.exists() else {})},
             generated_at=datetime.now(UTC).isoformat(timespec="seconds"))
         report["previous_contract"] = _previous_contract(run_dir, contract.fingerprint)
         paths = write_reports(report, run_dir)

@@ -366,11 +366,13 @@ policies:
   disabled: {active_values: [yes]}
   newlines: keep
   duplicates: {keys: [usernme], keep: latest}
+  invalid_optional: skip
 """))
     assert "'delete' is not valid; write one of: reject, import" in \
         one(problems, f"{TENANT_FILE}: policies.soft_deleted.action (line 8)")
     assert "unquoted yes/no/true/false are read as" in one(problems, "policies.disabled.active_values")
     assert "write one of: replace, reject" in one(problems, "policies.newlines")
+    assert "'skip' is not valid; write one of: reject, drop" in one(problems, "policies.invalid_optional")
     assert "did you mean 'username'?" in one(problems, "policies.duplicates.keys[0]")
     assert "keep: latest needs order_by:" in one(problems, "policies.duplicates.order_by")
 

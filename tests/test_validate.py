@@ -361,3 +361,66 @@ def test_row_fits_agrees_with_the_exact_line_length_whichever_path_it_takes(limi
                          dtype="string[pyarrow]")
     exact = rules.csv_line_length(frame, ["a", "b", "c"]) <= limit
     assert list(rules.row_fits(frame, ["a", "b", "c"], limit)) == list(exact)
+
+
+def _dropping(kind: str, *rows: dict):
+    return TenantValidator(pf.contract(kind), invalid_optional="drop").validate(pf.frame(list(rows)))
+
+
+def test_invalid_optional_drop_imports_the_user_without_the_value() -> None:
+    """policies.invalid_optional: drop. Row 2's phone (and its verified flag), birthdate and custom score
+    break their rules: the user stays valid without them, and each value is listed (masked) as dropped.
+    Row 3 also breaks a rule no drop can mend (a username with a space): rejected for every rule it broke."""
+    bad = {"phone_number": "07946000000", "phone_number_verified": "true", "birthdate": "1990-02-30",
+           "custom:score": "101"}
+    part = _dropping("custom", pf.good_row("custom", 1), pf.good_row("custom", 2, **bad),
+                     pf.good_row("custom", 3, **bad, **{USER: "user 3"}))
+    assert list(part.valid["_legacy_id"]) == ["1", "2"]
+    kept = part.valid.set_index("_legacy_id").loc["2"]
+    assert (kept["phone_number"], kept["phone_number_verified"], kept["birthdate"], kept["custom:score"]) == \
+        ("", "false", "", "")
+    assert (kept["email"], kept["email_verified"], kept["given_name"]) == ("user2@example.com", "true", "Ann")
+    assert lines(part.dropped, "2") == {(Reason.INVALID_PHONE, "phone_number", "0***00"),
+                                       (Reason.INVALID_BIRTHDATE, "birthdate", "1***"),
+                                       (Reason.NUMBER_OUT_OF_RANGE, "custom:score", "1***")}
+    assert lines(part.dropped, "3") == set()
+    assert {r for r, _, _ in lines(part.rejects, "3")} == {
+        Reason.INVALID_USERNAME, Reason.INVALID_PHONE, Reason.INVALID_BIRTHDATE, Reason.NUMBER_OUT_OF_RANGE}
+
+
+def test_invalid_optional_drop_rejects_a_user_left_without_an_auto_verified_attribute_for_the_value() -> None:
+    """The plain pool auto-verifies email alone: dropping a verified but invalid email would leave nothing
+    verified, so the user is rejected as without the policy, for the invalid email (its cause), not for
+    no_auto_verified_true. An invalid email that was not the verified one is dropped."""
+    part = _dropping("alias", pf.good_row("alias", 1, email="ann.example.com"),
+                     pf.good_row("alias", 2, email="bob.example.com", phone_number="+447900123456",
+                                 phone_number_verified="true"))
+    plain = _dropping("plain", pf.good_row("plain", 3, email="cy.example.com"))
+    assert list(plain.valid["_legacy_id"]) == [] and plain.dropped is not None and plain.dropped.empty
+    assert lines(plain.rejects, "3") == {(Reason.INVALID_EMAIL, "email", "c***")}
+    assert list(part.valid["_legacy_id"]) == ["2"]
+    assert lines(part.rejects, "1") == {(Reason.INVALID_EMAIL, "email", "a***")}
+    assert lines(part.dropped, "2") == {(Reason.INVALID_EMAIL, "email", "b***")}
+    kept = part.valid.set_index("_legacy_id").loc["2"]
+    assert (kept["email"], kept["email_verified"], kept["phone_number_verified"]) == ("", "false", "true")
+
+
+@pytest.mark.parametrize("kind, overrides, reason", [
+    ("plain", {USER: "ann smith"}, Reason.INVALID_USERNAME),                      # the username
+    ("email_username", {USER: "ann.example.com", "email": "ann.example.com"}, Reason.INVALID_USERNAME),
+    ("mfa_on", {"family_name": None}, Reason.MISSING_REQUIRED),                   # a required attribute
+    ("plain", {"email_verified": "yes"}, Reason.INVALID_BOOLEAN),                 # a verified flag
+    ("plain", {MFA: "maybe"}, Reason.INVALID_BOOLEAN),                            # the MFA setting
+])
+def test_invalid_optional_drop_never_drops_what_a_user_signs_in_with_or_the_pool_requires(
+        kind: str, overrides: dict, reason: Reason) -> None:
+    part = _dropping(kind, pf.good_row(kind, 1), pf.good_row(kind, 2, **overrides))
+    assert list(part.valid["_legacy_id"]) == ["1"]
+    assert reason in {r for r, _, _ in lines(part.rejects, "2")}
+    assert part.dropped is None or part.dropped.empty
+
+
+def test_without_the_policy_nothing_is_dropped() -> None:
+    part = run("plain", pf.good_row("plain", 1), pf.good_row("plain", 2, phone_number="07946000000"))
+    assert list(part.valid["_legacy_id"]) == ["1"] and part.dropped is None
+    assert lines(part.rejects, "2") == {(Reason.INVALID_PHONE, "phone_number", "0***00")}

@@ -57,6 +57,7 @@ _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 STRATEGIES = ("column", "email", "phone", "legacy_id", "template")
 ACTIONS = ("reject", "import")
 NEWLINES = ("replace", "reject")
+INVALID_OPTIONAL = ("reject", "drop")
 KEEP = ("first", "latest", "none")
 MAX_CHUNK_ROWS = 500_000           # users per import file (fact 12)
 
@@ -66,7 +67,7 @@ _SECTIONS = {
     ("source",): ("query", "params", "primary_key", "partition_rows"),
     ("pool",): ("user_pool_id", "local"),
     ("username",): ("strategy", "column", "template", "transform"),
-    ("policies",): ("soft_deleted", "disabled", "newlines", "duplicates"),
+    ("policies",): ("soft_deleted", "disabled", "newlines", "duplicates", "invalid_optional"),
     ("policies", "soft_deleted"): ("column", "action"),
     ("policies", "disabled"): ("column", "active_values", "action"),
     ("policies", "duplicates"): ("keys", "keep", "order_by"),
@@ -183,6 +184,8 @@ class Checker:
         disabled = self.row_policy("disabled", policies.get("disabled"))
         newlines = self.choice(("policies", "newlines"), policies.get("newlines"), NEWLINES, "replace")
         duplicates = self.duplicates(policies.get("duplicates"), targets)
+        invalid_optional = self.choice(("policies", "invalid_optional"), policies.get("invalid_optional"),
+                                       INVALID_OPTIONAL, "reject")
         report = self._section("report")
         threshold = report.get("reject_threshold", 0.2)
         if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 <= threshold <= 1:
@@ -200,7 +203,8 @@ class Checker:
         return TenantMapping(
             tenant=self.tenant, sql_file=sql_file, primary_key=primary_key, default_region=region,
             partition_rows=partition_rows, username=username, attributes=attributes, soft_deleted=soft,
-            disabled=disabled, newlines=newlines, duplicates=duplicates, reject_threshold=float(threshold),
+            disabled=disabled, newlines=newlines, duplicates=duplicates, invalid_optional=invalid_optional,
+            reject_threshold=float(threshold),
             chunk_rows=chunk_rows, canary_rows=canary_rows,
             digest=hashlib.sha256(canonical.encode()).hexdigest(), files=files,
             _params=tuple(params.items()), _merged_json=merged_json, _origins=self.origins)

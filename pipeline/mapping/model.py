@@ -114,6 +114,7 @@ class TenantMapping:
     disabled: RowPolicy | None
     newlines: str
     duplicates: DuplicatesPolicy
+    invalid_optional: str              # reject | drop: a value of an optional attribute that breaks its rule
     reject_threshold: float
     chunk_rows: int
     canary_rows: int

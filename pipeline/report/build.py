@@ -123,6 +123,12 @@ def plan_notes(report: Mapping[str, Any]) -> list[str]:
                 "that no row meets points at the mapping rather than the data: check how the tenant's mapping "
                 f"fills {rule['column']} (its source column, transform or constant).")
     for warning in report.get("warnings") or []:
+        if warning["kind"].startswith("dropped:"):
+            seen = ", ".join(repr(e) for e in warning["examples"])
+            notes.append(
+                f"{warning['rows']:,} valid user(s) have their {warning['column']} left out, which broke "
+                f"{warning['kind'].partition(':')[2]} (examples {seen}): policies.invalid_optional is drop. "
+                f"dropped.csv lists them; correct the values at the source to import them with it.")
         if warning["kind"] == "compatibility_characters":
             seen = ", ".join(repr(e) for e in warning["examples"])
             notes.append(

@@ -20,6 +20,7 @@ _DETAIL_MAX_CHARS = 200
 # What a user types to sign in, and so must type as it is stored: Cognito compares these as they are
 SIGN_IN_COLUMNS = ("cognito:username", "email", "preferred_username")
 COMPATIBILITY_CHARACTERS = "compatibility_characters"
+DROPPED = "dropped"   # a warning kind "dropped:<reason>": values policies.invalid_optional: drop left out
 
 
 def safe_example(column: str, value: str) -> str:
@@ -86,6 +87,18 @@ class QualityStats:
             if room > 0:
                 masked = mask_series(column, valid[column][hit].head(room)).tolist()
                 found.examples.extend(m for m in dict.fromkeys(masked) if m not in found.examples)
+
+    def add_dropped(self, dropped: pd.DataFrame) -> None:
+        """Count values ``policies.invalid_optional: drop`` left out (reject lines' shape, masked): by
+        (column, ``dropped:<reason>``), one user once per pair, with a few examples."""
+        for (column, reason), lines in dropped.groupby(["column", "reason"], sort=False):
+            found = self.warnings.setdefault((str(column), f"{DROPPED}:{reason}"), RuleStats())
+            found.rows += int(lines["legacy_id"].nunique())
+            room = self.max_examples - len(found.examples)
+            if room > 0:
+                found.examples.extend(m for m in dict.fromkeys(lines["masked_value"].head(room * 4).tolist())
+                                      if m not in found.examples and m)
+                del found.examples[self.max_examples:]
 
     def remove_valid(self, rejects: pd.DataFrame) -> None:
         """Move rows rejected after validation (whole-tenant duplicates) from valid to rejected."""

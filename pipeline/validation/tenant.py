@@ -20,9 +20,10 @@ import pandas as pd
 import pandera.errors
 import pandera.pandas as pandera_pa
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.arrowtext import filter_rows, string_array, string_series
-from pipeline.contract import PoolContract
+from pipeline.contract import MFA_ENABLED, USERNAME, VERIFIABLE, PoolContract
 from pipeline.errors import ConfigError
 from pipeline.masking import mask_series
 from pipeline.reasons import REJECT_COLUMNS, Reason
@@ -36,6 +37,7 @@ _REASONS = {r.value for r in Reason}
 class ValidatedPartition:
     valid: pd.DataFrame      # header columns in header order ("" for empty) + _legacy_id, _tenant
     rejects: pd.DataFrame    # REJECT_COLUMNS, one line per (row, rule broken)
+    dropped: pd.DataFrame | None = None   # REJECT_COLUMNS: values left out (policies.invalid_optional: drop)
 
     @property
     def rejected_rows(self) -> int:
@@ -56,10 +58,14 @@ def _check_order(schema: pandera_pa.DataFrameSchema) -> dict[tuple[str, int], in
 class TenantValidator:
     """Validates every partition of one tenant; ``duplicate_rejects()`` after the last one."""
 
-    def __init__(self, contract: PoolContract, duplicates_policy: Any = None, rows: RowSource | None = None) -> None:
+    def __init__(self, contract: PoolContract, duplicates_policy: Any = None, rows: RowSource | None = None,
+                 invalid_optional: str = "reject") -> None:
         """``rows``: where the valid rows of every partition can be read back at the end (the runner's
-        staged partitions); without it the duplicate tracker keeps the columns it needs in memory."""
+        staged partitions); without it the duplicate tracker keeps the columns it needs in memory.
+        ``invalid_optional`` "drop": a value that breaks its column's rules, in a column the user can do
+        without (``droppable_columns``), is left out instead of rejecting the user."""
         self.contract = contract
+        self.droppable = droppable_columns(contract) if invalid_optional == "drop" else frozenset()
         self.policy = DuplicatesPolicy.coerce(duplicates_policy)
         order_by = self.policy.order_by
         if order_by is not None and order_by not in (*contract.csv_header, *META_COLUMNS):
@@ -79,15 +85,61 @@ class TenantValidator:
         """Split one mapped partition into clean valid rows and reject lines (``prepared``: ``frame``
         is what ``prepare`` gave for it, so the mapped frame could be let go earlier)."""
         prepared_frame = frame if prepared else prepare_frame(frame, self.contract)
+        dropped = None
         try:
             self.schema.validate(prepared_frame, lazy=True, inplace=True)
             rejects, bad = empty_rejects(), np.zeros(len(prepared_frame), dtype=bool)
         except pandera.errors.SchemaErrors as err:
-            rejects, bad = self._rejects(prepared_frame, err.schema_errors)
+            errors = err.schema_errors
+            droppable = [e for e in errors
+                         if isinstance(e.schema, pandera_pa.Column) and e.schema.name in self.droppable]
+            if droppable:
+                prepared_frame, dropped, rejects, bad = self._drop(prepared_frame, droppable, errors)
+            else:
+                rejects, bad = self._rejects(prepared_frame, errors)
         valid = filter_rows(prepared_frame, ~bad)
         self._tracker.add(valid)
         valid.index = frame.index[~bad]
-        return ValidatedPartition(valid=valid, rejects=rejects)
+        return ValidatedPartition(valid=valid, rejects=rejects, dropped=dropped)
+
+    def _drop(self, prepared: pd.DataFrame, droppable: list[pandera.errors.SchemaError],
+              errors: list[pandera.errors.SchemaError]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, np.ndarray]:
+        """``policies.invalid_optional: drop``: the values ``droppable`` (failed column checks) found are
+        left out (a dropped email or phone number takes its verified flag with it, to false), and the rows
+        that held one are validated again as they now are, since a row rule may fail without the value (no
+        auto-verified attribute left true). The other rows keep their verdict. Returns the new frame, the
+        lines of the values dropped from rows that stay valid, the reject lines and the rejected rows."""
+        affected = np.zeros(len(prepared), dtype=bool)
+        blank: dict[str, np.ndarray] = {}
+        for err in droppable:
+            assert err.check_output is not None   # _rejects has refused a check without one
+            failed = ~err.check_output.to_numpy(dtype=bool)
+            column = str(err.schema.name)
+            blank[column] = blank.get(column, np.zeros(len(prepared), dtype=bool)) | failed
+            affected |= failed
+        changed = prepared.copy(deep=False)
+        for column, rows in blank.items():
+            changed[column] = _set_where(changed[column], rows, "")
+            flag = _VERIFIED_FLAG.get(column)
+            if flag is not None and flag in changed.columns:
+                was_true = changed[flag].eq("true").fillna(False).to_numpy(dtype=bool)
+                changed[flag] = _set_where(changed[flag], rows & was_true, "false")
+        still_bad = np.zeros(len(prepared), dtype=bool)   # rows that fail even without their dropped values
+        again = filter_rows(changed, affected)
+        try:
+            self.schema.validate(again, lazy=True, inplace=True)
+        except pandera.errors.SchemaErrors as err:
+            still_bad[np.flatnonzero(affected)[self._rejects(again, err.schema_errors)[1]]] = True
+        # those are rejected as without the policy, for every rule they broke as they were: a dropped email
+        # that leaves no auto-verified attribute true rejects the user for the email, its cause
+        others = [e for e in errors if not any(e is d for d in droppable)]
+        rejects, bad = self._rejects(prepared, others, among=~affected)
+        if still_bad.any():
+            more, _ = self._rejects(prepared, errors, among=still_bad)
+            rejects = pd.concat([rejects, more], ignore_index=True)
+            bad |= still_bad
+        lines, _ = self._rejects(prepared, droppable, among=affected & ~still_bad)   # of the users imported
+        return changed, lines, rejects, bad
 
     def duplicate_rejects(self) -> pd.DataFrame:
         """Rows to remove from the staged valid rows: losers of whole-tenant duplicate groups."""
@@ -97,9 +149,10 @@ class TenantValidator:
         """Those rows' numbers among the valid rows of every partition, in order (``Staging``'s rows)."""
         return self._tracker.loser_rows()
 
-    def _rejects(self, prepared: pd.DataFrame,
-                 errors: list[pandera.errors.SchemaError]) -> tuple[pd.DataFrame, np.ndarray]:
-        """Reject lines from pandera's errors: each failed check's boolean output names its rows.
+    def _rejects(self, prepared: pd.DataFrame, errors: list[pandera.errors.SchemaError],
+                 among: np.ndarray | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+        """Reject lines from pandera's errors: each failed check's boolean output names its rows (of those
+        ``among`` marks, when given).
 
         The check's name is the Reason, a column check files the line under its column, a row check
         under its ``title``; the check's ``description`` is the detail.
@@ -115,12 +168,15 @@ class TenantValidator:
                 column, key = str(err.schema.name), str(err.schema.name)
             else:
                 column, key = check.title or "", ""
-            rows = np.flatnonzero(~output.to_numpy(dtype=bool))
+            failed = ~output.to_numpy(dtype=bool)
+            rows = np.flatnonzero(failed if among is None else failed & among)
             row_parts.append(rows)
             rank_parts.append(np.full(len(rows), self._rank[(key, err.check_index)]))
             columns.append(column)
             details.append(check.description or "")
             reasons.append(check.name)
+        if not sum(len(r) for r in row_parts):
+            return empty_rejects(), np.zeros(len(prepared), dtype=bool)
         which = np.repeat(np.arange(len(row_parts)), [len(r) for r in row_parts])
         rows = np.concatenate(row_parts)
         order = np.lexsort((np.concatenate(rank_parts), rows))
@@ -153,3 +209,24 @@ class TenantValidator:
         bad = np.zeros(len(prepared), dtype=bool)
         bad[rows] = True
         return rejects, bad
+
+
+_VERIFIED_FLAG = dict(VERIFIABLE)   # email -> email_verified, phone_number -> phone_number_verified
+
+
+def droppable_columns(contract: PoolContract) -> frozenset[str]:
+    """The header columns whose invalid value ``policies.invalid_optional: drop`` leaves out: not the
+    username, not an attribute the pool requires or signs users in by, not a verified flag or the MFA
+    setting (what a user signs in with, or how, is never changed in silence)."""
+    kept = {USERNAME, MFA_ENABLED, *contract.required_columns, *contract.username_attributes,
+            *(flag for _, flag in VERIFIABLE)}
+    return frozenset(c for c in contract.csv_header if c not in kept)
+
+
+def _set_where(values: pd.Series, rows: np.ndarray, to: str) -> pd.Series:
+    """``values`` (a string column) with ``to`` in the ``rows`` marked."""
+    if not rows.any():
+        return values
+    arr = string_array(values)
+    out = pc.if_else(pa.array(rows), pa.scalar(to, arr.type), arr)
+    return pd.Series(STRING.__from_arrow__(out), index=values.index, name=values.name)

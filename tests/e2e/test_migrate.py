@@ -750,3 +750,44 @@ def test_a_stopped_load_does_not_hide_an_imported_user_the_pool_lacks(workspace:
     assert "the load stopped: " in rerun.stdout and "DOES NOT ADD UP" in rerun.stdout
     assert "- 1 imported user(s) do not match the pool: 1 not in the pool." in rerun.stdout
     assert "The accounting does not add up for acme-jp" in rerun.stderr
+
+
+def test_invalid_optional_drop_imports_users_without_their_bad_phone_and_the_accounting_holds(
+        workspace: Workspace) -> None:
+    """policies.invalid_optional: drop on acme-jp. Its users whose phone number is not E.164, and who break
+    no other rule, are imported without it (and with phone_number_verified false); everything else is as
+    without the policy. Each dropped value is in dropped.csv (masked), in the report's warnings and in a
+    NOTE, and the accounting holds to the user."""
+    before = workspace.run("report", "--tenant", "acme-jp")
+    assert before.returncode == 0, before.stdout + before.stderr
+    with open(workspace.latest_run("acme-jp") / "rejects.csv", newline="") as fh:
+        reasons: dict[str, set[str]] = {}
+        for row in csv.DictReader(fh):
+            reasons.setdefault(row["legacy_id"], set()).add(row["reason"])
+    only_the_phone = {i for i, r in reasons.items() if r == {"invalid_phone"}}
+    assert len(only_the_phone) >= 5
+
+    tenant = workspace.root / "mappings" / "tenants" / "acme-jp.yaml"
+    tenant.write_text(tenant.read_text() + "\npolicies: {invalid_optional: drop}\n")
+    proc = workspace.run("migrate", "--tenant", "acme-jp")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run = workspace.latest_run("acme-jp")
+    with open(run / "dropped.csv", newline="") as fh:
+        dropped = list(csv.DictReader(fh))
+    assert {r["legacy_id"] for r in dropped} == only_the_phone
+    assert {(r["reason"], r["column"]) for r in dropped} == {("invalid_phone", "phone_number")}
+    assert all(r["masked_value"].count("*") >= 3 for r in dropped)
+    report = workspace.report("acme-jp")
+    (warning,) = [w for w in report["warnings"] if w["kind"].startswith("dropped:")]
+    assert (warning["column"], warning["kind"], warning["rows"]) == (
+        "phone_number", "dropped:invalid_phone", len(only_the_phone))
+    assert f"NOTE: {len(only_the_phone)} valid user(s) have their phone_number left out" in proc.stdout
+    assert report["counts"]["rejected"] == len(reasons) - len(only_the_phone)
+
+    users = {attrs(u)["custom:legacy_id"]: attrs(u) for u in workspace.users("acme-jp")}
+    assert only_the_phone <= set(users)
+    for legacy_id in only_the_phone:
+        assert "phone_number" not in users[legacy_id] and users[legacy_id]["phone_number_verified"] == "false"
+    source = workspace.source_ids("acme-jp")
+    assert set(users) | workspace.rejected_ids("acme-jp") == source
+    assert report["load"]["accounting_ok"] is True and report["counts"]["imported"] == len(users)
