@@ -161,7 +161,9 @@ _NAME_BEFORE = re.compile(   # whole words: "format" or "within" before a quoted
     r"\b(?:column|relation|table|function|type|schema|database|role|user|encoding|operator|constraint|index|"
     r"sequence|view|parameter|extension|collation|domain|near|cursor|statement|savepoint|tablespace|"
     r"server|host|aggregate|trigger|procedure|variable|option|alias|field|at|in)\s*$", re.IGNORECASE)
-_ANY_QUOTED = re.compile(r'"[^"]*"|\'[^\']*\'')
+# A quote opens after a non-word character, and a quote inside a word (O'Brien, O"Brien) does not close
+# it; one left open runs to the end of the text (a value cut at its line break or at 400 characters).
+_ANY_QUOTED = re.compile(r'(?<!\w)(?:"(?:[^"]|"(?=\w))*(?:"(?!\w)|$)|\'(?:[^\']|\'(?=\w))*(?:\'(?!\w)|$))')
 
 
 def scrub_quoted(text: str) -> str:
@@ -170,6 +172,7 @@ def scrub_quoted(text: str) -> str:
     def mask(m: re.Match[str]) -> str:
         if _NAME_BEFORE.search(text, 0, m.start()) or m.start() and text[m.start() - 1] == "@":
             return m[0]
-        return f"{m[0][0]}{mask_text(m[0][1:-1])}{m[0][0]}"
+        quote, closed = m[0][0], len(m[0]) > 1 and m[0].endswith(m[0][0])
+        return f"{quote}{mask_text(m[0][1:-1] if closed else m[0][1:])}{quote}"
 
     return _ANY_QUOTED.sub(mask, text)

@@ -444,6 +444,24 @@ def test_a_query_failing_on_a_rows_value_does_not_print_it(pg_url: str, tmp_path
     assert "3311" not in message and "4687" not in message
 
 
+@pytest.mark.postgres
+def test_a_cast_failing_on_a_value_with_a_line_break_or_a_quote_does_not_print_it(pg_url: str,
+                                                                                  tmp_path: Path) -> None:
+    """Only the message's first line is shown: a value with a line break had no closing quote there, and
+    its first line was printed as written; a quote inside a value ended the masked part early."""
+    sql = tmp_path / "cast.sql"
+    for value in ["taro.yamada@example.jp\nsecond line", 'O"Brien Yamadataro']:
+        frame = pd.DataFrame({"id": ["1"], "name": [value]}, dtype=STRING)
+        replace_table(pg_url, "cm_cast", [TableColumn("id", "integer", nullable=False, primary_key=True),
+                                          TableColumn("name", "text")], [frame])
+        sql.write_text("SELECT id, CAST(name AS integer) AS name FROM cm_cast ORDER BY id")
+        with pytest.raises(ExtractError) as caught:
+            _extract(pg_url, sql, {})
+        message = str(caught.value)
+        assert "invalid input syntax for type integer" in message
+        assert "yamada" not in message.lower() and "Brien" not in message
+
+
 def test_a_csv_parse_error_does_not_print_the_rows_text() -> None:
     """Arrow's CSV reader ends its parse errors with the offending row's text."""
     import pyarrow as pa

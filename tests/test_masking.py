@@ -75,6 +75,25 @@ def test_scrub_quoted_masks_a_databases_quoted_values_and_keeps_its_names() -> N
         assert scrub_quoted(kept) == kept
 
 
+def test_scrub_quoted_masks_a_value_with_a_quote_inside_or_cut_off() -> None:
+    """A name's own quote (O'Brien, O"Brien) ended the quoted text there, and a value cut at its line
+    break (only a message's first line is shown) or at 400 characters has no closing quote: the rest of
+    the value was printed as written."""
+    from pipeline.masking import scrub_quoted
+
+    masked = {
+        'invalid input syntax for type integer: "O"Brien Taro"': 'invalid input syntax for type integer: "O***"',
+        "Truncated incorrect DOUBLE value: 'O'Brien Taro'": "Truncated incorrect DOUBLE value: 'O***'",
+        'invalid input syntax for type integer: "taro.yamada@example.jp':
+            'invalid input syntax for type integer: "t***"',
+        'invalid value "Yamada" for "YYYY"': 'invalid value "Y***" for "Y***"',
+    }
+    for text, want in masked.items():
+        assert scrub_quoted(text) == want
+    for kept in ["column \"x\" doesn't exist", "Access denied for user 'root'@'localhost' (using password: NO)"]:
+        assert scrub_quoted(kept) == kept
+
+
 def test_a_refused_call_does_not_echo_the_users_data() -> None:
     import botocore.exceptions
 
