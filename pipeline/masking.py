@@ -24,7 +24,8 @@ _FILL = "***"
 # report, log or terminal receives the raw byte and the reader sees which one it was.
 _CONTROLS = bytes([*range(0x20), 0x7F])
 _PICTURES = str.maketrans({c: 0x2400 + c for c in range(0x20)} | {0x7F: 0x2421})
-# Flags carry no personal data, and masking them would hide the very value a report must show.
+# Flags carry no personal data, and masking them would hide the very value a report must show; a flag
+# column that holds an address or a phone number (a mapping that reads the wrong column) is scrubbed.
 _PLAIN_COLUMNS = frozenset({"cognito:mfa_enabled", "email_verified", "phone_number_verified", "is_active"})
 
 
@@ -61,7 +62,7 @@ def mask_text(value: str | None) -> str:
 def mask_value(column: str, value: str | None) -> str:
     """Mask ``value`` the way its column calls for (email, phone, anything else)."""
     if _plain(column):
-        return "" if value is None else str(value)[:16].translate(_PICTURES)
+        return "" if value is None else scrub_text(str(value))[:16].translate(_PICTURES)
     if "email" in column:
         return mask_email(value)
     if "phone" in column:
@@ -76,6 +77,10 @@ def mask_series(column: str, values: pd.Series) -> pd.Series:
     s = pc.fill_null(string_array(values), "")
     if _plain(column):
         out = pc.utf8_slice_codeunits(s, 0, 16)
+        scrub = pc.match_substring_regex(s, _SCRUBBED)   # the rare values scrub_text would change
+        if pc.any(scrub).as_py():
+            fixed = [scrub_text(v)[:16] for v in s.filter(scrub).to_pylist()]
+            out = pc.replace_with_mask(out, scrub, pa.array(fixed, out.type))
     elif "email" in column:
         out = _mask_emails(s)
     elif "phone" in column:
@@ -119,6 +124,7 @@ def _mask_emails(s: pa.Array) -> pa.Array:
 _QUOTED = re.compile(r"Value '(?P<value>[^']*)' at '(?P<field>[^']*)'")
 _EMAIL = re.compile(r"[^\s'\"<>(),;:@]+@[^\s'\"<>(),;:]+")
 _DIGITS = re.compile(r"\+?\d[\d ().-]{6,}\d")
+_SCRUBBED = r"@|Value '|\p{Nd}[\p{Nd} ().-]{6,}\p{Nd}"   # where _EMAIL or _DIGITS may match, for Arrow's regex
 
 
 def scrub_text(text: str) -> str:

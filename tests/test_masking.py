@@ -10,7 +10,7 @@ from pipeline.masking import mask_email, mask_phone, mask_series, mask_value, sc
 TRICKY = ["", None, "a@b.com", "bad@@x.org", "@x.org", "a@", "a@.com", "a@b.", "noat", "ü@ß.de",
           "x@y.z.w", "line\nbreak@x.jp", "+81901234567", "090-1234", "+1", "12345", "123456", "日本語",
           "a", "a@b@c.d", "Ｆｕｌｌ＠ｗｉｄｔｈ", " spaced@x.org ", "\x00nul", "\x1b[2J@x.org", "+8\x7f12345",
-          "t\x01"]
+          "t\x01", "leak.me@example.org", "+81 90 1234 5678", "０９０１２３４５６７８", "Value 'Yamada' at 'name'"]
 
 
 @pytest.mark.parametrize("column", ["email", "phone_number", "given_name", "email_verified",
@@ -30,6 +30,17 @@ def test_masks_hide_the_value() -> None:
     assert mask_email("jane.doe@example.co.jp") == "j***@e***.jp"
     assert mask_phone("+819012345678") == "+81***78"
     assert "doe" not in mask_series("family_name", pd.Series(["doe"], dtype="string")).iloc[0]
+
+
+def test_a_flag_column_holding_an_address_or_a_phone_number_is_masked() -> None:
+    """Flags are shown as they are, to 16 characters: a mapping that reads a flag from the wrong column
+    (``email_verified: {from: email}``) showed each user's address or phone number in rejects.csv and
+    the report. Such values are scrubbed; a real flag is still shown as it is."""
+    values = pd.Series(["taro.yamada@example.jp", "+81 90 1234 5678", "yes", "0", None], dtype="string[pyarrow]")
+    for column in ["email_verified", "phone_number_verified", "is_active", "cognito:mfa_enabled"]:
+        want = ["t***@e***.jp", "+81***78", "yes", "0", ""]
+        assert mask_series(column, values).tolist() == want
+        assert [mask_value(column, v) for v in values.tolist()[:4]] == want[:4]
 
 
 def test_a_control_character_a_mask_keeps_is_shown_as_its_picture() -> None:
