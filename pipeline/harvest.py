@@ -1,7 +1,8 @@
 """Harvest a finished import job: its log lines mapped back to source users, confirmed in the pool.
 
 Each ``[SUCCEEDED|SKIPPED|FAILED] Line Number N - msg`` line of the job's CloudWatch stream is row N
-of the chunk's keys file (first data row = 1, U6). Line numbers alone are not trusted: a sample of
+of the chunk's keys file (first data row = 1, U6); its text is scrubbed of the addresses and phone
+numbers it may quote (``scrub_text``). Line numbers alone are not trusted: a sample of
 the users spread over the file (and every user the log does not mention) is looked up in the pool.
 ``Harvester`` is the part of the load stage's job runner (``pipeline.load._Loader``) that does this;
 it uses the runner's target, ledger, policy, pool and event hook.
@@ -19,6 +20,7 @@ from pipeline.chunk import ChunkInfo, attrs_digest, canonical_attributes, compar
 from pipeline.errors import LoadError
 from pipeline.ledger import Ledger
 from pipeline.mapping.model import Identity
+from pipeline.masking import scrub_text
 from pipeline.poolusers import get_users, users_frame, wanted_users
 from pipeline.reasons import IN_POOL, Outcome
 
@@ -192,6 +194,9 @@ class Harvester:
                 continue
             parsed = pd.Series(messages, dtype="string").str.extract(LOG_LINE).dropna()
             parsed.columns = ["kind", "line", "message"]
+            # Cognito's text may quote the user's values: each distinct message is scrubbed once
+            said = parsed["message"].unique()
+            parsed["message"] = parsed["message"].map(dict(zip(said, map(scrub_text, said), strict=True)))
             parsed["line"] = parsed["line"].astype("int64")
             parsed["order"] = order
             parsed["job_id"] = str(job["JobId"])

@@ -213,6 +213,30 @@ def test_failed_job_is_reported_with_its_reasons(
         _no_duplicates(target, pool_id, 4)
 
 
+def test_a_log_line_quoting_a_users_values_is_masked_in_outcomes_and_the_stop_reason(
+    service: Any, target: CognitoTarget, ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job log's text went as Cognito wrote it into the ledger (outcomes.csv's detail), the failure
+    reasons and the stop message; AWS's messages may quote a value, as its API errors do."""
+    pool_id, header = new_pool(target)
+    chunks = make_chunks(tmp_path / "c", header, 4, chunk_rows=4)
+    service.configure(fail_next_jobs=1)
+    logged = target.job_log_events
+
+    def quoting(*args: Any) -> list[str] | None:
+        lines = logged(*args)
+        return [re.sub(r"(Line Number (\d+) - .*)", r"\1 (email: user\2@example.com, phone: +81 90 1234 567\2)",
+                       line) for line in lines or []]
+
+    monkeypatch.setattr(target, "job_log_events", quoting)
+    result = run_load(target, ledger, "acme", pool_id, chunks, fast_policy())
+    assert result.stopped and result.chunks[0].failed == 4
+    said = [str(m) for m in ledger.outcomes("acme")["message"]]
+    said += [m for m, _ in result.chunks[0].failure_reasons] + [result.stop_reason or ""]
+    assert said and not [m for m in said if "@example.com" in m or "1234" in m]
+    assert "u***@e***.com" in said[0] and "+81***71" in said[0]
+
+
 def test_failed_canary_stops_before_the_big_files(
     service: Any, target: CognitoTarget, ledger: Ledger, tmp_path: Path
 ) -> None:
