@@ -23,7 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -294,7 +294,7 @@ class CognitoTarget:
     # ---- import jobs ------------------------------------------------------------------------------
 
     def create_import_job(self, pool_id: str, job_name: str, role_arn: str) -> dict[str, Any]:
-        return dict(
+        return _job(
             self._call(
                 "CreateUserImportJob",
                 self._idp.create_user_import_job,
@@ -305,21 +305,21 @@ class CognitoTarget:
         )
 
     def start_import_job(self, pool_id: str, job_id: str) -> dict[str, Any]:
-        return dict(
+        return _job(
             self._call(
                 "StartUserImportJob", self._idp.start_user_import_job, UserPoolId=pool_id, JobId=job_id
             )["UserImportJob"]
         )
 
     def describe_import_job(self, pool_id: str, job_id: str) -> dict[str, Any]:
-        return dict(
+        return _job(
             self._call(
                 "DescribeUserImportJob", self._idp.describe_user_import_job, UserPoolId=pool_id, JobId=job_id
             )["UserImportJob"]
         )
 
     def stop_import_job(self, pool_id: str, job_id: str) -> dict[str, Any]:
-        return dict(
+        return _job(
             self._call("StopUserImportJob", self._idp.stop_user_import_job, UserPoolId=pool_id, JobId=job_id)[
                 "UserImportJob"
             ]
@@ -334,7 +334,7 @@ class CognitoTarget:
             if token:
                 kwargs["PaginationToken"] = token
             page = self._call("ListUserImportJobs", self._idp.list_user_import_jobs, **kwargs)
-            jobs.extend(dict(j) for j in page.get("UserImportJobs", []))
+            jobs.extend(_job(j) for j in page.get("UserImportJobs", []))
             new = page.get("PaginationToken")
             if not new or new == token:
                 return jobs
@@ -456,6 +456,15 @@ class CognitoTarget:
         user.pop("ResponseMetadata", None)
         user["Attributes"] = user.pop("UserAttributes", [])
         return user
+
+
+def _job(job: Mapping[str, Any]) -> dict[str, Any]:
+    """An import job as Cognito describes it, its CompletionMessage scrubbed of any address or phone
+    number it may quote: it reaches the ledger, the run report and the terminal."""
+    out = dict(job)
+    if isinstance(out.get("CompletionMessage"), str):
+        out["CompletionMessage"] = scrub_text(out["CompletionMessage"])
+    return out
 
 
 def _refusal(operation: str, code: str, message: str) -> CognitoCallError:

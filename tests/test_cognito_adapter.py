@@ -305,3 +305,23 @@ def test_a_pool_that_cannot_be_read_is_a_contract_error_saying_what_to_check(tar
                                        retry=RetryPolicy(max_attempts=2, sleep=Sleeps(), jitter=lambda: 0.0))
     with pytest.raises(ContractError, match=r"could not be read: GetCSVHeader: cannot reach http://127\.0\.0\.1:9"):
         read_contract(away, "us-east-1_x")
+
+
+def test_a_jobs_completion_message_is_scrubbed(target: CognitoTarget) -> None:
+    """A job's CompletionMessage reaches the ledger, the run report and the terminal: an address or phone
+    number Cognito's text may quote is masked, as its API errors and log lines are."""
+    from botocore.stub import Stubber
+
+    said = "Failed on the user ann.yamada@example.com (+81 90 1234 5678)."
+    job = {"JobId": "import-abc123", "JobName": "j", "UserPoolId": "us-east-1_Abc123", "Status": "Failed",
+           "CompletionMessage": said}
+    with Stubber(target._idp) as stub:
+        stub.add_response("describe_user_import_job", {"UserImportJob": job},
+                          {"UserPoolId": "us-east-1_Abc123", "JobId": "import-abc123"})
+        stub.add_response("list_user_import_jobs", {"UserImportJobs": [job]},
+                          {"UserPoolId": "us-east-1_Abc123", "MaxResults": 60})
+        described = target.describe_import_job("us-east-1_Abc123", "import-abc123")
+        (listed,) = target.list_import_jobs("us-east-1_Abc123")
+    for seen in (described, listed):
+        assert seen["CompletionMessage"] == "Failed on the user a***@e***.com (+81***78)."
+        assert seen["Status"] == "Failed"
