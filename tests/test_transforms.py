@@ -128,6 +128,15 @@ def test_date_leaves_impossible_and_ambiguous_values() -> None:
     assert out(tf.date(S([None, ""]))) == [NA, ""]
 
 
+def test_a_date_before_the_common_era_is_left_for_validation() -> None:
+    """PostgreSQL writes a date, timestamp or timestamptz before year 1 with " BC" after it; its date was
+    written as that year of our era (0044-03-15 BC became 03/15/0044) and imported as a valid birthdate."""
+    raw = ["0044-03-15 BC", "0044-03-15 10:00:00 BC", "0001-12-31 23:00:00+00 BC", "0044-03-15"]
+    assert out(tf.date(S(raw))) == [*raw[:3], "03/15/0044"]
+    assert out(tf.date(S(raw), zone="Asia/Tokyo")) == [*raw[:3], "03/15/0044"]
+    assert out(tf.epoch(S(raw[:3]))) == raw[:3]
+
+
 def test_mysqls_zero_date_is_no_value() -> None:
     """MySQL writes 0000-00-00 for "no date"; kept, it rejected the user as an impossible birthdate."""
     raw = ["0000-00-00", " 0000-00-00 00:00:00", "0000-00-00T00:00:00.000000", "1985-02-01", None]

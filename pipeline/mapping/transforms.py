@@ -166,7 +166,8 @@ def date(values: pd.Series, zone: str | None = None) -> pd.Series:
     (an IANA name) such a value takes its date there (``_local_dates``); without, the date as written.
 
     The calendar is checked with integer arithmetic, so year 0001 or 9999 is no problem; other
-    spellings ('01/02/1985' could be either day) are left for validation. A value of exactly
+    spellings ('01/02/1985' could be either day) and dates before the common era (PostgreSQL's
+    ``0044-03-15 BC``) are left for validation. A value of exactly
     ``yyyy-mm-dd`` (what a DATE column gives) has its bytes moved with numpy; only the others go
     through the regex (``_date_by_pattern``): 14 -> ~3 ms a 50,000-row partition.
     """
@@ -203,7 +204,8 @@ def _date_by_pattern(arr: pa.Array) -> pa.Array:
     fields = [pc.struct_field(parts, [i]) for i in range(3)]     # null where the pattern did not match
     y, m, d = (np.nan_to_num(pc.cast(f, pa.float64()).to_numpy(zero_copy_only=False)).astype(np.int64)
                for f in fields)
-    ok = pa.array(real_dates(y, m, d))
+    # PostgreSQL writes a date before the common era with " BC" after it: not that year of our era
+    ok = pc.and_(pa.array(real_dates(y, m, d)), pc.invert(pc.fill_null(pc.ends_with(arr, " BC"), False)))
     yy, mm, dd = (f.cast(pa.string()) for f in fields)
     formatted = pc.binary_join_element_wise(pc.utf8_lpad(mm, 2, "0"), pc.utf8_lpad(dd, 2, "0"), yy, "/")
     return pc.if_else(ok, formatted, arr)
