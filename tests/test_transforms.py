@@ -220,6 +220,18 @@ def test_date_of_a_timestamp_with_an_offset_is_taken_in_the_zone_given() -> None
     assert out(tf.date(S(raw[:3]))) == ["01/30/1990"] * 3                # without a zone: the date as written
 
 
+def test_epoch_leaves_a_value_that_names_no_year() -> None:
+    """The parser fills in what a value leaves out: "now" and "today" were the run's own time, a time
+    alone (a TIME column's "10:00:00") that time on the day of the run, and "24-05-01" or "May 10" a year
+    it guessed; each was imported as an updated_at nobody wrote. They are left for validation now."""
+    raw = ["now", "today", "10:00:00", "10:00", "10:00:00.1234", "23:59:59Z", "10:00+09:00", "24-05-01",
+           "May 10", "1 May"]
+    assert out(tf.epoch(S(raw))) == raw
+    assert out(tf.epoch(S(raw), zone="Europe/Berlin")) == raw
+    named = ["May 2024", "Wed, 01 May 2024 10:00:00 GMT", "2024/05/01 10:00", "01-May-2024", "20240501100000"]
+    assert out(tf.epoch(S(named))) == ["1714521600", "1714557600", "1714557600", "1714521600", "1714557600"]
+
+
 def test_epoch_leaves_what_it_cannot_parse() -> None:
     assert out(tf.epoch(S(["garbage", None, "", " 2021-13-45 "]))) == ["garbage", NA, "", "2021-13-45"]
 

@@ -240,7 +240,8 @@ def epoch(values: pd.Series, unit: str = "s", zone: str | None = None) -> pd.Ser
     taken as epoch ``unit``s: seconds by default, or ``ms``/``us`` (what Java's ``currentTimeMillis`` or
     JavaScript's ``Date.now()`` stored), floored to seconds, also with a fraction (``1700000000.25``, as
     a DECIMAL or DOUBLE column keeps it: ``_FRACTION``). MySQL's zero date and PostgreSQL's
-    ``infinity`` are no value (``_without_no_dates``).
+    ``infinity`` are no value (``_without_no_dates``). A value that names no year (a time alone,
+    ``now``, ``24-05-01``) is left for validation (``_NAMES_A_YEAR``), not completed by the parser.
 
     A millisecond value taken as seconds would be a date tens of thousands of years ahead, which
     Cognito's schema allows (MinValue 0, no documented upper bound); validation rejects an
@@ -293,11 +294,18 @@ def _from_wall_time(given: pa.Array, seconds: pa.Array, zone: str) -> pa.Array:
     return _replace_rows(seconds, rows, utc)
 
 
+# What the parser is given must name its year: four digits of their own (not a time's fraction, nor
+# part of a longer number), or a compact timestamp. The parser fills what a value leaves out from the
+# clock or from year 1: "now" and "today" were the run's time, a time alone ("10:00:00", a TIME column)
+# that time on the run's day, "24-05-01" the year 2001.
+_NAMES_A_YEAR = r"(?:^|[^0-9:.,])[0-9]{4}(?:[^0-9]|$)|^[0-9]{13,}$"
+
+
 def _epoch_by_parser(s: pd.Series, unit: str = "s") -> pa.Array:
     """``epoch`` of trimmed values: all digits as ``unit``s, ISO 8601 parsed in C, only the rest by the
     slower ``format="mixed"``."""
     digits = s.str.fullmatch(f"[0-9]{{1,{EPOCH_UNITS[unit]}}}{_FRACTION}").fillna(False)
-    todo = s.notna() & s.ne("").fillna(False) & ~digits
+    todo = s.notna() & s.ne("").fillna(False) & ~digits & s.str.contains(_NAMES_A_YEAR, regex=True).fillna(False)
     parsed = pd.to_datetime(s.where(todo), format="ISO8601", utc=True, errors="coerce")
     again = todo & parsed.isna()
     if again.any():
