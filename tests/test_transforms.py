@@ -232,6 +232,17 @@ def test_epoch_leaves_a_value_that_names_no_year() -> None:
     assert out(tf.epoch(S(named))) == ["1714521600", "1714557600", "1714557600", "1714521600", "1714557600"]
 
 
+def test_epoch_leaves_a_date_that_could_be_day_or_month_first() -> None:
+    """The parser read 01/05/2024 month first and 25/12/2024 day first: in a column written day first
+    every day up to the 12th became a month (1 May imported as January 5). Either order is left for
+    validation where it matters; where only one reading is a date, or both agree, the value is read."""
+    raw = ["01/05/2024", "01-05-2024 10:00", "1/5/2024", "12/11/2024 23:59:59"]
+    assert out(tf.epoch(S(raw))) == raw
+    assert out(tf.epoch(S(raw), zone="Europe/Berlin")) == raw
+    assert out(tf.epoch(S(["25/12/2024", "12/25/2024", "05/05/2024", "2024/01/05"]))) == \
+        ["1735084800", "1735084800", "1714867200", "1704412800"]
+
+
 def test_epoch_leaves_what_it_cannot_parse() -> None:
     assert out(tf.epoch(S(["garbage", None, "", " 2021-13-45 "]))) == ["garbage", NA, "", "2021-13-45"]
 

@@ -301,11 +301,23 @@ def _from_wall_time(given: pa.Array, seconds: pa.Array, zone: str) -> pa.Array:
 _NAMES_A_YEAR = r"(?:^|[^0-9:.,])[0-9]{4}(?:[^0-9]|$)|^[0-9]{13,}$"
 
 
+def _day_or_month_first(s: pd.Series) -> pd.Series:
+    """Where a value starts with two numbers either of which could be the month, and which differ
+    (``01/05/2024``: 1 May or January 5). The parser took the month first there, and the day first where
+    the first number is over 12, so a column written day first (``25/12/2024``) read its days up to the
+    12th as months, each an updated_at months off; the date transform leaves them too."""
+    parts = pc.extract_regex(string_array(s), r"^(?P<a>[0-9]{1,2})[/.-](?P<b>[0-9]{1,2})[/.-]")
+    a, b = (np.nan_to_num(pc.cast(pc.struct_field(parts, [i]), pa.float64()).to_numpy(zero_copy_only=False))
+            for i in range(2))
+    return pd.Series((a >= 1) & (a <= 12) & (b >= 1) & (b <= 12) & (a != b), index=s.index)
+
+
 def _epoch_by_parser(s: pd.Series, unit: str = "s") -> pa.Array:
     """``epoch`` of trimmed values: all digits as ``unit``s, ISO 8601 parsed in C, only the rest by the
     slower ``format="mixed"``."""
     digits = s.str.fullmatch(f"[0-9]{{1,{EPOCH_UNITS[unit]}}}{_FRACTION}").fillna(False)
     todo = s.notna() & s.ne("").fillna(False) & ~digits & s.str.contains(_NAMES_A_YEAR, regex=True).fillna(False)
+    todo &= ~_day_or_month_first(s)
     parsed = pd.to_datetime(s.where(todo), format="ISO8601", utc=True, errors="coerce")
     again = todo & parsed.isna()
     if again.any():
