@@ -195,6 +195,16 @@ def test_epoch_floors_a_fraction_of_its_unit() -> None:
     assert out(tf.epoch(S(["1614834367999.9", "1614834367000.0"]), unit="ms")) == ["1614834367"] * 2
 
 
+def test_epoch_takes_a_negative_value_as_units_before_1970() -> None:
+    """An epoch before 1970 (a birth time a JavaScript application kept from Date.now()) is negative. In
+    milliseconds it stayed as written, so 1960 was imported as seconds (the year -8000); -1 to -9999 were
+    read as a year (-2024: the year -2024), and -1.5 was cut to -1, not floored."""
+    raw = ["-315619200000", "-1500.5", "-1", "-86400000", "315619200000"]
+    assert out(tf.epoch(S(raw), unit="ms")) == ["-315619200", "-2", "-1", "-86400", "315619200"]
+    assert out(tf.epoch(S(["-2024", "-1.5", "-0.25", "-1.0", "-86400"]))) == ["-2024", "-2", "-1", "-1", "-86400"]
+    assert out(tf.epoch(S(["-1.5", "-315619200000"]), unit="ms", zone="Europe/Berlin")) == ["-1", "-315619200"]
+
+
 def test_epoch_reads_naive_timestamps_in_the_zone_given() -> None:
     """A legacy application that wrote local wall-clock times (a DATETIME, a PostgreSQL timestamp without
     time zone, SQLite text): in Berlin, summer and winter apart. A time the spring change skips is taken

@@ -237,11 +237,12 @@ def _replace_rows(arr: pa.Array, rows: np.ndarray, values: pa.Array) -> pa.Array
 def epoch(values: pd.Series, unit: str = "s", zone: str | None = None) -> pd.Series:
     """Timestamps to epoch seconds (fact 9). Naive timestamps (no offset) are wall-clock times in
     ``zone`` (an IANA name, ``_from_wall_time``), UTC by default; a value that is already all digits is
-    taken as epoch ``unit``s: seconds by default, or ``ms``/``us`` (what Java's ``currentTimeMillis`` or
-    JavaScript's ``Date.now()`` stored), floored to seconds, also with a fraction (``1700000000.25``, as
-    a DECIMAL or DOUBLE column keeps it: ``_FRACTION``). MySQL's zero date and PostgreSQL's
-    ``infinity`` are no value (``_without_no_dates``). A value that names no year (a time alone,
-    ``now``, ``24-05-01``) is left for validation (``_NAMES_A_YEAR``), not completed by the parser.
+    taken as epoch ``unit``s (with a minus sign: before 1970): seconds by default, or ``ms``/``us`` (what
+    Java's ``currentTimeMillis`` or JavaScript's ``Date.now()`` stored), floored to seconds, also with a
+    fraction (``1700000000.25``, as a DECIMAL or DOUBLE column keeps it: ``_FRACTION``). MySQL's zero
+    date and PostgreSQL's ``infinity`` are no value (``_without_no_dates``). A value that names no year
+    (a time alone, ``now``, ``24-05-01``) is left for validation (``_NAMES_A_YEAR``), not completed by
+    the parser.
 
     A millisecond value taken as seconds would be a date tens of thousands of years ahead, which
     Cognito's schema allows (MinValue 0, no documented upper bound); validation rejects an
@@ -282,7 +283,7 @@ def _from_wall_time(given: pa.Array, seconds: pa.Array, zone: str) -> pa.Array:
     All-digit values (already epoch) and values with an offset keep their seconds."""
     # what the parser turned into seconds (a value left as it was, "-5" say, was not), but epoch digits
     parsed = pc.and_(pc.and_(pc.not_equal(given, seconds), pc.match_substring_regex(seconds, r"^-?[0-9]+$")),
-                     pc.invert(pc.match_substring_regex(given, r"^[0-9]+" + _FRACTION + "$")))
+                     pc.invert(pc.match_substring_regex(given, r"^-?[0-9]+" + _FRACTION + "$")))
     naive = pc.fill_null(pc.and_(parsed, pc.invert(pc.match_substring_regex(given, _OFFSET))), False)
     rows = np.flatnonzero(naive.to_numpy(zero_copy_only=False))
     if not len(rows):
@@ -315,7 +316,7 @@ def _day_or_month_first(s: pd.Series) -> pd.Series:
 def _epoch_by_parser(s: pd.Series, unit: str = "s") -> pa.Array:
     """``epoch`` of trimmed values: all digits as ``unit``s, ISO 8601 parsed in C, only the rest by the
     slower ``format="mixed"``."""
-    digits = s.str.fullmatch(f"[0-9]{{1,{EPOCH_UNITS[unit]}}}{_FRACTION}").fillna(False)
+    digits = s.str.fullmatch(f"-?[0-9]{{1,{EPOCH_UNITS[unit]}}}{_FRACTION}").fillna(False)
     todo = s.notna() & s.ne("").fillna(False) & ~digits & s.str.contains(_NAMES_A_YEAR, regex=True).fillna(False)
     todo &= ~_day_or_month_first(s)
     parsed = pd.to_datetime(s.where(todo), format="ISO8601", utc=True, errors="coerce")
@@ -327,14 +328,21 @@ def _epoch_by_parser(s: pd.Series, unit: str = "s") -> pa.Array:
     ticks = np.asarray(parsed.array.asi8, dtype=np.int64) // _TICKS_PER_SECOND[parsed.dt.unit]
     text = pd.Series(ticks, index=s.index).astype(STRING)
     out = string_array(text.where(parsed.notna(), s).astype(STRING))
-    if digits.any() and has_bytes(out, b"."):      # 1700000000.250: its whole units (>= 0: floored)
+    if digits.any() and has_bytes(out, b"."):      # 1700000000.250: its whole units, floored
         point = np.flatnonzero((digits & s.str.contains(".", regex=False).fillna(False)).to_numpy(bool))
-        out = _replace_rows(out, point, pc.replace_substring_regex(out.take(pa.array(point)), r"\..*", ""))
+        given = out.take(pa.array(point))
+        whole = pc.replace_substring_regex(given, r"\..*", "")
+        # below zero a fraction floors to one less than the whole part (-1.5: -2, not -1)
+        below = pc.and_(pc.starts_with(given, "-"), pc.match_substring_regex(given, r"\.[0-9]*[1-9]"))
+        if pc.any(below).as_py():
+            whole = pc.cast(pc.subtract(pc.cast(whole, pa.int64()), pc.cast(below, pa.int64())), pa.string())
+        out = _replace_rows(out, point, whole)
     if unit == "s" or not digits.any():
         return out
     rows = np.flatnonzero(digits.to_numpy(bool))
-    seconds = pc.divide(pc.cast(out.take(pa.array(rows)), pa.int64()), _TICKS_PER_SECOND[unit])   # >= 0: floored
-    return _replace_rows(out, rows, pc.cast(seconds, pa.string()))
+    units = pc.cast(out.take(pa.array(rows)), pa.int64()).to_numpy(zero_copy_only=False)
+    seconds = np.floor_divide(units, _TICKS_PER_SECOND[unit])     # floored below zero too (-1 ms: -1 s)
+    return _replace_rows(out, rows, pc.cast(pa.array(seconds, pa.int64()), pa.string()))
 
 
 STEPS: dict[str, Callable[..., pd.Series]] = {
