@@ -40,6 +40,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import decimal
+import io
 import re
 from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
@@ -162,7 +163,7 @@ def _copy_batches(source: SourceDB, sql: str, params: dict[str, object],
         if not stream.peek(1):  # type: ignore[attr-defined]
             return          # a header and no rows
         reader = pacsv.open_csv(
-            stream,
+            _bom_kept(stream),
             read_options=pacsv.ReadOptions(column_names=names, block_size=_BLOCK_BYTES, use_threads=False),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
@@ -171,6 +172,38 @@ def _copy_batches(source: SourceDB, sql: str, params: dict[str, object],
         )
         for batch in reader:
             yield names, _decoded(batch) if raw else batch
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class _Prefixed(io.RawIOBase):
+    """``prefix``, then the rest of ``stream``."""
+
+    def __init__(self, prefix: bytes, stream: IO[bytes]) -> None:
+        self._prefix, self._stream = prefix, stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._prefix:
+            n = min(len(buffer), len(self._prefix))
+            buffer[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        return self._stream.readinto(buffer)  # type: ignore[attr-defined]
+
+
+def _bom_kept(stream: IO[bytes]) -> IO[bytes]:
+    """The rows after COPY's header, for Arrow's reader, which drops a byte order mark (U+FEFF) at the
+    start of its input: there it is the first row's first value's own character. When the rows start
+    with one (or may: the pipe gave fewer bytes), the reader is given one more to drop."""
+    head = stream.peek(len(_BOM))[:len(_BOM)]  # type: ignore[attr-defined]
+    if not _BOM.startswith(head):
+        return stream
+    head = stream.read(len(_BOM))
+    return io.BufferedReader(_Prefixed(_BOM + head if head == _BOM else head, stream), _BLOCK_BYTES)
 
 
 def _decoded(batch: pa.RecordBatch) -> pa.RecordBatch:

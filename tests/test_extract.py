@@ -242,6 +242,19 @@ def test_a_timestamptz_birthdate_keeps_its_local_day_with_the_zone(
     assert transforms.date(got["born"], zone="Asia/Tokyo").tolist() == ["01/31/1990"]
 
 
+@pytest.mark.parametrize("first", ["\ufeffJohn", "\ufeff", "\uf000x"])
+def test_a_byte_order_mark_opening_the_first_value_is_kept(backend_url: str, tmp_path: Path, first: str) -> None:
+    """Arrow's CSV reader drops a byte order mark (U+FEFF) at the start of its input, which on the COPY
+    path is the first row's first value: that one value lost its first character (and an all-BOM value
+    became NULL) while every other row kept it, as the cursor paths do."""
+    replace_table(backend_url, "cm_bom", [TableColumn("name", "text"), TableColumn("id", "integer")],
+                  [pd.DataFrame({"name": [first, "\ufeffJane"], "id": ["1", "2"]})])
+    sql = tmp_path / "bom.sql"
+    sql.write_text("SELECT name, id FROM cm_bom ORDER BY id")
+    got = pd.concat(_extract(backend_url, sql, {}))
+    assert got["name"].tolist() == [first, "\ufeffJane"] and got["id"].tolist() == ["1", "2"]
+
+
 @pytest.mark.postgres
 def test_a_postgresql_date_before_the_common_era_is_not_read_as_one_of_ours(pg_url: str, tmp_path: Path) -> None:
     """PostgreSQL writes a BC date with " BC" after it; ``date`` made 03/15/0044 (AD) of it, a valid
