@@ -238,8 +238,9 @@ def test_epoch_leaves_a_value_that_names_no_year() -> None:
            "May 10", "1 May"]
     assert out(tf.epoch(S(raw))) == raw
     assert out(tf.epoch(S(raw), zone="Europe/Berlin")) == raw
-    named = ["May 2024", "Wed, 01 May 2024 10:00:00 GMT", "2024/05/01 10:00", "01-May-2024", "20240501100000"]
-    assert out(tf.epoch(S(named))) == ["1714521600", "1714557600", "1714557600", "1714521600", "1714557600"]
+    named = ["May 2024", "Wed, 01 May 2024 10:00:00 GMT", "2024/05/01 10:00", "01-May-2024", "20240501100000",
+             "20240501T100000Z", "20240501T100000"]                       # the last two: ISO 8601's basic format
+    assert out(tf.epoch(S(named))) == ["1714521600", "1714557600", "1714557600", "1714521600", *["1714557600"] * 3]
 
 
 def test_epoch_leaves_a_date_that_could_be_day_or_month_first() -> None:

@@ -296,10 +296,10 @@ def _from_wall_time(given: pa.Array, seconds: pa.Array, zone: str) -> pa.Array:
 
 
 # What the parser is given must name its year: four digits of their own (not a time's fraction, nor
-# part of a longer number), or a compact timestamp. The parser fills what a value leaves out from the
-# clock or from year 1: "now" and "today" were the run's time, a time alone ("10:00:00", a TIME column)
-# that time on the run's day, "24-05-01" the year 2001.
-_NAMES_A_YEAR = r"(?:^|[^0-9:.,])[0-9]{4}(?:[^0-9]|$)|^[0-9]{13,}$"
+# part of a longer number), or a compact timestamp (all digits, or ISO 8601's basic 20240501T100000Z).
+# The parser fills what a value leaves out from the clock or from year 1: "now" and "today" were the
+# run's time, a time alone ("10:00:00", a TIME column) that time on the run's day, "24-05-01" the year 2001.
+_NAMES_A_YEAR = r"(?:^|[^0-9:.,])[0-9]{4}(?:[^0-9]|$)|^[0-9]{13,}$|^[0-9]{8}T[0-9]"
 
 
 def _day_or_month_first(s: pd.Series) -> pd.Series:
