@@ -20,11 +20,15 @@ from pathlib import Path
 from pipeline.errors import ConfigError
 from pipeline.settings import DEFAULT_LOCAL_PORT
 
+# the service is on this machine: never through HTTP_PROXY / HTTPS_PROXY, which urllib would otherwise use for
+# 127.0.0.1 too (unless NO_PROXY names it); the proxy cannot reach our loopback, so the service looked down
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 
 def _health(endpoint_url: str, timeout: float) -> dict | None:
     """The service's health answer, or None when nothing (or another program) answers."""
     try:
-        with urllib.request.urlopen(f"{endpoint_url}/_localcognito/health", timeout=timeout) as resp:
+        with _DIRECT.open(f"{endpoint_url}/_localcognito/health", timeout=timeout) as resp:
             answer = json.loads(resp.read() or b"{}")    # a JSON answer: our service, not another program
             return answer if resp.status == 200 and isinstance(answer, dict) else None
     except (urllib.error.URLError, OSError, ValueError):

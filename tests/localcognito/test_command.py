@@ -92,3 +92,38 @@ def test_stop_finds_the_service_on_its_port_when_the_runs_directory_changed(tmp_
         stray.kill()
         if localservice._is_local_service(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_the_health_check_does_not_go_through_a_proxy(monkeypatch):
+    """HTTP_PROXY (a company proxy) must not carry the check of the service on 127.0.0.1: urllib sent it to the
+    proxy, which cannot reach this machine's loopback, so make migrate took a running service for down, waited
+    30 s for the one it started and failed (or found the port taken)."""
+    import threading
+
+    from pipeline.localcognito import LocalCognito
+    from pipeline.localservice import is_healthy
+
+    proxied: list[bytes] = []
+    with socket.socket() as proxy:
+        proxy.bind(("127.0.0.1", 0))
+        proxy.listen()
+
+        def answer() -> None:   # a proxy that reaches nothing: 502 to every request
+            while True:
+                try:
+                    conn, _ = proxy.accept()
+                except OSError:
+                    return
+                with conn:
+                    proxied.append(conn.recv(4096))
+                    conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+        threading.Thread(target=answer, daemon=True).start()
+        url = f"http://127.0.0.1:{proxy.getsockname()[1]}"
+        for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):
+            monkeypatch.setenv(name, url)
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        with LocalCognito(port=0) as svc:
+            assert is_healthy(svc.endpoint_url)
+    assert proxied == []
