@@ -22,6 +22,7 @@ import re
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -342,6 +343,14 @@ class CognitoTarget:
 
     def upload(self, presigned_url: str, path: Path) -> None:
         """PUT the file to the job's pre-signed URL with the KMS header it was signed for (fact 25)."""
+        if self.is_local and self.endpoint_url and _origin(presigned_url) != _origin(self.endpoint_url):
+            # the local service hands out URLs on its own host: one elsewhere (a real S3 bucket, another
+            # machine) would carry every user's email, phone and name off this machine
+            raise LoadError(
+                f"The local Cognito service at {self.endpoint_url} gave {path.name} an upload URL on another host "
+                f"({mask_url(presigned_url)}); nothing was sent. The local target uploads only to its own "
+                "service: check that COGNITO_ENDPOINT_URL is this project's local service (make serve-cognito)."
+            )
         size = path.stat().st_size
         last = ""
         for attempt in range(self.retry.max_attempts):
@@ -465,6 +474,17 @@ def _job(job: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("CompletionMessage"), str):
         out["CompletionMessage"] = scrub_text(out["CompletionMessage"])
     return out
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    """A URL's scheme, host and port (the scheme's default when none is written)."""
+    parts = urllib.parse.urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port if port is not None else default
 
 
 def _refusal(operation: str, code: str, message: str) -> CognitoCallError:

@@ -325,3 +325,28 @@ def test_a_jobs_completion_message_is_scrubbed(target: CognitoTarget) -> None:
     for seen in (described, listed):
         assert seen["CompletionMessage"] == "Failed on the user a***@e***.com (+81***78)."
         assert seen["Status"] == "Failed"
+
+
+def test_the_local_target_uploads_only_to_its_own_service(tmp_path: Path) -> None:
+    """An upload URL on another host than the local service's (a real S3 bucket, another machine) is refused
+    before anything is sent: the import file holds every user's email, phone and name."""
+    target = CognitoTarget.from_settings(TargetSettings(), endpoint_url="http://127.0.0.1:1",
+                                         retry=RetryPolicy(max_attempts=2, sleep=lambda s: None))
+    sent: list[str] = []
+
+    def open_(request: Any, timeout: float = 0) -> Any:
+        sent.append(request.full_url)
+        raise ConnectionError("no network in this test")
+
+    target._opener.open = open_   # type: ignore[method-assign]
+    csv = tmp_path / "chunk-00001.csv"
+    csv.write_text("cognito:username\nuser0\n")
+    for url in ("https://cognito-import.s3.amazonaws.com/1/p/import-x?X-Amz-Signature=secret",
+                "http://10.0.0.5:1/upload/import-x", "http://127.0.0.1:2/upload/import-x"):
+        with pytest.raises(LoadError, match="upload URL on another host") as err:
+            target.upload(url, csv)
+        assert "secret" not in str(err.value)
+    assert sent == []
+    with pytest.raises(TransientLoadError):     # its own host: tried (and unreachable here)
+        target.upload("http://127.0.0.1:1/upload/import-x", csv)
+    assert sent == ["http://127.0.0.1:1/upload/import-x"] * 2
