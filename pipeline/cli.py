@@ -26,7 +26,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from pipeline.errors import LoadError, MigrationError, ReconcileError, ValidationGateError
-from pipeline.settings import DEFAULT_LOCAL_PORT, Settings, load_settings
+from pipeline.settings import DEFAULT_LOCAL_PORT, Settings, is_loopback_url, load_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Move legacy users into Amazon Cognito user pools through CSV import jobs.")
@@ -121,6 +121,16 @@ def _target(settings: Settings, tenants: list[str], yes: bool, writes: bool = Tr
         return CognitoTarget.from_settings(settings.target)
     endpoint = settings.target.endpoint_url or localservice.ensure_running(
         settings.runs_dir.parent / "var", port=settings.target.local_port)
+    if not is_loopback_url(endpoint):
+        # a service on another machine gets the import files (every user's email, phone and name) as AWS would
+        err.print("[bold red]" + "!" * 72)
+        effect = ("Import files (users' emails, phones, names) will be sent there." if writes
+                  else "Pools are looked up (or created) there.")
+        err.print(f"[bold red]  NOT THIS MACHINE: COGNITO_ENDPOINT_URL={escape(endpoint)}. {effect}")
+        err.print("[bold red]" + "!" * 72)
+        if not yes:
+            raise MigrationError("Refusing to send users to a service on another host without --yes (or ARGS=--yes "
+                                 "with make); for the service on this machine use http://127.0.0.1:<port>.")
     err.print(f"Target: local Cognito import service at {endpoint}", markup=False)
     other = None if settings.target.endpoint_url else localservice.other_checkout(endpoint)
     if other:

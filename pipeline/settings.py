@@ -6,10 +6,12 @@ every client is pointed at the local Cognito import service with dummy credentia
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pipeline.errors import ConfigError
 
@@ -26,6 +28,20 @@ AWS_LIST_USERS_RPS = 20.0
 # value that breaks it was refused only at the first job, after the whole plan
 _ROLE_ARN = re.compile(r"arn:[\w+=/,.@-]+:[\w+=/,.@-]+:([\w+=/,.@-]*)?:[0-9]+:[\w+=/,.@-]+(:[\w+=/,.@-]+)?"
                        r"(:[\w+=/,.@-]+)?", re.ASCII)
+
+# the hosts of AWS's own endpoints (commercial, China, the dual-stack api.aws)
+_AWS_DOMAINS = ("amazonaws.com", "amazonaws.com.cn", "api.aws")
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url``'s host is this machine (localhost, 127.0.0.0/8, ::1)."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -100,6 +116,16 @@ def load_settings(env: dict[str, str] | None = None, root: Path = PROJECT_ROOT) 
         if pool_id and not re.fullmatch(r"[\w-]+_[0-9a-zA-Z]+", pool_id, re.ASCII):
             problems.append(f"COGNITO_USER_POOL_ID={pool_id!r} is not a user pool id; it looks like "
                             "ap-northeast-1_AbCdEf123 (the pool's page in the Cognito console shows it)")
+    endpoint = env.get("COGNITO_ENDPOINT_URL", "").strip()
+    if kind == "local" and endpoint:
+        parts = urlsplit(endpoint)
+        host = (parts.hostname or "").lower()
+        if parts.scheme not in ("http", "https") or not host:
+            problems.append(f"COGNITO_ENDPOINT_URL={endpoint!r} is not a URL: write the local service's, such as "
+                            f"http://127.0.0.1:{DEFAULT_LOCAL_PORT}, or unset it to have the service started")
+        elif any(host == d or host.endswith("." + d) for d in _AWS_DOMAINS):
+            problems.append(f"COGNITO_ENDPOINT_URL={endpoint!r} is real AWS, not the local service: for AWS set "
+                            "COGNITO_TARGET=aws (with COGNITO_REGION) and unset COGNITO_ENDPOINT_URL")
     rps = _number(env, "COGNITO_LIST_USERS_RPS", AWS_LIST_USERS_RPS if kind == "aws" else 0.0, problems)
     port = _number(env, "LOCAL_COGNITO_PORT", DEFAULT_LOCAL_PORT, problems, low=1, high=65535,
                    hint="a port number from 1 to 65535")
@@ -108,7 +134,7 @@ def load_settings(env: dict[str, str] | None = None, root: Path = PROJECT_ROOT) 
     target = TargetSettings(
         kind=kind,
         region=region or "us-east-1",
-        endpoint_url=env.get("COGNITO_ENDPOINT_URL") if kind == "local" else None,
+        endpoint_url=(endpoint or None) if kind == "local" else None,
         user_pool_id=env.get("COGNITO_USER_POOL_ID") or None,
         logs_role_arn=env.get("COGNITO_LOGS_ROLE_ARN", LOCAL_LOGS_ROLE_ARN) if kind == "aws"
         else LOCAL_LOGS_ROLE_ARN,

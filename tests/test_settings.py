@@ -86,3 +86,29 @@ def test_the_final_checks_listing_is_paced_on_aws_only() -> None:
     assert load_settings(aws).target.list_users_pages_per_second == 20.0
     assert load_settings({**aws, "COGNITO_LIST_USERS_RPS": "4"}).target.list_users_pages_per_second == 4.0
     assert load_settings({}).target.list_users_pages_per_second == 0.0
+
+
+def test_an_endpoint_url_that_is_no_url_or_real_aws_is_named_for_the_local_target() -> None:
+    """COGNITO_ENDPOINT_URL is the local service's: without a scheme botocore raised its ValueError (a
+    traceback), and an AWS endpoint would have been called as the local service, with dummy credentials."""
+    with pytest.raises(ConfigError) as err:
+        load_settings({"COGNITO_ENDPOINT_URL": "127.0.0.1:9229"})
+    assert err.value.problems == ["COGNITO_ENDPOINT_URL='127.0.0.1:9229' is not a URL: write the local service's, "
+                                  "such as http://127.0.0.1:9229, or unset it to have the service started"]
+    for aws in ("https://cognito-idp.eu-west-1.amazonaws.com", "https://cognito-idp.cn-north-1.amazonaws.com.cn",
+                "https://cognito-idp-fips.us-east-1.amazonaws.com/"):
+        with pytest.raises(ConfigError) as err:
+            load_settings({"COGNITO_ENDPOINT_URL": aws})
+        assert err.value.problems == [f"COGNITO_ENDPOINT_URL={aws!r} is real AWS, not the local service: for AWS set "
+                                      "COGNITO_TARGET=aws (with COGNITO_REGION) and unset COGNITO_ENDPOINT_URL"]
+    assert load_settings({"COGNITO_ENDPOINT_URL": " http://127.0.0.1:9400 "}).target.endpoint_url == \
+        "http://127.0.0.1:9400"
+
+
+def test_loopback_urls() -> None:
+    from pipeline.settings import is_loopback_url
+
+    for url in ("http://127.0.0.1:9229", "http://localhost:1", "http://[::1]:9229", "http://127.0.0.2"):
+        assert is_loopback_url(url)
+    for url in ("http://10.0.0.5:9229", "http://cognito:9229", "https://evil.example.com", "http://127.0.0.1.nip.io"):
+        assert not is_loopback_url(url)

@@ -272,6 +272,20 @@ def test_real_aws_needs_the_explicit_yes(workspace: Workspace) -> None:
     assert not (workspace.root / "runs" / "acme-jp").exists()       # nothing planned, nothing written
 
 
+def test_a_local_service_on_another_host_is_announced_and_needs_the_yes(workspace: Workspace) -> None:
+    """COGNITO_ENDPOINT_URL on another machine gets every user's email, phone and name, as AWS would: the run
+    says so loudly and, like AWS, refuses to import without --yes; it was used silently as the local service."""
+    env = {"COGNITO_ENDPOINT_URL": "http://10.255.255.1:9229"}
+    proc = workspace.run("migrate", "--tenant", "acme-jp", extra_env=env, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    no_traceback(proc)
+    assert "NOT THIS MACHINE: COGNITO_ENDPOINT_URL=http://10.255.255.1:9229. Import files" in proc.stderr
+    assert "without --yes" in proc.stderr and "Target: local Cognito" not in proc.stderr
+    assert not (workspace.root / "runs" / "acme-jp").exists()       # nothing planned, nothing written
+    here = workspace.run("report", "--tenant", "acme-jp")           # the service on 127.0.0.1: no banner
+    assert here.returncode == 0 and "NOT THIS MACHINE" not in here.stderr
+
+
 def test_a_dry_run_on_aws_reads_the_pool_like_report_without_the_yes(workspace: Workspace) -> None:
     """A dry run writes nothing to Cognito: it reads the pool's contract, as ``report`` does, so it needs
     no --yes and says so. AWS_ENDPOINT_URL points the AWS client at the local service (no real AWS)."""
