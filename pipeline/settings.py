@@ -28,6 +28,8 @@ AWS_LIST_USERS_RPS = 20.0
 # value that breaks it was refused only at the first job, after the whole plan
 _ROLE_ARN = re.compile(r"arn:[\w+=/,.@-]+:[\w+=/,.@-]+:([\w+=/,.@-]*)?:[0-9]+:[\w+=/,.@-]+(:[\w+=/,.@-]+)?"
                        r"(:[\w+=/,.@-]+)?", re.ASCII)
+# what botocore takes for a region name (utils.validate_region_name)
+_REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?", re.ASCII)
 
 # the hosts of AWS's own endpoints (commercial, China, the dual-stack api.aws)
 _AWS_DOMAINS = ("amazonaws.com", "amazonaws.com.cn", "api.aws")
@@ -99,9 +101,18 @@ def load_settings(env: dict[str, str] | None = None, root: Path = PROJECT_ROOT) 
     kind = env.get("COGNITO_TARGET", "local").strip().lower() or "local"
     if kind not in ("local", "aws"):
         problems.append(f"COGNITO_TARGET={kind!r}: write 'local' (the default) or 'aws'")
-    region = env.get("COGNITO_REGION") or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or ""
+    # the first of these set; surrounding blanks (a line copied from a console) are dropped, as botocore
+    # refuses them with a traceback, and so the other values it refuses
+    region_name = next((n for n in ("COGNITO_REGION", "AWS_REGION", "AWS_DEFAULT_REGION") if env.get(n, "").strip()),
+                       "COGNITO_REGION")
+    region = env.get(region_name, "").strip()
+    bad_region = bool(region) and not _REGION.fullmatch(region)
+    if bad_region:
+        problems.append(f"{region_name}={env[region_name]!r} is not an AWS region: write one such as ap-northeast-1 "
+                        "(a user pool id starts with its region)")
+        region = ""
     if kind == "aws":
-        if not region:
+        if not region and not bad_region:
             problems.append("COGNITO_TARGET=aws needs a region: set COGNITO_REGION (or AWS_REGION)")
         role = env.get("COGNITO_LOGS_ROLE_ARN", "")
         if role and not (_ROLE_ARN.fullmatch(role) and 20 <= len(role) <= 2048 and ":role/" in role):

@@ -112,3 +112,20 @@ def test_loopback_urls() -> None:
         assert is_loopback_url(url)
     for url in ("http://10.0.0.5:9229", "http://cognito:9229", "https://evil.example.com", "http://127.0.0.1.nip.io"):
         assert not is_loopback_url(url)
+
+
+def test_the_region_is_read_without_blanks_and_a_malformed_one_is_named() -> None:
+    """botocore refuses a region with blanks or other characters with a traceback (InvalidRegionError), on the
+    local target too when AWS_REGION holds it; a trailing blank also made the pool-region check say
+    'pool eu-west-1_... is in eu-west-1, and COGNITO_REGION is eu-west-1 '."""
+    aws = {"COGNITO_TARGET": "aws", "COGNITO_LOGS_ROLE_ARN": "arn:aws:iam::1:role/r"}
+    assert load_settings({**aws, "COGNITO_REGION": " eu-west-1 "}).target.region == "eu-west-1"
+    assert load_settings({**aws, "COGNITO_REGION": " ", "AWS_REGION": "eu-west-2"}).target.region == "eu-west-2"
+    with pytest.raises(ConfigError) as err:
+        load_settings({**aws, "COGNITO_REGION": "eu_west_1"})
+    assert err.value.problems == ["COGNITO_REGION='eu_west_1' is not an AWS region: write one such as ap-northeast-1 "
+                                  "(a user pool id starts with its region)"]
+    with pytest.raises(ConfigError) as err:
+        load_settings({"AWS_REGION": "eu west"})
+    assert err.value.problems == ["AWS_REGION='eu west' is not an AWS region: write one such as ap-northeast-1 "
+                                  "(a user pool id starts with its region)"]
