@@ -124,6 +124,26 @@ def _plain_list_users(response_dict: dict[str, Any], customized_response_dict: d
     response_dict["body"] = b"{}"
 
 
+# the AWS credential chain's and shared config's mistakes, met at the session, the client or the first call (an
+# SSO or assumed-role profile resolves then): a profile that does not exist, a config file that does not parse,
+# half the keys, a failing credential_process, an expired SSO login. The user's to fix, not a traceback.
+_CREDENTIAL_ERRORS = (
+    botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError,
+    botocore.exceptions.NoRegionError, botocore.exceptions.ProfileNotFound, botocore.exceptions.ConfigParseError,
+    botocore.exceptions.ConfigNotFound, botocore.exceptions.CredentialRetrievalError,
+    botocore.exceptions.InvalidConfigError, botocore.exceptions.SSOError, botocore.exceptions.TokenRetrievalError,
+    botocore.exceptions.UnknownCredentialError, botocore.exceptions.RefreshWithMFAUnsupportedError,
+)
+
+
+def _credential_problem(operation: str, exc: Exception) -> ConfigError:
+    return ConfigError(
+        f"{operation}: {exc}. With COGNITO_TARGET=aws, credentials come from the usual AWS chain: "
+        "set AWS_PROFILE (a profile in ~/.aws/config or AWS_CONFIG_FILE; after `aws sso login` for an SSO one), "
+        "or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and COGNITO_REGION."
+    )
+
+
 def _client_config() -> Config:
     return Config(
         retries={"total_max_attempts": 1, "mode": "standard"},
@@ -174,12 +194,16 @@ class CognitoTarget:
         if target.is_aws:
             if endpoint_url:
                 raise ConfigError("An endpoint URL is for the local service; the AWS target takes none.")
-            session = boto3.session.Session(region_name=target.region)
             cfg = _client_config()
+            try:   # the credential chain runs here: a missing profile, half the keys, a failing credential_process
+                session = boto3.session.Session(region_name=target.region)
+                idp, logs, sts = (session.client(name, config=cfg) for name in ("cognito-idp", "logs", "sts"))
+            except _CREDENTIAL_ERRORS as exc:
+                raise _credential_problem("AWS credentials", exc) from None
             return cls(
-                idp=session.client("cognito-idp", config=cfg),
-                logs=session.client("logs", config=cfg),
-                sts=session.client("sts", config=cfg),
+                idp=idp,
+                logs=logs,
+                sts=sts,
                 kind="aws",
                 region=target.region,
                 endpoint_url=None,
@@ -236,12 +260,8 @@ class CognitoTarget:
             except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:
                 last = type(exc).__name__
                 unreachable = isinstance(exc, botocore.exceptions.ConnectionError)
-            except (botocore.exceptions.NoCredentialsError, botocore.exceptions.PartialCredentialsError,
-                    botocore.exceptions.NoRegionError) as exc:
-                raise ConfigError(
-                    f"{operation}: {exc}. With COGNITO_TARGET=aws, credentials come from the usual AWS chain: "
-                    "set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, and COGNITO_REGION."
-                ) from None
+            except _CREDENTIAL_ERRORS as exc:
+                raise _credential_problem(operation, exc) from None
             if attempt + 1 < self.retry.max_attempts:
                 self.retry.sleep(self.retry.delay(attempt))
         if unreachable:

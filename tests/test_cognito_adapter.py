@@ -350,3 +350,36 @@ def test_the_local_target_uploads_only_to_its_own_service(tmp_path: Path) -> Non
     with pytest.raises(TransientLoadError):     # its own host: tried (and unreachable here)
         target.upload("http://127.0.0.1:1/upload/import-x", csv)
     assert sent == ["http://127.0.0.1:1/upload/import-x"] * 2
+
+
+@pytest.mark.parametrize("case", ["missing profile", "half the keys", "config does not parse",
+                                  "credential_process fails", "sso not logged in", "source profile without keys"])
+def test_a_broken_aws_credential_chain_is_a_configuration_message(case: str, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each was botocore's traceback, from the session (a missing profile, half the keys, a broken config file,
+    a failing credential_process) or from the first call (an SSO profile whose login is not there)."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                 "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_COGNITO_IDP"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    config = tmp_path / "config"
+    config.write_text("[profile proc]\ncredential_process = /bin/false\n"
+                      "[profile sso]\nsso_start_url = https://x.awsapps.com/start\nsso_region = eu-west-1\n"
+                      "sso_account_id = 123456789012\nsso_role_name = r\n"
+                      "[profile assume]\nrole_arn = arn:aws:iam::123456789012:role/x\nsource_profile = nokeys\n"
+                      "[profile nokeys]\nregion = eu-west-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    env = {"missing profile": {"AWS_PROFILE": "nope"}, "half the keys": {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE"},
+           "credential_process fails": {"AWS_PROFILE": "proc"}, "sso not logged in": {"AWS_PROFILE": "sso"},
+           "source profile without keys": {"AWS_PROFILE": "assume"}}.get(case, {})
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    if case == "config does not parse":
+        config.write_text("[profile broken\nregion = eu-west-1\n")
+    with pytest.raises(ConfigError) as err:
+        target = CognitoTarget.from_settings(TargetSettings(kind="aws", region="eu-west-1"),
+                                             retry=RetryPolicy(max_attempts=1))
+        target.get_csv_header("eu-west-1_abc")
+    assert "AWS_PROFILE" in str(err.value) and "AWS_ACCESS_KEY_ID" in str(err.value)
