@@ -107,7 +107,7 @@ def _prepare_source(settings: Settings) -> None:
 def _target(settings: Settings, tenants: list[str], yes: bool, writes: bool = True):
     from pipeline import localservice
     from pipeline.cognito import CognitoTarget
-    from pipeline.plan import check_aws_pools
+    from pipeline.plan import check_aws_pools, check_local_pools
 
     if settings.target.is_aws:
         check_aws_pools(settings, tenants)
@@ -119,6 +119,7 @@ def _target(settings: Settings, tenants: list[str], yes: bool, writes: bool = Tr
         if not yes:
             raise MigrationError("Refusing to write to real AWS without --yes (or ARGS=--yes with make).")
         return CognitoTarget.from_settings(settings.target)
+    check_local_pools(settings, tenants)
     endpoint = settings.target.endpoint_url or localservice.ensure_running(
         settings.runs_dir.parent / "var", port=settings.target.local_port)
     if not is_loopback_url(endpoint):

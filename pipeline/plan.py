@@ -131,6 +131,27 @@ def check_aws_pools(settings: Settings, tenants: list[str]) -> None:
                           problems)
 
 
+def check_local_pools(settings: Settings, tenants: list[str]) -> None:
+    """On the local target, every tenant of the run needs a pool.local definition; one whose mapping names only
+    an AWS pool (pool.user_pool_id) was meant for AWS, which COGNITO_TARGET alone selects. Checked for every
+    tenant before anything is called, so that a batch does not stop half way through."""
+    if settings.target.is_aws:
+        return
+    problems = []
+    for tenant in tenants:
+        mapping = load_mapping(settings.mappings_dir, tenant)
+        named = mapping.pool.get("user_pool_id")
+        if mapping.pool.get("local") or not named:
+            continue
+        problems.append(f"tenant {tenant}: {settings.mappings_dir.name}/tenants/{tenant}.yaml names only the AWS pool "
+                        f"{named} (pool.user_pool_id), which a run reaches only with COGNITO_TARGET=aws (and "
+                        "COGNITO_REGION, COGNITO_LOGS_ROLE_ARN, --yes); to try the tenant on the local service, add "
+                        "its CreateUserPool parameters under pool.local")
+    if problems:
+        raise ConfigError("The target is the local Cognito service (COGNITO_TARGET is not aws), and not every tenant "
+                          "has a local pool:", problems)
+
+
 def _check_snapshot_pool(contract: PoolContract, path: Path, mapping: TenantMapping, settings: Settings) -> None:
     """A snapshot must describe the tenant's own pool: its id when one is named (mapping, or the
     environment on AWS), else the local pool's PoolName. Another pool's rules would judge the rows."""

@@ -272,6 +272,21 @@ def test_real_aws_needs_the_explicit_yes(workspace: Workspace) -> None:
     assert not (workspace.root / "runs" / "acme-jp").exists()       # nothing planned, nothing written
 
 
+def test_a_tenant_with_only_an_aws_pool_is_named_before_a_local_batch_starts(workspace: Workspace) -> None:
+    """A mapping that names only an AWS pool (pool.user_pool_id) was meant for AWS: on the local target the
+    run names it, and how AWS is chosen, before any tenant runs; the batch imported the tenants before it
+    locally, then stopped with 'has no pool.local definition'."""
+    tenant_file = workspace.root / "mappings" / "tenants" / "globex-us.yaml"
+    text = tenant_file.read_text()
+    tenant_file.write_text(text[:text.index("pool:")] + "pool:\n  user_pool_id: us-east-1_AbC123\n")
+    proc = workspace.run("migrate", "--tenant", "acme-jp,globex-us")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    no_traceback(proc)
+    assert "tenant globex-us: mappings/tenants/globex-us.yaml names only the AWS pool us-east-1_AbC123 " \
+        "(pool.user_pool_id), which a run reaches only with COGNITO_TARGET=aws" in proc.stderr
+    assert not (workspace.root / "runs" / "acme-jp").exists() and workspace.jobs("acme-jp") == []
+
+
 def test_a_local_service_on_another_host_is_announced_and_needs_the_yes(workspace: Workspace) -> None:
     """COGNITO_ENDPOINT_URL on another machine gets every user's email, phone and name, as AWS would: the run
     says so loudly and, like AWS, refuses to import without --yes; it was used silently as the local service."""
