@@ -133,6 +133,10 @@ def _target(settings: Settings, tenants: list[str], yes: bool, writes: bool = Tr
             raise MigrationError("Refusing to send users to a service on another host without --yes (or ARGS=--yes "
                                  "with make); for the service on this machine use http://127.0.0.1:<port>.")
     err.print(f"Target: local Cognito import service at {endpoint}", markup=False)
+    aws_only = [name for name in ("COGNITO_USER_POOL_ID", "COGNITO_LOGS_ROLE_ARN") if os.environ.get(name, "").strip()]
+    if aws_only:   # set for AWS, with COGNITO_TARGET forgotten or misspelt: this run does not go there
+        err.print(f"[yellow]note: {' and '.join(aws_only)} {'is' if len(aws_only) == 1 else 'are'} set but not used: "
+                  "this run goes to the local service, not to AWS; COGNITO_TARGET=aws selects AWS.")
     other = None if settings.target.endpoint_url else localservice.other_checkout(endpoint)
     if other:
         err.print(f"[yellow]note: that service was started from another checkout ({escape(other)}) and runs its "

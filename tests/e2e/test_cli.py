@@ -287,6 +287,18 @@ def test_a_tenant_with_only_an_aws_pool_is_named_before_a_local_batch_starts(wor
     assert not (workspace.root / "runs" / "acme-jp").exists() and workspace.jobs("acme-jp") == []
 
 
+def test_aws_settings_without_the_aws_target_are_said_to_be_unused(workspace: Workspace) -> None:
+    """COGNITO_USER_POOL_ID and COGNITO_LOGS_ROLE_ARN set for AWS while COGNITO_TARGET was forgotten: the run
+    stays local, and now says that they are not used, so that a local run is not taken for the AWS one."""
+    env = {"COGNITO_USER_POOL_ID": "eu-west-1_AbC123",
+           "COGNITO_LOGS_ROLE_ARN": "arn:aws:iam::123456789012:role/service-role/Cognito-UserImport-Role"}
+    proc = workspace.run("report", "--tenant", "acme-jp", extra_env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Target: local Cognito import service" in proc.stderr
+    assert "note: COGNITO_USER_POOL_ID and COGNITO_LOGS_ROLE_ARN are set but not used: this run goes to the local " \
+        "service, not to AWS; COGNITO_TARGET=aws selects AWS." in proc.stderr
+
+
 def test_a_local_service_on_another_host_is_announced_and_needs_the_yes(workspace: Workspace) -> None:
     """COGNITO_ENDPOINT_URL on another machine gets every user's email, phone and name, as AWS would: the run
     says so loudly and, like AWS, refuses to import without --yes; it was used silently as the local service."""
