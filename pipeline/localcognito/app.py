@@ -27,8 +27,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+import boto3.session
+import botocore.session
 import orjson
 from moto.cognitoidp.models import CognitoIdpUserPool, cognitoidp_backends
+from moto.core.base_backend import AccountSpecificBackend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
 from pipeline.localcognito import upload
@@ -50,6 +53,25 @@ from pipeline.localcognito.users import get_user
 # The project checkout this service runs from (``make migrate`` warns when the service on its port
 # belongs to another checkout, whose code may differ).
 CHECKOUT = str(Path(__file__).resolve().parents[2])
+
+
+
+def _regions_read_no_aws_profile() -> None:
+    """moto lists a service's regions, when it makes an account's backends, through a boto3 Session
+    built from the environment (``AccountSpecificBackend.get_session``): an AWS_PROFILE that names no
+    profile on this machine (a shell or a CI job set up for real AWS) made every call of the local
+    service fail with a 500, which the client took for an unavailable Cognito. It gets a session that
+    reads no profile, config or credentials file instead; the region list is botocore's own data."""
+    core = botocore.session.Session(session_vars={
+        "profile": (None, None, None, None),
+        "config_file": (None, None, os.devnull, None),
+        "credentials_file": (None, None, os.devnull, None),
+    })
+    session = boto3.session.Session(botocore_session=core)
+    AccountSpecificBackend.get_session = classmethod(lambda cls: session)   # type: ignore[method-assign, assignment]
+
+
+_regions_read_no_aws_profile()
 
 TARGET_PREFIX = "AWSCognitoIdentityProviderService."
 _SCOPE = re.compile(r"Credential=[^/]+/[0-9]+/([^/]+)/")

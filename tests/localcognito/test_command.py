@@ -127,3 +127,23 @@ def test_the_health_check_does_not_go_through_a_proxy(monkeypatch):
         with LocalCognito(port=0) as svc:
             assert is_healthy(svc.endpoint_url)
     assert proxied == []
+
+
+def test_the_service_serves_with_an_aws_profile_that_names_no_profile_here(tmp_path):
+    """A shell or a CI job set up for real AWS exports AWS_PROFILE; where that profile is not in this
+    machine's config, moto's region lookup raised ProfileNotFound on every call, and the service answered
+    each with a 500, which the pipeline took for an unavailable Cognito (8 retries, "rerun later")."""
+    from pipeline.cognito import isolated_session
+
+    env = {**os.environ, "AWS_PROFILE": "prod-admin-not-here", "AWS_CONFIG_FILE": str(tmp_path / "none")}
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline.localcognito", "--host", "127.0.0.1", "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        endpoint = proc.stdout.readline().strip()
+        assert endpoint.startswith("http://127.0.0.1:"), proc.stderr.read() if proc.poll() is not None else endpoint
+        idp = isolated_session("eu-west-1").client("cognito-idp", endpoint_url=endpoint)
+        pool = idp.create_user_pool(PoolName="profile-check")["UserPool"]["Id"]
+        assert [p["Id"] for p in idp.list_user_pools(MaxResults=10)["UserPools"]] == [pool]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
