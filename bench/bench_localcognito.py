@@ -11,8 +11,7 @@ import time
 import urllib.request
 from typing import Any
 
-import boto3
-
+from pipeline.cognito import isolated_session
 from pipeline.localcognito import LocalCognito, ServiceConfig
 
 ROLE = "arn:aws:iam::123456789012:role/service-role/Cognito-UserImport-Role"
@@ -38,8 +37,8 @@ def build_csv(header: list[str], n: int) -> bytes:
 def main(argv: list[str]) -> dict[str, Any]:
     users = next((int(a.split("=", 1)[1]) for a in argv if a.startswith("--users=")), 100_000)
     with LocalCognito(config=ServiceConfig()) as svc:
-        client = boto3.client("cognito-idp", endpoint_url=svc.endpoint_url, region_name="us-east-1",
-                              aws_access_key_id="testing", aws_secret_access_key="testing")
+        # a session that reads no AWS profile or config: an AWS_PROFILE naming no profile crashed the bench
+        client = isolated_session("us-east-1").client("cognito-idp", endpoint_url=svc.endpoint_url)
         pool = client.create_user_pool(PoolName="bench", AutoVerifiedAttributes=["email"])["UserPool"]["Id"]
         header = client.get_csv_header(UserPoolId=pool)["CSVHeader"]
         body = build_csv(header, users)

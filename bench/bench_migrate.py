@@ -45,8 +45,7 @@ def _active_seconds(intervals: list[tuple[float, float]]) -> float:
 
 
 def main(argv: list[str]) -> dict:
-    import boto3
-
+    from pipeline.cognito import isolated_session
     from pipeline.demo import DEFAULT_TENANTS, load_table
     from pipeline.localcognito import LocalCognito
 
@@ -74,8 +73,8 @@ def main(argv: list[str]) -> dict:
             wall = time.time() - start
             if proc.returncode != 0:
                 raise RuntimeError(f"migrate failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-            idp = boto3.client("cognito-idp", endpoint_url=svc.endpoint_url, region_name="us-east-1",
-                               aws_access_key_id="testing", aws_secret_access_key="testing")
+            # a session that reads no AWS profile or config: an AWS_PROFILE naming no profile crashed the bench
+            idp = isolated_session("us-east-1").client("cognito-idp", endpoint_url=svc.endpoint_url)
             pool = next(p["Id"] for p in idp.list_user_pools(MaxResults=60)["UserPools"]
                         if p["Name"].endswith("-bench"))
             jobs = idp.list_user_import_jobs(UserPoolId=pool, MaxResults=60)["UserImportJobs"]

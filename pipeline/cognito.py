@@ -216,7 +216,7 @@ class CognitoTarget:
                 "The local target needs the local service's endpoint URL (start it with "
                 "`make serve-cognito`, or set COGNITO_ENDPOINT_URL)."
             )
-        session = _isolated_session(target.region)
+        session = isolated_session(target.region)
         cfg = _client_config().merge(Config(proxies={}))
         return cls(
             idp=session.client("cognito-idp", endpoint_url=url, config=cfg),
@@ -516,7 +516,7 @@ def _refusal(operation: str, code: str, message: str) -> CognitoCallError:
     return CognitoCallError(text, code=code, operation=operation)
 
 
-def _isolated_session(region: str) -> boto3.session.Session:
+def isolated_session(region: str) -> boto3.session.Session:
     """A session that reads no AWS config, profile or credential from the environment or disk."""
     # Each variable gets no environment name and no config-file name: AWS_PROFILE, AWS_CONFIG_FILE and
     # ~/.aws are not read at all.
