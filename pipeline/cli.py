@@ -104,6 +104,16 @@ def _prepare_source(settings: Settings) -> None:
         create_sqlite_demo(settings.demo_db)
 
 
+def _loudly(banner: str, refusal: str | None) -> None:
+    """A target beyond this machine: ``banner`` between two red rules, then ``refusal`` (raised) unless the
+    user gave --yes."""
+    err.print("[bold red]" + "!" * 72)
+    err.print(f"[bold red]  {banner}")
+    err.print("[bold red]" + "!" * 72)
+    if refusal:
+        raise MigrationError(refusal)
+
+
 def _target(settings: Settings, tenants: list[str], yes: bool, writes: bool = True):
     from pipeline import localservice
     from pipeline.cognito import CognitoTarget
@@ -111,27 +121,21 @@ def _target(settings: Settings, tenants: list[str], yes: bool, writes: bool = Tr
 
     if settings.target.is_aws:
         check_aws_pools(settings, tenants)
-        err.print("[bold red]" + "!" * 72)
-        effect = ("Import jobs will create users in real pools." if writes
-                  else "Only GetCSVHeader and DescribeUserPool are read.")
-        err.print(f"[bold red]  REAL AWS: region {settings.target.region}. {effect}")
-        err.print("[bold red]" + "!" * 72)
-        if not yes:
-            raise MigrationError("Refusing to write to real AWS without --yes (or ARGS=--yes with make).")
+        _loudly(f"REAL AWS: region {settings.target.region}. " + (
+            "Import jobs will create users in real pools." if writes
+            else "Only GetCSVHeader and DescribeUserPool are read."),
+            None if yes else "Refusing to write to real AWS without --yes (or ARGS=--yes with make).")
         return CognitoTarget.from_settings(settings.target)
     check_local_pools(settings, tenants)
     endpoint = settings.target.endpoint_url or localservice.ensure_running(
         settings.runs_dir.parent / "var", port=settings.target.local_port)
     if not is_loopback_url(endpoint):
         # a service on another machine gets the import files (every user's email, phone and name) as AWS would
-        err.print("[bold red]" + "!" * 72)
-        effect = ("Import files (users' emails, phones, names) will be sent there." if writes
-                  else "Pools are looked up (or created) there.")
-        err.print(f"[bold red]  NOT THIS MACHINE: COGNITO_ENDPOINT_URL={escape(endpoint)}. {effect}")
-        err.print("[bold red]" + "!" * 72)
-        if not yes:
-            raise MigrationError("Refusing to send users to a service on another host without --yes (or ARGS=--yes "
-                                 "with make); for the service on this machine use http://127.0.0.1:<port>.")
+        _loudly(f"NOT THIS MACHINE: COGNITO_ENDPOINT_URL={escape(endpoint)}. " + (
+            "Import files (users' emails, phones, names) will be sent there." if writes
+            else "Pools are looked up (or created) there."),
+            None if yes else "Refusing to send users to a service on another host without --yes (or ARGS=--yes "
+                             "with make); for the service on this machine use http://127.0.0.1:<port>.")
     err.print(f"Target: local Cognito import service at {endpoint}", markup=False)
     aws_only = [name for name in ("COGNITO_USER_POOL_ID", "COGNITO_LOGS_ROLE_ARN") if os.environ.get(name, "").strip()]
     if aws_only:   # set for AWS, with COGNITO_TARGET forgotten or misspelt: this run does not go there
