@@ -37,6 +37,9 @@ from pipeline.reasons import IN_POOL
 CHUNK_STATES = ("planned", "job_created", "uploaded", "started", "finished", "harvested", "verified",
                 "failed")
 DONE_STATES = ("harvested", "verified")
+# SQLITE_CORRUPT, SQLITE_NOTADB: the file itself is damaged. Any other error opening it (SQLITE_FULL,
+# SQLITE_IOERR, SQLITE_READONLY, SQLITE_CANTOPEN...) leaves it whole: moved aside, its state would be lost.
+_DAMAGED = (11, 26)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -185,6 +188,11 @@ class Ledger:
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
         except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in _DAMAGED:   # a full disk, a read-only one
+                raise LedgerError(
+                    f"The run ledger {self.path} cannot be opened ({exc}): its disk may be full, or the file, "
+                    f"its directory or its -wal and -shm files not writable by you. Free space or fix that, "
+                    "then rerun; keep the file, it holds what earlier runs did.") from None
             raise LedgerError(
                 f"The run ledger {self.path} cannot be opened ({exc}). It holds what earlier runs did: "
                 "restore it from a backup if you have one; otherwise move it aside and rerun (jobs of "

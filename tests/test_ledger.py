@@ -213,3 +213,25 @@ def test_a_commit_that_fails_leaves_no_transaction_open(tmp_path: Path) -> None:
         assert led.chunk("acme", "pool_1", "a" * 64)["state"] == "planned"
         led.record_outcomes("acme", "pool_1", pd.DataFrame({"legacy_id": ["L1"], "outcome": ["imported"]}))
         assert list(led.outcomes("acme")["legacy_id"]) == ["L1"]
+
+
+def test_a_ledger_that_cannot_be_written_is_not_called_damaged(tmp_path: Path) -> None:
+    """A whole ledger that cannot be opened for writing (a full disk, a read-only mount; here its -wal file
+    cannot be made) must be kept: the advice for a damaged file, to move it aside, would lose its state."""
+    from pipeline.errors import LedgerError
+
+    path = tmp_path / "ledger.sqlite"
+    with Ledger.open(path) as led:
+        led.plan_chunk("acme", "pool_1", "chunk-00001", "a" * 64, 3, "r1")
+    (tmp_path / "ledger.sqlite-wal").mkdir()
+    with pytest.raises(LedgerError) as caught:
+        Ledger.open(path)
+    assert "move it aside" not in caught.value.message
+    assert f"The run ledger {path} cannot be opened" in caught.value.message
+    assert "keep the file" in caught.value.message
+    (tmp_path / "ledger.sqlite-wal").rmdir()
+    with Ledger.open(path) as led:
+        assert led.chunk("acme", "pool_1", "a" * 64)["state"] == "planned"
+    path.write_text("not a database")
+    with pytest.raises(LedgerError, match="move it aside"):
+        Ledger.open(path)
