@@ -101,7 +101,10 @@ class _FileLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise self._unwritable(exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -120,16 +123,26 @@ class _FileLock:
                 f"target ({_describe_key(self.key)}); only one import job can run per account and region. "
                 f"Wait for it to finish; if that process is gone the lock is already free ({self.path})."
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(
-            fd,
-            json.dumps({"pid": os.getpid(), "key": _describe_key(self.key), "since": time.time()}).encode(
-                "utf-8"
-            ),
-            0,
-        )
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(
+                fd,
+                json.dumps({"pid": os.getpid(), "key": _describe_key(self.key), "since": time.time()}).encode(
+                    "utf-8"
+                ),
+                0,
+            )
+            os.fsync(fd)
+        except OSError as exc:
+            os.close(fd)   # the lock goes with it
+            raise self._unwritable(exc) from None
         self._fd = fd
+
+    def _unwritable(self, exc: OSError) -> LedgerError:
+        """The lock file cannot be made or written (its disk is full, say): the lock directory is named,
+        which is not the runs directory's disk."""
+        return LedgerError(f"The run lock {self.path} cannot be written ({exc.strerror or exc}): free space on "
+                           "its disk, or set MIGRATE_LOCK_DIR to a directory of yours that has room.")
 
     def release(self) -> None:
         if self._fd is not None:

@@ -235,3 +235,27 @@ def test_a_ledger_that_cannot_be_written_is_not_called_damaged(tmp_path: Path) -
     path.write_text("not a database")
     with pytest.raises(LedgerError, match="move it aside"):
         Ledger.open(path)
+
+
+def test_a_lock_file_that_cannot_be_written_names_the_lock_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk under MIGRATE_LOCK_DIR: the message names the lock file and MIGRATE_LOCK_DIR (it was the
+    CLI's 'free space on the disk of MIGRATE_RUNS_DIR', another disk), and the lock is not kept."""
+    import errno
+
+    from pipeline.errors import LedgerError
+
+    real = os.pwrite
+
+    def full(fd: int, data: bytes, offset: int) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", full)
+    with pytest.raises(LedgerError) as caught:
+        Ledger.open(tmp_path / "ledger.sqlite", lock_key=KEY)
+    assert f"The run lock {Ledger.lock_path(KEY)} cannot be written (No space left on device)" in caught.value.message
+    assert "MIGRATE_LOCK_DIR" in caught.value.message
+    monkeypatch.setattr(os, "pwrite", real)
+    other = subprocess.run([sys.executable, "-c", TRY, str(tmp_path / "ledger.sqlite"), KEY], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
+    assert other.returncode == 0 and "acquired" in other.stdout
