@@ -527,10 +527,7 @@ def main() -> None:
         err.print(f"error (system): {_os_problem(exc)}", markup=False, style="bold red")
         _leave(2)
     except sqlite3.Error as exc:  # the run ledger, mid-run (the source database's errors are ExtractErrors)
-        err.print(f"error (ledger): the run ledger could not be written ({exc}). Check that the disk of "
-                  f"{_runs_dir_setting()} has room, "
-                  "then rerun the same command: what the ledger committed before stands.",
-                  markup=False, style="bold red")
+        err.print(f"error (ledger): {_ledger_problem(exc)}", markup=False, style="bold red")
         _leave(2)
     except KeyboardInterrupt as exc:
         err.print(_stopped(exc))
@@ -555,6 +552,17 @@ def _stopped(exc: KeyboardInterrupt) -> str:
 def _runs_dir_setting() -> str:
     """The runs directory setting as a message names it."""
     return f"MIGRATE_RUNS_DIR ({os.environ.get('MIGRATE_RUNS_DIR') or 'runs/ by default'})"
+
+
+def _ledger_problem(exc: sqlite3.Error) -> str:
+    """What the run ledger refused mid-run, and what to do: another process holding it (SQLITE_BUSY,
+    SQLITE_LOCKED: a sqlite3 shell or a viewer with a write open, after a 30 s wait) is not a full disk."""
+    if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (5, 6):
+        return (f"the run ledger could not be written ({exc}): another process holds ledger.sqlite in "
+                f"{_runs_dir_setting()} (a sqlite3 shell, a backup or a viewer with it open for writing). "
+                "Close that, then rerun the same command: what the ledger committed before stands.")
+    return (f"the run ledger could not be written ({exc}). Check that the disk of {_runs_dir_setting()} has room, "
+            "then rerun the same command: what the ledger committed before stands.")
 
 
 def _interrupted(exc: BaseException) -> KeyboardInterrupt | None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import errno
+import sqlite3
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from pipeline.cli import _os_problem
+from pipeline.cli import _ledger_problem, _os_problem
 
 
 def _arrow_full_disk() -> OSError:
@@ -24,3 +26,21 @@ def test_a_full_disk_says_to_free_space_where_the_runs_are(exc: OSError | None) 
     message = _os_problem(exc or _arrow_full_disk())
     assert message.startswith("No space left on device")
     assert "Free space on the disk of MIGRATE_RUNS_DIR" in message and "rerun the same command" in message
+
+
+def test_a_ledger_another_process_holds_is_not_called_a_full_disk(tmp_path: Path) -> None:
+    """SQLITE_BUSY (a sqlite3 shell holding a write on runs/ledger.sqlite) said to check the disk's room."""
+    path = tmp_path / "ledger.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE runs (run_id TEXT)")
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sqlite3.OperationalError) as caught:
+            sqlite3.connect(path, timeout=0).execute("INSERT INTO runs VALUES ('r1')")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    message = _ledger_problem(caught.value)
+    assert "database is locked" in message and "another process holds ledger.sqlite" in message
+    assert "has room" not in message and "rerun the same command" in message
+    assert "has room" in _ledger_problem(sqlite3.OperationalError("database or disk is full"))
