@@ -384,8 +384,8 @@ def _prune_report_files(run_dir: Path) -> int:
 def prune_earlier_import_files(run_dir: Path, prunable: Callable[[Path], bool]) -> int:
     """Remove the ``chunks/`` of the tenant's runs before ``run_dir`` that hold files and for which
     ``prunable(run directory)`` is true (a run whose manifest it cannot read, ``OSError``, ``ValueError``,
-    ``KeyError`` or ``TypeError``, is kept); return how many. A run whose plan is still under way (its
-    staging) is never touched."""
+    ``KeyError``, ``TypeError`` or ``AttributeError``, is kept); return how many. A run whose plan is still
+    under way (its staging) is never touched."""
     pruned = 0
     for earlier in sorted(p for p in run_dir.parent.iterdir() if p.is_dir() and p.name < run_dir.name):
         chunks = earlier / "chunks"
@@ -394,7 +394,7 @@ def prune_earlier_import_files(run_dir: Path, prunable: Callable[[Path], bool]) 
         try:
             if not prunable(earlier):
                 continue
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):   # AttributeError: JSON, not an object
             continue
         shutil.rmtree(chunks, ignore_errors=True)
         pruned += 1
@@ -409,6 +409,8 @@ def _previous_contract(run_dir: Path, fingerprint: str) -> dict[str, Any] | None
         try:
             plan = json.loads((earlier / "plan.json").read_text())
         except (OSError, ValueError):
+            continue
+        if not isinstance(plan, dict):   # edited by hand: JSON, but no manifest
             continue
         if plan.get("fingerprint") == fingerprint:
             return None

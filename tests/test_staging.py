@@ -99,3 +99,24 @@ def test_release_removes_the_staging_and_its_lock(tmp_path) -> None:
     Staging(staging).write(_part(["a"]))
     release(staging, fd)
     assert list(tmp_path.joinpath("run").iterdir()) == []
+
+
+def test_an_earlier_manifest_that_is_json_but_no_object_is_passed_over(tmp_path) -> None:
+    """An earlier run's plan.json edited to ``null`` (or a list, a string) is no manifest: that run is left
+    alone, as one whose plan.json does not parse is. Every later plan of the tenant ended in a traceback
+    (AttributeError) after writing its report, naming no file."""
+    import json
+
+    from pipeline.plan import _previous_contract, _prune_report_files
+
+    earlier, current = tmp_path / "run-1", tmp_path / "run-2"
+    (earlier / "chunks").mkdir(parents=True)
+    (earlier / "chunks" / "chunk-00001.csv").write_text("pii")
+    current.mkdir()
+    for text in ("null", "[1]", '"x"'):
+        (earlier / "plan.json").write_text(text)
+        assert _prune_report_files(current) == 0 and (earlier / "chunks" / "chunk-00001.csv").exists()
+        assert _previous_contract(current, "abc") is None
+    (earlier / "plan.json").write_text(json.dumps({"purpose": "report", "fingerprint": "old"}))
+    assert _previous_contract(current, "abc") == {"run_id": "run-1", "fingerprint": "old", "changed": True}
+    assert _prune_report_files(current) == 1 and not (earlier / "chunks").exists()
