@@ -82,6 +82,10 @@ def start_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledg
     clock = time.monotonic()
     plan = plan_tenant(settings, tenant, target=target, progress=progress)
     timings = {"plan": time.monotonic() - clock}
+    # the files' fate: without --keep-files, the next load that runs to its end removes a dry run's files
+    # (``prune_loaded_files``) as an interrupted run's, and so does the next plan of a dry run's (they are PII);
+    # written before the gate, so that the files of a run the gate stops are removed too, not kept for ever
+    (plan.run_dir / LOAD_FILE).write_text(json.dumps({"keep_files": policy.keep_files, "dry_run": dry_run}))
     if not plan.gate_passed:
         gate = plan.report["gate"]
         raise ValidationGateError(
@@ -89,9 +93,6 @@ def start_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledg
             f"{gate['reject_threshold']:.1%}. Read {plan.report_paths.get('html')} and fix the data or the "
             "mapping, or raise report.reject_threshold in the tenant's mapping file."
             + "".join(f" NOTE: {note}" for note in plan.report["notes"]), tenant=tenant)
-    # the files' fate: without --keep-files, the next load that runs to its end removes a dry run's files
-    # (``prune_loaded_files``) as an interrupted run's, and so does the next plan of a dry run's (they are PII)
-    (plan.run_dir / LOAD_FILE).write_text(json.dumps({"keep_files": policy.keep_files, "dry_run": dry_run}))
     if dry_run:
         # retry files are files too: written and described, never imported
         retries = _retry_chunks(ledger, plan, progress) if retry_failed else []

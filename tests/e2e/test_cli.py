@@ -153,6 +153,22 @@ def test_a_dry_runs_import_files_are_removed_by_the_next_plan_unless_kept(worksp
     assert list((kept / "chunks").glob("chunk-*.csv"))
 
 
+def test_the_import_files_of_a_migrate_its_gate_stopped_are_removed_by_the_next_load(workspace: Workspace) -> None:
+    """A migrate the rejection gate stops has written its import files (every valid user's email, phone and
+    name) and no load.json: every later prune took it for a run from before load.json and kept them for good."""
+    mapping = workspace.root / "mappings" / "tenants" / "acme-jp.yaml"
+    text = mapping.read_text()
+    mapping.write_text(text + "\nreport: {reject_threshold: 0.01}\n")
+    gated = workspace.run("migrate", "--tenant", "acme-jp")
+    assert gated.returncode == 3, gated.stdout + gated.stderr
+    gated_run = workspace.latest_run("acme-jp")
+    assert list((gated_run / "chunks").glob("chunk-*.csv"))
+    mapping.write_text(text)
+    proc = workspace.run("migrate", "--tenant", "acme-jp")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not (gated_run / "chunks").exists() and (gated_run / "report.json").exists()
+
+
 def test_a_tenant_stopped_by_its_gate_does_not_stop_the_rest_of_the_batch(workspace: Workspace) -> None:
     mapping = workspace.root / "mappings" / "tenants" / "globex-us.yaml"
     mapping.write_text(mapping.read_text() + "\nreport: {reject_threshold: 0.01}\n")
