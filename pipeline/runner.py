@@ -7,6 +7,7 @@ so a crashed run resumes from the ledger and the chunk files' sha256, not from m
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,7 +86,11 @@ def start_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledg
     # the files' fate: without --keep-files, the next load that runs to its end removes a dry run's files
     # (``prune_loaded_files``) as an interrupted run's, and so does the next plan of a dry run's (they are PII);
     # written before the gate, so that the files of a run the gate stops are removed too, not kept for ever
-    (plan.run_dir / LOAD_FILE).write_text(json.dumps({"keep_files": policy.keep_files, "dry_run": dry_run}))
+    try:
+        (plan.run_dir / LOAD_FILE).write_text(json.dumps({"keep_files": policy.keep_files, "dry_run": dry_run}))
+    except BaseException:   # a full disk: a run without a whole load.json is kept by every prune
+        shutil.rmtree(plan.run_dir / "chunks", ignore_errors=True)
+        raise
     if not plan.gate_passed:
         gate = plan.report["gate"]
         raise ValidationGateError(
