@@ -517,9 +517,13 @@ def _write_private_csv(frame: pd.DataFrame, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        write_frame(handle, frame)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write_frame(handle, frame)
+        os.replace(tmp, path)
+    except BaseException:   # a full disk: the half-written copy (PII) is not left beside the file
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_sub_mapping(ledger: Ledger, tenant: str, path: Path, pool_id: str | None = None,

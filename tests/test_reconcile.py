@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from pipeline.arrowtext import key_hashes
 from pipeline.chunk import write_chunks
@@ -422,3 +423,25 @@ def test_listed_users_are_matched_by_case_variant_only_in_a_case_insensitive_poo
     assert [u["Username"] for u in wanted_users(wanted, None)(page)] == ["AnnaK"]
     assert case_insensitive({"UsernameConfiguration": {"CaseSensitive": False}})
     assert not case_insensitive({"UsernameConfiguration": {"CaseSensitive": True}}) and not case_insensitive({})
+
+
+def test_a_sub_mapping_the_disk_cannot_hold_leaves_no_half_written_copy(
+        ledger: Ledger, tmp_path: Path, monkeypatch: Any) -> None:
+    """A full disk while legacy-id-to-sub.csv (or outcomes.csv) is written: the error stands, and neither a
+    truncated file under its name nor its half-written .tmp (legacy ids, usernames, subs) is left behind."""
+    import errno
+
+    import pipeline.reconcile as rec
+
+    ledger.record_outcomes("acme", "pool_1", pd.DataFrame({
+        "legacy_id": ["L1"], "outcome": ["imported"], "username": ["u1"], "sub": ["s-1"]}))
+    path = tmp_path / "legacy-id-to-sub.csv"
+
+    def full(handle: Any, frame: pd.DataFrame, header: bool = True) -> None:
+        handle.write(b"legacy_id,user")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(rec, "write_frame", full)
+    with pytest.raises(OSError, match="No space left"):
+        write_sub_mapping(ledger, "acme", path, pool_id="pool_1")
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("ledger")) == []
