@@ -75,15 +75,15 @@ class Accounting:
                 "legacy-id-to-sub.csv; delete them from the pool (AdminDeleteUser) if they must go.")
         if self.changed_since:
             notes.append(
-                f"{self.changed_since} user(s) imported and confirmed in the pool by an earlier run have changed "
-                "there since (status, attributes or sub: a password reset or a profile edit, say). That is the "
-                "pool's own life after the import, not a failed import: they stay confirmed, and "
+                f"{self.changed_since} user(s) imported (or met) and confirmed in the pool by an earlier run have "
+                "changed there since (status, attributes or sub: a password reset or a profile edit, say). That "
+                "is the pool's own life after the import, not a failed import: they stay confirmed, and "
                 "legacy-id-to-sub.csv keeps the sub confirmed then.")
         if self.gone_since:
             notes.append(
-                f"{self.gone_since} user(s) imported and confirmed in the pool by an earlier run are no longer "
-                "there (deleted since). They are not imported again; outcomes.csv and legacy-id-to-sub.csv keep "
-                "them as imported, with the sub they had.")
+                f"{self.gone_since} user(s) imported (or met) and confirmed in the pool by an earlier run are no "
+                "longer there (deleted since). They are not imported again; outcomes.csv and legacy-id-to-sub.csv "
+                "keep them as they were, with the sub they had.")
         if self.signed_in_since:
             notes.append(
                 f"{self.signed_in_since} imported user(s) have already reset their password (status CONFIRMED, "
@@ -359,6 +359,11 @@ def _confirm(
             # another account under the name (the one recorded deleted, and a new one made) is not the user's:
             # as for an imported user, its sub is not stored, and the recorded one stays
             same = (skipped["sub"].isna() | skipped["sub"].eq(found_skipped["sub"].to_numpy())).to_numpy()
+            # an account an earlier run met and confirmed, deleted since or under another sub: the pool's own
+            # life, noted as for an imported user (its attributes were never ours to compare)
+            there = found_skipped["sub"].notna().to_numpy()
+            since["gone_since"] += int((in_settled[~is_imported] & ~there).sum())
+            since["changed_since"] += int((in_settled[~is_imported] & there & ~same).sum())
             settle = skipped[["legacy_id"]].copy()
             settle["confirmed"] = ((found_skipped["sub"].notna().to_numpy() & same)
                                    | in_settled[~is_imported]).astype(int)

@@ -207,8 +207,9 @@ def test_users_an_earlier_run_confirmed_are_not_looked_up_again_and_their_later_
     later = reconcile(ledger, "acme", 8, set(), target=target, settled=settled, recheck_settled=True)
     assert later.ok and (later.checked, later.unconfirmed, later.changed_since, later.gone_since) == (8, 0, 2, 1)
     assert later.problems == [] and len(later.notes) == 2
-    assert later.notes[0].startswith("2 user(s) imported and confirmed in the pool by an earlier run have changed")
-    assert later.notes[1].startswith("1 user(s) imported and confirmed in the pool by an earlier run are no longer")
+    known = "imported (or met) and confirmed in the pool by an earlier run"
+    assert later.notes[0].startswith(f"2 user(s) {known} have changed")
+    assert later.notes[1].startswith(f"1 user(s) {known} are no longer")
     after = ledger.outcomes("acme", pool_id).set_index("legacy_id")
     assert after["confirmed"].eq(1).all() and after.loc["L3", "sub"] == subs["L3"]   # the deleted one keeps its sub
     again = reconcile(ledger, "acme", 8, set(), target=target, settled=settled, recheck_settled=True)
@@ -314,6 +315,32 @@ def test_a_skipped_users_sub_is_not_replaced_by_another_account_under_its_name(
         reconcile(ledger, "acme", 6, set(), target=target, outcomes=frame, **kept)
         assert frame.set_index("legacy_id").loc["L3", "sub"] == mine
         assert ledger.outcomes("acme", pool_id).set_index("legacy_id").loc["L3", "sub"] == mine
+
+
+def test_recheck_pool_notes_skipped_users_deleted_or_replaced_in_the_pool_since(
+        service: Any, ledger: Ledger, tmp_path: Path) -> None:
+    """Users an earlier run met in the pool (skipped) and confirmed are settled as imported ones are; with
+    recheck_settled, one deleted from the pool since, or under another account now, is noted as an imported
+    one is (gone_since, changed_since): the check said nothing of them, and legacy-id-to-sub.csv kept the
+    deleted account's sub without a word."""
+    service.reset_faults()
+    target = make_target(service)
+    pool_id, header = new_pool(target)
+    for name in ("user2", "user3"):
+        target._idp.admin_create_user(UserPoolId=pool_id, Username=name, MessageAction="SUPPRESS")
+    run_load(target, ledger, "acme", pool_id, make_chunks(tmp_path / "c", header, 6, chunk_rows=6), fast_policy())
+    first = reconcile(ledger, "acme", 6, set(), target=target)
+    assert first.ok and first.skipped == 2
+    settled = ledger.in_pool_ids("acme", pool_id, confirmed_only=True)
+    assert {"L2", "L3"} <= set(settled)
+
+    target._idp.admin_delete_user(UserPoolId=pool_id, Username="user2")
+    target._idp.admin_delete_user(UserPoolId=pool_id, Username="user3")     # and a new sign-up takes the name
+    target._idp.admin_create_user(UserPoolId=pool_id, Username="user3", MessageAction="SUPPRESS")
+    later = reconcile(ledger, "acme", 6, set(), target=target, settled=settled, recheck_settled=True)
+    assert later.ok and (later.gone_since, later.changed_since) == (1, 1)
+    assert any(n.startswith("1 user(s) imported (or met) and confirmed in the pool by an earlier run are no "
+                            "longer there") for n in later.notes)
 
 
 def test_outcomes_handed_to_reconcile_end_as_the_ledger_stores_them(service: Any, ledger: Ledger,
