@@ -102,10 +102,10 @@ class Accounting:
                 "legacy-id-to-sub.csv leaves them out.")
         if self.accepted_missing:
             notes.append(
-                f"{self.accepted_missing} imported user(s) are not in the pool, and --accept-missing accepted "
-                "them as deleted there on purpose: they stay imported in outcomes.csv and legacy-id-to-sub.csv "
-                "(with the sub recorded at the import, where the load looked one up), are not imported again, "
-                "and are not checked again.")
+                f"{self.accepted_missing} imported (or skipped) user(s) are not in the pool, and --accept-missing "
+                "accepted them as deleted there on purpose: they stay as they were in outcomes.csv and "
+                "legacy-id-to-sub.csv (with the sub recorded at the import, where the load looked one up), are not "
+                "imported again, and are not checked again.")
         return notes
 
     @property
@@ -122,9 +122,9 @@ class Accounting:
                 "so in their detail. Delete them from the pool (AdminDeleteUser) if they must not be there "
                 "(the next run then counts them as rejected), or change the data or the mapping back.")
         if self.unconfirmed:
-            found.append(f"{self.unconfirmed} imported user(s) do not match the pool: "
+            found.append(f"{self.unconfirmed} imported (or skipped) user(s) do not match the pool: "
                          + "; ".join(f"{n} {label}" for label, n in self.unconfirmed_by_problem)
-                         + ". outcomes.csv marks them imported with confirmed 0: look them up in the pool "
+                         + ". outcomes.csv marks them with confirmed 0: look them up in the pool "
                          "(AdminGetUser) and compare with their import line; the next run checks them again."
                          + (" If those not in the pool were deleted there on purpose, rerun with --accept-missing "
                             "(make migrate ARGS=--accept-missing)."
@@ -364,9 +364,17 @@ def _confirm(
             there = found_skipped["sub"].notna().to_numpy()
             since["gone_since"] += int((in_settled[~is_imported] & ~there).sum())
             since["changed_since"] += int((in_settled[~is_imported] & there & ~same).sum())
+            # one not settled yet is held to the account the harvest met, as an imported user to its import
+            fresh = ~in_settled[~is_imported]
+            accepted = fresh & ~there if accept_missing else np.zeros(len(skipped), dtype=bool)
+            held = fresh & ~accepted
+            for label, bad in ((NOT_IN_POOL, ~there), ("sub differs from the one recorded", there & ~same)):
+                if (bad & held).any():
+                    problems[label] = problems.get(label, 0) + int((bad & held).sum())
+            unconfirmed += int(((~there | ~same) & held).sum())
+            since["accepted_missing"] += int(accepted.sum())
             settle = skipped[["legacy_id"]].copy()
-            settle["confirmed"] = ((found_skipped["sub"].notna().to_numpy() & same)
-                                   | in_settled[~is_imported]).astype(int)
+            settle["confirmed"] = ((there & same) | in_settled[~is_imported] | accepted).astype(int)
             settle["sub"] = found_skipped["sub"].where(same, None).to_numpy()
             _store(ledger, tenant, str(pool_id), settle, into)
         group, was_settled = group[is_imported], in_settled[is_imported]
