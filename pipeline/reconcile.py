@@ -233,7 +233,7 @@ def reconcile(
     checked = unconfirmed = 0
     problems: dict[str, int] = {}
     since: dict[str, int] = {}
-    if target is not None and imported:
+    if target is not None and (imported or skipped):
         settled = settled if settled is not None and len(settled) else None
         if settled is not None and not recheck_settled:
             outcomes = outcomes[settled.get_indexer(outcomes["legacy_id"].astype(str)) == -1]

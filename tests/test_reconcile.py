@@ -341,6 +341,29 @@ def test_a_skipped_user_deleted_from_the_pool_before_the_final_check_fails_it_un
     assert reconcile(ledger, "acme", 6, set(), target=target, settled=settled).ok
 
 
+def test_a_tenant_whose_users_were_all_skipped_is_checked_against_the_pool_too(
+        service: Any, ledger: Ledger, tmp_path: Path) -> None:
+    """Every user already in the pool (the ledger lost and the mapping changed since, say): none imported, all
+    skipped. The final check still looks them up: one deleted before it fails the accounting, and one an earlier
+    run confirmed is noted by --recheck-pool once deleted. Without an imported user the check did not run."""
+    service.reset_faults()
+    target = make_target(service)
+    pool_id, header = new_pool(target)
+    for i in range(3):
+        target._idp.admin_create_user(UserPoolId=pool_id, Username=f"user{i}", MessageAction="SUPPRESS")
+    run_load(target, ledger, "acme", pool_id, make_chunks(tmp_path / "c", header, 3, chunk_rows=3), fast_policy())
+    target._idp.admin_delete_user(UserPoolId=pool_id, Username="user0")
+    acc = reconcile(ledger, "acme", 3, set(), target=target)
+    assert (acc.imported, acc.skipped) == (0, 3)
+    assert not acc.ok and dict(acc.unconfirmed_by_problem) == {NOT_IN_POOL: 1}
+
+    assert reconcile(ledger, "acme", 3, set(), target=target, accept_missing=True).ok
+    settled = ledger.in_pool_ids("acme", pool_id, confirmed_only=True)
+    target._idp.admin_delete_user(UserPoolId=pool_id, Username="user1")
+    later = reconcile(ledger, "acme", 3, set(), target=target, settled=settled, recheck_settled=True)
+    assert later.ok and later.gone_since == 2        # user1, and user0 accepted as deleted before
+
+
 def test_recheck_pool_notes_skipped_users_deleted_or_replaced_in_the_pool_since(
         service: Any, ledger: Ledger, tmp_path: Path) -> None:
     """Users an earlier run met in the pool (skipped) and confirmed are settled as imported ones are; with
