@@ -128,7 +128,9 @@ def plan_notes(report: Mapping[str, Any]) -> list[str]:
             notes.append(
                 f"{warning['rows']:,} valid user(s) have their {warning['column']} left out, which broke "
                 f"{warning['kind'].partition(':')[2]} (examples {seen}): policies.invalid_optional is drop. "
-                f"dropped.csv lists them; correct the values at the source to import them with it.")
+                "dropped.csv lists them; correct the values at the source to import them with it. An import "
+                "never updates a user: those an earlier run imported without it keep that import, whatever "
+                "the source holds now; set the value there with AdminUpdateUserAttributes.")
         if warning["kind"] == "compatibility_characters":
             seen = ", ".join(repr(e) for e in warning["examples"])
             notes.append(

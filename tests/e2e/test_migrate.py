@@ -791,3 +791,13 @@ def test_invalid_optional_drop_imports_users_without_their_bad_phone_and_the_acc
     source = workspace.source_ids("acme-jp")
     assert set(users) | workspace.rejected_ids("acme-jp") == source
     assert report["load"]["accounting_ok"] is True and report["counts"]["imported"] == len(users)
+
+    # the source's phone number is corrected: the user keeps its import (no phone), and the NOTE says so
+    fixed = sorted(only_the_phone, key=int)[0]
+    with sqlite3.connect(workspace.root / "var" / "demo-legacy.sqlite") as db:
+        db.execute("UPDATE app_users SET phone = '090-1111-2222' WHERE id = ?", (int(fixed),))
+    rerun = workspace.run("migrate", "--tenant", "acme-jp")
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"NOTE: {len(only_the_phone) - 1} valid user(s) have their phone_number left out" in rerun.stdout
+    assert "those an earlier run imported without it keep that import" in rerun.stdout
+    assert "phone_number" not in {attrs(u)["custom:legacy_id"]: attrs(u) for u in workspace.users("acme-jp")}[fixed]
