@@ -165,6 +165,17 @@ _PG_NO_TIME_LIMIT = "-c statement_timeout=0"
 # defaults, such as DateStyle 'SQL, DMY', whose dates (31/01/1990) the transforms would not read as written.
 _PG_SETTINGS = {"DateStyle": "ISO, YMD", "TimeZone": "UTC"}
 _TIME_LIMIT = re.compile(r"statement timeout|max_statement_time|max_execution_time|maximum statement execution time")
+# The session ended, or the query was stopped, from outside while its rows streamed: the server shut down or
+# restarted, the network dropped, an administrator or a tool ended the session or its query
+# (pg_terminate_backend, pg_cancel_backend, KILL, KILL QUERY), a standby cancelled it for its replication.
+# Not a fault of the SQL file, which the message named; a rerun reads the tenant again from its start.
+_STOPPED_FROM_OUTSIDE = re.compile(
+    r"server closed the connection|terminating connection|could not receive data from server|"
+    r"no connection to the server|connection already closed|no message from the libpq|SSL SYSCALL error|"
+    r"SSL connection has been closed|"
+    r"canceling statement due to (?:user request|conflict with recovery)|"
+    r"Lost connection to (?:MySQL|MariaDB) server|server has gone away|Connection was killed|"
+    r"Query execution was interrupted|Server shutdown in progress", re.IGNORECASE)
 
 
 # The connection character sets that carry every character a column holds. Over any other, such as the
@@ -272,6 +283,11 @@ class SourceDB:
             what = ("The server stopped the query at a time limit that LEGACY_DB_URL sets (its options or "
                     "init_command; the server's and the role's own are lifted for the extraction): raise or "
                     "remove it, then rerun.")
+        elif _STOPPED_FROM_OUTSIDE.search(reason):
+            what = ("The connection was lost or the query stopped from outside while the rows streamed (the server "
+                    "restarted or shut down, the network dropped, or another session ended this one or its query: "
+                    "pg_terminate_backend, pg_cancel_backend, KILL); nothing of this read is used. The SQL file is not "
+                    "at fault: rerun once the database is available.")
         if origin:
             return ExtractError(f"{origin}: the query failed on {self.url}: {reason}. {what}")
         return ExtractError(f"{self.url}: {reason}. {what}")

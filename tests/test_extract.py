@@ -573,3 +573,57 @@ def test_memory_stays_flat_however_many_rows(backend: str, request: pytest.Fixtu
         peak[n] = int(out[1]) // 1024
     assert peak[600_000] - peak[200_000] < 50, peak                   # buffered: +120 to +180 MB
 
+
+
+_DIGITS = "(SELECT 0 AS d UNION ALL SELECT 1 UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL " \
+          "SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9)"
+
+
+def _stop_the_extraction(url: str, marker: str, how: str) -> None:
+    """From another session, end (``terminate``) or cancel (``cancel``) the session whose query names ``marker``."""
+    import psycopg2
+    import pymysql
+
+    u = urllib.parse.urlsplit(url)
+    if u.scheme.startswith("postgresql"):
+        conn = psycopg2.connect(host=u.hostname, port=u.port or 5432, user=u.username, dbname=u.path.lstrip("/"))
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT pg_{how}_backend(pid) FROM pg_stat_activity WHERE query LIKE %s "
+                        "AND pid <> pg_backend_pid()", (f"%{marker}%",))
+            assert cur.fetchall() == [(True,)]
+    else:
+        conn = pymysql.connect(host=u.hostname, port=u.port or 3306, user=u.username, password=u.password or "",
+                               database=u.path.lstrip("/"), autocommit=True)
+        with conn.cursor() as cur:
+            cur.execute("SELECT id FROM information_schema.processlist WHERE info LIKE %s AND id <> CONNECTION_ID()",
+                        (f"%{marker}%",))
+            (session,), = cur.fetchall()
+            cur.execute(f"KILL {'QUERY ' if how == 'cancel' else ''}{int(session)}")
+    conn.close()
+
+
+@pytest.mark.parametrize("how", ["terminate", "cancel"])
+@pytest.mark.parametrize(("backend", "sleep"), [
+    pytest.param("postgresql", "pg_sleep(0.0005)::text", marks=pytest.mark.postgres),
+    pytest.param("mariadb", "SLEEP(0.0005)", marks=pytest.mark.mariadb)])
+def test_a_session_ended_from_outside_mid_stream_says_to_rerun_not_to_fix_the_sql(
+        backend: str, sleep: str, how: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """The server restarting, a DBA's pg_terminate_backend or KILL, a standby cancelling the query: the read
+    stops half way. It fails (no rows are lost in silence), and said 'Fix the SQL file, or the database it
+    reads' after 'server closed the connection unexpectedly' or 'Query execution was interrupted'."""
+    url = request.getfixturevalue("pg_url" if backend == "postgresql" else "mariadb_url")
+    marker = f"cm_stopped_{uuid.uuid4().hex[:8]}"
+    sql = tmp_path / "many.sql"
+    # 10,000 rows of 1 KB (Arrow reads 1 MB blocks), 5 s in all
+    sql.write_text(f"SELECT a.d + 10 * b.d + 100 * c.d + 1000 * e.d AS id, '{marker}' AS tag, {sleep} AS slept, "
+                   f"REPEAT('x', 1000) AS pad FROM {_DIGITS} a, {_DIGITS} b, {_DIGITS} c, {_DIGITS} e")
+    with open_source(url) as source, closing(stream_partitions(source, sql, {}, 1000)) as parts:
+        assert len(next(parts)) == 1000
+        _stop_the_extraction(url, marker, how)
+        with pytest.raises(ExtractError) as caught:
+            for _ in parts:
+                pass
+    message = str(caught.value)
+    assert "many.sql" in message and "Fix the SQL" not in message
+    assert "while the rows streamed" in message and "rerun" in message, message
