@@ -33,12 +33,14 @@ import io
 import os
 import re
 import sqlite3
+import sys
 import threading
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 from typing import IO, Any
 
 import pandas as pd
@@ -397,11 +399,14 @@ class SourceDB:
         failure: list[BaseException] = []
 
         def pump() -> None:
+            _quiet_copy_prints()
+            _COPYING.active = True
             try:
                 cursor.copy_expert(copy_sql, writer)
             except BaseException as exc:  # noqa: BLE001 - handed to the reading thread
                 failure.append(exc)
             finally:
+                _COPYING.active = False
                 try:
                     writer.close()
                 except OSError:
@@ -440,6 +445,30 @@ class SourceDB:
     @property
     def copy_supported(self) -> bool:
         return self.backend == "postgresql" and self.engine.dialect.driver == "psycopg2"
+
+
+# psycopg2 (2.9), when the server ends a COPY's connection (pg_terminate_backend, a restart), decodes the
+# server's message while its own error is already set, and prints that decoding's failure through
+# sys.excepthook ("psycopg2.errors.AdminShutdown: terminating connection ... SystemError: <function decode>
+# returned a result with an exception set") before it raises the error ``copy_csv`` reports. On the
+# copying thread, that print is dropped; every other thread's uncaught errors still reach the hook.
+_COPYING = threading.local()
+_QUIET_LOCK = threading.Lock()
+
+
+def _quiet_copy_prints() -> None:
+    """Install, once, the ``sys.excepthook`` that drops what psycopg2 prints on a copying thread."""
+    with _QUIET_LOCK:
+        hook = sys.excepthook
+        if getattr(hook, "quiet_copy", False):
+            return
+
+        def excepthook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+            if not getattr(_COPYING, "active", False):
+                hook(kind, value, tb)
+
+        excepthook.quiet_copy = True  # type: ignore[attr-defined]
+        sys.excepthook = excepthook
 
 
 @contextmanager

@@ -627,3 +627,24 @@ def test_a_session_ended_from_outside_mid_stream_says_to_rerun_not_to_fix_the_sq
     message = str(caught.value)
     assert "many.sql" in message and "Fix the SQL" not in message
     assert "while the rows streamed" in message and "rerun" in message, message
+
+
+@pytest.mark.postgres
+def test_a_session_ended_mid_copy_prints_no_traceback(pg_url: str, tmp_path: Path,
+                                                      capfd: pytest.CaptureFixture[str]) -> None:
+    """psycopg2, its COPY's connection ended by the server, prints a traceback of its own (AdminShutdown,
+    then 'SystemError: <function decode> returned a result with an exception set') before it raises the
+    error: the one-line message came after the traceback of the copying thread."""
+    marker = f"cm_ended_{uuid.uuid4().hex[:8]}"
+    sql = tmp_path / "many.sql"
+    sql.write_text(f"SELECT a.d + 10 * b.d + 100 * c.d + 1000 * e.d AS id, '{marker}' AS tag, "
+                   f"pg_sleep(0.0005)::text AS slept, REPEAT('x', 1000) AS pad "
+                   f"FROM {_DIGITS} a, {_DIGITS} b, {_DIGITS} c, {_DIGITS} e")
+    with open_source(pg_url) as source, closing(stream_partitions(source, sql, {}, 1000)) as parts:
+        assert len(next(parts)) == 1000
+        _stop_the_extraction(pg_url, marker, "terminate")
+        with pytest.raises(ExtractError, match="while the rows streamed"):
+            for _ in parts:
+                pass
+    printed = capfd.readouterr()
+    assert "Traceback" not in printed.err + printed.out and "SystemError" not in printed.err + printed.out
