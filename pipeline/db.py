@@ -180,6 +180,15 @@ _STOPPED_FROM_OUTSIDE = re.compile(
     r"Query execution was interrupted|Server shutdown in progress", re.IGNORECASE)
 
 
+# Seconds a server has to answer a new connection. libpq has no limit of its own, and PyMySQL's
+# connect_timeout covers the TCP connect but not the server's greeting: a port that accepts and never
+# answers (a hung server, a firewall holding connections, a service that waits for its client to speak
+# first, such as the local Cognito service's) hung the run for good, PostgreSQL's inside libpq where not
+# even SIGTERM stopped it. A connect_timeout the URL names wins. MySQL's greeting is read under it, and the
+# query then under no limit (one that sorts millions of rows may take minutes before its first row).
+_CONNECT_TIMEOUT = 10
+
+
 # The connection character sets that carry every character a column holds. Over any other, such as the
 # ``charset=utf8`` (3-byte UTF-8) or ``charset=latin1`` that legacy applications' URLs often name, the
 # server sends each character the set lacks as "?": an emoji or a rare CJK name arrived as "Ålice ?" and
@@ -217,6 +226,8 @@ def _engine(url: str, *, read_only: bool, through_pooler: bool = False) -> tuple
             parsed = make_url(url)
             options = str(parsed.query.get("options", ""))
             connect_args: dict[str, Any] = {"client_encoding": "UTF8"} if through_pooler else {}
+            if "connect_timeout" not in parsed.query:
+                connect_args["connect_timeout"] = _CONNECT_TIMEOUT
             if not through_pooler:
                 # no time limit unless the URL's own options (after it, so they win) set one
                 options = f"{_PG_NO_TIME_LIMIT} {options}"
@@ -237,7 +248,10 @@ def _engine(url: str, *, read_only: bool, through_pooler: bool = False) -> tuple
             parsed = make_url(url)
             if str(parsed.query.get("charset", "")).lower() not in _MYSQL_WHOLE_CHARSETS:
                 parsed = parsed.update_query_dict({"charset": "utf8mb4"})
-            engine = sa.create_engine(parsed, **kwargs)
+            own_read_timeout = "read_timeout" in parsed.query
+            greeting: dict[str, Any] = {} if own_read_timeout else {
+                "read_timeout": int(str(parsed.query.get("connect_timeout", _CONNECT_TIMEOUT)))}
+            engine = sa.create_engine(parsed, connect_args=greeting, **kwargs)
 
             @sa.event.listens_for(engine, "connect")
             def _session(dbapi_conn: Any, _record: Any) -> None:
@@ -251,6 +265,8 @@ def _engine(url: str, *, read_only: bool, through_pooler: bool = False) -> tuple
                             raise       # before MySQL 5.7.8 and MariaDB 10.1 there is no limit to lift
                     if read_only:
                         cur.execute("SET SESSION TRANSACTION READ ONLY")
+                if not own_read_timeout and hasattr(dbapi_conn, "_read_timeout"):
+                    dbapi_conn._read_timeout = None   # the greeting's limit (_CONNECT_TIMEOUT); the rows have none
     except ExtractError:
         raise
     except (ArgumentError, ValueError, ImportError, SQLAlchemyError) as exc:
@@ -549,7 +565,10 @@ def open_source(url: str) -> SourceDB:
                                    "pooler.")
     except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
         engine.dispose()
-        raise ExtractError(f"cannot connect to {source.url}: {_short_reason(exc, source._secrets)}. "
+        reason = _short_reason(exc, source._secrets)
+        silent = (" Nothing answered in time (connect_timeout, 10 s unless the URL names one): check the host and "
+                  "port, and that it is the database's." if re.search(r"timeout expired|timed out", reason) else "")
+        raise ExtractError(f"cannot connect to {source.url}: {reason}.{silent} "
                            f"{_HINT}{_RAW_AT_HINT if _raw_password(url) else ''}") from None
     return source
 

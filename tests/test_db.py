@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -173,3 +177,67 @@ def test_replace_table_round_trips_text_and_rejects_odd_names(backend_url: str) 
         assert source.scalar("SELECT COUNT(*) FROM cm_small") == 2
     with pytest.raises(ValueError):
         replace_table(backend_url, "x; DROP TABLE app_users", cols, [frame])
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port where something accepts connections and never says a word (a hung server, a firewall that
+    holds connections, a service that waits for its client to speak first)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                pass
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in [*held, listener]:
+        conn.close()
+
+
+@pytest.mark.parametrize("scheme", ["postgresql+psycopg2", "mysql+pymysql"])
+def test_a_server_that_never_answers_is_named_after_the_connect_timeout(
+        scheme: str, silent_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libpq has no connect timeout of its own, and PyMySQL's covers the TCP connect, not the server's
+    greeting: a LEGACY_DB_URL whose port accepts and never answers hung the run for good (PostgreSQL's,
+    inside libpq, not even stopped by SIGTERM)."""
+    monkeypatch.setattr("pipeline.db._CONNECT_TIMEOUT", 1, raising=False)
+    caught: list[BaseException] = []
+
+    def connect() -> None:
+        try:
+            open_source(f"{scheme}://app:{SECRET}@127.0.0.1:{silent_port}/legacy").close()
+        except BaseException as exc:  # noqa: BLE001 - looked at below
+            caught.append(exc)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(15)
+    assert not thread.is_alive(), "still waiting for a server that never answers"
+    assert time.monotonic() - started < 10
+    assert len(caught) == 1 and isinstance(caught[0], ExtractError), caught
+    message = str(caught[0])
+    assert message.startswith("cannot connect to") and "Check LEGACY_DB_URL" in message and SECRET not in message
+    assert "Nothing answered in time" in message
+
+
+@pytest.mark.mariadb
+def test_a_query_slower_than_the_connect_timeout_still_runs(mariadb_url: str, monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
+    """The connect timeout bounds the server's greeting only, not the rows of a query that takes long to start."""
+    monkeypatch.setattr("pipeline.db._CONNECT_TIMEOUT", 1, raising=False)
+    sql = tmp_path / "slow.sql"
+    sql.write_text("SELECT 1 AS id, SLEEP(1.5) AS slept")
+    with open_source(mariadb_url) as source:
+        got = pd.concat(list(stream_partitions(source, sql, {}, 10)))
+    assert got.iloc[0].tolist() == ["1", "0"]
