@@ -568,9 +568,26 @@ def open_source(url: str) -> SourceDB:
         reason = _short_reason(exc, source._secrets)
         silent = (" Nothing answered in time (connect_timeout, 10 s unless the URL names one): check the host and "
                   "port, and that it is the database's." if re.search(r"timeout expired|timed out", reason) else "")
+        if backend == "sqlite" and reason in _SQLITE_BUSY:
+            raise ExtractError(f"cannot read {source.url}: {reason}. {_SQLITE_BUSY[reason]}") from None
         raise ExtractError(f"cannot connect to {source.url}: {reason}.{silent} "
                            f"{_HINT}{_RAW_AT_HINT if _raw_password(url) else ''}") from None
     return source
+
+
+# A SQLite file that another process is writing, or that a writer left half written, is not a mistake of
+# LEGACY_DB_URL, which the message said to check. A hot journal (a ``-journal`` file a writer left when it
+# crashed mid-transaction) is rolled back by the next writable connection; the extraction's is read-only,
+# so SQLite refuses to read the file ("attempt to write a readonly database").
+_SQLITE_BUSY = {
+    "database is locked": "Another process holds a lock on the file (a write under way, for longer than "
+                          "the 5 s the extraction waits): rerun once it is done, or read a copy of the file.",
+    "attempt to write a readonly database": "A writer left the file half written (a hot -journal file beside "
+                                            "it, from a crash mid-transaction), which a read-only connection "
+                                            "cannot roll back: open the file once with the application or the "
+                                            "sqlite3 shell (sqlite3 FILE 'PRAGMA quick_check'), which rolls it "
+                                            "back, then rerun.",
+}
 
 
 def _check_connection(engine: Engine, backend: str) -> bool:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -241,3 +244,38 @@ def test_a_query_slower_than_the_connect_timeout_still_runs(mariadb_url: str, mo
     with open_source(mariadb_url) as source:
         got = pd.concat(list(stream_partitions(source, sql, {}, 10)))
     assert got.iloc[0].tolist() == ["1", "0"]
+
+
+def _sqlite_with_rows(path: Path) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, pad TEXT)")
+        conn.executemany("INSERT INTO t VALUES (?, ?)", ((i, "x" * 500) for i in range(20_000)))
+    conn.close()
+
+
+@pytest.mark.parametrize("state", ["locked", "hot journal"])
+def test_a_sqlite_file_locked_or_left_half_written_says_what_to_do(state: str, tmp_path: Path) -> None:
+    """Another process writing the file (an exclusive lock), or a writer that crashed mid-transaction (a hot
+    -journal that only a writable connection rolls back): both said 'Check LEGACY_DB_URL'."""
+    path = tmp_path / "legacy.sqlite"
+    _sqlite_with_rows(path)
+    script = ("import sqlite3, sys, os, signal\n"
+              "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+              "c.execute('PRAGMA cache_size=10')\n"     # dirty pages spill into the file before the commit
+              "c.execute('BEGIN EXCLUSIVE')\n"
+              "c.execute(\"UPDATE t SET pad = pad || 'y'\")\n"
+              "print('held', flush=True)\n"
+              "os.kill(os.getpid(), signal.SIGKILL) if sys.argv[2] == 'hot journal' else sys.stdin.read()\n")
+    writer = subprocess.Popen([sys.executable, "-c", script, str(path), state], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline() == "held\n"
+        writer.wait(5) if state == "hot journal" else None
+        with pytest.raises(ExtractError) as caught:
+            open_source(f"sqlite:///{path}")
+    finally:
+        writer.kill()
+        writer.wait()
+    message = str(caught.value)
+    assert "Check LEGACY_DB_URL" not in message
+    assert ("rerun once it is done" if state == "locked" else "sqlite3 FILE 'PRAGMA quick_check'") in message
