@@ -137,8 +137,6 @@ def start_tenant(settings: Settings, tenant: str, *, target: CognitoTarget, ledg
     return finish
 
 
-
-
 def prune_loaded_files(run_dir: Path) -> int:
     """After a load that ran to its end: remove the import files earlier migrate runs of the tenant left
     behind (dry runs' included); return how many runs had some.
