@@ -217,15 +217,16 @@ class PoolContract:
             "describe_user_pool": self._describe_response,
         }
         p = Path(path)
+        tmp = p.with_name(p.name + ".tmp")
         try:
             p.parent.mkdir(parents=True, exist_ok=True)
-            tmp = p.with_name(p.name + ".tmp")
             tmp.write_text(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
                            encoding="utf-8")
             tmp.replace(p)
         except OSError as exc:
+            tmp.unlink(missing_ok=True)   # half written on a full disk: not left beside the snapshot
             raise ContractError(f"Cannot write the pool contract snapshot {p}: {exc.strerror}; "
-                                "check the directory exists and is writable") from exc
+                                "check the directory exists, is writable and its disk has room") from exc
 
     @classmethod
     def from_snapshot(cls, path: str | Path) -> PoolContract:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import boto3
 import pytest
@@ -182,3 +183,17 @@ def test_problem_when_header_lacks_username_or_verified_flag() -> None:
     problems = PoolContract.from_responses(header, pool).problems()
     assert any("cognito:username" in p for p in problems)
     assert any("email_verified" in p for p in problems)
+
+
+def test_a_snapshot_the_disk_cannot_hold_leaves_no_half_written_copy(tmp_path: Path, monkeypatch) -> None:
+    """A full disk while the snapshot is written: a ContractError that says to check the room, and no
+    contract.json.tmp left behind."""
+    import errno
+
+    def full(self: Path, *_args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "replace", full)
+    with pytest.raises(ContractError, match="its disk has room"):
+        pf.contract("plain").to_snapshot(tmp_path / "contract.json")
+    assert list(tmp_path.iterdir()) == []

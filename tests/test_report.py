@@ -334,6 +334,22 @@ def test_write_reports_writes_json_and_html(tmp_path: Path) -> None:
     assert sorted(p.name for p in paths["json"].parent.iterdir()) == ["report.html", "report.json"]
 
 
+def test_a_report_the_disk_cannot_hold_leaves_no_half_written_copy(tmp_path: Path, monkeypatch) -> None:
+    """A full disk while report.json or report.html is written: the temporary copy stayed in the run
+    directory for good (the previous whole file, if any, stays as it was)."""
+    import errno
+    import os
+
+    def full(*_args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    out = tmp_path / "runs" / "acme" / "p1"
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(OSError):
+        write_reports(add_load_outcomes(plan_report(sample_stats()), OUTCOMES), out)
+    assert list(out.iterdir()) == []
+
+
 # --- HTML ----------------------------------------------------------------------------------------
 
 def test_html_has_the_summary_the_failure_tables_and_charts() -> None:

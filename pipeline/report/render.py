@@ -123,6 +123,11 @@ def _rows_by_column(by_rule: list[dict[str, Any]]) -> list[tuple[str, int]]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
+    """``text`` into ``path`` whole or not at all; a copy the disk could not hold is not left beside it."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
