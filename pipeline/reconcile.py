@@ -28,6 +28,7 @@ from pipeline.poolusers import case_insensitive, get_users, key_attribute_of, us
 from pipeline.reasons import IN_POOL, Outcome
 
 RECHECK_MISSING = 1_000   # wanted users absent from the listing that are looked up one by one
+SUB_DIFFERS = "sub differs from the one recorded"
 NOT_IN_POOL = "not in the pool"   # the problem label of an imported user the check does not find
 # the ledger's message of a user this plan rejected and the check then found deleted from the pool: it is
 # failed there from then on, so that a later plan that takes the user again imports it (or --retry-failed)
@@ -360,21 +361,15 @@ def _confirm(
             # as for an imported user, its sub is not stored, and the recorded one stays
             same = (skipped["sub"].isna() | skipped["sub"].eq(found_skipped["sub"].to_numpy())).to_numpy()
             # an account an earlier run met and confirmed, deleted since or under another sub: the pool's own
-            # life, noted as for an imported user (its attributes were never ours to compare)
+            # life, noted as for an imported user (its attributes were never ours to compare); one not settled
+            # yet is held to the account the harvest met, as an imported user to its import
             there = found_skipped["sub"].notna().to_numpy()
-            since["gone_since"] += int((in_settled[~is_imported] & ~there).sum())
-            since["changed_since"] += int((in_settled[~is_imported] & there & ~same).sum())
-            # one not settled yet is held to the account the harvest met, as an imported user to its import
-            fresh = ~in_settled[~is_imported]
-            accepted = fresh & ~there if accept_missing else np.zeros(len(skipped), dtype=bool)
-            held = fresh & ~accepted
-            for label, bad in ((NOT_IN_POOL, ~there), ("sub differs from the one recorded", there & ~same)):
-                if (bad & held).any():
-                    problems[label] = problems.get(label, 0) + int((bad & held).sum())
-            unconfirmed += int(((~there | ~same) & held).sum())
-            since["accepted_missing"] += int(accepted.sum())
+            bad_any, held, accepted = _tally(
+                [(NOT_IN_POOL, ~there), (SUB_DIFFERS, there & ~same)], there, in_settled[~is_imported],
+                accept_missing, problems, since)
+            unconfirmed += int((bad_any & held).sum())
             settle = skipped[["legacy_id"]].copy()
-            settle["confirmed"] = ((there & same) | in_settled[~is_imported] | accepted).astype(int)
+            settle["confirmed"] = (~bad_any | in_settled[~is_imported] | accepted).astype(int)
             settle["sub"] = found_skipped["sub"].where(same, None).to_numpy()
             _store(ledger, tenant, str(pool_id), settle, into)
         group, was_settled = group[is_imported], in_settled[is_imported]
@@ -393,25 +388,16 @@ def _confirm(
         attrs_ok = group["attrs_digest"].isna().to_numpy() | (
             group["attrs_digest"].to_numpy() == digest.to_numpy()
         )
-        fresh = ~was_settled
         # the user reset the password since the import (which creates RESET_REQUIRED users, fact 20): the
         # account is the one imported when its sub is, and its attributes are the user's own by now
-        signed_in = fresh & exists & sub_ok & ~status_ok & found["status"].isin(["CONFIRMED"]).to_numpy()
-        accepted = fresh & ~exists if accept_missing else np.zeros(len(group), dtype=bool)
-        held = fresh & ~signed_in & ~accepted
-        for label, bad in (
+        signed_in = ~was_settled & exists & sub_ok & ~status_ok & found["status"].isin(["CONFIRMED"]).to_numpy()
+        bad_any, held, accepted = _tally([
             (NOT_IN_POOL, ~exists),
             ("status is not " + "/".join(expected_status), exists & ~status_ok),
-            ("sub differs from the one recorded", exists & ~sub_ok),
+            (SUB_DIFFERS, exists & ~sub_ok),
             ("attributes differ from the import file", exists & ~attrs_ok),
-        ):
-            if (bad & held).any():
-                problems[label] = problems.get(label, 0) + int((bad & held).sum())
-        bad_any = ~exists | ~status_ok | ~sub_ok | ~attrs_ok
-        since["gone_since"] += int((was_settled & ~exists).sum())
-        since["changed_since"] += int((was_settled & exists & bad_any).sum())
+        ], exists, was_settled, accept_missing, problems, since, spared=signed_in)
         since["signed_in_since"] += int(signed_in.sum())
-        since["accepted_missing"] += int(accepted.sum())
         checked += len(group)
         unconfirmed += int((bad_any & held).sum())
         confirm = group[["legacy_id"]].copy()
@@ -421,6 +407,27 @@ def _confirm(
         confirm["sub"] = found["sub"].where(exists & sub_ok, None).to_numpy()
         _store(ledger, tenant, str(pool_id), confirm, into)
     return checked, unconfirmed, problems, since
+
+
+def _tally(checks: list[tuple[str, np.ndarray]], exists: np.ndarray, was_settled: np.ndarray, accept_missing: bool,
+           problems: dict[str, int], since: dict[str, int], spared: np.ndarray | None = None,
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Count one group of looked-up users: ``checks`` is (problem, users it marks), the first the users not
+    in the pool (``~exists``). A settled user (``was_settled``) the pool changed or lost since is a note
+    (``since``); a user not settled yet is held to the checks (``problems``), unless ``spared`` (a
+    password reset) or, missing and with ``accept_missing``, accepted. Returns the users any check marks,
+    the users held and the users accepted."""
+    bad_any = np.logical_or.reduce([bad for _, bad in checks])
+    fresh = ~was_settled
+    accepted = fresh & ~exists if accept_missing else np.zeros(len(exists), dtype=bool)
+    held = fresh & ~accepted if spared is None else fresh & ~accepted & ~spared
+    for label, bad in checks:
+        if (bad & held).any():
+            problems[label] = problems.get(label, 0) + int((bad & held).sum())
+    since["gone_since"] += int((was_settled & ~exists).sum())
+    since["changed_since"] += int((was_settled & exists & bad_any).sum())
+    since["accepted_missing"] += int(accepted.sum())
+    return bad_any, held, accepted
 
 
 def _store(ledger: Ledger, tenant: str, pool_id: str, confirm: pd.DataFrame, into: pd.DataFrame | None) -> None:
