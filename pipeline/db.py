@@ -566,8 +566,9 @@ def open_source(url: str) -> SourceDB:
     except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
         engine.dispose()
         reason = _short_reason(exc, source._secrets)
-        silent = (" Nothing answered in time (connect_timeout, 10 s unless the URL names one): check the host and "
-                  "port, and that it is the database's." if re.search(r"timeout expired|timed out", reason) else "")
+        silent = (f" Nothing answered in time (connect_timeout, {_CONNECT_TIMEOUT} s unless the URL names one): check "
+                  "the host and port, and that it is the database's." if re.search(r"timeout expired|timed out", reason)
+                  else "")
         if backend == "sqlite" and reason in _SQLITE_BUSY:
             raise ExtractError(f"cannot read {source.url}: {reason}. {_SQLITE_BUSY[reason]}") from None
         raise ExtractError(f"cannot connect to {source.url}: {reason}.{silent} "

@@ -297,7 +297,7 @@ class Harvester:
         vanished = skipped & ~exists
         merged.loc[vanished, ["outcome", "message"]] = [Outcome.FAILED.value, MSG_SKIPPED_NOT_IN_POOL]
         skipped = skipped & exists
-        merged["confirmed"] = ((imported & attrs_ok & status_ok) | (skipped & exists)).astype(int)
+        merged["confirmed"] = ((imported & attrs_ok & status_ok) | skipped).astype(int)   # skipped: in the pool
         bad = imported & looked & ~(attrs_ok & status_ok)
         if bad.any():
             self._event(
