@@ -233,7 +233,7 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
         _write_rejects(rejects_path, pd.DataFrame(columns=REJECT_COLUMNS), header=True)
         validator = TenantValidator(contract, mapping.duplicates, rows=staged,
                                     invalid_optional=mapping.invalid_optional)
-        dropped_path = run_dir / "dropped.csv"   # policies.invalid_optional: drop; written once a value is
+        dropped_path = run_dir / "dropped.csv"   # policies.invalid_optional: drop; made at the first value dropped
         stats = QualityStats()
         source_rows = 0
         rejected: list[pd.Series] = []   # legacy ids as string[pyarrow]: ~10 bytes each, not a Python set
