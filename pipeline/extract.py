@@ -286,6 +286,15 @@ def _frame(batches: list[pa.RecordBatch], names: list[str], offset: int) -> pd.D
     return frame
 
 
+def _handed_over(pending: list[pa.RecordBatch]) -> list[pa.RecordBatch]:
+    """The batches of ``pending``, which is left empty: a frame handed out is then the only holder of its
+    rows. Kept in ``pending`` (or any name of the generator's) while it waited for the next request, they
+    outlived the frame beside the next one being worked on."""
+    taken = pending[:]
+    pending.clear()
+    return taken
+
+
 def _frames(batches: Iterator[tuple[list[str], pa.RecordBatch | None]], partition_rows: int,
             origin: str) -> Generator[pd.DataFrame, None, None]:
     """Re-cut record batches into frames of exactly ``partition_rows`` rows."""
@@ -300,9 +309,8 @@ def _frames(batches: Iterator[tuple[list[str], pa.RecordBatch | None]], partitio
                 batch = batch.slice(take)
                 count += take
                 if count == partition_rows:
-                    yield _frame(pending, names, offset)
-                    offset += count
-                    pending, count = [], 0
+                    start, offset, count = offset, offset + count, 0
+                    yield _frame(_handed_over(pending), names, start)
     except pa.ArrowInvalid as exc:
         # Arrow's parse errors end with the row's text ("Expected 16 columns, got 3: 1,acme,...")
         reason = re.sub(r"(got \d+):.*", r"\1", (str(exc).splitlines() or [""])[0])
