@@ -6,6 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 TENANT ?=
 ARGS ?=
+# A machine that sets PYTHONDONTWRITEBYTECODE (this development machine does) never caches the project's own
+# bytecode, an editable install's pip does not compile it, and every command then compiles ~40 modules
+# again as it starts (~0.1 s; the local service's process as well). Up to date, this takes ~0.05 s.
+BYTECODE := $(PY) -m compileall -q pipeline bench
 
 .DEFAULT_GOAL := help
 .PHONY: help migrate report test bench serve-cognito stop-cognito demo lock lint clean
@@ -21,15 +25,19 @@ $(STAMP): pyproject.toml constraints.txt
 	@touch $(STAMP)
 
 migrate: $(STAMP) ## Migrate every tenant (or TENANT=x) into the target pool; local Cognito by default
+	@$(BYTECODE)
 	$(PY) -m pipeline migrate $(if $(TENANT),--tenant $(TENANT)) $(ARGS)
 
 report: $(STAMP) ## Data-quality report and would-be import files, touching no import job (TENANT=x for one)
+	@$(BYTECODE)
 	$(PY) -m pipeline report $(if $(TENANT),--tenant $(TENANT)) $(ARGS)
 
 test: $(STAMP) ## Run the whole test suite (needs PostgreSQL and MariaDB running)
+	@$(BYTECODE)
 	$(PY) -m pytest -n 2 $(ARGS)
 
 bench: $(STAMP) ## Run the benchmarks and print their ratios (ARGS=--help: each one and its options)
+	@$(BYTECODE)
 	$(PY) -m bench $(ARGS)
 
 serve-cognito: $(STAMP) ## Run the local Cognito import service on 127.0.0.1 (PORT=9229)
