@@ -384,6 +384,21 @@ policies: {duplicates: {keep: latest, order_by: updated}}
     assert "'updated' is not a mapped column" in one(problems, "policies.duplicates.order_by")
 
 
+def test_a_list_or_mapping_where_a_name_belongs_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    # each ended in "TypeError: unhashable type" (a traceback naming no file) before any problem was shown
+    pool = POOL.replace("AutoVerifiedAttributes: [email]", "AutoVerifiedAttributes: [[email]]")
+    problems = problems_of(write(tmp_path, tenant=pool + """\
+attributes: {updated_at: {from: updated_at, transform: {epoch: {unit: [ms]}}}}
+policies: {duplicates: {keys: [{email: first}], keep: latest, order_by: [updated_at]}}
+"""))
+    assert "epoch unit must be s, ms or us" in one(problems, f"{TENANT_FILE}: attributes.updated_at.transform")
+    assert "is not a column this mapping produces; use username or an attribute name" in one(
+        problems, f"{TENANT_FILE}: policies.duplicates.keys[0]")
+    assert "did you mean 'updated_at'?" in one(problems, f"{TENANT_FILE}: policies.duplicates.order_by")
+    assert "must be a list drawn from" in one(problems, f"{TENANT_FILE}: pool.local.AutoVerifiedAttributes",
+                                              "must be a list")
+
+
 def test_unknown_keys_anywhere(tmp_path: Path) -> None:
     problems = problems_of(write(tmp_path, tenant="""\
 sorce: {}

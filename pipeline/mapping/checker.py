@@ -429,7 +429,8 @@ class Checker:
             elif d is not None and not isinstance(d, bool):
                 ok = False
                 self.problem(path, f"boolean default must be true, false or null (no value); got {d!r}")
-        if name == "epoch" and "unit" in args and args["unit"] not in EPOCH_UNITS:
+        if name == "epoch" and "unit" in args and (not isinstance(args["unit"], str)
+                                                   or args["unit"] not in EPOCH_UNITS):
             ok = False
             self.problem(path, f"epoch unit must be s, ms or us (seconds, milliseconds, microseconds); "
                          f"got {args['unit']!r}")
@@ -540,13 +541,14 @@ class Checker:
             values = []
         for i, key in enumerate(values):
             column = USERNAME if key == "username" else key
-            if column not in produced:
+            if not isinstance(column, str) or column not in produced:   # a list or mapping is no column
                 self.problem((*path, "keys", i), f"'{key}' is not a column this mapping produces; use "
                              f"username or an attribute name{_suggest(str(key), ['username', *targets])}")
             else:
                 keys.append(column)
         order_by = raw.get("order_by")
-        if order_by is not None and order_by not in produced and order_by != "_legacy_id":
+        if order_by is not None and (not isinstance(order_by, str)
+                                     or order_by not in produced and order_by != "_legacy_id"):
             self.problem((*path, "order_by"), f"'{order_by}' is not a mapped column; order by an attribute "
                          f"this mapping produces (e.g. updated_at) or _legacy_id"
                          f"{_suggest(str(order_by), targets)}")

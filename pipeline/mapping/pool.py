@@ -59,7 +59,9 @@ def check_local_pool(local: Any, at: tuple[str | int, ...], problem: Problem,
     if local.get("AliasAttributes") and local.get("UsernameAttributes"):
         problem((*at, "UsernameAttributes"), "a pool has either AliasAttributes or UsernameAttributes, "
                 "not both; remove one of them")
-    if not set(local.get("AutoVerifiedAttributes") or ()) & {"email", "phone_number"}:
+    auto_verified = local.get("AutoVerifiedAttributes")
+    if not isinstance(auto_verified, list) or not {"email", "phone_number"} & {   # a nested list is no name
+            v for v in auto_verified if isinstance(v, str)}:
         problem((*at, "AutoVerifiedAttributes"), "an import job needs a pool that auto-verifies email or "
                 "phone_number (import-rules fact 5); add AutoVerifiedAttributes: [email]")
     mfa = local.get("MfaConfiguration")
