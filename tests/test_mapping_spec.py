@@ -478,6 +478,28 @@ def test_numbers_yaml_reads_as_octal_or_base_60_are_refused(tmp_path: Path) -> N
     assert len(problems) == 2     # quoted text, 0 and 500_000 read as written
 
 
+def test_numbers_yaml_reads_otherwise_are_refused_where_they_become_text(tmp_path: Path) -> None:
+    # a calling code +81 was imported as "81" for every user, a version 1.50 as "1.5", 0x1F as "31"
+    problems = problems_of(write(tmp_path, tenant=POOL + """\
+attributes:
+  custom:legacy_id: {constant: +81}
+  locale: {constant: 1.50}
+  nickname: {constant: 0x1F}
+  zoneinfo: {constant: 1_000}
+  website: {constant: 42}
+  profile: {constant: "+81"}
+policies: {disabled: {column: is_active, active_values: [+1, 1, "t"]}}
+filters: {rows: 500_000, ratio: 1.50}
+"""))
+    assert 'YAML reads +81 as the number 81, so every user would get "81"; put it in quotes ("+81")' in one(
+        problems, f"{TENANT_FILE}: attributes.custom:legacy_id.constant (line 8)")
+    assert 'YAML reads 1.50 as the number 1.5' in one(problems, "attributes.locale.constant (line 9)")
+    assert 'YAML reads 0x1F as the number 31' in one(problems, "attributes.nickname.constant (line 10)")
+    assert 'YAML reads 1_000 as the number 1000' in one(problems, "attributes.zoneinfo.constant (line 11)")
+    assert 'put it in quotes ("+1")' in one(problems, f"{TENANT_FILE}: policies.disabled.active_values[0]")
+    assert len(problems) == 5     # 42 and "+81" read as written; numbers bound as parameters stay numbers
+
+
 def test_a_yaml_boolean_constant_of_an_attribute_that_is_no_flag_is_refused(tmp_path: Path) -> None:
     # YAML 1.1 reads a Norwegian tenant's locale: {constant: no} as false: every user got locale "false"
     problems = problems_of(write(tmp_path, tenant=POOL + "attributes:\n  locale: {constant: no}\n"

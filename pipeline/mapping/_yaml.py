@@ -81,14 +81,44 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 _OCTAL_OR_SEXAGESIMAL = re.compile(r"[-+]?(0[0-7_]+|[1-9][0-9_]*(:[0-5]?[0-9])+)")
 
 
+class WrittenInt(int):
+    """An integer of the file with the text it was written as (``+81``, ``1_000``, ``0x1F``)."""
+
+    written = ""
+
+
+class WrittenFloat(float):
+    """A float of the file with the text it was written as (``1.50``, ``.inf``)."""
+
+    written = ""
+
+
 def _construct_int(loader: _Loader, node: yaml.ScalarNode) -> int:
     value = yaml.SafeLoader.construct_yaml_int(loader, node)
     if _OCTAL_OR_SEXAGESIMAL.fullmatch(node.value):
         loader.renumbered.append((node.start_mark, node.value, value))
-    return value
+        return value                       # refused already: not reported again as text
+    written = WrittenInt(value)
+    written.written = node.value
+    return written
+
+
+def _construct_float(loader: _Loader, node: yaml.ScalarNode) -> float:
+    value = yaml.SafeLoader.construct_yaml_float(loader, node)
+    written = WrittenFloat(value)
+    written.written = node.value
+    return written
+
+
+def reads_otherwise(value: Any) -> str | None:
+    """How a number that is used as text was written, when that is not how it reads: YAML reads
+    ``+81`` as 81, ``1.50`` as 1.5, ``1_000`` as 1000 and ``0x1F`` as 31. None for anything else."""
+    written = getattr(value, "written", "") if isinstance(value, int | float) else ""
+    return written if written and written != str(value) else None
 
 
 _Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Any
 import phonenumbers
 
 from pipeline.mapping import pool as poolcheck
-from pipeline.mapping._yaml import Origins, Path_
+from pipeline.mapping._yaml import Origins, Path_, reads_otherwise
 from pipeline.mapping.model import (
     USERNAME,
     AttributeRule,
@@ -347,6 +347,10 @@ class Checker:
         if not isinstance(value, str | int | float):
             self.problem((*path, "constant"), "must be a text or a number")
             return None
+        if (written := reads_otherwise(value)) is not None:
+            self.problem((*path, "constant"), f"YAML reads {written} as the number {value}, so every user "
+                         f"would get \"{value}\"; put it in quotes (\"{written}\") to keep it as written")
+            return None
         return {"constant": self.fill_tenant((*path, "constant"), str(value)), "steps": steps}
 
     def template(self, path: Path_, value: Any) -> str | None:
@@ -525,6 +529,11 @@ class Checker:
                              "booleans)")
             else:
                 active = tuple(str(v) for v in values)
+                for i, v in enumerate(values):
+                    if (written := reads_otherwise(v)) is not None:
+                        self.problem((*path, "active_values", i),
+                                     f"YAML reads {written} as the number {v}, which is compared as \"{v}\"; "
+                                     f"put it in quotes (\"{written}\") to compare what is written")
         return None if column is None else RowPolicy(column=column, action=action, active_values=active)
 
     def duplicates(self, raw: Any, targets: set[str]) -> DuplicatesPolicy:
