@@ -291,8 +291,9 @@ class CognitoTarget:
             self._call("DescribeUserPool", self._idp.describe_user_pool, UserPoolId=pool_id)["UserPool"]
         )
 
-    def find_or_create_local_pool(self, params: dict[str, Any]) -> str:
-        """The id of the local pool named ``params['PoolName']``, created with ``params`` if absent."""
+    def find_or_create_local_pool(self, params: dict[str, Any], where: str = "pool.local") -> str:
+        """The id of the local pool named ``params['PoolName']``, created with ``params`` if absent;
+        ``where`` names the parameters' place in the mapping for a message about them."""
         if not self.is_local:
             raise ConfigError("Pools are only created on the local service; on AWS name an existing pool.")
         name = params.get("PoolName")
@@ -310,7 +311,13 @@ class CognitoTarget:
             token = page.get("NextToken")
             if not token:
                 break
-        return str(self._call("CreateUserPool", self._idp.create_user_pool, **params)["UserPool"]["Id"])
+        try:
+            created = self._call("CreateUserPool", self._idp.create_user_pool, **params)
+        except botocore.exceptions.ParamValidationError as exc:   # botocore's own check, before any call
+            report = str(exc.kwargs.get("report", exc)).strip().replace("\n", "; ")
+            raise ConfigError(f"{where}: CreateUserPool does not take these parameters ({report}); fix them as "
+                              "the CreateUserPool API reference spells them") from None
+        return str(created["UserPool"]["Id"])
 
     # ---- import jobs ------------------------------------------------------------------------------
 

@@ -98,7 +98,7 @@ def resolve_pool(target: CognitoTarget, mapping: TenantMapping, settings: Settin
         raise ConfigError(f"Tenant {mapping.tenant} has no pool.local definition for the local Cognito "
                           "service: add the CreateUserPool parameters under pool.local in its mapping file.",
                           tenant=mapping.tenant)
-    return target.find_or_create_local_pool(dict(local))
+    return target.find_or_create_local_pool(dict(local), mapping.where(("pool", "local")))
 
 
 def check_aws_pools(settings: Settings, tenants: list[str]) -> None:

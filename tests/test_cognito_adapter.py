@@ -75,6 +75,17 @@ def test_pool_is_found_or_created_once(target: CognitoTarget) -> None:
     assert target.describe_user_pool(first)["Name"] == "adapter-pool"
 
 
+def test_pool_parameters_botocore_refuses_name_their_place_in_the_mapping(target: CognitoTarget) -> None:
+    # a misspelt nested CreateUserPool parameter ended the report in a ParamValidationError traceback
+    where = "mappings/tenants/acme-jp.yaml: pool.local (line 9)"
+    with pytest.raises(ConfigError) as info:
+        target.find_or_create_local_pool(
+            {"PoolName": "adapter-bad-pool", "Policies": {"PasswordPolicy": {"MinLenght": 8}}}, where)
+    message = str(info.value)
+    assert message.startswith(where) and '"MinLenght", must be one of: MinimumLength' in message
+    assert "CreateUserPool API reference" in message
+
+
 def test_throttling_is_retried_with_backoff(service: Any, target: CognitoTarget) -> None:
     pool_id, _ = new_pool(target)
     sleeps = Sleeps()

@@ -399,6 +399,18 @@ policies: {duplicates: {keys: [{email: first}], keep: latest, order_by: [updated
                                               "must be a list")
 
 
+def test_a_misspelt_schema_constraint_is_named_at_load(tmp_path: Path) -> None:
+    # CreateUserPool refused it only when the plan created the pool, with a botocore traceback
+    pool = POOL.replace("{Name: legacy_id, AttributeDataType: String}",
+                        "{Name: legacy_id, AttributeDataType: String, StringAttributeConstraints: {MaxLenght: \"64\"},"
+                        " NumberAttributeConstraints: {MinValue: \"0\", Max: \"9\"}}")
+    problems = problems_of(write(tmp_path, tenant=pool))
+    assert "'MaxLenght' is not a StringAttributeConstraints field; did you mean 'MaxLength'?" in one(
+        problems, f"{TENANT_FILE}: pool.local.Schema[0].StringAttributeConstraints.MaxLenght (line 6)")
+    assert "'Max' is not a NumberAttributeConstraints field" in one(problems, "NumberAttributeConstraints.Max ")
+    assert len(problems) == 2
+
+
 def test_unknown_keys_anywhere(tmp_path: Path) -> None:
     problems = problems_of(write(tmp_path, tenant="""\
 sorce: {}

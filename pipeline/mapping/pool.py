@@ -21,6 +21,8 @@ CREATE_USER_POOL_PARAMETERS = (
 )
 SCHEMA_KEYS = ("Name", "AttributeDataType", "DeveloperOnlyAttribute", "Mutable", "Required",
                "NumberAttributeConstraints", "StringAttributeConstraints")
+_CONSTRAINTS = {"StringAttributeConstraints": ("MinLength", "MaxLength"),
+                "NumberAttributeConstraints": ("MinValue", "MaxValue")}
 DATA_TYPES = ("String", "Number", "DateTime", "Boolean")
 _LISTS = {
     "AutoVerifiedAttributes": ("phone_number", "email"),
@@ -110,6 +112,7 @@ def _check_schema(schema: Any, at: tuple[str | int, ...], problem: Problem,
             if not isinstance(constraints, dict):
                 problem((*here, ckey), "must be a mapping")
                 continue
+            _unknown_keys(constraints, _CONSTRAINTS[ckey], f"a {ckey} field", (*here, ckey), problem, suggest)
             for k, v in constraints.items():
                 if not isinstance(v, str) or not v.lstrip("-").isdigit():
                     problem((*here, ckey, k), f"Cognito takes constraint values as strings of digits; "
