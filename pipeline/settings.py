@@ -154,12 +154,14 @@ def load_settings(env: dict[str, str] | None = None, root: Path = PROJECT_ROOT) 
     )
     # an empty directory variable (MIGRATE_RUNS_DIR= in a script or a compose file) is unset, as every
     # other variable's: Path("") is the working directory, which the plan would fill with tenant
-    # directories and the ledger, and chmod 0700
-    runs_dir = Path(env.get("MIGRATE_RUNS_DIR") or root / "runs")
+    # directories and the ledger, and chmod 0700. Surrounding blanks (a line copied from a console, the \r
+    # of an env file saved with CRLF) are dropped: " /srv/runs" is a directory " " in the working one, and
+    # a URL's blank made SQLAlchemy's "Could not parse" or the database name "legacy\r" that does not exist
+    runs_dir = Path(env.get("MIGRATE_RUNS_DIR", "").strip() or root / "runs")
     settings = Settings(
-        source_url=env.get("LEGACY_DB_URL", ""),
-        mappings_dir=Path(env.get("MIGRATE_MAPPINGS_DIR") or root / "mappings"),
-        sql_dir=Path(env.get("MIGRATE_SQL_DIR") or root / "sql"),
+        source_url=env.get("LEGACY_DB_URL", "").strip(),
+        mappings_dir=Path(env.get("MIGRATE_MAPPINGS_DIR", "").strip() or root / "mappings"),
+        sql_dir=Path(env.get("MIGRATE_SQL_DIR", "").strip() or root / "sql"),
         runs_dir=runs_dir,
         target=target,
     )

@@ -24,6 +24,18 @@ def test_empty_directory_variables_are_unset() -> None:
     assert settings.source_url == default.source_url
 
 
+def test_the_source_url_and_directories_are_read_without_blanks(tmp_path) -> None:
+    # " postgresql://..." failed with SQLAlchemy's "Could not parse SQLAlchemy URL", an env file's \r made the
+    # database "legacy\r" that does not exist, and " /srv/runs" wrote the runs into a directory " " here
+    url = "postgresql+psycopg2://app@db/legacy"
+    settings = load_settings({"LEGACY_DB_URL": f" {url}\r\n", "MIGRATE_RUNS_DIR": f" {tmp_path}/runs\r",
+                              "MIGRATE_MAPPINGS_DIR": f"{tmp_path}/m ", "MIGRATE_SQL_DIR": "\t"})
+    assert settings.source_url == url
+    assert (settings.runs_dir, settings.mappings_dir) == (tmp_path / "runs", tmp_path / "m")
+    assert settings.sql_dir == load_settings({}).sql_dir
+    assert load_settings({"LEGACY_DB_URL": "  "}).source_url == load_settings({}).source_url
+
+
 def test_aws_credentials_in_the_environment_do_not_switch_the_target() -> None:
     settings = load_settings({"AWS_ACCESS_KEY_ID": "AKIA...", "AWS_REGION": "eu-west-1",
                               "COGNITO_USER_POOL_ID": "eu-west-1_abc"})
