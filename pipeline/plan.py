@@ -25,9 +25,9 @@ from pipeline.ahead import ahead
 from pipeline.arrowtext import key_hashes
 from pipeline.contract import PoolContract
 from pipeline.csvwrite import write_frame
-from pipeline.db import open_source
-from pipeline.errors import ConfigError, ContractError, ExtractError, LoadError, TransientLoadError
-from pipeline.extract import stream_partitions
+from pipeline.db import SourceDB, open_source
+from pipeline.errors import ConfigError, ContractError, ExtractError, LoadError, MappingError, TransientLoadError
+from pipeline.extract import read_query, stream_partitions
 from pipeline.mapping import (
     TenantMapping,
     apply_mapping,
@@ -35,7 +35,7 @@ from pipeline.mapping import (
     check_source_columns,
     load_mapping,
 )
-from pipeline.mapping.model import SHIPPED_IDENTITY, Identity
+from pipeline.mapping.model import SHIPPED_IDENTITY, Identity, suggest
 from pipeline.masking import scrub_values
 from pipeline.reasons import REJECT_COLUMNS
 from pipeline.report import QualityStats, build_plan_report, write_reports
@@ -99,6 +99,22 @@ def resolve_pool(target: CognitoTarget, mapping: TenantMapping, settings: Settin
                           "service: add the CreateUserPool parameters under pool.local in its mapping file.",
                           tenant=mapping.tenant)
     return target.find_or_create_local_pool(dict(local), mapping.where(("pool", "local")))
+
+
+def check_filters_used(mapping: TenantMapping, sql_dir: Path) -> None:
+    """Every ``filters:`` name must be a parameter of the query: the query binds only the names it
+    uses, so a filter it does not name (misspelt, or a query that lacks it) would select every user,
+    and the users it was written to keep out would be imported."""
+    filters = mapping.as_dict().get("filters") or {}
+    if not filters:
+        return
+    used = SourceDB.bind_names(read_query(sql_dir / mapping.sql_file))
+    problems = [f"{mapping.where(('filters', name))}: the query {mapping.sql_file} has no :{name}, so this "
+                f"filter would keep no row out; use :{name} in the query's WHERE or remove the filter"
+                f"{suggest(name, used)}" for name in filters if name not in used]
+    if problems:
+        raise MappingError(f"The filters of tenant '{mapping.tenant}' are not used by its query:", problems,
+                           tenant=mapping.tenant)
 
 
 def check_aws_pools(settings: Settings, tenants: list[str]) -> None:
@@ -200,6 +216,7 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
     """
     progress = progress or _Silent()
     mapping = load_mapping(settings.mappings_dir, tenant)
+    check_filters_used(mapping, settings.sql_dir)
     if contract_snapshot is not None:
         contract = PoolContract.from_snapshot(contract_snapshot)
         _check_snapshot_pool(contract, contract_snapshot, mapping, settings)

@@ -512,6 +512,26 @@ filters: {rows: 500_000, ratio: 1.50}
     assert len(problems) == 5     # 42 and "+81" read as written; numbers bound as parameters stay numbers
 
 
+def test_filters_the_query_does_not_use_are_named_before_anything_runs(tmp_path: Path) -> None:
+    # the query binds only the names it uses: a misspelt filter kept no user out, and all were imported
+    from pipeline.plan import check_filters_used
+
+    sql = tmp_path / "sql"
+    sql.mkdir()
+    (sql / "users.sql").write_text("SELECT * FROM app_users WHERE tenant_code = :tenant\n"
+                                   "  AND created_at >= :min_created -- not :since\n", encoding="utf-8")
+    m = load_mapping(write(tmp_path, tenant=POOL + 'filters:\n  min_creatd: "2015-01-01"\n  since: 1\n'), "acme-jp")
+    with pytest.raises(MappingError) as info:
+        check_filters_used(m, sql)
+    problems = info.value.problems
+    assert "the query users.sql has no :min_creatd" in one(problems, f"{TENANT_FILE}: filters.min_creatd (line 8)")
+    assert "did you mean 'min_created'?" in one(problems, "filters.min_creatd")
+    assert "use :since in the query's WHERE or remove the filter" in one(problems, "filters.since (line 9)")
+    assert len(problems) == 2      # a name inside a comment is no parameter
+    check_filters_used(load_mapping(write(tmp_path, tenant=POOL + 'filters: {min_created: "2015-01-01"}\n'),
+                                    "acme-jp"), sql)
+
+
 def test_a_yaml_boolean_constant_of_an_attribute_that_is_no_flag_is_refused(tmp_path: Path) -> None:
     # YAML 1.1 reads a Norwegian tenant's locale: {constant: no} as false: every user got locale "false"
     problems = problems_of(write(tmp_path, tenant=POOL + "attributes:\n  locale: {constant: no}\n"
