@@ -96,7 +96,7 @@ def read_query(sql_path: Path) -> str:
     try:
         sql = Path(sql_path).read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ExtractError(f"{sql_path}: no such SQL file. Create it, or point the mapping's sql_file "
+        raise ExtractError(f"{sql_path}: no such SQL file. Create it, or point the mapping's source.query "
                            f"(or MIGRATE_SQL_DIR) at an existing one.") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ExtractError(f"{sql_path}: cannot read the SQL file ({exc.__class__.__name__}: {exc}). "

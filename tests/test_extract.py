@@ -17,7 +17,7 @@ import pytest
 
 from pipeline.db import TableColumn, open_source, replace_table
 from pipeline.errors import ExtractError
-from pipeline.extract import STRING, stream_partitions, strip_comments
+from pipeline.extract import STRING, read_query, stream_partitions, strip_comments
 
 pytest_plugins = ["tests.dbfixtures"]
 
@@ -43,6 +43,15 @@ def test_each_tenant_gets_exactly_its_rows_cell_for_cell(demo_url: str, demo_exp
     assert set(got["tenant_code"]) == {tenant}
     assert (got.dtypes == STRING).all()
     pd.testing.assert_frame_equal(got.reset_index(drop=True), expected)
+
+
+def test_a_missing_sql_file_names_the_mapping_key_that_points_at_it(tmp_path: Path) -> None:
+    # the message said to fix "the mapping's sql_file", a key no mapping has (it is source.query)
+    with pytest.raises(ExtractError) as info:
+        read_query(tmp_path / "nothere.sql")
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path / 'nothere.sql'}: no such SQL file")
+    assert "point the mapping's source.query (or MIGRATE_SQL_DIR) at an existing one" in message
 
 
 def test_tenant_is_a_bound_parameter_not_text(demo_url: str) -> None:
