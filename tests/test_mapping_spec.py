@@ -411,6 +411,16 @@ def test_a_misspelt_schema_constraint_is_named_at_load(tmp_path: Path) -> None:
     assert len(problems) == 2
 
 
+def test_a_control_character_or_runaway_nesting_is_a_problem_not_a_traceback(tmp_path: Path) -> None:
+    # a stray NUL or ESC ended in yaml.reader.ReaderError, deep nesting in RecursionError, both tracebacks
+    root = write(tmp_path, tenant=POOL + "description: Acme\x1b[0m\n")
+    problems = problems_of(root)
+    assert problems == [f"{TENANT_FILE} (line 7, column 18): the character U+001B is not allowed in a YAML file; "
+                        "remove it (write the file as plain text)"]
+    (root / "tenants" / "acme-jp.yaml").write_text(POOL + "description: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert "nested too deeply to read" in one(problems_of(root), f"{TENANT_FILE}: bad YAML syntax")
+
+
 def test_unknown_keys_anywhere(tmp_path: Path) -> None:
     problems = problems_of(write(tmp_path, tenant="""\
 sorce: {}

@@ -143,11 +143,21 @@ def load_file(path: Path, label: str) -> LoadedFile:
         loaded.problems.append(f"{label}: not UTF-8 text; save the file as UTF-8")
         loaded.fatal = True
         return loaded
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)       # its reader refuses a control character (a NUL, an ESC) anywhere
+    except yaml.reader.ReaderError as exc:
+        loaded.problems.append(_unacceptable(label, text, exc))
+        loaded.fatal = True
+        return loaded
     loader.duplicates = []
     loader.renumbered = []
     try:
         loaded.data = loader.get_single_data()
+    except RecursionError:
+        loaded.problems.append(f"{label}: bad YAML syntax: brackets or indentation nested too deeply to read; "
+                               "a mapping file needs a few levels (attributes: {email: {from: email}})")
+        loaded.fatal = True
+        return loaded
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -174,6 +184,15 @@ def load_file(path: Path, label: str) -> LoadedFile:
                                f"as the {base} number {value}; put it in quotes (\"{written}\") to keep it as "
                                "written")
     return loaded
+
+
+def _unacceptable(label: str, text: str, exc: yaml.reader.ReaderError) -> str:
+    """The problem of a character YAML does not allow, by line and column (the reader gives a position)."""
+    before = text[:exc.position]
+    line, column = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+    code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+    return (f"{label} (line {line}, column {column}): the character U+{code:04X} is not allowed in a YAML file; "
+            "remove it (write the file as plain text)")
 
 
 def _path_of_line(data: Any, line: int, prefix: Path_ = ()) -> Path_:
