@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -52,6 +53,22 @@ def test_a_missing_sql_file_names_the_mapping_key_that_points_at_it(tmp_path: Pa
     message = str(info.value)
     assert message.startswith(f"{tmp_path / 'nothere.sql'}: no such SQL file")
     assert "point the mapping's source.query (or MIGRATE_SQL_DIR) at an existing one" in message
+
+
+def test_a_number_from_the_mapping_is_bound_as_a_number_on_every_backend(demo_url: str, tmp_path: Path) -> None:
+    """``filters: {first: 3}`` with ``LIMIT :first``: the mapping loader keeps how each number was written
+    (an int subclass), which PyMySQL escaped as the text '3', a syntax error after LIMIT."""
+    from pipeline.mapping import load_mapping
+
+    mappings = tmp_path / "mappings"
+    shutil.copytree(USERS_SQL.parent.parent / "mappings", mappings)
+    with (mappings / "tenants" / "acme-jp.yaml").open("a") as handle:
+        handle.write("\nfilters: {first: 3, above: 0.5}\n")
+    params = load_mapping(mappings, "acme-jp").params
+    sql = tmp_path / "first.sql"
+    sql.write_text("SELECT id FROM app_users WHERE tenant_code = :tenant AND id > :above ORDER BY id LIMIT :first")
+    (part,) = _extract(demo_url, sql, params)
+    assert len(part) == 3
 
 
 def test_tenant_is_a_bound_parameter_not_text(demo_url: str) -> None:
