@@ -205,14 +205,14 @@ def _fill(writer: _Writer, encoded: Iterable[tuple[pa.Array, pd.DataFrame]], chu
         start = 0
         while start < len(lines):
             if remaining_canary:
-                cap = min(remaining_canary, chunk_rows)
                 writer.ensure_open(canary=True)
+                # the canary rows still to write, which a canary file begun in an earlier block holds some of
+                room_rows = min(remaining_canary, chunk_rows - writer.rows)
             else:
                 if writer.is_canary:
                     writer.close()
-                cap = chunk_rows
                 writer.ensure_open(canary=False)
-            room_rows = cap - writer.rows
+                room_rows = chunk_rows - writer.rows
             room_bytes = max_bytes - writer.bytes
             cum = np.cumsum(nbytes[start : start + room_rows])
             n = int(np.searchsorted(cum, room_bytes, side="right"))
@@ -230,7 +230,7 @@ def _fill(writer: _Writer, encoded: Iterable[tuple[pa.Array, pd.DataFrame]], chu
                 remaining_canary -= n
                 if remaining_canary == 0:
                     writer.close()
-            elif writer.rows >= cap:
+            elif writer.rows >= chunk_rows:
                 writer.close()
     writer.close()
     return writer.chunks

@@ -121,6 +121,32 @@ def test_canary_first_then_full_chunks(tmp_path: Path) -> None:
     assert list(pd.concat(keys)["legacy_id"]) == [f"L{i}" for i in range(9)]
 
 
+@pytest.mark.parametrize("sizes", [(2, 5, 9), (1, 1, 1, 1, 1, 1, 1, 20), (3, 4)])
+def test_canary_spanning_several_partitions(tmp_path: Path, sizes: tuple[int, ...]) -> None:
+    """A canary larger than the first valid partition (a small ``partition_rows``, or a first partition
+    mostly rejected) takes its rows from the next ones: one canary file of exactly ``canary_rows`` users,
+    then the others in order, every user once."""
+    frames, start = [], 0
+    for size in sizes:
+        frames.append(valid_frame(size, start=start))
+        start += size
+    chunks = write_chunks(frames, HEADER, tmp_path, chunk_rows=4, canary_rows=3)
+    assert chunks[0].canary and chunks[0].rows == 3
+    assert not any(c.canary for c in chunks[1:])
+    assert all(c.rows <= 4 for c in chunks) and sum(c.rows for c in chunks) == start
+    keys = pd.concat([read_keys(c.keys_path) for c in chunks])
+    assert list(keys["legacy_id"]) == [f"L{i}" for i in range(start)]
+
+
+def test_remainder_of_a_canary_longer_than_a_read_block_is_one_canary_file(tmp_path: Path) -> None:
+    """A remainder is read back in blocks of 50,000 lines: a canary remainder longer than that (a big
+    load.canary_rows, one user done) is still one canary file, not two files and a crash."""
+    (canary,) = write_chunks([valid_frame(60_000)], HEADER, tmp_path, chunk_rows=60_000, canary_rows=60_000)
+    rest = write_remainder(canary, pd.Index(["L7"]))
+    assert rest is not None and rest.canary and rest.rows == 59_999
+    assert "L7" not in set(read_keys(rest.keys_path)["legacy_id"])
+
+
 def test_keys_mode_and_digest(tmp_path: Path) -> None:
     old = os.umask(0)
     try:
