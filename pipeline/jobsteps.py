@@ -55,6 +55,15 @@ class PollSchedule:
         return min(backoff, max(self.initial, expected_end))
 
 
+def _duration(seconds: float) -> str:
+    """``45 s``, ``12 min``, ``3.5 h``: a wait as a person reads it."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h".replace(".0 h", " h")
+
+
 def job_name(tenant: str, chunk: ChunkInfo) -> str:
     """``<tenant>-<chunk>-<sha8>``, within JobName's pattern ``[\\w\\s+=,.@-]+`` and 128 characters."""
     rest = f"-{chunk.name}-{chunk.sha256[:8]}"          # a remainder's name is 22 characters
@@ -126,6 +135,7 @@ class JobSteps:
     def _start(self, chunk: ChunkInfo, job: dict[str, Any]) -> dict[str, Any]:
         """Start the job; wait while another job of the account runs; replace a job that got too old."""
         waited_since = time.monotonic()
+        told_at: float | None = None   # when the user was last told of the wait
         replaced = 0
         while True:
             job_id = str(job["JobId"])
@@ -147,19 +157,18 @@ class JobSteps:
                     if time.monotonic() - waited_since > self.policy.active_wait_timeout_seconds:
                         raise LoadError(
                             f"{chunk.name}: another import job has kept the account busy for "
-                            f"{self.policy.active_wait_timeout_seconds:.0f} s; job {job_id} was "
-                            "not started. Rerun later; the ledger resumes.",
+                            f"{_duration(self.policy.active_wait_timeout_seconds)} ({exc.message}); job "
+                            f"{job_id} was not started. Rerun once that job has ended; the ledger resumes.",
                             tenant=self.tenant,
                             chunk=chunk.name,
                             job_id=job_id,
                         ) from None
-                    self._event(
-                        "waiting",
-                        f"{chunk.name}: another import job is running in this account; "
-                        "waiting to start job " + job_id,
-                        chunk=chunk.name,
-                        job_id=job_id,
-                    )
+                    now = time.monotonic()
+                    if told_at is None or now - told_at >= self.policy.active_wait_notice_seconds:
+                        self._event("waiting", self._waiting_message(chunk, job_id, exc, now - waited_since,
+                                                                     first=told_at is None),
+                                    chunk=chunk.name, job_id=job_id)
+                        told_at = now
                     self.policy.sleep(self.policy.active_wait_seconds)
                     continue
             self.ledger.record_job(
@@ -170,6 +179,17 @@ class JobSteps:
                 "job_started", f"{chunk.name}: started job {job_id}.", chunk=chunk.name, job_id=job_id
             )
             return started
+
+    def _waiting_message(self, chunk: ChunkInfo, job_id: str, refusal: PreconditionNotMet, waited: float,
+                         first: bool) -> str:
+        """What a wait for the account's active job is told: Cognito's reason (the local service names the
+        job), how often it asks again and for how long; then, now and then, how long it has waited."""
+        limit = _duration(self.policy.active_wait_timeout_seconds)
+        if first:
+            return (f"{chunk.name}: job {job_id} cannot start yet ({refusal.message}); Cognito runs one "
+                    f"import job per account at a time. Trying again every "
+                    f"{_duration(self.policy.active_wait_seconds)}, for up to {limit}.")
+        return f"{chunk.name}: still waiting to start job {job_id} ({_duration(waited)} of at most {limit})."
 
     def _replace(
         self, chunk: ChunkInfo, job: dict[str, Any], why: str, replaced: int

@@ -55,6 +55,7 @@ class LoadPolicy:
     poll_max_seconds: float = 15.0
     active_wait_seconds: float = 10.0  # another job is running in the account: wait this long
     active_wait_timeout_seconds: float = 12 * 3600
+    active_wait_notice_seconds: float = 300.0  # while waiting so, say so again this often
     url_ttl_seconds: float = 14 * 60  # a pre-signed URL lives 15 min (fact 25); keep a margin
     job_ttl_seconds: float = 20 * 3600  # a Created job expires after 24-48 h (fact 22)
     max_jobs_per_chunk: int = 5  # new jobs for one chunk (expired URL, lost upload, expired job)

@@ -390,6 +390,31 @@ def test_waits_while_another_job_runs_in_the_account(
     assert target.describe_import_job(other_pool, job["JobId"])["Status"] == "Succeeded"
 
 
+def test_a_long_wait_for_another_job_is_told_once_then_now_and_then(
+    service: Any, target: CognitoTarget, ledger: Ledger, tmp_path: Path
+) -> None:
+    """Waiting for a job someone else started (a hand-run CLI import, another tool) is told once, with
+    Cognito's reason (the local service names that job) and the bound, then only every
+    ``active_wait_notice_seconds`` with the time waited: not a line per retry for hours."""
+    other_pool, other_header = new_pool(target)
+    other = make_chunks(tmp_path / "o", other_header, 40, chunk_rows=40, tenant="other")[0]
+    service.configure(users_per_second=20)  # the other job runs for ~2 s
+    job = target.create_import_job(other_pool, "by-hand", target.logs_role_arn)
+    target.upload(job["PreSignedUrl"], other.csv_path)
+    target.start_import_job(other_pool, job["JobId"])
+    pool_id, header = new_pool(target)
+    rec = Recorder()
+    started = time.monotonic()
+    result = run_load(target, ledger, "acme", pool_id, make_chunks(tmp_path / "c", header, 3, chunk_rows=3),
+                      fast_policy(active_wait_seconds=0.02, active_wait_notice_seconds=0.5), progress=rec)
+    waited = time.monotonic() - started
+    assert result.ok and result.imported == 3
+    told = [info["message"] for kind, info in rec.events if kind == "waiting"]
+    assert told and job["JobId"] in told[0] and "30 s" in told[0]
+    assert len(told) <= 1 + waited / 0.5
+    assert all("still waiting" in m for m in told[1:])
+
+
 def test_users_missing_from_the_log_are_settled_by_the_pool(
     target: CognitoTarget, ledger: Ledger, tmp_path: Path
 ) -> None:
