@@ -398,7 +398,14 @@ def read_keys(keys_path: Path) -> pd.DataFrame:
     return frame
 
 
-_PLACEHOLDER = "\ue000"
+def _placeholder(text: str) -> str:
+    """A character ``text`` does not hold, to stand for ``\\,`` while its lines are split: the first free
+    private-use character. Any of them can be real data (a Japanese legacy system's gaiji are mapped there,
+    from U+E000 on), so none is set aside."""
+    for code in range(0xE000, 0xF900):
+        if chr(code) not in text:
+            return chr(code)
+    raise ChunkError("The import file holds every private-use character; it cannot be read back.")
 
 
 def read_chunk(csv_path: Path) -> pd.DataFrame:
@@ -415,9 +422,8 @@ def read_chunk(csv_path: Path) -> pd.DataFrame:
         lines.pop()
     if not lines:
         return pd.DataFrame({c: pd.Series([], dtype="string[pyarrow]") for c in header})
-    if _PLACEHOLDER in body:
-        raise ChunkError(f"{csv_path.name} holds the private-use character U+E000; it cannot be read back.")
-    rows = pc.split_pattern(pc.replace_substring(pa.array(lines, pa.string()), ESCAPED_SEPARATOR, _PLACEHOLDER),
+    placeholder = _placeholder(body)
+    rows = pc.split_pattern(pc.replace_substring(pa.array(lines, pa.string()), ESCAPED_SEPARATOR, placeholder),
                             SEPARATOR)
     counts = pc.list_value_length(rows).to_numpy(zero_copy_only=False)
     wrong = np.flatnonzero(counts != len(header))
@@ -428,7 +434,7 @@ def read_chunk(csv_path: Path) -> pd.DataFrame:
     width = len(header)
     return pd.DataFrame({
         column: string_series(pc.utf8_trim_whitespace(pc.replace_substring(
-            values.take(pa.array(np.arange(j, len(values), width))), _PLACEHOLDER, SEPARATOR)))
+            values.take(pa.array(np.arange(j, len(values), width))), placeholder, SEPARATOR)))
         for j, column in enumerate(header)
     })
 

@@ -8,8 +8,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
+from pipeline.chunk import write_chunks
 from pipeline.cognito import CognitoTarget
 from pipeline.jobsteps import job_name
 from pipeline.ledger import Ledger
@@ -413,6 +415,25 @@ def test_a_long_wait_for_another_job_is_told_once_then_now_and_then(
     assert told and job["JobId"] in told[0] and "30 s" in told[0]
     assert len(told) <= 1 + waited / 0.5
     assert all("still waiting" in m for m in told[1:])
+
+
+def test_names_with_private_use_characters_are_imported_and_harvested(
+    target: CognitoTarget, ledger: Ledger, tmp_path: Path
+) -> None:
+    """Gaiji (the extra kanji of Japanese legacy systems, mapped to U+E000 on) are ordinary data: the job
+    imports them, and the harvest reads the file back with them, escaped commas beside them included."""
+    pool_id, header = new_pool(target)
+    frame = fx.full_frame(header, 6)
+    names = ["\ue000", "高\ue000橋, 太郎", "\ue000\ue001, \ue002", "Doe", "\uf8ff", "a,\ue000b"]
+    frame["name"] = pd.Series(names, dtype="string[pyarrow]")
+    chunks = write_chunks([frame], header, tmp_path / "c", chunk_rows=6)
+    result = run_load(target, ledger, "acme", pool_id, chunks, fast_policy(verify_sample=0))
+    assert result.ok and (result.imported, result.failed) == (6, 0)
+    (chunk,) = result.chunks
+    assert chunk.unconfirmed == 0
+    users = {u["Username"]: {a["Name"]: a["Value"] for a in u["Attributes"]}
+             for u in target._idp.list_users(UserPoolId=pool_id)["Users"]}
+    assert {users[f"user{i}"]["name"] for i in range(6)} == set(names)
 
 
 def test_users_missing_from_the_log_are_settled_by_the_pool(
