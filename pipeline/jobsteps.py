@@ -16,11 +16,14 @@ import time
 from typing import Any
 
 from pipeline.chunk import ChunkInfo
-from pipeline.cognito import PreconditionNotMet, UrlExpired
+from pipeline.cognito import CognitoCallError, PreconditionNotMet, UrlExpired
 from pipeline.errors import LoadError
 from pipeline.harvest import epoch_seconds
 from pipeline.ledger import Ledger
 
+JOB_QUOTA_ADVICE = ("Raise load.chunk_rows in the tenant's mapping file (up to 500000 users a file) and rerun: "
+                    "the users imported so far stay, the others go in fewer, bigger files. Or ask AWS to raise "
+                    "the pool's import-job quota.")
 TERMINAL = frozenset({"Succeeded", "Failed", "Stopped", "Expired"})
 RUNNING = frozenset({"Pending", "InProgress", "Stopping"})
 
@@ -88,9 +91,19 @@ class JobSteps:
     def _prepare(self, chunk: ChunkInfo) -> dict[str, Any]:
         """Create a job for the chunk and upload its file; a new job whenever the URL has expired."""
         for _ in range(self.policy.max_jobs_per_chunk):
-            job = self.target.create_import_job(
-                self.pool_id, job_name(self.tenant, chunk), self.target.logs_role_arn
-            )
+            try:
+                job = self.target.create_import_job(
+                    self.pool_id, job_name(self.tenant, chunk), self.target.logs_role_arn
+                )
+            except CognitoCallError as exc:
+                if exc.code != "LimitExceededException":
+                    raise
+                raise LoadError(
+                    f"{chunk.name}: no import job could be created ({exc.message}). A pool keeps every import "
+                    f"job it ran, {self.policy.jobs_per_pool:,} at most unless AWS raised that limit (fact 38), "
+                    f"and each file left needs one. {JOB_QUOTA_ADVICE}",
+                    tenant=self.tenant, chunk=chunk.name,
+                ) from None
             deadline = time.monotonic() + self.policy.url_ttl_seconds
             job_id = str(job["JobId"])
             url = str(job.pop("PreSignedUrl", ""))

@@ -39,7 +39,7 @@ from pipeline.chunk import ChunkInfo, read_keys, retry_sha256, write_remainder
 from pipeline.cognito import CognitoTarget
 from pipeline.errors import LoadError
 from pipeline.harvest import ChunkResult, Harvester, epoch_seconds
-from pipeline.jobsteps import RUNNING, JobSteps, job_name
+from pipeline.jobsteps import JOB_QUOTA_ADVICE, RUNNING, JobSteps, job_name
 from pipeline.ledger import Ledger
 from pipeline.mapping.model import SHIPPED_IDENTITY, Identity
 from pipeline.poolusers import case_insensitive, key_attribute_of
@@ -59,6 +59,7 @@ class LoadPolicy:
     url_ttl_seconds: float = 14 * 60  # a pre-signed URL lives 15 min (fact 25); keep a margin
     job_ttl_seconds: float = 20 * 3600  # a Created job expires after 24-48 h (fact 22)
     max_jobs_per_chunk: int = 5  # new jobs for one chunk (expired URL, lost upload, expired job)
+    jobs_per_pool: int = 1000  # import jobs a pool keeps, ever (fact 38; AWS can raise it on request)
     verify: bool = True  # confirm users against the pool at harvest
     # At harvest, look up at most this many logged users per chunk (spread over the file) plus every
     # user the log does not mention; 0 = all. Reconciliation then checks every imported user in one
@@ -160,6 +161,7 @@ class _Loader(JobSteps, Harvester):
         self.created: dict[str, int] = {}  # chunk sha -> jobs created in this run
         self._created_lock = threading.Lock()
         self._done_users: pd.Index | None = None   # see _without_done_users
+        self.pool_jobs = 0   # import jobs the pool holds, as _resume_plans last listed them
 
     # ---- reporting --------------------------------------------------------------------------------
 
@@ -219,6 +221,7 @@ class _Loader(JobSteps, Harvester):
                     continue
             pending.append(chunk)
         plans = self._resume_plans(pending) if pending else {}
+        self._warn_of_job_quota(sum(plans.get(c.sha256, ("new", None))[0] == "new" for c in pending))
         stop_reason: str | None = None
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare-next")
         prepared: dict[str, Future[dict[str, Any]]] = {}
@@ -376,6 +379,15 @@ class _Loader(JobSteps, Harvester):
         self._discard(chunk)
         return ChunkResult(chunk.name, chunk.sha256, chunk.rows, chunk.canary, done.get("job_id"), "done-before")
 
+    def _warn_of_job_quota(self, needed: int) -> None:
+        """Say before the first job when the pool's jobs and the ``needed`` new ones pass the quota: the run
+        would stop at the limit, its later files not imported."""
+        quota = self.policy.jobs_per_pool
+        if needed and self.pool_jobs <= quota < self.pool_jobs + needed:
+            self._event("job_quota", f"pool {self.pool_id} holds {self.pool_jobs} import job(s) and this run needs "
+                        f"{needed} more, over Cognito's {quota:,} per pool (fact 38): unless AWS raised that "
+                        f"limit, the run stops there. {JOB_QUOTA_ADVICE}")
+
     def _may_stop(self, chunk: ChunkInfo, final: dict[str, Any]) -> bool:
         """Whether a finished job's status and counters could stop the run (see ``_should_stop``)."""
         status = final.get("Status")
@@ -427,7 +439,9 @@ class _Loader(JobSteps, Harvester):
         """For each pending chunk: ("adopt"|"harvest"|"start", job) from earlier jobs, else ("new", None)."""
         by_name: dict[str, list[dict[str, Any]]] = {}
         names = {job_name(self.tenant, c): c for c in pending}
-        for job in self.target.list_import_jobs(self.pool_id):
+        listed = self.target.list_import_jobs(self.pool_id)
+        self.pool_jobs = len(listed)
+        for job in listed:
             if job.get("JobName") in names:
                 by_name.setdefault(str(job["JobName"]), []).append(job)
         plans: dict[str, tuple[str, Any]] = {}

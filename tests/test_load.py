@@ -13,6 +13,7 @@ import pytest
 
 from pipeline.chunk import write_chunks
 from pipeline.cognito import CognitoTarget
+from pipeline.errors import LoadError
 from pipeline.jobsteps import job_name
 from pipeline.ledger import Ledger
 from pipeline.load import run_load
@@ -434,6 +435,34 @@ def test_names_with_private_use_characters_are_imported_and_harvested(
     users = {u["Username"]: {a["Name"]: a["Value"] for a in u["Attributes"]}
              for u in target._idp.list_users(UserPoolId=pool_id)["Users"]}
     assert {users[f"user{i}"]["name"] for i in range(6)} == set(names)
+
+
+def test_a_run_past_the_pools_job_quota_is_warned_and_says_what_to_do(
+    service: Any, target: CognitoTarget, ledger: Ledger, tmp_path: Path
+) -> None:
+    """A pool keeps every import job it ran, 1,000 at most (fact 38; lowered here). A run whose files need
+    more is told so before its first job, and where Cognito refuses the next job it says what to do,
+    not just Cognito's refusal; a rerun with bigger files imports the rest, none twice."""
+    pool_id, header = new_pool(target)
+    service.configure(max_jobs_per_pool=3)
+    try:
+        policy = fast_policy(jobs_per_pool=3)
+        rec = Recorder()
+        with pytest.raises(LoadError) as raised:
+            run_load(target, ledger, "acme", pool_id, make_chunks(tmp_path / "a", header, 12, chunk_rows=2),
+                     policy, progress=rec)
+        kinds = rec.kinds()
+        assert "job_quota" in kinds and kinds.index("job_quota") < kinds.index("job_created")
+        warned = dict(rec.events)["job_quota"]["message"]
+        assert "needs 6 more" in warned and "load.chunk_rows" in warned
+        assert "load.chunk_rows" in raised.value.message and "LimitExceededException" in raised.value.message
+        assert len(target.list_import_jobs(pool_id)) == 3
+    finally:
+        service.configure(max_jobs_per_pool=1000)
+    result = run_load(target, ledger, "acme", pool_id, make_chunks(tmp_path / "b", header, 12, chunk_rows=12),
+                      policy)
+    assert result.ok and result.imported == 12 - 6
+    _no_duplicates(target, pool_id, 12)
 
 
 def test_users_missing_from_the_log_are_settled_by_the_pool(
