@@ -369,15 +369,23 @@ def test_resume_adopts_the_running_job(
     _no_duplicates(target, pool_id, 30)
 
 
+def _another_job_running(service: Any, target: CognitoTarget, tmp_path: Path, name: str,
+                         users: int) -> tuple[str, dict[str, Any]]:
+    """A job of another pool in the account, started as a person would by hand, importing 20 users a
+    second: its pool id and the job."""
+    other_pool, other_header = new_pool(target)
+    other = make_chunks(tmp_path / "o", other_header, users, chunk_rows=users, tenant="other")[0]
+    service.configure(users_per_second=20)
+    job = target.create_import_job(other_pool, name, target.logs_role_arn)
+    target.upload(job["PreSignedUrl"], other.csv_path)
+    target.start_import_job(other_pool, job["JobId"])
+    return other_pool, job
+
+
 def test_waits_while_another_job_runs_in_the_account(
     service: Any, target: CognitoTarget, ledger: Ledger, tmp_path: Path
 ) -> None:
-    other_pool, other_header = new_pool(target)
-    other = make_chunks(tmp_path / "o", other_header, 30, chunk_rows=30, tenant="other")[0]
-    service.configure(users_per_second=20)  # the other job runs for ~1.5 s
-    job = target.create_import_job(other_pool, "someone-else", target.logs_role_arn)
-    target.upload(job["PreSignedUrl"], other.csv_path)
-    target.start_import_job(other_pool, job["JobId"])
+    other_pool, job = _another_job_running(service, target, tmp_path, "someone-else", users=30)  # ~1.5 s
     pool_id, header = new_pool(target)
     rec = Recorder()
     result = run_load(
@@ -399,12 +407,7 @@ def test_a_long_wait_for_another_job_is_told_once_then_now_and_then(
     """Waiting for a job someone else started (a hand-run CLI import, another tool) is told once, with
     Cognito's reason (the local service names that job) and the bound, then only every
     ``active_wait_notice_seconds`` with the time waited: not a line per retry for hours."""
-    other_pool, other_header = new_pool(target)
-    other = make_chunks(tmp_path / "o", other_header, 40, chunk_rows=40, tenant="other")[0]
-    service.configure(users_per_second=20)  # the other job runs for ~2 s
-    job = target.create_import_job(other_pool, "by-hand", target.logs_role_arn)
-    target.upload(job["PreSignedUrl"], other.csv_path)
-    target.start_import_job(other_pool, job["JobId"])
+    _, job = _another_job_running(service, target, tmp_path, "by-hand", users=40)   # runs for ~2 s
     pool_id, header = new_pool(target)
     rec = Recorder()
     started = time.monotonic()
