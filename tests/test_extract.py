@@ -561,6 +561,8 @@ def test_a_partition_handed_out_is_the_only_holder_of_its_rows(backend_url: str,
     request: kept for the next partition's cut, they stayed alive beside the one being worked on."""
     import pyarrow as pa
 
+    from pipeline.arrowtext import arrow
+
     n = 60_000
     frame = pd.DataFrame({"id": [str(i) for i in range(n)], "v": [f"{i:08d}" * 25 for i in range(n)]},
                          dtype=STRING)            # ~200 bytes a row: a 20,000-row partition is ~4 MB
@@ -570,7 +572,7 @@ def test_a_partition_handed_out_is_the_only_holder_of_its_rows(backend_url: str,
     sql.write_text("SELECT id, v FROM cm_held ORDER BY id")
     with open_source(backend_url) as source, closing(stream_partitions(source, sql, {}, 20_000)) as parts:
         first = next(parts)
-        size = int(first["v"].array._pa_array.nbytes)
+        size = arrow(first["v"]).nbytes
         held = pa.total_allocated_bytes()
         del first
         freed = held - pa.total_allocated_bytes()

@@ -55,7 +55,6 @@ from pipeline.localcognito.users import get_user
 CHECKOUT = str(Path(__file__).resolve().parents[2])
 
 
-
 def _regions_read_no_aws_profile() -> None:
     """moto lists a service's regions, when it makes an account's backends, through a boto3 Session
     built from the environment (``AccountSpecificBackend.get_session``): an AWS_PROFILE that names no
