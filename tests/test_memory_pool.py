@@ -64,3 +64,24 @@ def test_a_decay_the_user_set_is_kept():
         pytest.skip("this pyarrow build has no jemalloc pool")
     decays = _arena_decays(proc.stderr)
     assert decays and set(decays.values()) == {("250", "250")}
+
+
+_THREADS_AFTER_NUMPY = """
+import os
+from pipeline.cli import _no_blas_threads
+_no_blas_threads()
+import numpy
+print(len(os.listdir("/proc/self/task")), os.environ["OPENBLAS_NUM_THREADS"])
+"""
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads in /proc")
+def test_numpy_starts_no_blas_threads_unless_the_user_asks_for_them():
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", _THREADS_AFTER_NUMPY], env=env, capture_output=True, text=True,
+                         check=True, timeout=120).stdout.split()
+    assert out == ["1", "1"]           # the main thread alone: OpenBLAS spun one per core beside it
+    env["OPENBLAS_NUM_THREADS"] = "2"
+    out = subprocess.run([sys.executable, "-c", _THREADS_AFTER_NUMPY], env=env, capture_output=True, text=True,
+                         check=True, timeout=120).stdout.split()
+    assert out[1] == "2"
