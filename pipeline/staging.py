@@ -8,19 +8,51 @@ back from the part that holds it, so the tracker keeps no copy of legacy ids or 
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 
+from pipeline.arrowtext import is_blank
+
 STRING = pd.StringDtype("pyarrow")
+
+
+def _blank(column: pa.ChunkedArray) -> bool | None:
+    """For a text column with no character in it: whether every value is null (True) or every value
+    is the empty string (False). None for any other column, which is written as it is."""
+    rows = len(column)
+    if not rows or not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return None
+    if column.null_count == rows:
+        return True
+    if column.null_count == 0 and all(is_blank(chunk) for chunk in column.chunks if len(chunk)):
+        return False
+    return None
+
+
+def _blank_column(rows: int, null: bool) -> pa.Array:
+    """``rows`` nulls, or ``rows`` empty strings, as a ``large_string`` column (pandas' own)."""
+    if null:
+        return pa.nulls(rows, pa.large_string())
+    return pa.Array.from_buffers(pa.large_string(), rows, [None, _zeros(rows + 1), _NO_BYTES])
+
+
+_NO_BYTES = pa.py_buffer(b"")
+
+
+@functools.lru_cache(maxsize=4)
+def _zeros(count: int) -> pa.Buffer:
+    """``count`` zero offsets (int64), shared read-only by every empty column of that length."""
+    return pa.py_buffer(np.zeros(count, np.int64))
 
 
 def _as_string_dtype(arrow_type: pa.DataType) -> Any:
@@ -93,19 +125,54 @@ def _remove_beside(staging: Path, names: tuple[str, ...]) -> list[Path]:
     return gone
 
 
+class _Part(NamedTuple):
+    path: Path
+    names: list[str]              # the frame's columns, in order
+    left_out: dict[str, bool]     # columns not written, each all null (True) or all empty strings (False)
+
+
 class Staging:
-    """The valid rows of every partition, in the order validated: one ``part-NNNNN.arrow`` each."""
+    """The valid rows of every partition, in the order validated: one ``part-NNNNN.arrow`` each.
+
+    A text column with no character in any row (every value empty, or every value null: the header's
+    unmapped attributes, 10 of the demo pool's 26 columns) is not written, only noted, and is made again
+    when read: its offsets alone were ~20% of the staged bytes (~250 MB at 1M users, written during the
+    partition loop and read back after it). Written with 32-bit offsets as well, the parts were ~40%
+    smaller, but reading them back took twice as long: pandas turns ``string`` into ``large_string``.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.parts: list[Path] = []
+        self._parts: list[_Part] = []
         self.starts: list[int] = [0]      # first row number of each part, then the total
 
     def write(self, frame: pd.DataFrame) -> None:
-        path = self.directory / f"part-{len(self.parts):05d}.arrow"
-        feather.write_feather(pa.Table.from_pandas(frame, preserve_index=False), path, compression="uncompressed")
-        self.parts.append(path)
+        path = self.directory / f"part-{len(self._parts):05d}.arrow"
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        left_out: dict[str, bool] = {}
+        kept: dict[str, pa.ChunkedArray] = {}
+        for name, column in zip(table.column_names, table.columns, strict=True):
+            null = _blank(column)
+            if null is not None:
+                left_out[name] = null
+            else:
+                kept[name] = column
+        feather.write_feather(pa.table(kept) if kept else pa.table({"_rows": pa.nulls(len(frame))}), path,
+                              compression="uncompressed")
+        self._parts.append(_Part(path, table.column_names, left_out))
         self.starts.append(self.starts[-1] + len(frame))
+
+    def _read(self, i: int, columns: list[str] | None = None) -> pa.Table:
+        """Part ``i`` as written (or its ``columns``), memory-mapped, its left-out columns made again.
+        (The whole file is mapped and the columns picked: ``read_table(columns=...)`` took 3x longer.)"""
+        part = self._parts[i]
+        table = feather.read_table(part.path, memory_map=True)
+        names = part.names if columns is None else columns
+        if not part.left_out and columns is None and part.names:
+            return table
+        rows = self.starts[i + 1] - self.starts[i]
+        return pa.table({n: _blank_column(rows, part.left_out[n]) if n in part.left_out else table[n]
+                         for n in names})
 
     def take(self, rows: np.ndarray, columns: list[str]) -> pd.DataFrame:
         rows = np.asarray(rows, dtype=np.int64)
@@ -114,7 +181,7 @@ class Staging:
         order = np.argsort(part_of, kind="stable")
         for part in np.unique(part_of):
             at = order[part_of[order] == part]
-            table = feather.read_table(self.parts[part], columns=columns, memory_map=True)
+            table = self._read(part, columns)
             out.append(table.take(pa.array(rows[at] - self.starts[part])).combine_chunks())
         if not out:
             return pd.DataFrame({c: pd.Series(dtype=STRING) for c in columns})
@@ -129,8 +196,8 @@ class Staging:
         ``take``: read into memory instead, the ~200 MB of staged rows at 1M users cost ~0.15 s more of
         system time, copied once more on their way to the import files."""
         drop = np.sort(np.asarray(drop, dtype=np.int64))
-        for i, part in enumerate(self.parts):
-            table = feather.read_table(part, memory_map=True)
+        for i in range(len(self._parts)):
+            table = self._read(i)
             start, stop = self.starts[i], self.starts[i + 1]
             here = drop[np.searchsorted(drop, start):np.searchsorted(drop, stop)] - start
             if len(here):

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pyarrow.feather as feather
 
 from pipeline.staging import Staging, claim, release, sweep_abandoned
 
@@ -42,6 +43,33 @@ def test_frames_leave_out_the_losers(tmp_path) -> None:
     assert [f["_legacy_id"].tolist() for f in frames] == [["a"], [], [], ["d", "e"]]
     assert [f["_legacy_id"].tolist() for f in staging.frames(np.array([], dtype=np.int64))] == \
         [["a", "b"], ["c"], [], ["d", "e", "f"]]
+
+
+def test_columns_without_a_character_are_not_written_and_come_back_as_they_were(tmp_path) -> None:
+    """A column empty in every row, or null in every row, is noted rather than written (the header's
+    unused attributes); a column mixing the two, or holding any character, is written."""
+    staging = Staging(tmp_path)
+    part = pd.DataFrame({"_legacy_id": pd.Series(["a", "b", "c"], dtype=STRING),
+                         "middle_name": pd.Series(["", "", ""], dtype=STRING),
+                         "website": pd.Series([None, None, None], dtype=STRING),
+                         "nickname": pd.Series(["", None, ""], dtype=STRING),
+                         "email": pd.Series(["a@x.org", "", "c@x.org"], dtype=STRING)})
+    staging.write(part)
+    staging.write(part.iloc[:0])
+    staging.write(part.iloc[1:].reset_index(drop=True))
+    written = [feather.read_table(p).column_names for p in sorted(tmp_path.glob("part-*.arrow"))]
+    assert written[0] == written[2] == ["_legacy_id", "nickname", "email"]
+
+    frames = list(staging.frames(np.array([1])))
+    for got, want in zip(frames, [part.drop(index=1).reset_index(drop=True), part.iloc[:0],
+                                  part.iloc[1:].reset_index(drop=True)], strict=True):
+        assert list(got.columns) == list(part.columns)
+        assert all(got[c].dtype == STRING for c in got.columns)
+        assert got.astype(object).where(got.notna(), None).values.tolist() == \
+            want.astype(object).where(want.notna(), None).values.tolist()
+    got = staging.take(np.array([4, 0]), ["website", "middle_name", "_legacy_id"])
+    assert got["_legacy_id"].tolist() == ["c", "a"]
+    assert got["middle_name"].tolist() == ["", ""] and got["website"].isna().all()
 
 
 def _claim_in_child(directory, then: str) -> subprocess.Popen:
