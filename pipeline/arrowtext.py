@@ -221,7 +221,7 @@ def from_fixed_width(values: np.ndarray) -> pa.Array:
     return pa.StringArray.from_buffers(rows, pa.py_buffer(bounds), pa.py_buffer(np.ascontiguousarray(values)))
 
 
-def has_non_ascii(s: pd.Series) -> bool:
+def has_non_ascii(s: pd.Series | pa.Array | pa.ChunkedArray) -> bool:
     """Whether any byte of the column's data is outside ASCII (so some value is)."""
     return any(int(raw.max()) >= 0x80 for raw in _buffers(s))
 

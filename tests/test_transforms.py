@@ -320,6 +320,16 @@ def test_text_transforms() -> None:
     assert out(tf.collapse_spaces(S(["a \n b"]))) == ["a \n b"]   # line breaks are the policy's business
 
 
+def test_lower_is_unicode_lower_case_whether_the_column_is_ascii_or_not() -> None:
+    """An ASCII column is lowered byte by byte, any other by Unicode's rules: the same answers."""
+    ascii_only = ["Taro@Example.COM", None, "", "A-Z_0@X.ORG"]
+    unicode = ["ÉMILE@EXAMPLE.COM", "STRASSE", "ΣΟΦΙΑ", None, "ＡＢＣ", "Taro@Example.COM"]
+    for values in (ascii_only, unicode):
+        want = [v.lower() if isinstance(v, str) else NA for v in values]
+        for s in _layouts(values):
+            assert out(tf.lower(s)) == want
+
+
 def test_fix_mojibake_reads_double_encoded_text_as_it_was() -> None:
     """UTF-8 read as Windows-1252 or Latin-1 once (or twice, or in part of the value) is put back;
     everything else, real Latin-1 letters, a Slovak KRÍŽ (valid UTF-8 as bytes), a lone Ã and NA
