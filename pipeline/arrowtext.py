@@ -288,6 +288,40 @@ def has_empty(arr: pa.Array | pa.ChunkedArray) -> bool:
     return False
 
 
+def _validity(arr: pa.Array) -> np.ndarray:
+    """True where ``arr`` (one chunk) holds a value, False where it holds null."""
+    if not arr.null_count:
+        return np.ones(len(arr), dtype=bool)
+    bits = np.frombuffer(arr.buffers()[0], dtype=np.uint8)
+    return np.unpackbits(bits, bitorder="little")[arr.offset: arr.offset + len(arr)].astype(bool)
+
+
+def _with_validity(arr: pa.Array, bounds: np.ndarray, valid: np.ndarray | None) -> pa.Array:
+    """``arr``'s offsets (``bounds``, its slice applied) and data buffer with the validity ``valid``
+    (None: no nulls): a new array over the same values, none of them copied."""
+    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(arr.type, len(arr), [bitmap, pa.py_buffer(bounds), arr.buffers()[2]])
+
+
+def empty_as_null(arr: pa.Array) -> pa.Array:
+    """``arr`` (one chunk of text) with every empty string made null, by a new validity bitmap: the
+    values are not copied, as ``if_else(equal(arr, ""), null, arr)`` copied every column it touched."""
+    bounds = offsets(arr)
+    valid = (np.diff(bounds) != 0) & _validity(arr)
+    return _with_validity(arr, bounds, None if valid.all() else valid)
+
+
+def null_as_empty(arr: pa.Array) -> pa.Array:
+    """``pc.fill_null(arr, "")`` for one chunk of text: where every null is an empty slot (as
+    ``empty_as_null`` makes them), the validity bitmap is dropped and no value copied."""
+    if not arr.null_count:
+        return arr
+    bounds = offsets(arr)
+    if (np.diff(bounds)[~_validity(arr)] != 0).any():
+        return pc.fill_null(arr, "")
+    return _with_validity(arr, bounds, None)
+
+
 def all_empty(s: pd.Series) -> bool:
     """True when the column holds no characters at all (O(1): the size of its data buffers)."""
     arr = arrow(s)

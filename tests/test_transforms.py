@@ -453,6 +453,35 @@ def test_trimming_is_skipped_only_where_no_value_could_change() -> None:
         False, True, False, False)
 
 
+def test_empty_and_null_swap_without_copying_the_values() -> None:
+    """``empty_as_null`` and ``null_as_empty`` answer as Arrow's ``if_else``/``fill_null`` on every
+    layout (sliced at odd offsets, 32- and 64-bit offsets, nulls anywhere), sharing the data buffer;
+    a null slot that holds bytes (Arrow allows it) takes ``fill_null``'s copy."""
+    import random
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pipeline.arrowtext import empty_as_null, null_as_empty
+
+    rng = random.Random(11)
+    for _ in range(300):
+        values = [rng.choice(["", None, "a", "山田", "x y"]) for _ in range(rng.randint(0, 40))]
+        for kind in (pa.string(), pa.large_string()):
+            whole = pa.array(["pad", *values, "tail"], kind)
+            arr = whole.slice(1, len(values)) if rng.random() < 0.7 else pa.array(values, kind)
+            made = empty_as_null(arr)
+            assert made.to_pylist() == pc.if_else(pc.equal(arr, ""), pa.scalar(None, kind), arr).to_pylist()
+            assert made.type == kind and (not len(arr) or made.buffers()[2].address == arr.buffers()[2].address)
+            back = null_as_empty(made)
+            assert back.to_pylist() == pc.fill_null(made, "").to_pylist() and back.null_count == 0
+            assert null_as_empty(arr).to_pylist() == pc.fill_null(arr, "").to_pylist()
+    # a null over bytes: the bitmap cannot just be dropped
+    held = pa.Array.from_buffers(pa.string(), 2, [pa.py_buffer(bytes([0b10])), pa.array(["ab", "c"]).buffers()[1],
+                                                  pa.array(["ab", "c"]).buffers()[2]])
+    assert held.to_pylist() == [None, "c"] and null_as_empty(held).to_pylist() == ["", "c"]
+
+
 def test_filter_rows_equals_boolean_indexing() -> None:
     import numpy as np
     import pyarrow as pa

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.arrowtext import (
+    empty_as_null,
     filter_rows,
     has_bytes,
     has_empty,
@@ -112,7 +113,7 @@ def _finish(values: pd.Series, replace_newlines: bool) -> pd.arrays.ArrowStringA
                 arr = pc.replace_with_mask(arr, mask, pc.replace_substring_regex(arr.filter(mask), _LINE_BREAK, " "))
         arr = trim_whitespace(arr)
     if has_empty(arr):
-        arr = pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+        arr = empty_as_null(arr)
     return pd.arrays.ArrowStringArray(arr)
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import all_empty, arrow, trim_whitespace
+from pipeline.arrowtext import all_empty, arrow, null_as_empty, trim_whitespace
 from pipeline.contract import MFA_ENABLED, USERNAME, VERIFIABLE, AttributeSpec, PoolContract
 from pipeline.csvdialect import MAX_ROW_CHARS, MAX_VALUE_BYTES
 from pipeline.reasons import Reason
@@ -65,7 +65,7 @@ def prepare_frame(frame: pd.DataFrame, contract: PoolContract) -> pd.DataFrame:
             arr = _blank_column(n)
         else:
             if arr.null_count:
-                arr = pc.fill_null(arr, "")
+                arr = null_as_empty(arr) if isinstance(arr, pa.Array) else pc.fill_null(arr, "")
             arr = arr if col in META_COLUMNS else trim_whitespace(arr)
         data[col] = pd.Series(STRING.__from_arrow__(arr), index=index)
     return pd.DataFrame(data, index=index)
