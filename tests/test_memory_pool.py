@@ -44,7 +44,7 @@ def _arena_decays(stats: str) -> dict[str, tuple[str, str]]:
     return decays
 
 
-def test_every_arena_returns_freed_pages_after_100_ms_and_muzzy_pages_at_once():
+def test_every_arena_returns_freed_pages_after_300_ms_and_muzzy_pages_at_once():
     env = {k: v for k, v in os.environ.items() if k not in ("JE_ARROW_MALLOC_CONF", "ARROW_DEFAULT_MEMORY_POOL")}
     proc = subprocess.run([sys.executable, "-c", _ALLOCATE_ON_THREADS], env=env, capture_output=True, text=True,
                           check=True, timeout=120)
@@ -52,7 +52,7 @@ def test_every_arena_returns_freed_pages_after_100_ms_and_muzzy_pages_at_once():
         pytest.skip("this pyarrow build has no jemalloc pool")
     decays = _arena_decays(proc.stderr)
     assert len(decays) >= 2, proc.stderr[-2000:]   # arena 0 (jemalloc's start) and the threads' arenas
-    assert decays == {arena: ("100", "0") for arena in decays}
+    assert decays == {arena: ("300", "0") for arena in decays}
 
 
 def test_a_decay_the_user_set_is_kept():
