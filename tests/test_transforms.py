@@ -95,6 +95,40 @@ def test_phone_agrees_with_libphonenumber_on_valid_numbers() -> None:
         assert out(tf.phone(S(values), region)) == out(to_e164_per_row(S(values), region)), region
 
 
+def test_phone_usual_shapes_answer_as_the_rules_do() -> None:
+    """The byte-level path for the usual spellings gives, value by value, what the Arrow rules and
+    libphonenumber give alone: national numbers with hyphens anywhere, trunk and international prefixes,
+    every length, E.164 with and without a repeated trunk 0, other country codes, and whatever else."""
+    import random
+
+    import pyarrow as pa
+
+    from pipeline.arrowtext import string_array, trim_whitespace
+    from pipeline.mapping import phones
+
+    rng = random.Random(5)
+
+    def national() -> str:
+        digits = rng.choice(["0", "00", "010", "", "1", "01", "05", "09"]) + "".join(
+            rng.choice("0123456789") for _ in range(rng.randint(1, 12)))
+        return "".join(d + ("-" if rng.random() < 0.25 else "") for d in digits)
+
+    def e164(code: str) -> str:
+        return "+" + code + rng.choice(["", "0"]) + "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 12)))
+
+    for region in [*phones.RULES, "IT"]:
+        codes = [r.country_code for r in phones.RULES.values()] + ["39"]
+        values = [rng.choice([national, lambda: e164(rng.choice(codes)), lambda: " " + national() + " ",
+                              lambda: rng.choice(["", None, "n/a", "+", "--", "0-", "090-1234-5678#",
+                                                  "０９０-１２３４-５６７８", "+81 90 1234 5678"])])()
+                  for _ in range(1500)]
+        s = S(values)
+        expected = phones._by_rules(trim_whitespace(string_array(s)), region).to_pylist()
+        assert out(tf.phone(s, region)) == [NA if v is None else v for v in expected], region
+        shapes, _ = phones._usual_shapes(trim_whitespace(string_array(s)), region)
+        assert len(shapes) > (20 if region in ("JP", "DE", "GB", "FR") else -1), region  # the path is taken
+
+
 # -------------------------------------------------------------------------------------------- boolean
 
 def test_boolean_reads_every_legacy_encoding() -> None:

@@ -13,6 +13,7 @@ rejects it as ``invalid_phone`` with the value the user recognises.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -23,13 +24,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.arrowtext import (
+    from_fixed_width,
     fullmatch,
     has_bytes,
     has_non_ascii,
     non_ascii,
+    single_chunk,
     string_array,
     string_series,
     trim_whitespace,
+    value_lengths,
 )
 
 STRING = "string[pyarrow]"
@@ -78,14 +82,112 @@ def to_e164(values: pd.Series, region: str) -> pd.Series:
     """E.164 (``+819012345678``) where the value is a phone number, else the trimmed original.
 
     ``region`` is the ISO 3166 code national numbers belong to (the tenant's ``default_region``).
-    NA and blank stay NA. Built on Arrow kernels over whole columns; each rule works on the subset
-    of values it concerns and writes its answers back with ``replace_with_mask``.
+    NA and blank stay NA. The usual spellings (``_usual_shapes``: digits and hyphens at the same
+    places, or ``+`` and the region's country code) are read from their bytes with numpy; the rest
+    goes through ``_by_rules``: Arrow kernels over the column, each rule on the subset of values it
+    concerns, written back with ``replace_with_mask``. 16 -> ~5 ms a 46,600-row partition of the
+    demo's Japanese numbers.
     """
     raw = trim_whitespace(string_array(values))
+    rows, numbers = _usual_shapes(raw, region)
+    if not len(rows):
+        return string_series(_by_rules(raw, region), values.index)
+    out = _put(pa.nulls(len(raw), pa.string()), rows, numbers)          # NA and blank stay NA
+    rest = value_lengths(raw) > 0
+    rest[rows] = False
+    if rest.any():
+        out = _put(out, np.flatnonzero(rest), _by_rules(raw.filter(pa.array(rest)), region))
+    return string_series(out, values.index)
+
+
+def _put(arr: pa.Array, rows: np.ndarray, values: pa.Array) -> pa.Array:
+    """``arr`` with the values at ``rows`` (ascending) replaced by ``values``, in order."""
+    mask = np.zeros(len(arr), dtype=bool)
+    mask[rows] = True
+    return pc.replace_with_mask(arr, pa.array(mask), values)
+
+
+def _usual_shapes(raw: pa.Array, region: str) -> tuple[np.ndarray, pa.Array]:
+    """The rows (ascending) that ``_by_rules`` would decide by the region's own rule alone, and their
+    answers, read from fixed-width bytes: a national number written as ASCII digits and hyphens at
+    fixed places (``090-1234-5678``, ``03-1234-5678``: each shape a group), starting with the trunk
+    prefix 0 and with no international prefix, whose national part meets the rule (one that breaks it
+    is left to ``_by_rules``, which asks libphonenumber); and ``+`` with the region's country code and
+    digits only (E.164 as written), whose answer is that number, or the value itself when the rule
+    refuses its length. Only lengths that at least ``_USUAL_SHARE`` of the values have are looked at.
+    Regions without a rule of the form ``[d-9][0-9]{m,n}``, or whose trunk prefix is not 0 (NANP),
+    have none."""
+    rule = RULES.get(region)
+    national = _SIMPLE_NATIONAL.fullmatch(rule.national) if rule is not None else None
+    none = (np.zeros(0, dtype=np.int64), pa.array([], pa.string()))
+    if rule is None or national is None or rule.trunk != "0" or rule.trunk_optional or not len(raw):
+        return none
+    first, shortest = int(national[1]), int(national[2]) + 1
+    longest = int(national[3]) + 1 if national[3] else shortest
+    cc = ("+" + rule.country_code).encode()
+    arr, bounds, data = single_chunk(raw)
+    lengths = np.diff(bounds)
+    if arr.null_count:
+        lengths[~np.asarray(arr.is_valid())] = -1
+    counts = np.bincount(lengths[(lengths >= shortest + 1) & (lengths <= 2 * longest + 1)], minlength=1)
+    found: list[tuple[np.ndarray, pa.Array]] = []
+    for width in np.flatnonzero(counts >= max(1, _USUAL_SHARE * len(arr))).tolist():
+        rows = np.flatnonzero(lengths == width)
+        b = np.empty((width, len(rows)), dtype=np.uint8)
+        for j in range(width):
+            np.take(data, bounds[rows] + j, out=b[j])
+        digit = (b - np.uint8(ord("0"))) < 10                # wraps around below "0": one comparison
+        hyphen = b == ord("-")
+        national_form = (digit | hyphen).all(axis=0) & (b[0] == ord("0"))
+        packed = np.packbits(hyphen, axis=0, bitorder="little").astype(np.int64)
+        shape = np.zeros(len(rows), dtype=np.int64)
+        for i, byte in enumerate(packed):
+            shape |= byte << (8 * i)
+        for key in np.unique(shape[national_form]).tolist():
+            places = [j for j in range(width) if not (key >> j) & 1]
+            if not shortest <= len(places) - 1 <= longest:
+                continue                                      # the rule refuses the length: _by_rules
+            at = np.flatnonzero(national_form & (shape == key))
+            digits = b[places][:, at]                         # (digits, rows): the trunk 0 first
+            keep = digits[1] >= ord(str(first))
+            for prefix in rule.international:                # "010 ..." and "00 ..." dial abroad
+                if len(prefix) <= len(places):
+                    keep &= ~np.logical_and.reduce([digits[i] == ord(c) for i, c in enumerate(prefix)])
+            found.append((rows[at[keep]], _joined(cc, digits[1:, keep])))
+        if width > len(cc) and shortest <= width - len(cc) <= longest:
+            e164 = digit[1:].all(axis=0) & (b[len(cc)] >= ord(str(first)))
+            for i, c in enumerate(cc):
+                e164 &= b[i] == c
+            at = np.flatnonzero(e164)
+            found.append((rows[at], _joined(b"", b[:, at])))  # E.164 as written: the value itself
+    found = [f for f in found if len(f[0])]
+    if not found:
+        return none
+    rows = np.concatenate([f[0] for f in found])
+    order = np.argsort(rows, kind="stable")
+    return rows[order], pa.concat_arrays([f[1] for f in found]).take(pa.array(order))
+
+
+# the national rules of the form [d-9][0-9]{m,n} (or {m}), whose test is a first digit and a length
+_SIMPLE_NATIONAL = re.compile(r"\[([1-9])-9\]\[0-9\]\{(\d+)(?:,(\d+))?\}")
+_USUAL_SHARE = 0.02     # a length held by fewer values is left to _by_rules
+
+
+def _joined(prefix: bytes, columns: np.ndarray) -> pa.Array:
+    """``prefix`` and then each column's bytes (``columns``: bytes by position, one column per value)."""
+    width, rows = columns.shape
+    out = np.empty((rows, len(prefix) + width), dtype=np.uint8)
+    out[:, :len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
+    out[:, len(prefix):] = columns.T
+    return from_fixed_width(out)
+
+
+def _by_rules(raw: pa.Array, region: str) -> pa.Array:
+    """``to_e164`` of trimmed values, by the rules and libphonenumber (see the module's docstring)."""
     n = len(raw)
     blank = np.asarray(pc.fill_null(pc.equal(raw, ""), True), dtype=bool)
     norm = raw
-    if has_non_ascii(values):          # full-width digits and '+' (０９０-１２３４): NFKC only where needed
+    if has_non_ascii(raw):             # full-width digits and '+' (０９０-１２３４): NFKC only where needed
         wide = pa.array(non_ascii(raw))
         norm = pc.replace_with_mask(raw, wide, pc.utf8_normalize(raw.filter(wide), form="NFKC"))
     if has_bytes(norm, b"("):          # "+49 (0)30 ..." writes the trunk prefix in brackets: drop it
@@ -141,8 +243,7 @@ def to_e164(values: pd.Series, region: str) -> pd.Series:
                          norm.filter(mask))
         answers = _lookup_cache(region, pc.unique(ask).to_pylist())
         out = pc.replace_with_mask(out, mask, pa.array([answers.get(v) for v in ask.to_pylist()], pa.string()))
-    out = pc.if_else(pa.array(blank), pa.scalar(None, pa.string()), pc.coalesce(out, raw))
-    return string_series(out, values.index)
+    return pc.if_else(pa.array(blank), pa.scalar(None, pa.string()), pc.coalesce(out, raw))
 
 
 def _lookup_cache(region: str, uniques: Iterable[object]) -> dict[str, str | None]:
