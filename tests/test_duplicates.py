@@ -112,6 +112,15 @@ def test_case_insensitive_pool_folds_usernames() -> None:
     assert dups["masked_value"].iloc[0] == "a***"
 
 
+def test_folding_is_the_same_for_an_ascii_partition_and_a_unicode_one() -> None:
+    """An ASCII-only partition is folded byte by byte, one with other letters by Unicode's rules: a
+    name met in each is still one key."""
+    _, _, _, dups = validate_all("mfa_on", [[row("mfa_on", 1, **{USER: "ANN"}), row("mfa_on", 2, **{USER: "ÉMILE"})],
+                                            [row("mfa_on", 3, **{USER: "ann"})],
+                                            [row("mfa_on", 4, **{USER: "émile"}), row("mfa_on", 5, **{USER: "Ann"})]])
+    assert sorted(dups["legacy_id"]) == ["3", "4", "5"]
+
+
 def test_email_username_pool_folds_case() -> None:
     _, _, _, dups = validate_all("email_username", [
         [row("email_username", 1, **{USER: "Ann@Example.com", "email": "Ann@Example.com"})],

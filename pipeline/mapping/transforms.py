@@ -24,6 +24,7 @@ from pipeline.arrowtext import (
     has_bytes,
     has_non_ascii,
     has_substring,
+    lower_case,
     may_be_padded,
     non_ascii,
     string_array,
@@ -76,12 +77,7 @@ def trim(values: pd.Series) -> pd.Series:
 
 
 def lower(values: pd.Series) -> pd.Series:
-    """Unicode lower case; a column of ASCII alone (most emails) by Arrow's byte-wise ``ascii_lower``,
-    ~8x faster than ``utf8_lower`` (0.12 against 0.98 ms per 50,000 emails) and the same there."""
-    s = as_string(values)
-    if has_non_ascii(s):
-        return s.str.lower()
-    return string_series(pc.ascii_lower(arrow(s)), s.index)
+    return lower_case(as_string(values))
 
 
 def upper(values: pd.Series) -> pd.Series:

@@ -38,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import arrow, string_hashes
+from pipeline.arrowtext import arrow, lower_case, string_hashes
 from pipeline.contract import USERNAME, VERIFIED_FLAG, PoolContract
 from pipeline.errors import ConfigError
 from pipeline.masking import mask_series
@@ -199,7 +199,7 @@ class DuplicateTracker:
                 continue
             values = s[take]
             if key.fold:
-                values = values.str.lower()
+                values = lower_case(values)
             store.hashes.append(string_hashes(values))
             store.rows.append(rows[take])
             if order is not None:
