@@ -101,12 +101,11 @@ def test_phone_usual_shapes_answer_as_the_rules_do() -> None:
     every length, E.164 with and without a repeated trunk 0, other country codes, and whatever else."""
     import random
 
-    import pyarrow as pa
-
     from pipeline.arrowtext import string_array, trim_whitespace
     from pipeline.mapping import phones
 
     rng = random.Random(5)
+    codes = [r.country_code for r in phones.RULES.values()] + ["39"]
 
     def national() -> str:
         digits = rng.choice(["0", "00", "010", "", "1", "01", "05", "09"]) + "".join(
@@ -117,7 +116,6 @@ def test_phone_usual_shapes_answer_as_the_rules_do() -> None:
         return "+" + code + rng.choice(["", "0"]) + "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 12)))
 
     for region in [*phones.RULES, "IT"]:
-        codes = [r.country_code for r in phones.RULES.values()] + ["39"]
         values = [rng.choice([national, lambda: e164(rng.choice(codes)), lambda: " " + national() + " ",
                               lambda: rng.choice(["", None, "n/a", "+", "--", "0-", "090-1234-5678#",
                                                   "０９０-１２３４-５６７８", "+81 90 1234 5678"])])()
