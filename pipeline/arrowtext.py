@@ -9,6 +9,7 @@ Unicode spaces are rare in real columns.
 from __future__ import annotations
 
 import ctypes
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -322,13 +323,54 @@ def null_as_empty(arr: pa.Array) -> pa.Array:
     return _with_validity(arr, bounds, None)
 
 
+def lower_text(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Unicode lower case; a column of ASCII alone (most emails) by Arrow's byte-wise ``ascii_lower``,
+    ~8x faster than ``utf8_lower`` (0.12 against 0.98 ms per 50,000 emails) and the same there."""
+    return pc.utf8_lower(arr) if has_non_ascii(arr) else pc.ascii_lower(arr)
+
+
 def lower_case(s: pd.Series) -> pd.Series:
-    """``s.str.lower()`` (Unicode lower case); a column of ASCII alone (most emails) by Arrow's
-    byte-wise ``ascii_lower``, ~8x faster than ``utf8_lower`` (0.12 against 0.98 ms per 50,000 emails)
-    and the same there."""
-    if has_non_ascii(s):
-        return s.str.lower()
-    return string_series(pc.ascii_lower(arrow(s)), s.index)
+    """``s.str.lower()`` by ``lower_text``."""
+    return string_series(lower_text(arrow(s)), s.index)
+
+
+def empty_strings(rows: int) -> pa.Array:
+    """``rows`` empty strings (``large_string``, pandas' own) over all-zero offsets: no per-value work,
+    and one buffer of zeros shared by every such column of that length."""
+    return pa.LargeStringArray.from_buffers(rows, _zero_offsets(rows + 1), _NO_BYTES)
+
+
+_NO_BYTES = pa.py_buffer(b"")
+
+
+@functools.lru_cache(maxsize=4)
+def _zero_offsets(count: int) -> pa.Buffer:
+    return pa.py_buffer(np.zeros(count, np.int64))
+
+
+def fast_then_rest(arr: pa.Array, rows: np.ndarray, values: pa.Array,
+                    general: Callable[[pa.Array], pa.Array]) -> pa.Array:
+    """``arr`` with the values at ``rows`` (ascending) replaced by ``values`` (the fixed-width path's),
+    and every other non-empty value by what ``general`` makes of them (NA and "" stay as they are)."""
+    out = replace_rows(arr, rows, values)
+    rest = value_lengths(arr) > 0
+    rest[rows] = False
+    if rest.any():
+        out = replace_rows(out, np.flatnonzero(rest), general(arr.filter(pa.array(rest))))
+    return out
+
+
+def replace_rows(arr: pa.Array, rows: np.ndarray, values: pa.Array) -> pa.Array:
+    """``arr`` with the values at ``rows`` (ascending) replaced by ``values``, in order."""
+    if not len(rows):
+        return arr
+    if len(rows) == len(arr):
+        return values
+    mask = np.zeros(len(arr), dtype=bool)
+    mask[rows] = True
+    return pc.replace_with_mask(arr, pa.array(mask), values)
+
+
 
 
 def all_empty(s: pd.Series) -> bool:

@@ -8,7 +8,6 @@ back from the part that holds it, so the tracker keeps no copy of legacy ids or 
 from __future__ import annotations
 
 import fcntl
-import functools
 import os
 import shutil
 import time
@@ -21,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.feather as feather
 
-from pipeline.arrowtext import is_blank
+from pipeline.arrowtext import empty_strings, is_blank
 
 STRING = pd.StringDtype("pyarrow")
 
@@ -41,18 +40,7 @@ def _blank(column: pa.ChunkedArray) -> bool | None:
 
 def _blank_column(rows: int, null: bool) -> pa.Array:
     """``rows`` nulls, or ``rows`` empty strings, as a ``large_string`` column (pandas' own)."""
-    if null:
-        return pa.nulls(rows, pa.large_string())
-    return pa.Array.from_buffers(pa.large_string(), rows, [None, _zeros(rows + 1), _NO_BYTES])
-
-
-_NO_BYTES = pa.py_buffer(b"")
-
-
-@functools.lru_cache(maxsize=4)
-def _zeros(count: int) -> pa.Buffer:
-    """``count`` zero offsets (int64), shared read-only by every empty column of that length."""
-    return pa.py_buffer(np.zeros(count, np.int64))
+    return pa.nulls(rows, pa.large_string()) if null else empty_strings(rows)
 
 
 def _as_string_dtype(arrow_type: pa.DataType) -> Any:

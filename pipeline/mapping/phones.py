@@ -24,16 +24,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.arrowtext import (
+    empty_as_null,
+    fast_then_rest,
     from_fixed_width,
     fullmatch,
     has_bytes,
+    has_empty,
     has_non_ascii,
     non_ascii,
     single_chunk,
     string_array,
     string_series,
     trim_whitespace,
-    value_lengths,
 )
 
 STRING = "string[pyarrow]"
@@ -92,19 +94,8 @@ def to_e164(values: pd.Series, region: str) -> pd.Series:
     rows, numbers = _usual_shapes(raw, region)
     if not len(rows):
         return string_series(_by_rules(raw, region), values.index)
-    out = _put(pa.nulls(len(raw), pa.string()), rows, numbers)          # NA and blank stay NA
-    rest = value_lengths(raw) > 0
-    rest[rows] = False
-    if rest.any():
-        out = _put(out, np.flatnonzero(rest), _by_rules(raw.filter(pa.array(rest)), region))
-    return string_series(out, values.index)
-
-
-def _put(arr: pa.Array, rows: np.ndarray, values: pa.Array) -> pa.Array:
-    """``arr`` with the values at ``rows`` (ascending) replaced by ``values``, in order."""
-    mask = np.zeros(len(arr), dtype=bool)
-    mask[rows] = True
-    return pc.replace_with_mask(arr, pa.array(mask), values)
+    out = fast_then_rest(raw, rows, numbers, lambda rest: _by_rules(rest, region))
+    return string_series(empty_as_null(out) if has_empty(out) else out, values.index)   # blank: no value
 
 
 def _usual_shapes(raw: pa.Array, region: str) -> tuple[np.ndarray, pa.Array]:

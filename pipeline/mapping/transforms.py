@@ -19,18 +19,20 @@ import pyarrow.compute as pc
 from pipeline.arrowtext import (
     arrow,
     decimal_fields,
+    fast_then_rest,
     fixed_width,
     from_fixed_width,
     has_bytes,
     has_non_ascii,
     has_substring,
     lower_case,
+    lower_text,
     may_be_padded,
     non_ascii,
+    replace_rows,
     string_array,
     string_series,
     trim_whitespace,
-    value_lengths,
 )
 from pipeline.calendar_days import days_since_epoch, real_dates
 from pipeline.mapping.phones import to_e164
@@ -102,7 +104,7 @@ def fix_mojibake(values: pd.Series) -> pd.Series:
     if not len(rows):
         return s
     arr = string_array(s)
-    return string_series(_replace_rows(arr, rows, pa.array(fixed, arr.type)), s.index)
+    return string_series(replace_rows(arr, rows, pa.array(fixed, arr.type)), s.index)
 
 
 def collapse_spaces(values: pd.Series) -> pd.Series:
@@ -130,7 +132,7 @@ def boolean(values: pd.Series, default: bool | None = None) -> pd.Series:
     trimmed, so that validation rejects it as an invalid boolean instead of it turning into false.
     """
     s = trim_whitespace(string_array(values))
-    key = pc.utf8_lower(s) if has_non_ascii(s) else pc.ascii_lower(s)
+    key = lower_text(s)
     out = pc.if_else(pc.is_in(key, pa.array(TRUE_WORDS)), "true",
                      pc.if_else(pc.is_in(key, pa.array(FALSE_WORDS)), "false", s))
     fill = pa.scalar(None if default is None else ("true" if default else "false"), pa.string())
@@ -182,7 +184,7 @@ def date(values: pd.Series, zone: str | None = None) -> pd.Series:
     slash = np.full(int(fast.sum()), ord("/"), dtype=np.uint8)
     mdy = np.stack([b[5][fast], b[6][fast], slash, b[8][fast], b[9][fast], slash, *(b[j][fast] for j in range(4))],
                    axis=1)
-    return string_series(_fast_then_rest(arr, rows[fast], from_fixed_width(mdy), _date_by_pattern), s.index)
+    return string_series(fast_then_rest(arr, rows[fast], from_fixed_width(mdy), _date_by_pattern), s.index)
 
 
 def _local_dates(arr: pa.Array, zone: str) -> pa.Array:
@@ -196,7 +198,7 @@ def _local_dates(arr: pa.Array, zone: str) -> pa.Array:
     parsed = pd.to_datetime(given, format="ISO8601", utc=True, errors="coerce")
     local = parsed.dt.tz_convert(zone).dt.strftime("%Y-%m-%d")
     dates = pa.array(local.where(parsed.notna(), given).tolist(), pa.string())
-    return _replace_rows(arr, instants, dates)
+    return replace_rows(arr, instants, dates)
 
 
 def _date_by_pattern(arr: pa.Array) -> pa.Array:
@@ -210,29 +212,6 @@ def _date_by_pattern(arr: pa.Array) -> pa.Array:
     yy, mm, dd = (f.cast(pa.string()) for f in fields)
     formatted = pc.binary_join_element_wise(pc.utf8_lpad(mm, 2, "0"), pc.utf8_lpad(dd, 2, "0"), yy, "/")
     return pc.if_else(ok, formatted, arr)
-
-
-def _fast_then_rest(arr: pa.Array, rows: np.ndarray, values: pa.Array,
-                    general: Callable[[pa.Array], pa.Array]) -> pa.Array:
-    """``arr`` with the values at ``rows`` (ascending) replaced by ``values`` (the fixed-width path's),
-    and every other non-empty value by what ``general`` makes of them (NA and "" stay as they are)."""
-    out = _replace_rows(arr, rows, values)
-    rest = value_lengths(arr) > 0
-    rest[rows] = False
-    if rest.any():
-        out = _replace_rows(out, np.flatnonzero(rest), general(arr.filter(pa.array(rest))))
-    return out
-
-
-def _replace_rows(arr: pa.Array, rows: np.ndarray, values: pa.Array) -> pa.Array:
-    """``arr`` with the values at ``rows`` (ascending) replaced by ``values``, in order."""
-    if not len(rows):
-        return arr
-    if len(rows) == len(arr):
-        return values
-    mask = np.zeros(len(arr), dtype=bool)
-    mask[rows] = True
-    return pc.replace_with_mask(arr, pa.array(mask), values)
 
 
 def epoch(values: pd.Series, unit: str = "s", zone: str | None = None) -> pd.Series:
@@ -264,7 +243,7 @@ def epoch(values: pd.Series, unit: str = "s", zone: str | None = None) -> pd.Ser
     seconds = (days_since_epoch(year[fast], month[fast], day[fast]) * 86400
                + hour[fast] * 3600 + minute[fast] * 60 + second[fast])
     text = pc.cast(pa.array(seconds, pa.int64()), pa.string())
-    out = _fast_then_rest(arr, rows[fast], text, lambda rest: _epoch_by_parser(string_series(rest), unit))
+    out = fast_then_rest(arr, rows[fast], text, lambda rest: _epoch_by_parser(string_series(rest), unit))
     return string_series(out if zone is None else _from_wall_time(arr, out, zone), s.index)
 
 
@@ -293,7 +272,7 @@ def _from_wall_time(given: pa.Array, seconds: pa.Array, zone: str) -> pa.Array:
         np.asarray(pc.cast(seconds.take(pa.array(rows)), pa.int64())).astype("datetime64[s]"))
     local = wall.tz_localize(zone, ambiguous=np.ones(len(rows), dtype=bool), nonexistent="shift_forward")
     utc = pc.cast(pa.array(local.as_unit("s").asi8), pa.string())
-    return _replace_rows(seconds, rows, utc)
+    return replace_rows(seconds, rows, utc)
 
 
 # What the parser is given must name its year: four digits of their own (not a time's fraction, nor
@@ -337,13 +316,13 @@ def _epoch_by_parser(s: pd.Series, unit: str = "s") -> pa.Array:
         below = pc.and_(pc.starts_with(given, "-"), pc.match_substring_regex(given, r"\.[0-9]*[1-9]"))
         if pc.any(below).as_py():
             whole = pc.cast(pc.subtract(pc.cast(whole, pa.int64()), pc.cast(below, pa.int64())), pa.string())
-        out = _replace_rows(out, point, whole)
+        out = replace_rows(out, point, whole)
     if unit == "s" or not digits.any():
         return out
     rows = np.flatnonzero(digits.to_numpy(bool))
     units = pc.cast(out.take(pa.array(rows)), pa.int64()).to_numpy(zero_copy_only=False)
     seconds = np.floor_divide(units, _TICKS_PER_SECOND[unit])     # floored below zero too (-1 ms: -1 s)
-    return _replace_rows(out, rows, pc.cast(pa.array(seconds, pa.int64()), pa.string()))
+    return replace_rows(out, rows, pc.cast(pa.array(seconds, pa.int64()), pa.string()))
 
 
 STEPS: dict[str, Callable[..., pd.Series]] = {

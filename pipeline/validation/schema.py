@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import all_empty, arrow, null_as_empty, trim_whitespace
+from pipeline.arrowtext import all_empty, arrow, empty_strings, null_as_empty, trim_whitespace
 from pipeline.contract import MFA_ENABLED, USERNAME, VERIFIABLE, AttributeSpec, PoolContract
 from pipeline.csvdialect import MAX_ROW_CHARS, MAX_VALUE_BYTES
 from pipeline.reasons import Reason
@@ -62,18 +62,13 @@ def prepare_frame(frame: pd.DataFrame, contract: PoolContract) -> pd.DataFrame:
         s = frame[col] if col in frame.columns else None
         arr = None if s is None else arrow(s if s.dtype == STRING else s.astype(STRING))
         if arr is None or arr.null_count == len(arr):
-            arr = _blank_column(n)
+            arr = empty_strings(n)
         else:
             if arr.null_count:
                 arr = null_as_empty(arr) if isinstance(arr, pa.Array) else pc.fill_null(arr, "")
             arr = arr if col in META_COLUMNS else trim_whitespace(arr)
         data[col] = pd.Series(STRING.__from_arrow__(arr), index=index)
     return pd.DataFrame(data, index=index)
-
-
-def _blank_column(n: int) -> pa.Array:
-    """``n`` empty strings as Arrow builds them from all-zero offsets (no per-value work)."""
-    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(np.zeros(n + 1, dtype=np.int64)), pa.py_buffer(b""))
 
 
 def build_schema(contract: PoolContract) -> PoolSchema:
