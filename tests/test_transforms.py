@@ -95,10 +95,12 @@ def test_phone_agrees_with_libphonenumber_on_valid_numbers() -> None:
         assert out(tf.phone(S(values), region)) == out(to_e164_per_row(S(values), region)), region
 
 
-def test_phone_usual_shapes_answer_as_the_rules_do() -> None:
+def test_phone_usual_shapes_answer_as_the_rules_do(monkeypatch) -> None:
     """The byte-level path for the usual spellings gives, value by value, what the Arrow rules and
     libphonenumber give alone: national numbers with hyphens anywhere, trunk and international prefixes,
-    every length, E.164 with and without a repeated trunk 0, other country codes, and whatever else."""
+    every length, E.164 with and without a repeated trunk 0, other country codes, and whatever else.
+    Every shape is looked at here (``_USUAL_SHARE`` 0); then, with the share as shipped, a column whose
+    usual spellings dominate goes through both paths and one without them through the rules alone."""
     import random
 
     from pipeline.arrowtext import string_array, trim_whitespace
@@ -107,24 +109,41 @@ def test_phone_usual_shapes_answer_as_the_rules_do() -> None:
     rng = random.Random(5)
     codes = [r.country_code for r in phones.RULES.values()] + ["39"]
 
+    def digits(n: int) -> str:
+        return "".join(rng.choice("0123456789") for _ in range(n))
+
     def national() -> str:
-        digits = rng.choice(["0", "00", "010", "", "1", "01", "05", "09"]) + "".join(
-            rng.choice("0123456789") for _ in range(rng.randint(1, 12)))
-        return "".join(d + ("-" if rng.random() < 0.25 else "") for d in digits)
+        number = rng.choice(["0", "00", "010", "", "1", "01", "05", "09"]) + digits(rng.randint(1, 12))
+        return "".join(d + ("-" if rng.random() < 0.25 else "") for d in number)
 
     def e164(code: str) -> str:
-        return "+" + code + rng.choice(["", "0"]) + "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 12)))
+        return "+" + code + rng.choice(["", "0"]) + digits(rng.randint(0, 12))
+
+    def anything() -> str | None:
+        return rng.choice([national, lambda: e164(rng.choice(codes)), lambda: " " + national() + " ",
+                           lambda: rng.choice(["", None, "n/a", "+", "--", "0-", "090-1234-5678#",
+                                               "０９０-１２３４-５６７８", "+81 90 1234 5678"])])()
 
     for region in [*phones.RULES, "IT"]:
-        values = [rng.choice([national, lambda: e164(rng.choice(codes)), lambda: " " + national() + " ",
-                              lambda: rng.choice(["", None, "n/a", "+", "--", "0-", "090-1234-5678#",
-                                                  "０９０-１２３４-５６７８", "+81 90 1234 5678"])])()
-                  for _ in range(1500)]
-        s = S(values)
-        expected = phones._by_rules(trim_whitespace(string_array(s)), region).to_pylist()
-        assert out(tf.phone(s, region)) == [NA if v is None else v for v in expected], region
-        shapes, _ = phones._usual_shapes(trim_whitespace(string_array(s)), region)
-        assert len(shapes) > (20 if region in ("JP", "DE", "GB", "FR") else -1), region  # the path is taken
+        code = phones.RULES[region].country_code if region in phones.RULES else "39"
+
+        def usual(code: str = code) -> str:
+            return rng.choice([f"0{rng.randint(1, 9)}{digits(1)}-{digits(4)}-{digits(4)}",
+                               f"0{rng.randint(1, 9)}-{digits(4)}-{digits(4)}",
+                               f"+{code}{rng.randint(1, 9)}{digits(9)}"])
+
+        raw = trim_whitespace(string_array(S([anything() for _ in range(1500)])))
+        with monkeypatch.context() as every_shape:
+            every_shape.setattr(phones, "_USUAL_SHARE", 0)
+            rows, numbers = phones._usual_shapes(raw, region)
+        expected = phones._by_rules(raw, region)
+        assert numbers.to_pylist() == expected.take(rows).to_pylist(), region
+        assert len(rows) > (20 if region in ("JP", "DE", "GB", "FR") else -1), region   # the path is taken
+        for values in ([usual() if rng.random() < 0.7 else anything() for _ in range(1500)],
+                       [anything() for _ in range(1500)]):
+            s = S(values)
+            expected = phones._by_rules(trim_whitespace(string_array(s)), region).to_pylist()
+            assert out(tf.phone(s, region)) == [NA if v is None else v for v in expected], region
 
 
 # -------------------------------------------------------------------------------------------- boolean

@@ -92,7 +92,7 @@ def to_e164(values: pd.Series, region: str) -> pd.Series:
     """
     raw = trim_whitespace(string_array(values))
     rows, numbers = _usual_shapes(raw, region)
-    if not len(rows):
+    if len(rows) < len(raw) // 2:      # mostly unusual spellings: splitting the column would cost more
         return string_series(_by_rules(raw, region), values.index)
     out = fast_then_rest(raw, rows, numbers, lambda rest: _by_rules(rest, region))
     return string_series(empty_as_null(out) if has_empty(out) else out, values.index)   # blank: no value
@@ -105,7 +105,8 @@ def _usual_shapes(raw: pa.Array, region: str) -> tuple[np.ndarray, pa.Array]:
     prefix 0 and with no international prefix, whose national part meets the rule (one that breaks it
     is left to ``_by_rules``, which asks libphonenumber); and ``+`` with the region's country code and
     digits only (E.164 as written), whose answer is that number, or the value itself when the rule
-    refuses its length. Only lengths that at least ``_USUAL_SHARE`` of the values have are looked at.
+    refuses its length. Only lengths, and places of hyphens, that at least ``_USUAL_SHARE`` of the values
+    have are looked at: a column of hyphens anywhere costs no loop over thousands of shapes.
     Regions without a rule of the form ``[d-9][0-9]{m,n}``, or whose trunk prefix is not 0 (NANP),
     have none."""
     rule = RULES.get(region)
@@ -122,7 +123,8 @@ def _usual_shapes(raw: pa.Array, region: str) -> tuple[np.ndarray, pa.Array]:
         lengths[~np.asarray(arr.is_valid())] = -1
     counts = np.bincount(lengths[(lengths >= shortest + 1) & (lengths <= 2 * longest + 1)], minlength=1)
     found: list[tuple[np.ndarray, pa.Array]] = []
-    for width in np.flatnonzero(counts >= max(1, _USUAL_SHARE * len(arr))).tolist():
+    enough = max(1, _USUAL_SHARE * len(arr))
+    for width in np.flatnonzero(counts >= enough).tolist():
         rows = np.flatnonzero(lengths == width)
         b = np.empty((width, len(rows)), dtype=np.uint8)
         for j in range(width):
@@ -134,7 +136,8 @@ def _usual_shapes(raw: pa.Array, region: str) -> tuple[np.ndarray, pa.Array]:
         shape = np.zeros(len(rows), dtype=np.int64)
         for i, byte in enumerate(packed):
             shape |= byte << (8 * i)
-        for key in np.unique(shape[national_form]).tolist():
+        keys, held = np.unique(shape[national_form], return_counts=True)
+        for key in keys[held >= enough].tolist():     # hyphens anywhere else: a few values each, _by_rules
             places = [j for j in range(width) if not (key >> j) & 1]
             if not shortest <= len(places) - 1 <= longest:
                 continue                                      # the rule refuses the length: _by_rules
@@ -161,7 +164,7 @@ def _usual_shapes(raw: pa.Array, region: str) -> tuple[np.ndarray, pa.Array]:
 
 # the national rules of the form [d-9][0-9]{m,n} (or {m}), whose test is a first digit and a length
 _SIMPLE_NATIONAL = re.compile(r"\[([1-9])-9\]\[0-9\]\{(\d+)(?:,(\d+))?\}")
-_USUAL_SHARE = 0.02     # a length held by fewer values is left to _by_rules
+_USUAL_SHARE = 0.02     # a length or a shape held by fewer values is left to _by_rules
 
 
 def _joined(prefix: bytes, columns: np.ndarray) -> pa.Array:
