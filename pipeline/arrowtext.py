@@ -45,9 +45,18 @@ def filter_rows(frame: pd.DataFrame, keep: np.ndarray) -> pd.DataFrame:
     pandas' boolean indexing of a frame goes through a take per column (13 against 5 ms for 16
     columns of 50,000 rows)."""
     mask = pa.array(keep)
-    columns = {name: (string_series(pc.filter(pa.array(values.array), mask)) if values.dtype == _STRING
-                      else values[keep].reset_index(drop=True)) for name, values in frame.items()}
-    return pd.DataFrame(columns).set_axis(frame.index[keep], axis=0)
+    columns = {name: (pd.arrays.ArrowStringArray(pc.filter(pa.array(values.array), mask))
+                      if values.dtype == _STRING else values.array[keep]) for name, values in frame.items()}
+    return string_frame(columns, frame.index[keep])
+
+
+def string_frame(columns: dict[str, pd.api.extensions.ExtensionArray], index: pd.Index) -> pd.DataFrame:
+    """A frame of ``columns`` (arrays of ``index``'s length, not Series) on ``index``.
+
+    pandas builds a frame of arrays ~4x quicker than one of Series, which it aligns on their index
+    first (26 columns of 46,600 rows: 160 against 730 us, all of it holding the GIL that the mapping
+    thread and the validating thread share)."""
+    return pd.DataFrame(columns, index=index)
 
 
 def _buffers(s: pd.Series | pa.Array | pa.ChunkedArray) -> list[np.ndarray]:
@@ -332,6 +341,17 @@ def lower_text(arr: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
 def lower_case(s: pd.Series) -> pd.Series:
     """``s.str.lower()`` by ``lower_text``."""
     return string_series(lower_text(arrow(s)), s.index)
+
+
+def repeated_text(value: str, rows: int) -> pa.Array:
+    """``value`` ``rows`` times (``large_string``): its bytes repeated and evenly spaced offsets, built by
+    numpy (25 us for 46,600 rows, where ``pd.Series(value, index=..., dtype=...)`` took 320 us, a
+    Python string per row)."""
+    if not value:
+        return empty_strings(rows)
+    data = value.encode("utf-8")
+    offsets = np.arange(rows + 1, dtype=np.int64) * len(data)
+    return pa.LargeStringArray.from_buffers(rows, pa.py_buffer(offsets), pa.py_buffer(data * rows))
 
 
 def empty_strings(rows: int) -> pa.Array:

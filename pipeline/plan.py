@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -282,9 +283,12 @@ def plan_tenant(settings: Settings, tenant: str, *, target: CognitoTarget | None
                 progress.rows(tenant, "validated", rows)
                 del checked, rejects   # not alive while the next partition is read
 
-        source_keys = keys.check_unique()
-        duplicates = validator.duplicate_rejects()
-        losers = validator.duplicate_rows()
+        # the primary keys' sort (numpy, no GIL) on a second core while the duplicates resolve: ~0.1 s
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="keys") as worker:
+            unique_keys = worker.submit(keys.check_unique)
+            duplicates = validator.duplicate_rejects()
+            losers = validator.duplicate_rows()
+            source_keys = unique_keys.result()
         del validator   # its whole-tenant key store (tens of MB at 1M rows) is not needed for the chunks
         _write_rejects(rejects_path, duplicates)
         stats.remove_valid(duplicates)
@@ -364,15 +368,18 @@ class _PrimaryKeys:
         """The sorted key hashes of every source row (``key_hashes`` of the ids); an ExtractError for a repeat."""
         if not self.hashes:
             return np.zeros(0, dtype=np.uint64)
-        unique, counts = np.unique(np.concatenate(self.hashes), return_counts=True)
-        repeated = int((counts > 1).sum())
-        if repeated:
+        hashes = np.concatenate(self.hashes)
+        hashes.sort()
+        again = hashes[1:] == hashes[:-1]
+        if again.any():
+            # values seen more than once: each run of equal hashes counts once
+            repeated = int(np.count_nonzero(again[1:] & ~again[:-1]) + again[0])
             raise ExtractError(
                 f"The primary key column '{self.mapping.primary_key}' (source.primary_key) is not unique in "
                 f"the rows {self.sql_path.name} returns for tenant {self.mapping.tenant}: {repeated} value(s) "
                 "appear more than once. Each legacy id must name one user; fix the query (a join that "
                 "repeats rows?) or name the right key column.", tenant=self.mapping.tenant)
-        return unique
+        return hashes
 
 
 LOAD_FILE = "load.json"   # a migrate run's load settings (a dry run's too): {"keep_files": bool, "dry_run": bool}

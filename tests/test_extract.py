@@ -698,3 +698,28 @@ def test_a_session_ended_mid_copy_prints_no_traceback(pg_url: str, tmp_path: Pat
                 pass
     printed = capfd.readouterr()
     assert "Traceback" not in printed.err + printed.out and "SystemError" not in printed.err + printed.out
+
+
+@pytest.mark.parametrize("ids, repeated", [
+    (["1", "2", "3"], 0),
+    (["7", "7"], 1),
+    (["1", "1", "1", "2", "3", "3", "4"], 2),     # a value seen three times counts once
+    (["4", "3", "3", "2", "1", "1", "1"], 2),
+])
+def test_the_primary_key_check_counts_each_repeated_value_once(tmp_path, ids: list[str], repeated: int) -> None:
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from pipeline.arrowtext import key_hashes
+    from pipeline.plan import _PrimaryKeys
+
+    keys = _PrimaryKeys(SimpleNamespace(primary_key="id", tenant="acme"), tmp_path / "users.sql")  # type: ignore[arg-type]
+    half = len(ids) // 2        # two partitions: a repeat may straddle them
+    for part in (ids[:half], ids[half:]):
+        keys.add(pd.DataFrame({"id": pd.Series(part, dtype=pd.StringDtype("pyarrow"))}))
+    if not repeated:
+        assert np.array_equal(keys.check_unique(), np.sort(key_hashes(pd.Series(ids))))
+        return
+    with pytest.raises(ExtractError, match=f": {repeated} value\\(s\\) appear more than once"):
+        keys.check_unique()

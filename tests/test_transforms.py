@@ -549,6 +549,19 @@ def test_filter_rows_equals_boolean_indexing() -> None:
     assert got["text"].dtype == frame["text"].dtype and list(got.index) == [10, 12, 13]
 
 
+def test_repeated_text_is_the_value_in_every_row() -> None:
+    import pyarrow as pa
+
+    from pipeline.arrowtext import repeated_text
+
+    for value in ("acme-jp", "", "東京 ,x"):
+        for rows in (0, 1, 3, 1000):
+            arr = repeated_text(value, rows)
+            arr.validate(full=True)
+            assert arr.equals(pa.array([value] * rows, pa.large_string()))
+    assert tf.constant("東京", pd.RangeIndex(5, 8)).equals(pd.Series(["東京"] * 3, index=range(5, 8), dtype=tf.STRING))
+
+
 def test_rows_with_bytes_names_exactly_the_values_that_hold_one() -> None:
     import numpy as np
     import pyarrow as pa

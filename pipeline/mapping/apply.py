@@ -19,8 +19,10 @@ from pipeline.arrowtext import (
     filter_rows,
     has_bytes,
     has_empty,
+    repeated_text,
     rows_with_bytes,
     string_array,
+    string_frame,
     string_series,
     trim_whitespace,
 )
@@ -92,10 +94,10 @@ def apply_mapping(m: TenantMapping, frame: pd.DataFrame) -> MappedPartition:
 
     index = pd.RangeIndex(len(kept_legacy))
     # column by column, each source column let go as soon as it is finished (peak memory: one frame)
-    columns = {name: pd.Series(_finish(out.pop(name), m.newlines == "replace"), index=index) for name in list(out)}
-    columns["_legacy_id"] = string_series(string_array(kept_legacy), index)   # Arrow to Arrow: no Python strings
-    columns["_tenant"] = pd.Series(m.tenant, index=index, dtype=STRING)
-    out = pd.DataFrame(columns, index=index)
+    columns = {name: _finish(out.pop(name), m.newlines == "replace") for name in list(out)}
+    columns["_legacy_id"] = pd.arrays.ArrowStringArray(string_array(kept_legacy))   # Arrow to Arrow: no Python strings
+    columns["_tenant"] = pd.arrays.ArrowStringArray(repeated_text(m.tenant, len(index)))
+    out = string_frame(columns, index)
     rejected = (pd.concat(rejects, ignore_index=True) if rejects
                 else pd.DataFrame({c: pd.Series(dtype=STRING) for c in REJECT_COLUMNS}))
     return MappedPartition(frame=out, rejects=rejected)

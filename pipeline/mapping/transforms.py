@@ -29,6 +29,7 @@ from pipeline.arrowtext import (
     lower_text,
     may_be_padded,
     non_ascii,
+    repeated_text,
     replace_rows,
     string_array,
     string_series,
@@ -369,4 +370,4 @@ def render_template(template: str, columns: Mapping[str, pd.Series], index: pd.I
 
 
 def constant(value: str, index: pd.Index) -> pd.Series:
-    return pd.Series(value, index=index, dtype=STRING)
+    return pd.Series(pd.arrays.ArrowStringArray(repeated_text(value, len(index))), index=index)

@@ -175,9 +175,10 @@ def valid_phone(s: pd.Series) -> np.ndarray:
     rows = np.flatnonzero(ok)
     if len(rows):
         used = raw[bounds[0]:bounds[-1]]
-        other = ((used - np.uint8(ord("0"))) >= 10).astype(np.int64)   # bytes that are not digits
-        # an empty last value starts at the end of the data: clipped (and n == 0 keeps it out of rows)
-        others = np.add.reduceat(other, np.minimum(bounds[:-1] - bounds[0], len(used) - 1))
+        other = ((used - np.uint8(ord("0"))) >= 10).view(np.uint8)   # bytes that are not digits
+        # an empty last value starts at the end of the data: clipped (and n == 0 keeps it out of rows).
+        # Counted in one byte: only values of at most 16 bytes (rows) are read, a longer one's count may wrap
+        others = np.add.reduceat(other, np.minimum(bounds[:-1] - bounds[0], len(used) - 1), dtype=np.uint8)
         first, second = raw[bounds[rows]], raw[bounds[rows] + 1]
         ok[rows] = (first == ord("+")) & (second != ord("0")) & (second != ord("+")) & (others[rows] == 1)
     return _blank_or(s, ok)

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import all_empty, arrow, empty_strings, null_as_empty, trim_whitespace
+from pipeline.arrowtext import all_empty, arrow, empty_strings, null_as_empty, string_frame, trim_whitespace
 from pipeline.contract import MFA_ENABLED, USERNAME, VERIFIABLE, AttributeSpec, PoolContract
 from pipeline.csvdialect import MAX_ROW_CHARS, MAX_VALUE_BYTES
 from pipeline.reasons import Reason
@@ -56,8 +56,7 @@ def prepare_frame(frame: pd.DataFrame, contract: PoolContract) -> pd.DataFrame:
     the outcomes and the accounting match it with the source's keys.
     """
     n = len(frame)
-    index = pd.RangeIndex(n)
-    data: dict[str, pd.Series] = {}
+    data: dict[str, pd.api.extensions.ExtensionArray] = {}
     for col in (*contract.csv_header, *META_COLUMNS):
         s = frame[col] if col in frame.columns else None
         arr = None if s is None else arrow(s if s.dtype == STRING else s.astype(STRING))
@@ -67,8 +66,8 @@ def prepare_frame(frame: pd.DataFrame, contract: PoolContract) -> pd.DataFrame:
             if arr.null_count:
                 arr = null_as_empty(arr) if isinstance(arr, pa.Array) else pc.fill_null(arr, "")
             arr = arr if col in META_COLUMNS else trim_whitespace(arr)
-        data[col] = pd.Series(STRING.__from_arrow__(arr), index=index)
-    return pd.DataFrame(data, index=index)
+        data[col] = STRING.__from_arrow__(arr)
+    return string_frame(data, pd.RangeIndex(n))
 
 
 def build_schema(contract: PoolContract) -> PoolSchema:
