@@ -148,3 +148,12 @@ def test_an_earlier_manifest_that_is_json_but_no_object_is_passed_over(tmp_path)
     (earlier / "plan.json").write_text(json.dumps({"purpose": "report", "fingerprint": "old"}))
     assert _previous_contract(current, "abc") == {"run_id": "run-1", "fingerprint": "old", "changed": True}
     assert _prune_report_files(current) == 1 and not (earlier / "chunks").exists()
+
+
+def test_a_part_with_a_column_that_is_not_text_comes_back(tmp_path) -> None:
+    """Text columns are staged as their Arrow arrays; any other column goes through pandas' conversion."""
+    staging = Staging(tmp_path)
+    staging.write(pd.DataFrame({"_legacy_id": pd.Series(["a", "b"], dtype=STRING), "n": [3, 4]}))
+    staging.write(_part(["c"]).assign(n=5))
+    got = staging.take(np.array([2, 0]), ["_legacy_id", "n"])
+    assert got["_legacy_id"].tolist() == ["c", "a"] and got["n"].tolist() == [5, 3]

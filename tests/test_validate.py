@@ -312,6 +312,18 @@ def test_schema_still_checks_column_dtypes_and_leaves_other_schemas_alone() -> N
     assert list(exc.value.failure_cases["index"]) == [1, 2]
 
 
+def test_the_lean_backend_still_refuses_a_null_in_a_column() -> None:
+    """Its null count is read from Arrow (``_ColumnBackend.check_nullable``), not from a scan: a NA that
+    reached the schema (prepare_frame makes none) is still a SERIES_CONTAINS_NULLS error."""
+    contract = pf.contract("custom")
+    frame = prepare_frame(pf.frame([pf.good_row("custom", 1), pf.good_row("custom", 2)]), contract)
+    build_schema(contract).validate(frame, lazy=True)
+    frame["name"] = pd.Series(["Ann", None], dtype=pd.StringDtype("pyarrow"))
+    with pytest.raises(pandera.errors.SchemaErrors) as exc:
+        build_schema(contract).validate(frame, lazy=True)
+    assert "SERIES_CONTAINS_NULLS" in exc.value.error_counts
+
+
 def test_a_column_left_empty_runs_no_check_that_passes_blanks() -> None:
     """A pool's unused attribute costs no check call; a column that is filled, or whose checks do not
     all pass blanks (a required one), still runs every check."""

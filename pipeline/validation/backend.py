@@ -21,6 +21,7 @@ file. Other pandera schemas in the process are untouched (``test_validate`` hold
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from typing import Any
 
@@ -36,7 +37,9 @@ from pandera.engines.pandas_engine import Engine
 from pandera.errors import FailureCaseMetadata, SchemaError, SchemaErrorReason
 from pandera.validation_depth import ValidationScope, validate_scope
 
-from pipeline.arrowtext import all_empty
+from pipeline.arrowtext import all_empty, arrow
+
+_STRING = pd.StringDtype("pyarrow")
 
 
 def _metadata(schema_name: str | None, errors: list[SchemaError]) -> FailureCaseMetadata:
@@ -65,13 +68,27 @@ def _plain(value: Any) -> Any:
 
 class _CheckBackend(PandasCheckBackend):
     def postprocess(self, check_obj: Any, check_output: Any) -> CheckResult:
-        """Pass/fail and the boolean output; no failure cases (``schema._check`` returns a bool Series)."""
+        """Pass/fail and the boolean output; no failure cases (``schema._check`` returns a numpy array,
+        one per row in order; any other check here a bool Series)."""
         return CheckResult(check_output, bool(check_output.all()), check_obj, None)
+
+
+# What a column's errors are summarised as: nothing. pandera raises a column's errors as a
+# ``SchemaErrors`` twice (its array backend, then its column backend) only for the frame's backend to
+# collect them again and summarise them once (``_SchemaBackend``): each of those summaries, a table
+# built of Python lists, was thrown away (4.5% of the partition loop's GIL time, py-spy).
+_UNREAD = FailureCaseMetadata(failure_cases=pd.DataFrame(), message={}, error_counts={})
 
 
 def _declared(column: pd.Series, schema: Any) -> bool:
     """Whether the column has exactly the dtype its schema declares."""
-    return schema.dtype is not None and Engine.dtype(column.dtype) == schema.dtype
+    return schema.dtype is not None and _engine_dtype(column.dtype) == schema.dtype
+
+
+@functools.lru_cache(maxsize=32)
+def _engine_dtype(dtype: Any) -> Any:
+    """pandera's data type for a pandas dtype: 6 us to work out, twice a column and partition; 1 us kept."""
+    return Engine.dtype(dtype)
 
 
 class _ColumnBackend(ColumnBackend):
@@ -88,6 +105,14 @@ class _ColumnBackend(ColumnBackend):
         return super().run_checks(check_obj, schema)
 
     @validate_scope(scope=ValidationScope.SCHEMA)
+    def check_nullable(self, check_obj: pd.Series, schema: Any) -> CoreCheckResult:
+        """A column of the declared dtype counts its nulls in O(1) (Arrow keeps the count); pandera's
+        ``hasnans`` builds and scans a mask of the column first."""
+        if check_obj.dtype == _STRING and _declared(check_obj, schema) and not arrow(check_obj).null_count:
+            return CoreCheckResult(passed=True, check="not_nullable")
+        return super().check_nullable(check_obj, schema)
+
+    @validate_scope(scope=ValidationScope.SCHEMA)
     def check_dtype(self, check_obj: pd.Series, schema: Any) -> CoreCheckResult:
         """A column of exactly the declared dtype passes at once; any other goes to pandera's own check."""
         if _declared(check_obj, schema):
@@ -96,7 +121,7 @@ class _ColumnBackend(ColumnBackend):
         return super().check_dtype(check_obj, schema)
 
     def failure_cases_metadata(self, schema_name: str, schema_errors: list[SchemaError]) -> FailureCaseMetadata:
-        return _metadata(schema_name, schema_errors)
+        return _UNREAD
 
 
 class _SchemaBackend(DataFrameSchemaBackend):

@@ -113,7 +113,7 @@ class TenantValidator:
         blank: dict[str, np.ndarray] = {}
         for err in droppable:
             assert err.check_output is not None   # _rejects has refused a check without one
-            failed = ~err.check_output.to_numpy(dtype=bool)
+            failed = ~np.asarray(err.check_output, dtype=bool)
             column = str(err.schema.name)
             blank[column] = blank.get(column, np.zeros(len(prepared), dtype=bool)) | failed
             affected |= failed
@@ -168,7 +168,7 @@ class TenantValidator:
                 column, key = str(err.schema.name), str(err.schema.name)
             else:
                 column, key = check.title or "", ""
-            failed = ~output.to_numpy(dtype=bool)
+            failed = ~np.asarray(output, dtype=bool)
             rows = np.flatnonzero(failed if among is None else failed & among)
             row_parts.append(rows)
             rank_parts.append(np.full(len(rows), self._rank[(key, err.check_index)]))
