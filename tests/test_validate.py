@@ -324,6 +324,22 @@ def test_the_lean_backend_still_refuses_a_null_in_a_column() -> None:
     assert "SERIES_CONTAINS_NULLS" in exc.value.error_counts
 
 
+def test_a_partition_that_leaves_a_column_empty_is_judged_as_one_that_fills_it() -> None:
+    """pandera is given no column that a partition leaves empty and whose every check passes an empty
+    value: the next partition that fills it with a bad value is still rejected for it, and a required
+    column left empty still is too."""
+    validator = TenantValidator(pf.contract("plain"))
+    empty = validator.validate(pf.frame([pf.good_row("plain", 1), pf.good_row("plain", 2)]))
+    assert len(empty.valid) == 2 and empty.rejects.empty
+    filled = validator.validate(pf.frame([pf.good_row("plain", 3, nickname="ok"),
+                                          pf.good_row("plain", 4, nickname="tab\x01x")]))
+    assert list(filled.rejects[["legacy_id", "reason", "column"]].itertuples(index=False, name=None)) == \
+        [("4", "control_character", "nickname")]
+    again = validator.validate(pf.frame([pf.good_row("plain", 5), pf.good_row("plain", 6, **{"cognito:username": None})]))
+    assert list(again.rejects[["legacy_id", "reason"]].itertuples(index=False, name=None)) == \
+        [("6", "missing_required")]
+
+
 def test_a_column_left_empty_runs_no_check_that_passes_blanks() -> None:
     """A pool's unused attribute costs no check call; a column that is filled, or whose checks do not
     all pass blanks (a required one), still runs every check."""
