@@ -168,20 +168,21 @@ def _lines(m: TenantMapping, legacy: pd.Series, hit: pd.Series, reason: Reason, 
            values: pd.Series, detail: str) -> pd.DataFrame:
     """Reject lines (REJECT_COLUMNS) for the rows where ``hit`` is true."""
     mask = hit.to_numpy(dtype=bool)
-    n = int(mask.sum())
+    rows = pa.array(mask)
 
-    def text(column_or_constant: pd.Series | str) -> pd.Series:
+    def text(column_or_constant: pd.Series | str) -> pd.arrays.ArrowStringArray:
         if isinstance(column_or_constant, str):
-            arr = pa.repeat(pa.scalar(column_or_constant, pa.string()), n)
+            arr = repeated_text(column_or_constant, int(mask.sum()))
         else:
             arr = string_array(column_or_constant)
-        return string_series(arr, pd.RangeIndex(n))
+        return pd.arrays.ArrowStringArray(arr)
 
-    return pd.DataFrame({
-        "legacy_id": text(legacy[mask]),
+    masked = mask_series(column, string_series(string_array(values).filter(rows)))
+    return string_frame({
+        "legacy_id": text(string_series(string_array(legacy).filter(rows))),
         "tenant": text(m.tenant),
         "reason": text(str(reason)),
         "column": text(column),
-        "masked_value": text(mask_series(column, values[mask])),
+        "masked_value": text(masked),
         "detail": text(detail),
-    }, columns=REJECT_COLUMNS)
+    }, pd.RangeIndex(int(mask.sum())))
