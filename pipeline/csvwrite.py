@@ -24,6 +24,16 @@ def _field(values: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
     arr = pc.fill_null(string_array(values), "")
     if not has_bytes(arr, b',"\r\n'):
         return arr
+    # a column that needs quotes is most often one of a few distinct texts (a reject line's detail):
+    # each quoted once (14,000 details: 0.4 against 3 ms; the encoding alone 0.2 ms)
+    encoded = pc.dictionary_encode(arr)
+    if len(encoded.dictionary) * 4 <= len(arr):
+        return _quoted(encoded.dictionary).take(encoded.indices)
+    return _quoted(arr)
+
+
+def _quoted(arr: pa.Array) -> pa.Array:
+    """The fields of ``arr`` quoted (quotes doubled) where they hold a comma, a quote or a line break."""
     needs = pc.match_substring_regex(arr, _NEEDS_QUOTES)
     if not pc.any(needs).as_py():
         return arr

@@ -28,6 +28,18 @@ def test_write_frame_equals_pandas_to_csv() -> None:
     assert out.getvalue() == expected.encode("utf-8")
 
 
+def test_a_column_of_few_texts_is_quoted_as_pandas_quotes_it() -> None:
+    """A column of a few distinct texts that need quotes (a reject line's detail) is quoted once per
+    text; the lines are those of pandas, nulls and a slice of the column included."""
+    details = ['same email as legacy id 7, which is kept (first)', 'plain', None, 'a "quoted" word', '']
+    frame = pd.DataFrame({"legacy_id": [str(i) for i in range(400)],
+                          "detail": pd.Series([details[i % 5] for i in range(400)], dtype="string[pyarrow]")})
+    for part in (frame, frame.iloc[3:250]):
+        out = io.BytesIO()
+        write_frame(out, part)
+        assert out.getvalue() == part.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
 def test_a_carriage_return_is_quoted_so_the_row_reads_back_whole() -> None:
     """pandas leaves a lone CR unquoted when lines end in LF, and its reader then splits the row."""
     frame = pd.DataFrame({"id": ["1", "2"], "detail": ["carriage\rreturn", "plain"]})
