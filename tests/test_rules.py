@@ -212,3 +212,11 @@ def test_double_encoded_names_are_found_and_real_ones_are_not() -> None:
     fixed = transforms.fix_mojibake(column).tolist()
     assert fixed[:len(names)] == names
     assert all(f in names for f in fixed[len(names):])
+
+
+def test_length_between_counts_characters_in_ascii_and_unicode_columns() -> None:
+    """An ASCII column's lengths come from its offsets, any other's from its characters: the same answer."""
+    for values in (["", "ab", "abc", "abcdef", None, "abcd"], ["", "日本", "日本語", "日本語テキスト", None, "abcd"]):
+        column = pd.Series(["padding", *values], dtype=pd.StringDtype("pyarrow")).iloc[1:].reset_index(drop=True)
+        assert rules.length_between(column, 3, 4).tolist() == [True, False, True, False, False, True]
+        assert rules.length_between(column, None, 2).tolist() == [True, True, False, False, True, False]

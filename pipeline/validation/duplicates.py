@@ -38,7 +38,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import arrow, lower_case, string_hashes
+from pipeline.arrowtext import arrow, lower_case, string_hashes, value_lengths
 from pipeline.contract import USERNAME, VERIFIED_FLAG, PoolContract
 from pipeline.errors import ConfigError
 from pipeline.masking import mask_series
@@ -192,9 +192,9 @@ class DuplicateTracker:
             order = order_values(valid[col]) if col in valid.columns else np.full(len(valid), np.nan)
         for key, store in zip(self.keys, self._stores, strict=True):
             s = valid[key.column]
-            take = s.ne("").to_numpy(bool, na_value=False)
+            take = value_lengths(s) > 0          # not empty, not NA: from the offsets
             if key.verified_flag is not None:
-                take &= valid[key.verified_flag].eq("true").to_numpy(bool, na_value=False)
+                take &= rules.in_values(valid[key.verified_flag], ["true"])
             if not take.any():
                 continue
             values = s[take]

@@ -30,6 +30,7 @@ from pipeline.arrowtext import (
     fullmatch,
     has_bytes,
     has_control_bytes,
+    has_non_ascii,
     has_substring,
     non_ascii,
     printable_ascii,
@@ -248,8 +249,12 @@ def valid_datetime(s: pd.Series) -> np.ndarray:
 
 
 def length_between(s: pd.Series, low: int | None, high: int | None) -> np.ndarray:
-    """Character length within [low, high] for non-empty values (an empty value sets nothing)."""
-    lengths = s.str.len().to_numpy(dtype="int64", na_value=0)
+    """Character length within [low, high] for non-empty values (an empty value sets nothing). In an
+    ASCII column bytes are characters: the lengths come from the offsets, with no pass over the text."""
+    if has_non_ascii(s):
+        lengths = s.str.len().to_numpy(dtype="int64", na_value=0)
+    else:
+        lengths = np.maximum(value_lengths(s), 0)
     ok = np.ones(len(s), dtype=bool)
     if low is not None:
         ok &= lengths >= low

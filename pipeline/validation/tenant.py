@@ -22,7 +22,7 @@ import pandera.pandas as pandera_pa
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.arrowtext import all_empty, filter_rows, string_array, string_series
+from pipeline.arrowtext import all_empty, filter_rows, string_array, string_frame, string_series
 from pipeline.contract import MFA_ENABLED, USERNAME, VERIFIABLE, PoolContract
 from pipeline.errors import ConfigError
 from pipeline.masking import mask_series
@@ -205,7 +205,7 @@ class TenantValidator:
         for col in sorted(set(columns)):
             at = np.flatnonzero(np.isin(which, [i for i, c in enumerate(columns) if c == col]))
             if col in prepared.columns:
-                pieces.append(string_array(mask_series(col, prepared[col].take(rows[at]))))
+                pieces.append(string_array(mask_series(col, string_series(string_array(prepared[col]).take(rows[at])))))
             else:
                 pieces.append(pa.repeat(pa.scalar("", pa.string()), len(at)))
             positions.append(at)
@@ -217,14 +217,15 @@ class TenantValidator:
             return pa.DictionaryArray.from_arrays(pa.array(which, pa.int32()),
                                                   pa.array(names, pa.string())).dictionary_decode()
 
-        rejects = pd.DataFrame({
-            "legacy_id": string_series(string_array(prepared["_legacy_id"].take(rows))),
-            "tenant": string_series(string_array(prepared["_tenant"].take(rows))),
-            "reason": string_series(labels(reasons)),
-            "column": string_series(labels(columns)),
-            "masked_value": string_series(masked),
-            "detail": string_series(labels(details)),
-        })
+        taken = pa.array(rows)
+        rejects = string_frame({
+            "legacy_id": pd.arrays.ArrowStringArray(string_array(prepared["_legacy_id"]).take(taken)),
+            "tenant": pd.arrays.ArrowStringArray(string_array(prepared["_tenant"]).take(taken)),
+            "reason": pd.arrays.ArrowStringArray(labels(reasons)),
+            "column": pd.arrays.ArrowStringArray(labels(columns)),
+            "masked_value": pd.arrays.ArrowStringArray(masked),
+            "detail": pd.arrays.ArrowStringArray(labels(details)),
+        }, pd.RangeIndex(len(rows)))
         bad = np.zeros(len(prepared), dtype=bool)
         bad[rows] = True
         return rejects, bad
