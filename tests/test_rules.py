@@ -220,3 +220,19 @@ def test_length_between_counts_characters_in_ascii_and_unicode_columns() -> None
         column = pd.Series(["padding", *values], dtype=pd.StringDtype("pyarrow")).iloc[1:].reset_index(drop=True)
         assert rules.length_between(column, 3, 4).tolist() == [True, False, True, False, False, True]
         assert rules.length_between(column, None, 2).tolist() == [True, True, False, False, True, False]
+
+
+def test_valid_username_runs_the_pattern_only_where_it_can_decide_otherwise() -> None:
+    """The pattern runs only on values holding a byte outside printable ASCII; the answer is the
+    pattern's on every value (random columns of ASCII, spaces, controls, accents, CJK, emoji)."""
+    from pipeline.arrowtext import fullmatch
+
+    rng = random.Random(3)
+    alphabet = [*"abcXYZ019._-@+", " ", "\t", "\x01", "\x7f", "é", "日", "\u3000", "\u200b", "😀", "\u0301"]
+    for _ in range(200):
+        values = [None if r < 0.05 else "" if r < 0.1 else
+                  "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 6)))
+                  for r in (rng.random() for _ in range(rng.randint(1, 40)))]
+        column = pd.Series(["pad", *values], dtype=pd.StringDtype("pyarrow")).iloc[1:].reset_index(drop=True)
+        expected = rules.empty(column) | fullmatch(column, rules.USERNAME_CHARS)
+        assert rules.valid_username(column).tolist() == expected.tolist(), values
