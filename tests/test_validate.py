@@ -335,7 +335,8 @@ def test_a_partition_that_leaves_a_column_empty_is_judged_as_one_that_fills_it()
                                           pf.good_row("plain", 4, nickname="tab\x01x")]))
     assert list(filled.rejects[["legacy_id", "reason", "column"]].itertuples(index=False, name=None)) == \
         [("4", "control_character", "nickname")]
-    again = validator.validate(pf.frame([pf.good_row("plain", 5), pf.good_row("plain", 6, **{"cognito:username": None})]))
+    again = validator.validate(pf.frame([pf.good_row("plain", 5),
+                                         pf.good_row("plain", 6, **{"cognito:username": None})]))
     assert list(again.rejects[["legacy_id", "reason"]].itertuples(index=False, name=None)) == \
         [("6", "missing_required")]
 
