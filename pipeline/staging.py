@@ -136,8 +136,10 @@ class Staging:
 
     def write(self, frame: pd.DataFrame) -> None:
         path = self.directory / f"part-{len(self._parts):05d}.arrow"
-        if all(dtype == STRING for dtype in frame.dtypes):   # the valid rows: zero copy, and 0.3 ms, not
-            table = pa.table({name: pa.array(values.array) for name, values in frame.items()})   # 1.6 (GIL)
+        if all(dtype == STRING for dtype in frame.dtypes):
+            # the valid rows' own Arrow arrays (zero copy): 0.3 ms a partition, where pyarrow's pandas
+            # conversion took 1.6 ms of the GIL
+            table = pa.table({name: pa.array(values.array) for name, values in frame.items()})
         else:
             table = pa.Table.from_pandas(frame, preserve_index=False)
         left_out: dict[str, bool] = {}

@@ -168,11 +168,11 @@ def _lines(m: TenantMapping, legacy: pd.Series, hit: pd.Series, reason: Reason, 
            values: pd.Series, detail: str) -> pd.DataFrame:
     """Reject lines (REJECT_COLUMNS) for the rows where ``hit`` is true."""
     mask = hit.to_numpy(dtype=bool)
-    rows = pa.array(mask)
+    n, rows = int(mask.sum()), pa.array(mask)
 
     def text(column_or_constant: pd.Series | str) -> pd.arrays.ArrowStringArray:
         if isinstance(column_or_constant, str):
-            arr = repeated_text(column_or_constant, int(mask.sum()))
+            arr = repeated_text(column_or_constant, n)
         else:
             arr = string_array(column_or_constant)
         return pd.arrays.ArrowStringArray(arr)
@@ -185,4 +185,4 @@ def _lines(m: TenantMapping, legacy: pd.Series, hit: pd.Series, reason: Reason, 
         "column": text(column),
         "masked_value": text(masked),
         "detail": text(detail),
-    }, pd.RangeIndex(int(mask.sum())))
+    }, pd.RangeIndex(n))
