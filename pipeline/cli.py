@@ -90,8 +90,11 @@ def _tenants(settings: Settings, chosen: list[str] | None) -> list[str]:
         return known
     unknown = [t for t in chosen if t not in known]
     if unknown:
+        from pipeline.mapping.model import suggest
+
+        guesses = "".join(suggest(t, known) for t in unknown[:1])   # "; did you mean 'acme-jp'?"
         raise MigrationError(f"Unknown tenant(s) {', '.join(unknown)}: expected one of {', '.join(known)} "
-                             f"(files in {settings.mappings_dir / 'tenants'}).")
+                             f"(files in {settings.mappings_dir / 'tenants'}){guesses or '.'}")
     return chosen
 
 

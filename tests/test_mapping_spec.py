@@ -377,6 +377,21 @@ policies:
     assert "keep: latest needs order_by:" in one(problems, "policies.duplicates.order_by")
 
 
+def test_values_yaml_reads_as_something_else_say_so(tmp_path: Path) -> None:
+    """An unquoted no is YAML's false and an unquoted date is a date: the message says which, and how
+    to write the value so that it is read as text."""
+    problems = problems_of(write(tmp_path, tenant=POOL + """\
+attributes:
+  nickname: {constant: 2024-01-01}
+policies:
+  newlines: no
+"""))
+    assert 'YAML reads 2024-01-01 as a date, not as text; put it in quotes (constant: "2024-01-01")' in \
+        one(problems, "attributes.nickname.constant")
+    assert "as a boolean (false here), which is not one of the choices; write one of: replace, reject" in \
+        one(problems, "policies.newlines")
+
+
 def test_duplicates_order_by_must_be_a_mapped_column(tmp_path: Path) -> None:
     problems = problems_of(write(tmp_path, tenant=POOL + """\
 policies: {duplicates: {keep: latest, order_by: updated}}

@@ -5,6 +5,7 @@ Messages follow one form: ``<file>: <key.path> (line n): <what is wrong>; <what 
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import re
@@ -138,6 +139,10 @@ class Checker:
 
     def choice(self, path: Path_, value: Any, choices: tuple[str, ...], default: str) -> str:
         if value is None:
+            return default
+        if isinstance(value, bool):   # newlines: no
+            self.problem(path, f"YAML reads unquoted yes/no/on/off/true/false as a boolean ({str(value).lower()} "
+                         f"here), which is not one of the choices; write one of: {', '.join(choices)}")
             return default
         if value not in choices:
             self.problem(path, f"'{value}' is not valid; write one of: {', '.join(choices)}"
@@ -350,6 +355,10 @@ class Checker:
                              "constant: \"no\"")
                 return None
             value = "true" if value else "false"
+        if isinstance(value, dt.date):   # constant: 2024-01-01 (a datetime is a date too)
+            self.problem((*path, "constant"), f"YAML reads {value.isoformat()} as a date, not as text; put it "
+                         f"in quotes (constant: \"{value.isoformat()}\") to keep it as written")
+            return None
         if not isinstance(value, str | int | float):
             self.problem((*path, "constant"), "must be a text or a number")
             return None

@@ -28,6 +28,10 @@ def test_unknown_tenant_names_the_known_ones(workspace: Workspace) -> None:
     assert proc.returncode == 2
     no_traceback(proc)
     assert "Unknown tenant(s) nope" in proc.stderr and all(t in proc.stderr for t in TENANTS)
+    assert "did you mean" not in proc.stderr
+    close = workspace.run("report", "--tenant", "acmejp")
+    assert close.returncode == 2 and "Unknown tenant(s) acmejp" in close.stderr
+    assert "did you mean 'acme-jp'?" in close.stderr
 
 
 def test_a_failed_gate_makes_the_report_exit_3_after_every_report(workspace: Workspace) -> None:
