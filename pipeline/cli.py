@@ -75,7 +75,12 @@ def _progress():
 
 def _tenants(settings: Settings, chosen: list[str] | None) -> list[str]:
     from pipeline.mapping import list_tenants
+    from pipeline.mapping.spec import unread_tenant_files
 
+    unread = unread_tenant_files(settings.mappings_dir)
+    if unread:
+        raise MigrationError("Tenant files must end in .yaml, so these would not be read (their users left out): "
+                             + "; ".join(f"{p}: rename it {p.stem}.yaml" for p in unread))
     known = list_tenants(settings.mappings_dir)
     if chosen is not None:    # --tenant a,b (make migrate TENANT=a,b) as well as --tenant a --tenant b
         named = [name for option in chosen for name in option.replace(",", " ").split()]

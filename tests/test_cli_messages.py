@@ -44,3 +44,26 @@ def test_a_ledger_another_process_holds_is_not_called_a_full_disk(tmp_path: Path
     assert "database is locked" in message and "another process holds ledger.sqlite" in message
     assert "has room" not in message and "rerun the same command" in message
     assert "has room" in _ledger_problem(sqlite3.OperationalError("database or disk is full"))
+
+
+def test_a_tenant_file_that_would_not_be_read_stops_the_run(tmp_path: Path) -> None:
+    """Only ``*.yaml`` names a tenant: an ``acme.yml`` or ``acme.YAML`` would leave its users out of a
+    run of every tenant, in silence. Every such file is named, with the name to give it."""
+    from types import SimpleNamespace
+
+    from pipeline.cli import _tenants
+    from pipeline.errors import MigrationError
+
+    tenants = tmp_path / "tenants"
+    tenants.mkdir()
+    for name in ("acme.yaml", "globex.yml", "initech.YAML", ".#acme.yaml", "notes.txt"):
+        (tenants / name).write_text("tenant: x\n")
+    settings = SimpleNamespace(mappings_dir=tmp_path)
+    with pytest.raises(MigrationError) as caught:
+        _tenants(settings, None)   # type: ignore[arg-type]
+    message = str(caught.value)
+    assert "globex.yml: rename it globex.yaml" in message and "initech.YAML: rename it initech.yaml" in message
+    assert "notes.txt" not in message and "acme" not in message
+    (tenants / "globex.yml").unlink()
+    (tenants / "initech.YAML").unlink()
+    assert _tenants(settings, None) == ["acme"]   # type: ignore[arg-type]

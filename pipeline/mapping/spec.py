@@ -32,7 +32,7 @@ from pipeline.mapping.transforms import template_fields
 __all__ = [
     "META_COLUMNS", "STANDARD_ATTRIBUTES", "USERNAME", "AttributeRule", "DuplicatesPolicy", "RowPolicy",
     "Step", "TenantMapping", "UsernameRule", "check_header", "check_source_columns", "list_tenants",
-    "load_mapping", "source_column_refs",
+    "load_mapping", "source_column_refs", "unread_tenant_files",
 ]
 
 
@@ -43,6 +43,13 @@ def list_tenants(mappings_dir: Path) -> list[str]:
     ``.#acme-jp.yaml``) or a Mac's resource fork (``._acme-jp.yaml``) is not a tenant, nor is ``...yaml``,
     whose tenant ``..`` would put its runs beside the runs directory."""
     return sorted(p.stem for p in (Path(mappings_dir) / "tenants").glob("*.yaml") if not p.name.startswith("."))
+
+
+def unread_tenant_files(mappings_dir: Path) -> list[Path]:
+    """Files in ``tenants/`` that look like a tenant's mapping but are not read as one: ``acme.yml``,
+    ``acme.YAML`` (only ``*.yaml`` is), which would leave that tenant's users out of a run of all tenants."""
+    return sorted(p for p in (Path(mappings_dir) / "tenants").glob("*")
+                  if not p.name.startswith(".") and p.suffix.lower() in (".yaml", ".yml") and p.suffix != ".yaml")
 
 
 def load_mapping(mappings_dir: Path, tenant: str) -> TenantMapping:
