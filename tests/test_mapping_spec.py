@@ -580,6 +580,13 @@ def test_an_empty_list_filter_is_refused(tmp_path: Path) -> None:
     assert len(problems) == 1
 
 
+def test_a_list_inside_a_filter_list_is_refused(tmp_path: Path) -> None:
+    # role IN ((admin, staff)) is no SQL either; the driver's error would name no key
+    problems = problems_of(write(tmp_path, tenant=POOL + "filters: {roles: [[admin, staff]], codes: [a, 1]}\n"))
+    assert "a list inside a list" in one(problems, "filters.roles[0]")
+    assert len(problems) == 1
+
+
 def test_a_tenant_file_name_with_a_space_or_comma_is_refused(tmp_path: Path) -> None:
     # all tenants ran "foo bar", but --tenant "foo bar" read two tenants, foo and bar
     for name in ("foo bar", "a,b"):

@@ -259,11 +259,15 @@ class Checker:
                 params[name] = self.param_value(here, v)
         return params
 
-    def param_value(self, path: Path_, value: Any) -> Any:
+    def param_value(self, path: Path_, value: Any, in_list: bool = False) -> Any:
         if isinstance(value, list):
+            if in_list:     # role IN ((a, b)) is no SQL either
+                self.problem(path, "a list inside a list: a parameter's list holds texts, numbers or booleans; "
+                             "write them in one list, e.g. [admin, staff]")
+                return None
             if not value:   # role IN () is no SQL, and would select no user
                 self.problem(path, "an empty list matches no row; give it at least one value, or remove it")
-            return [self.param_value((*path, i), v) for i, v in enumerate(value)]
+            return [self.param_value((*path, i), v, in_list=True) for i, v in enumerate(value)]
         if isinstance(value, dict):
             self.problem(path, "a parameter value is a text, a number, a boolean or a list of them")
             return None
