@@ -26,7 +26,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from pipeline.errors import LoadError, MigrationError, ReconcileError, ValidationGateError
-from pipeline.settings import DEFAULT_LOCAL_PORT, Settings, is_loopback_url, load_settings
+from pipeline.settings import DEFAULT_LOCAL_PORT, Settings, is_loopback_url, load_settings, shown_url
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Move legacy users into Amazon Cognito user pools through CSV import jobs.")
@@ -139,12 +139,12 @@ def _target(settings: Settings, tenants: list[str], yes: bool, writes: bool = Tr
         settings.runs_dir.parent / "var", port=settings.target.local_port)
     if not is_loopback_url(endpoint):
         # a service on another machine gets the import files (every user's email, phone and name) as AWS would
-        _loudly(f"NOT THIS MACHINE: COGNITO_ENDPOINT_URL={escape(endpoint)}. " + (
+        _loudly(f"NOT THIS MACHINE: COGNITO_ENDPOINT_URL={escape(shown_url(endpoint))}. " + (
             "Import files (users' emails, phones, names) will be sent there." if writes
             else "Pools are looked up (or created) there."),
             None if yes else "Refusing to send users to a service on another host without --yes (or ARGS=--yes "
                              "with make); for the service on this machine use http://127.0.0.1:<port>.")
-    err.print(f"Target: local Cognito import service at {endpoint}", markup=False)
+    err.print(f"Target: local Cognito import service at {shown_url(endpoint)}", markup=False)
     aws_only = [name for name in ("COGNITO_USER_POOL_ID", "COGNITO_LOGS_ROLE_ARN") if os.environ.get(name, "").strip()]
     if aws_only:   # set for AWS, with COGNITO_TARGET forgotten or misspelt: this run does not go there
         err.print(f"[yellow]note: {' and '.join(aws_only)} {'is' if len(aws_only) == 1 else 'are'} set but not used: "

@@ -39,7 +39,7 @@ from botocore.config import Config
 from pipeline.errors import ConfigError, LoadError, TransientLoadError
 from pipeline.fanout import Pacer, interleave
 from pipeline.masking import scrub_text
-from pipeline.settings import LOCAL_LOGS_ROLE_ARN, TargetSettings
+from pipeline.settings import LOCAL_LOGS_ROLE_ARN, TargetSettings, shown_url
 
 RETRYABLE_CODES = frozenset(
     {
@@ -266,7 +266,7 @@ class CognitoTarget:
                 self.retry.sleep(self.retry.delay(attempt))
         if unreachable:
             client = getattr(getattr(fn, "__self__", None), "meta", None)
-            where = getattr(client, "endpoint_url", None) or self.endpoint_url or "the endpoint"
+            where = shown_url(getattr(client, "endpoint_url", None) or self.endpoint_url or "the endpoint")
             check = ("is the local Cognito service running there? `make migrate` starts one on its default "
                      "port; for another COGNITO_ENDPOINT_URL start it yourself (make serve-cognito PORT=...)"
                      if self.is_local else
@@ -374,8 +374,8 @@ class CognitoTarget:
             # the local service hands out URLs on its own host: one elsewhere (a real S3 bucket, another
             # machine) would carry every user's email, phone and name off this machine
             raise LoadError(
-                f"The local Cognito service at {self.endpoint_url} gave {path.name} an upload URL on another host "
-                f"({mask_url(presigned_url)}); nothing was sent. The local target uploads only to its own "
+                f"The local Cognito service at {shown_url(self.endpoint_url)} gave {path.name} an upload URL on "
+                f"another host ({mask_url(presigned_url)}); nothing was sent. The local target uploads only to its own "
                 "service: check that COGNITO_ENDPOINT_URL is this project's local service (make serve-cognito)."
             )
         size = path.stat().st_size

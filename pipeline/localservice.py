@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from pipeline.errors import ConfigError
-from pipeline.settings import DEFAULT_LOCAL_PORT
+from pipeline.settings import DEFAULT_LOCAL_PORT, shown_url
 
 # the service is on this machine: never through HTTP_PROXY / HTTPS_PROXY, which urllib would otherwise use for
 # 127.0.0.1 too (unless NO_PROXY names it); the proxy cannot reach our loopback, so the service looked down
@@ -72,7 +72,7 @@ def ensure_running(var_dir: Path, port: int = DEFAULT_LOCAL_PORT, wait_seconds: 
         if is_healthy(endpoint):
             return endpoint
         time.sleep(0.2)
-    raise ConfigError(f"The local Cognito service did not answer on {endpoint} within {wait_seconds:.0f} s; "
+    raise ConfigError(f"The local Cognito service did not answer on {shown_url(endpoint)} within {wait_seconds:.0f} s; "
                       f"see {var_dir / 'localcognito.log'}.")
 
 

@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from pipeline.errors import ConfigError
 
@@ -33,6 +33,15 @@ _REGION = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?", re.ASCII)
 
 # the hosts of AWS's own endpoints (commercial, China, the dual-stack api.aws)
 _AWS_DOMAINS = ("amazonaws.com", "amazonaws.com.cn", "api.aws")
+
+
+def shown_url(url: str) -> str:
+    """``url`` as a message shows it: a user name and password in it (``http://user:secret@host``) as
+    ``***``, since messages, logs and CI output are read by others."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
 
 
 def is_loopback_url(url: str) -> bool:

@@ -124,6 +124,15 @@ def test_connection_errors_are_retried_then_wrapped() -> None:
     assert "make serve-cognito" in str(caught.value) and "throttling" not in str(caught.value)
 
 
+def test_a_password_in_the_endpoint_url_is_not_shown() -> None:
+    target = CognitoTarget.from_settings(TargetSettings(), endpoint_url="http://bob:s3cret@127.0.0.1:9",
+                                         retry=RetryPolicy(max_attempts=1, sleep=Sleeps(), jitter=lambda: 0.0))
+    with pytest.raises(TransientLoadError) as caught:
+        target.get_csv_header("us-east-1_x")
+    assert "cannot reach http://***@127.0.0.1:9 after 1 attempts" in str(caught.value)
+    assert "s3cret" not in str(caught.value) and "bob" not in str(caught.value)
+
+
 def test_refusals_are_not_retried(target: CognitoTarget, tmp_path: Path) -> None:
     pool_id, header = new_pool(target)
     with pytest.raises(ResourceNotFound) as err:

@@ -126,6 +126,14 @@ def test_loopback_urls() -> None:
         assert not is_loopback_url(url)
 
 
+def test_a_url_is_shown_without_its_user_and_password() -> None:
+    from pipeline.settings import shown_url
+
+    assert shown_url("http://bob:s3cret@10.0.0.5:9229/x?y=1") == "http://***@10.0.0.5:9229/x?y=1"
+    assert shown_url("http://b%40b:p@ss@host") == "http://***@host"       # the last @ ends the user part
+    assert shown_url("http://127.0.0.1:9229") == "http://127.0.0.1:9229"
+
+
 def test_the_region_is_read_without_blanks_and_a_malformed_one_is_named() -> None:
     """botocore refuses a region with blanks or other characters with a traceback (InvalidRegionError), on the
     local target too when AWS_REGION holds it; a trailing blank also made the pool-region check say
