@@ -88,8 +88,8 @@ class Settings:
 
 
 def _number(env: dict[str, str], name: str, default: float, problems: list[str], *,
-            low: float = 0, high: float = float("inf"), hint: str = "a number of at least 0 (0 means no limit)"
-            ) -> float:
+            low: float = 0, high: float = float("inf"), hint: str = "a number of at least 0 (0 means no limit)",
+            whole: bool = False) -> float:
     raw = env.get(name, "")
     if raw == "":
         return default
@@ -97,7 +97,7 @@ def _number(env: dict[str, str], name: str, default: float, problems: list[str],
         value = float(raw)
     except ValueError:
         value = low - 1
-    if not low <= value <= high:
+    if not low <= value <= high or (whole and not value.is_integer()):   # a port of 9229.5 is no port
         problems.append(f"{name}={raw!r}: write {hint}")
         return default
     return value
@@ -148,7 +148,7 @@ def load_settings(env: dict[str, str] | None = None, root: Path = PROJECT_ROOT) 
                             "COGNITO_TARGET=aws (with COGNITO_REGION) and unset COGNITO_ENDPOINT_URL")
     rps = _number(env, "COGNITO_LIST_USERS_RPS", AWS_LIST_USERS_RPS if kind == "aws" else 0.0, problems)
     port = _number(env, "LOCAL_COGNITO_PORT", DEFAULT_LOCAL_PORT, problems, low=1, high=65535,
-                   hint="a port number from 1 to 65535")
+                   hint="a port number from 1 to 65535", whole=True)
     if problems:
         raise ConfigError("The environment does not describe a usable target:", problems)
     target = TargetSettings(

@@ -89,6 +89,10 @@ def test_bad_numbers_name_the_variable_and_the_fix() -> None:
         "LOCAL_COGNITO_PORT='99999': write a port number from 1 to 65535",
     ]
     assert load_settings({"LOCAL_COGNITO_PORT": "9400"}).target.local_port == 9400
+    with pytest.raises(ConfigError) as err:       # not cut to 9229
+        load_settings({"LOCAL_COGNITO_PORT": "9229.5"})
+    assert err.value.problems == ["LOCAL_COGNITO_PORT='9229.5': write a port number from 1 to 65535"]
+    assert load_settings({"LOCAL_COGNITO_PORT": "9400.0"}).target.local_port == 9400
 
 
 def test_the_final_checks_listing_is_paced_on_aws_only() -> None:
