@@ -170,16 +170,12 @@ def _lines(m: TenantMapping, legacy: pd.Series, hit: pd.Series, reason: Reason, 
     mask = hit.to_numpy(dtype=bool)
     n, rows = int(mask.sum()), pa.array(mask)
 
-    def text(column_or_constant: pd.Series | str) -> pd.arrays.ArrowStringArray:
-        if isinstance(column_or_constant, str):
-            arr = repeated_text(column_or_constant, n)
-        else:
-            arr = string_array(column_or_constant)
-        return pd.arrays.ArrowStringArray(arr)
+    def text(value: pa.Array | str) -> pd.arrays.ArrowStringArray:
+        return pd.arrays.ArrowStringArray(repeated_text(value, n) if isinstance(value, str) else value)
 
-    masked = mask_series(column, string_series(string_array(values).filter(rows)))
+    masked = string_array(mask_series(column, string_series(string_array(values).filter(rows))))
     return string_frame({
-        "legacy_id": text(string_series(string_array(legacy).filter(rows))),
+        "legacy_id": text(string_array(legacy).filter(rows)),
         "tenant": text(m.tenant),
         "reason": text(str(reason)),
         "column": text(column),

@@ -27,6 +27,7 @@ from pipeline.contract import MFA_ENABLED, USERNAME, VERIFIABLE, PoolContract
 from pipeline.errors import ConfigError
 from pipeline.masking import mask_series
 from pipeline.reasons import REJECT_COLUMNS, Reason
+from pipeline.validation.backend import passes_blank
 from pipeline.validation.duplicates import DuplicatesPolicy, DuplicateTracker, RowSource
 from pipeline.validation.schema import META_COLUMNS, STRING, build_schema, prepare_frame
 
@@ -76,8 +77,7 @@ class TenantValidator:
         self._rank = _check_order(self.schema)
         # the columns that no check of theirs can fail when left empty, and the schema without each
         # set of them found empty in a partition (a pool's unused attributes: the same set every time)
-        self._blank_passing = [name for name, column in self.schema.columns.items()
-                               if column.checks and all(getattr(c, "blank_passes", False) for c in column.checks)]
+        self._blank_passing = [name for name, column in self.schema.columns.items() if passes_blank(column)]
         self._without: dict[frozenset[str], pandera_pa.DataFrameSchema] = {}
         self._tracker = DuplicateTracker(contract, self.policy, rows)
 
